@@ -1,0 +1,20 @@
+//! ponder-core: the parts of test-time compute that need no I/O.
+//!
+//! Types, the [`Generator`] contract that every backend implements, outcome scorers,
+//! answer extraction and equivalence, and the strategies. Everything here runs on a
+//! deterministic generator in tests and unchanged on the engine or over HTTP.
+
+pub mod answer;
+pub mod generator;
+pub mod problem;
+pub mod scorer;
+pub mod strategy;
+pub mod testing;
+mod usage;
+
+pub use generator::{
+    derive_seed, BranchId, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
+    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession,
+};
+pub use problem::{Checker, GoldChecker, Message, Problem, Role};
+pub use usage::Usage;

@@ -1,0 +1,53 @@
+//! Best-of-N: score each of N samples with an outcome scorer, return the best.
+//! Budget unit: N samples + N scorer passes. Ties go to the lowest sample index.
+
+use async_trait::async_trait;
+
+use super::{draw, score, Ctx, Outcome, Strategy, StrategyError};
+use crate::generator::SamplingParams;
+use crate::{Message, Problem};
+
+#[derive(Debug, Clone)]
+pub struct BestOfN {
+    pub n_samples: usize,
+    pub sampling: SamplingParams,
+}
+
+#[async_trait]
+impl Strategy for BestOfN {
+    fn name(&self) -> &str {
+        "bon"
+    }
+    fn budget(&self) -> usize {
+        self.n_samples
+    }
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        if ctx.scorer.is_none() {
+            return Err(StrategyError::NeedsScorer(self.name().into()));
+        }
+        let (mut candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
+        let scorer_usage = score(problem, &mut candidates, ctx, self.name()).await?;
+        let best = argmax_score(&candidates);
+        Ok(Outcome {
+            strategy: self.name().into(),
+            answer: candidates[best].answer.clone(),
+            chosen: Some(best),
+            candidates,
+            votes: Vec::new(),
+            usage: usage + scorer_usage,
+            n_failed,
+            stopped_early: false,
+        })
+    }
+}
+
+/// Position of the highest-scoring candidate; the earliest wins ties.
+fn argmax_score(candidates: &[super::Candidate]) -> usize {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate() {
+        if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,41 @@
+//! Self-consistency (Wang et al. 2022, arXiv:2203.11171), maj@N.
+//! Budget unit: N samples.
+//! 1 sample N chains of thought  2 extract each final answer  3 group equivalent answers
+//! 4 return the largest group (ties: the group whose first member has the lowest index).
+
+use async_trait::async_trait;
+
+use super::{draw, position_of, tally, Ctx, Outcome, Strategy, StrategyError};
+use crate::generator::SamplingParams;
+use crate::{Message, Problem};
+
+#[derive(Debug, Clone)]
+pub struct SelfConsistency {
+    pub n_samples: usize,
+    pub sampling: SamplingParams,
+}
+
+#[async_trait]
+impl Strategy for SelfConsistency {
+    fn name(&self) -> &str {
+        "sc"
+    }
+    fn budget(&self) -> usize {
+        self.n_samples
+    }
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let (candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
+        let votes = tally(&candidates, false);
+        let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
+        Ok(Outcome {
+            strategy: self.name().into(),
+            answer: votes.first().map(|v| v.answer.clone()),
+            chosen: chosen.or(Some(0)),
+            candidates,
+            votes,
+            usage,
+            n_failed,
+            stopped_early: false,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! A deterministic generator for tests: samples are drawn from a fixed menu of texts by a
+//! seeded RNG. It exists so strategies can be tested without a model; it is never a stand-in
+//! for the engine in integration tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::generator::*;
+use crate::{Message, Usage};
+
+/// One possible sample text with its relative weight and per-token logprob.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub text: String,
+    pub weight: f64,
+    pub logprob: f32,
+}
+
+impl Choice {
+    pub fn new(text: impl Into<String>, weight: f64, logprob: f32) -> Self {
+        Self { text: text.into(), weight, logprob }
+    }
+}
+
+/// Draws each sample from `choices` with `derive_seed(seed, index)`; a token is a word.
+#[derive(Clone)]
+pub struct ScriptedGenerator {
+    choices: Arc<Vec<Choice>>,
+    /// Samples whose generation started (cancelled ones included).
+    started: Arc<AtomicUsize>,
+    /// Sample indices that fail (partial-failure tests).
+    failing: Arc<Vec<usize>>,
+}
+
+impl ScriptedGenerator {
+    pub fn new(choices: Vec<Choice>) -> Self {
+        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default() }
+    }
+
+    /// Makes the samples with these indices fail.
+    pub fn failing(mut self, indices: Vec<usize>) -> Self {
+        self.failing = Arc::new(indices);
+        self
+    }
+
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    fn pick(&self, seed: u64) -> &Choice {
+        let total: f64 = self.choices.iter().map(|c| c.weight).sum();
+        let mut x = ChaCha8Rng::seed_from_u64(seed).gen::<f64>() * total;
+        for c in self.choices.iter() {
+            if x < c.weight {
+                return c;
+            }
+            x -= c.weight;
+        }
+        self.choices.last().expect("a scripted generator has at least one choice")
+    }
+}
+
+fn n_words(s: &str) -> usize {
+    s.split_whitespace().count()
+}
+
+fn prompt_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| n_words(&m.content) as u64).sum()
+}
+
+#[async_trait]
+impl Generator for ScriptedGenerator {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo { backend: "scripted".into(), model: "scripted".into(), context_len: 1 << 20, n_params: 0 }
+    }
+
+    async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
+        req.params.validate()?;
+        if req.n == 0 {
+            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
+        }
+        let cancel = CancelToken::default();
+        let me = self.clone();
+        let token = cancel.clone();
+        let mut usage = Usage { prompt_computed: prompt_tokens(&req.messages), ..Usage::default() };
+        // Samples are produced lazily, one per poll, so cancellation is observable.
+        let indices = req.first_index..req.first_index + req.n;
+        let stream = futures::stream::iter(indices.map(Some).chain(std::iter::once(None))).filter_map(move |i| {
+            let me = me.clone();
+            let token = token.clone();
+            let params = req.params.clone();
+            let ev = match i {
+                _ if token.is_cancelled() && i.is_some() => None,
+                Some(index) => {
+                    me.started.fetch_add(1, Ordering::SeqCst);
+                    if me.failing.contains(&index) {
+                        Some(GenEvent::Failed { index, error: GenError::Backend(format!("scripted failure of sample {index}")) })
+                    } else {
+                        let c = me.pick(derive_seed(params.seed, index as u64));
+                        let n = n_words(&c.text).max(1);
+                        usage.completion += n as u64;
+                        Some(GenEvent::Sample(Sample {
+                            index,
+                            text: c.text.clone(),
+                            n_tokens: n,
+                            token_logprobs: vec![c.logprob; n],
+                            finish: FinishReason::Eos,
+                        }))
+                    }
+                }
+                None => Some(GenEvent::Done(usage)),
+            };
+            futures::future::ready(ev)
+        });
+        Ok(SampleStream::new(stream, cancel))
+    }
+
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        let usage = Usage { prompt_computed: prompt_tokens(messages), ..Usage::default() };
+        let mut branches = HashMap::new();
+        branches.insert(0, ScriptedBranch { seed, done: String::new(), text: None });
+        Ok(Box::new(ScriptedSession { generator: self.clone(), branches, next_id: 1, usage }))
+    }
+}
+
+struct ScriptedBranch {
+    seed: u64,
+    /// Text generated so far.
+    done: String,
+    /// The full text this branch is heading for, picked at its first step.
+    text: Option<String>,
+}
+
+/// Step-wise session over scripted texts: a branch commits to a text at its first step
+/// among those that extend what it has so far, then reveals one step per `extend`.
+pub struct ScriptedSession {
+    generator: ScriptedGenerator,
+    branches: HashMap<BranchId, ScriptedBranch>,
+    next_id: BranchId,
+    usage: Usage,
+}
+
+#[async_trait]
+impl StepSession for ScriptedSession {
+    fn root(&self) -> BranchId {
+        0
+    }
+
+    async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
+        let parent = self.branches.get(&branch).ok_or(GenError::UnknownBranch(branch))?;
+        let (seed, done) = (parent.seed, parent.done.clone());
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.branches.insert(id, ScriptedBranch { seed: derive_seed(seed, id), done: done.clone(), text: None });
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
+        let mut out = Vec::with_capacity(branches.len());
+        for &id in branches {
+            let gen = self.generator.clone();
+            let b = self.branches.get_mut(&id).ok_or(GenError::UnknownBranch(id))?;
+            if b.text.is_none() {
+                let fitting: Vec<Choice> =
+                    gen.choices.iter().filter(|c| c.text.starts_with(&b.done)).cloned().collect();
+                let text = if fitting.is_empty() {
+                    b.done.clone()
+                } else {
+                    ScriptedGenerator::new(fitting).pick(b.seed).text.clone()
+                };
+                b.text = Some(text);
+            }
+            let full = b.text.as_deref().unwrap_or_default();
+            let rest = &full[b.done.len()..];
+            let (step, finish) = match params.delimiter.as_deref().and_then(|d| rest.find(d).map(|p| (p, d))) {
+                Some((p, d)) if p + d.len() < rest.len() => (&rest[..p + d.len()], FinishReason::StepEnd),
+                _ => (rest, FinishReason::Eos),
+            };
+            let step = step.to_string();
+            let n = n_words(&step).max(1);
+            b.done.push_str(&step);
+            self.usage.completion += n as u64;
+            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], finish });
+        }
+        Ok(out)
+    }
+
+    async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
+        // A token is a word, as in `n_words`: cut where word `n_tokens + 1` starts, so runs of
+        // whitespace such as the "\n\n" step delimiter do not count as tokens.
+        let done = &b.done;
+        let cut = done
+            .char_indices()
+            .filter(|&(i, c)| !c.is_whitespace() && done[..i].chars().next_back().is_none_or(char::is_whitespace))
+            .nth(n_tokens)
+            .map_or(done.len(), |(i, _)| i);
+        b.done.truncate(cut);
+        b.text = None;
+        Ok(())
+    }
+
+    async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
+        for id in branches {
+            self.branches.remove(id).ok_or(GenError::UnknownBranch(*id))?;
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}

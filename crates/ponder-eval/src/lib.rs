@@ -1,0 +1,147 @@
+//! ponder-eval: datasets and evaluation.
+//!
+//! A [`Dataset`] is problems plus the checker that grades answers to them. [`load`] turns
+//! a spec such as `gsm8k` or `arith:3` into one, and [`prompt`] turns a problem into
+//! messages. Data is compiled in (`include_str!`) or generated, so loading does no I/O.
+
+mod error;
+mod prompt;
+pub mod tasks;
+
+use std::fmt;
+use std::sync::Arc;
+
+use ponder_core::answer::NumericEquivalence;
+use ponder_core::{Checker, GoldChecker, Problem};
+
+pub use error::Error;
+pub use prompt::{prompt, PromptStyle};
+
+/// The specs [`load`] understands, for error messages and `--help`.
+pub const KNOWN_SPECS: &str = "gsm8k, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
+
+/// Generated problems per `arith` dataset unless the spec gives a count.
+pub const DEFAULT_GENERATED: usize = 500;
+
+/// The most problems one `arith` spec may ask for.
+pub const MAX_GENERATED: usize = 100_000;
+
+/// The `arith` level when the spec gives none.
+pub const DEFAULT_ARITH_LEVEL: u32 = 2;
+
+/// Problems and the checker that grades answers to them.
+#[derive(Clone)]
+pub struct Dataset {
+    /// The canonical spec: `gsm8k`, `arith:2`.
+    pub name: String,
+    pub problems: Vec<Problem>,
+    pub checker: Arc<dyn Checker>,
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("n_problems", &self.problems.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The dataset named by `spec` (see [`KNOWN_SPECS`]). `seed` picks the generated problems
+/// of `arith`; `gsm8k` ignores it and keeps the file's order.
+pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
+    let spec = spec.trim();
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts.as_slice() {
+        ["gsm8k"] => Ok(Dataset { name: "gsm8k".into(), problems: tasks::gsm8k::test()?, checker: exact_checker() }),
+        ["arith"] => arith(DEFAULT_ARITH_LEVEL, DEFAULT_GENERATED, seed),
+        ["arith", level] => arith(parse_level(level)?, DEFAULT_GENERATED, seed),
+        ["arith", level, count] => arith(parse_level(level)?, parse_count(count)?, seed),
+        _ => Err(Error::UnknownDataset { spec: spec.to_string() }),
+    }
+}
+
+fn arith(level: u32, count: usize, seed: u64) -> Result<Dataset, Error> {
+    Ok(Dataset {
+        name: format!("arith:{level}"),
+        problems: tasks::arith::generate(level, seed, count)?,
+        checker: exact_checker(),
+    })
+}
+
+/// Both task families have integer golds; numeric equivalence then is integer equality
+/// that accepts `1,234`, `$12` and `12 apples`.
+fn exact_checker() -> Arc<dyn Checker> {
+    Arc::new(GoldChecker(NumericEquivalence))
+}
+
+fn parse_level(level: &str) -> Result<u32, Error> {
+    level
+        .trim()
+        .parse()
+        .ok()
+        .filter(|l| tasks::arith::LEVELS.contains(l))
+        .ok_or_else(|| Error::LevelOutOfRange { level: level.to_string() })
+}
+
+fn parse_count(count: &str) -> Result<usize, Error> {
+    count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| (1..=MAX_GENERATED).contains(c))
+        .ok_or_else(|| Error::CountOutOfRange { count: count.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ponder_core::answer::extract_answer;
+
+    fn check_err(spec: &str, expected: &str) {
+        let err = load(spec, 0).expect_err(spec);
+        assert_eq!(err.to_string(), expected, "spec: {spec:?}");
+    }
+
+    #[test]
+    fn specs() {
+        let d = load("arith", 7).unwrap();
+        assert_eq!((d.name.as_str(), d.problems.len()), ("arith:2", DEFAULT_GENERATED));
+        assert!(d.problems.iter().all(|p| p.level == Some(2)));
+        let d = load("arith:4", 7).unwrap();
+        assert_eq!((d.name.as_str(), d.problems.len()), ("arith:4", DEFAULT_GENERATED));
+        let d = load("arith:1:12", 7).unwrap();
+        assert_eq!((d.name.as_str(), d.problems.len()), ("arith:1", 12));
+        assert_eq!(d.problems[3].id, "arith-l1/7/3");
+        let d = load(" gsm8k ", 7).unwrap();
+        assert_eq!((d.name.as_str(), d.problems.len()), ("gsm8k", tasks::gsm8k::N_TEST));
+    }
+
+    #[test]
+    fn load_errors_name_the_bad_value() {
+        let known = format!("known: {KNOWN_SPECS}");
+        check_err("math500", &format!("unknown dataset `math500`; {known}"));
+        check_err("", &format!("unknown dataset ``; {known}"));
+        check_err("arith:1:2:3", &format!("unknown dataset `arith:1:2:3`; {known}"));
+        check_err("arith:0", "arith level must be an integer from 1 to 5, got `0`");
+        check_err("arith:6", "arith level must be an integer from 1 to 5, got `6`");
+        check_err("arith:x", "arith level must be an integer from 1 to 5, got `x`");
+        check_err("arith:2:0", "arith problem count must be an integer from 1 to 100000, got `0`");
+        check_err("arith:2:many", "arith problem count must be an integer from 1 to 100000, got `many`");
+    }
+
+    #[test]
+    fn checkers_grade_by_value() {
+        for spec in ["gsm8k", "arith:3:20"] {
+            let d = load(spec, 1).unwrap();
+            for p in &d.problems {
+                let gold: i64 = p.gold.parse().unwrap();
+                let said = extract_answer(&format!("So the total is {}. The answer is {gold}.", gold + 3));
+                assert!(d.checker.is_correct(p, said.as_deref()), "{}", p.id);
+                assert!(d.checker.is_correct(p, Some(&gold.to_string())), "{}", p.id);
+                assert!(!d.checker.is_correct(p, Some(&(gold + 1).to_string())), "{}", p.id);
+                assert!(!d.checker.is_correct(p, None), "{}", p.id);
+            }
+        }
+    }
+}

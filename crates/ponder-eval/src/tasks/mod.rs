@@ -1,0 +1,4 @@
+//! The task families: vendored benchmarks and generated tasks.
+
+pub mod arith;
+pub mod gsm8k;

@@ -1,0 +1,176 @@
+//! `ponder bench`: measurements written as JSON and summarised in BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ponder_core::{Generator, Message, SampleRequest, SamplingParams};
+use ponder_engine::{raw, Engine};
+use serde::Serialize;
+
+use crate::common::{self, ModelArgs};
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Prefill and batched-decode throughput of the engine against raw llama.cpp calls
+    Engine {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Parallel sequences to measure
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+        seqs: Vec<usize>,
+        /// Prompt length in tokens (approximately)
+        #[arg(long, default_value_t = 256)]
+        prompt_tokens: usize,
+        /// Tokens generated per sequence
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        /// Runs per configuration and path; the best is kept
+        #[arg(long, default_value_t = 2)]
+        repeats: usize,
+        /// JSON results go here
+        #[arg(long, default_value = "bench/engine.json")]
+        out: PathBuf,
+        /// Update the engine section of this Markdown file
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+}
+
+#[derive(Serialize)]
+struct Row {
+    n_seqs: usize,
+    raw_prefill_tok_s: f64,
+    engine_prefill_tok_s: f64,
+    raw_decode_tok_s: f64,
+    engine_decode_tok_s: f64,
+    decode_ratio: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    threads: i32,
+    rows: Vec<Row>,
+}
+
+pub fn run(c: Command) -> Result<()> {
+    let Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown } = c;
+    if seqs.is_empty() || seqs.contains(&0) {
+        anyhow::bail!("--seqs needs positive counts, got {seqs:?}");
+    }
+    let engine = model.load()?;
+    let cfg = model.engine_config();
+    let rt = common::runtime()?;
+    let mut rows = Vec::new();
+    let mut nonce = 0u64;
+    for &n in &seqs {
+        let (mut best_raw, mut best_eng) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+        for _ in 0..repeats.max(1) {
+            nonce += 1;
+            let text = prompt_text(nonce, prompt_tokens, &engine);
+            let tokens = engine.tokenize(&text);
+            let r = raw::run(engine.model(), &cfg, &tokens, n, gen_tokens, 0.7, nonce as u32)?;
+            best_raw = (best_raw.0.max(r.prefill_tok_s()), best_raw.1.max(r.decode_tok_s()));
+            nonce += 1;
+            let e = rt.block_on(engine_run(&engine, nonce, prompt_tokens, n, gen_tokens))?;
+            best_eng = (best_eng.0.max(e.0), best_eng.1.max(e.1));
+        }
+        let row = Row {
+            n_seqs: n,
+            raw_prefill_tok_s: best_raw.0,
+            engine_prefill_tok_s: best_eng.0,
+            raw_decode_tok_s: best_raw.1,
+            engine_decode_tok_s: best_eng.1,
+            decode_ratio: best_eng.1 / best_raw.1,
+        };
+        eprintln!(
+            "n={n:>3}  decode tok/s raw {:>7.1} engine {:>7.1} ({:.0}%)  prefill tok/s raw {:>6.1} engine {:>6.1}",
+            row.raw_decode_tok_s,
+            row.engine_decode_tok_s,
+            100.0 * row.decode_ratio,
+            row.raw_prefill_tok_s,
+            row.engine_prefill_tok_s
+        );
+        rows.push(row);
+    }
+    let report = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    let table = markdown_table(&report);
+    println!("{table}");
+    update_markdown(&markdown, "engine", &table)?;
+    println!("wrote {} and the engine section of {}", out.display(), markdown.display());
+    Ok(())
+}
+
+/// A prompt of about `n_tokens` tokens that no earlier run shares a prefix with.
+fn prompt_text(nonce: u64, n_tokens: usize, engine: &Engine) -> String {
+    let mut text = format!("Run {nonce}. Here is a story about numbers.");
+    let filler = " The river carried seven boats past the old mill, and each boat held three crates of apples.";
+    while engine.tokenize(&text).len() < n_tokens {
+        text.push_str(filler);
+    }
+    text
+}
+
+/// (prefill tok/s, decode tok/s) through the engine's public contract.
+async fn engine_run(engine: &Engine, nonce: u64, prompt_tokens: usize, n: usize, gen: usize) -> Result<(f64, f64)> {
+    // Prefill alone: one sample of one token is sampled from the prompt's logits, no decode.
+    let one = |nonce: u64, n: usize, max_tokens: u32| SampleRequest {
+        messages: vec![Message::user(prompt_text(nonce, prompt_tokens, engine))],
+        n,
+        params: SamplingParams { max_tokens, ignore_eos: true, seed: nonce, ..SamplingParams::default() },
+        first_index: 0,
+    };
+    let t = Instant::now();
+    let got = engine.sample(one(nonce + 1_000_000, 1, 1)).await?.collect().await?;
+    let prefill_s = t.elapsed().as_secs_f64();
+    let prefill_tok_s = got.usage.prompt_computed as f64 / prefill_s;
+    // Prefill + `gen` decode steps; the prefill part is subtracted.
+    let t = Instant::now();
+    let got = engine.sample(one(nonce, n, gen as u32 + 1)).await?.collect().await?;
+    let total_s = t.elapsed().as_secs_f64();
+    let decode_s = (total_s - prefill_s).max(1e-9);
+    anyhow::ensure!(got.samples.len() == n, "engine returned {} of {n} samples", got.samples.len());
+    Ok((prefill_tok_s, (n * gen) as f64 / decode_s))
+}
+
+fn markdown_table(r: &Report) -> String {
+    let mut s = format!(
+        "Model `{}`, prompt ≈{} tokens, {} tokens generated per sequence, {} threads, best of repeats.\n\n",
+        r.model, r.prompt_tokens, r.gen_tokens, r.threads
+    );
+    s.push_str("| parallel seqs | raw decode tok/s | engine decode tok/s | engine / raw | raw prefill tok/s | engine prefill tok/s |\n");
+    s.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    for row in &r.rows {
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.0}% | {:.1} | {:.1} |\n",
+            row.n_seqs,
+            row.raw_decode_tok_s,
+            row.engine_decode_tok_s,
+            100.0 * row.decode_ratio,
+            row.raw_prefill_tok_s,
+            row.engine_prefill_tok_s
+        ));
+    }
+    s
+}
+
+/// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, appending
+/// the section if it is missing.
+pub fn update_markdown(path: &std::path::Path, name: &str, body: &str) -> Result<()> {
+    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let section = format!("{open}\n{body}{close}");
+    let new = match (old.find(&open), old.find(&close)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + close.len()..]),
+        _ => format!("{old}\n{section}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod eval;
+pub mod models;
+pub mod solve;

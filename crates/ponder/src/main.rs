@@ -1,0 +1,52 @@
+//! The `ponder` command: parses flags and calls the crates. Nothing else lives here.
+
+mod cmd;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ponder", version, about = "Test-time compute for small open models: sample, verify, vote, stop early")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer one question with a strategy and print the answer, the votes and the cost.
+    Solve(cmd::solve::Args),
+    /// Run a strategy over a dataset and print accuracy and cost.
+    Eval(cmd::eval::Args),
+    /// List or fetch models.
+    #[command(subcommand)]
+    Models(cmd::models::Command),
+    /// Measure the engine.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PONDER_LOG").unwrap_or_else(|_| "warn,llama_cpp_2=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Solve(a) => cmd::solve::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Models(c) => cmd::models::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ponder: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
