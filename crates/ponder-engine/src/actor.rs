@@ -97,6 +97,8 @@ struct Seq {
 
 struct Job {
     remaining: usize,
+    /// KV cells held back for this job (see [`kv_need`]).
+    reserved: usize,
     usage: Usage,
     events: mpsc::UnboundedSender<GenEvent>,
     cancel: CancelToken,
@@ -127,6 +129,8 @@ pub(crate) struct Limits {
     pub n_batch: usize,
     pub n_seq_max: usize,
     pub n_ctx_seq: usize,
+    /// KV cells in the unified cache, shared by all sequences.
+    pub n_ctx: usize,
     pub cache_entries: usize,
 }
 
@@ -143,6 +147,8 @@ pub(crate) struct Actor<'m> {
     waiting: VecDeque<Box<SampleJob>>,
     next_id: u64,
     clock: u64,
+    /// KV cells reserved by running sample jobs.
+    reserved: usize,
 }
 
 /// A slot of the batch: tokens fed once for `members`.
@@ -169,34 +175,31 @@ impl<'m> Actor<'m> {
             waiting: VecDeque::new(),
             next_id: 1,
             clock: 0,
+            reserved: 0,
         }
     }
 
     pub fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         loop {
+            // Waiting jobs are admitted whenever something may have freed room: after
+            // commands and after every step.
+            self.admit_waiting();
             if !self.busy() {
                 match rx.blocking_recv() {
                     Some(cmd) => self.handle(cmd),
                     None => return,
                 }
+                continue;
             }
             loop {
                 match rx.try_recv() {
                     Ok(cmd) => self.handle(cmd),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        if !self.busy() {
-                            return;
-                        }
-                        break;
-                    }
+                    Err(_) => break,
                 }
             }
             self.reap_cancelled();
             self.admit_waiting();
-            if self.busy() {
-                self.step();
-            }
+            self.step();
         }
     }
 
@@ -356,23 +359,39 @@ impl<'m> Actor<'m> {
     }
 
     fn admit_waiting(&mut self) {
-        while let Some(job) = self.waiting.pop_front() {
-            if job.cancel.is_cancelled() || job.events.is_closed() {
+        // Jobs cancelled while queued end at once, wherever they stand in the queue.
+        self.waiting.retain(|job| {
+            let dead = job.cancel.is_cancelled() || job.events.is_closed();
+            if dead {
                 let _ = job.events.send(GenEvent::Done(Usage::default()));
-                continue;
             }
+            !dead
+        });
+        while let Some(job) = self.waiting.pop_front() {
             if self.free.len() < job.n + 1 {
                 self.evict_cache(job.n + 1);
             }
-            if self.free.len() < job.n + 1 {
+            // Admit only what fits in the KV cache at its longest, so a running job never
+            // fails for want of cells; cached prefixes give way first.
+            let need = kv_need(job.prompt.len(), job.n, job.params.max_tokens as usize, self.limits.n_ctx_seq);
+            while self.reserved + need + self.cache_cells() > self.limits.n_ctx && !self.cache.is_empty() {
+                self.evict_one_cache_entry();
+            }
+            let fits = self.reserved + need + self.cache_cells() <= self.limits.n_ctx || self.reserved == 0;
+            if self.free.len() < job.n + 1 || !fits {
                 self.waiting.push_front(job);
                 return;
             }
-            self.start_job(*job);
+            self.reserved += need;
+            self.start_job(*job, need);
         }
     }
 
-    fn start_job(&mut self, job: SampleJob) {
+    fn cache_cells(&self) -> usize {
+        self.cache.iter().map(|e| self.seqs[&e.seq].tokens.len()).sum()
+    }
+
+    fn start_job(&mut self, job: SampleJob, reserved: usize) {
         let id = self.fresh_id();
         let p = job.prompt.len();
         let root = self.alloc().expect("admission checked free ids");
@@ -388,7 +407,7 @@ impl<'m> Actor<'m> {
         let usage = Usage { prompt_reused: (job.n * p - (p - reused)) as u64, ..Usage::default() };
         self.jobs.insert(
             id,
-            Job { remaining: job.n, usage, events: job.events, cancel: job.cancel, started: Instant::now() },
+            Job { remaining: job.n, reserved, usage, events: job.events, cancel: job.cancel, started: Instant::now() },
         );
         let params = Arc::new(job.params);
         for i in 0..job.n {
@@ -548,6 +567,7 @@ impl<'m> Actor<'m> {
             self.free_seq(s);
         }
         if let Some(mut job) = self.jobs.remove(&id) {
+            self.reserved -= job.reserved;
             job.usage.wall_ms = job.started.elapsed().as_millis() as u64;
             let _ = job.events.send(GenEvent::Done(job.usage));
         }
@@ -782,6 +802,12 @@ impl<'m> Actor<'m> {
         let steps = p.order.iter().map(|b| p.done.remove(b).expect("every branch finished")).collect();
         let _ = p.reply.send(Ok((steps, session.usage)));
     }
+}
+
+/// KV cells a sample job needs at most: its prompt once (shared) plus every sample at
+/// full length.
+pub(crate) fn kv_need(prompt: usize, n: usize, max_tokens: usize, n_ctx_seq: usize) -> usize {
+    prompt + n * max_tokens.min(n_ctx_seq.saturating_sub(prompt))
 }
 
 impl Run {

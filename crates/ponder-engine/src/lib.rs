@@ -91,6 +91,8 @@ struct Inner {
     format: ChatFormat,
     info: GeneratorInfo,
     n_ctx_seq: usize,
+    /// KV cells shared by all sequences.
+    n_ctx: usize,
     n_seq_max: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -160,13 +162,15 @@ impl Engine {
                     n_batch: cfg.n_batch as usize,
                     n_seq_max: cfg.n_seq_max as usize,
                     n_ctx_seq: n_ctx.min(n_ctx_train),
+                    n_ctx,
                     cache_entries: cfg.prefix_cache_entries,
                 };
-                let _ = ready_tx.send(Ok(limits.n_ctx_seq));
+                let _ = ready_tx.send(Ok((limits.n_ctx_seq, n_ctx)));
                 Actor::new(&actor_model, ctx, limits).run(rx);
             })
             .map_err(|e| EngineError::Backend(e.to_string()))?;
-        let n_ctx_seq = ready_rx.recv().map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
+        let (n_ctx_seq, n_ctx) =
+            ready_rx.recv().map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
         let info = GeneratorInfo { backend: "engine".into(), model: name, context_len: n_ctx_seq, n_params: model.n_params() };
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -175,6 +179,7 @@ impl Engine {
                 format,
                 info,
                 n_ctx_seq,
+                n_ctx,
                 n_seq_max: config.n_seq_max as usize,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -262,6 +267,17 @@ impl Generator for Engine {
             )));
         }
         let prompt = self.prompt_tokens(&req.messages)?;
+        let need = actor::kv_need(prompt.len(), req.n, req.params.max_tokens as usize, self.inner.n_ctx_seq);
+        if need > self.inner.n_ctx {
+            return Err(GenError::InvalidRequest(format!(
+                "{} samples of up to {} tokens after a {}-token prompt need {need} KV cells but the engine has {}: \
+                 lower n or max_tokens, or raise the context (--ctx)",
+                req.n,
+                req.params.max_tokens,
+                prompt.len(),
+                self.inner.n_ctx
+            )));
+        }
         let (events, rx) = mpsc::unbounded_channel();
         let cancel = CancelToken::default();
         let job = SampleJob { prompt, n: req.n, first_index: req.first_index, params: req.params, cancel: cancel.clone(), events };

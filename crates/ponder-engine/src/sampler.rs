@@ -36,8 +36,22 @@ fn argmax(logits: &[f32]) -> usize {
 
 fn sample(logits: &[f32], max: f32, params: &SamplingParams, rng: &mut ChaCha8Rng) -> usize {
     let inv_t = 1.0 / params.temperature;
+    let weight = |l: f32| ((l - max) * inv_t).exp();
+    if params.top_k == 0 && params.top_p >= 1.0 && params.min_p <= 0.0 {
+        // Plain temperature sampling: two passes over the logits, no allocation.
+        let total: f32 = logits.iter().map(|&l| weight(l)).sum();
+        let mut x = rng.gen::<f32>() * total;
+        for (i, &l) in logits.iter().enumerate() {
+            let w = weight(l);
+            if x < w {
+                return i;
+            }
+            x -= w;
+        }
+        return argmax(logits);
+    }
     // (token, probability before normalisation), most likely first once truncated.
-    let mut cand: Vec<(usize, f32)> = logits.iter().enumerate().map(|(i, &l)| (i, ((l - max) * inv_t).exp())).collect();
+    let mut cand: Vec<(usize, f32)> = logits.iter().enumerate().map(|(i, &l)| (i, weight(l))).collect();
     let by_prob_desc = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let k = params.top_k as usize;
     if k > 0 && k < cand.len() {

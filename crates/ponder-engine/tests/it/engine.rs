@@ -235,3 +235,44 @@ fn smollm2_uses_its_chat_template() {
     let text = engine.render(&question()).unwrap();
     assert!(text.contains("<|im_start|>user\n") && text.ends_with("<|im_start|>assistant\n"), "{text}");
 }
+
+#[test]
+fn gemma_base_model_takes_plain_prompts() {
+    let engine = Engine::load(model_path("gemma3-270m"), uncached()).expect("Gemma-3-270M loads");
+    assert!(!engine.format().has_template(), "the base model has no chat template");
+    let messages = vec![Message::user("Question: What is 2 + 3?\nAnswer:")];
+    assert_eq!(engine.render(&messages).unwrap(), "Question: What is 2 + 3?\nAnswer:");
+    let prompt_len = engine.tokenize(&engine.render(&messages).unwrap()).len() as u64;
+    let got = block(async {
+        engine.sample(SampleRequest { messages, n: 4, params: sampled(11, 12), first_index: 0 }).await?.collect().await
+    })
+    .unwrap();
+    assert_eq!(got.samples.len(), 4);
+    assert!(got.samples.iter().any(|s| !s.text.trim().is_empty()), "{:?}", got.samples);
+    assert_eq!(got.usage.prompt_computed, prompt_len);
+}
+
+#[test]
+fn requests_beyond_the_kv_cache_wait_instead_of_failing() {
+    let engine = smol(EngineConfig { n_ctx: 1024, ..uncached() });
+    let too_big = SamplingParams { ignore_eos: true, ..sampled(1, 400) };
+    let err = block(engine.sample(req(4, too_big))).err().unwrap();
+    assert!(err.to_string().contains("KV cells"), "{err}");
+    // Each request needs about 60 + 4 * 100 cells: at most two fit at once; all complete.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let results: Vec<_> = rt.block_on(async {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let e = engine.clone();
+                let p = SamplingParams { ignore_eos: true, ..sampled(i, 100) };
+                tokio::spawn(async move { e.sample(req(4, p)).await?.collect().await })
+            })
+            .collect();
+        futures::future::join_all(handles).await
+    });
+    for r in results {
+        let got = r.unwrap().unwrap();
+        assert_eq!(got.samples.len(), 4, "failures: {:?}", got.failures);
+        assert!(got.samples.iter().all(|s| s.n_tokens == 100));
+    }
+}
