@@ -10,6 +10,7 @@ pub mod problem;
 pub mod scorer;
 pub mod strategy;
 pub mod testing;
+pub mod verifier;
 mod usage;
 
 pub use generator::{

@@ -109,7 +109,7 @@ pub fn strategy(name: &str, budget: usize, sampling: &SamplingParams) -> Result<
 pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;
 
 pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer }
+    Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, verifier: None }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -92,6 +92,7 @@ impl Strategy for AdaptiveSelfConsistency {
             usage,
             n_failed,
             stopped_early,
+            abstained: false,
         })
     }
 }

@@ -37,6 +37,7 @@ impl Strategy for BestOfN {
             usage: usage + scorer_usage,
             n_failed,
             stopped_early: false,
+            abstained: false,
         })
     }
 }

@@ -5,6 +5,7 @@ mod adaptive_sc;
 mod best_of_n;
 mod self_consistency;
 mod single;
+mod verified_resampling;
 mod voting;
 mod weighted_best_of_n;
 
@@ -17,12 +18,14 @@ pub use adaptive_sc::{leader_stays_probability, AdaptiveSelfConsistency};
 pub use best_of_n::BestOfN;
 pub use self_consistency::SelfConsistency;
 pub use single::Single;
+pub use verified_resampling::VerifiedResampling;
 pub use voting::{tally, Vote};
 pub use weighted_best_of_n::WeightedBestOfN;
 
 use crate::answer::Equivalence;
 use crate::generator::{FinishReason, GenError, Generator, Sample, SampleRequest, SamplingParams};
 use crate::scorer::{self, OutcomeScorer, ScoreError};
+use crate::verifier::Verifier;
 use crate::{Message, Problem, Usage};
 
 /// One complete candidate solution with its extracted answer.
@@ -56,6 +59,10 @@ pub struct Outcome {
     pub n_failed: usize,
     /// Stopped before spending the whole budget.
     pub stopped_early: bool,
+    /// Gave no answer on purpose (verified resampling found no passing sample); counted
+    /// apart from wrong answers.
+    #[serde(default)]
+    pub abstained: bool,
 }
 
 impl Outcome {
@@ -70,6 +77,7 @@ pub struct Ctx<'a> {
     pub equivalence: &'a dyn Equivalence,
     pub extract: fn(&str) -> Option<String>,
     pub scorer: Option<&'a dyn OutcomeScorer>,
+    pub verifier: Option<&'a dyn Verifier>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -80,6 +88,8 @@ pub enum StrategyError {
     InvalidBudget(usize),
     #[error("strategy {0} needs a scorer")]
     NeedsScorer(String),
+    #[error("strategy {0} needs a verifier")]
+    NeedsVerifier(String),
     #[error("every sample failed ({0} attempted): insufficient_candidates")]
     InsufficientCandidates(usize),
     #[error(transparent)]
@@ -97,7 +107,7 @@ pub trait Strategy: Send + Sync {
 }
 
 /// The strategies `build` knows.
-pub const STRATEGIES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon"];
+pub const STRATEGIES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"];
 
 /// Builds a strategy by name.
 pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
@@ -110,6 +120,7 @@ pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<
         "adaptive-sc" => Box::new(AdaptiveSelfConsistency::new(budget, sampling)),
         "bon" => Box::new(BestOfN { n_samples: budget, sampling }),
         "weighted-bon" => Box::new(WeightedBestOfN { n_samples: budget, sampling }),
+        "verify-resample" => Box::new(VerifiedResampling::new(budget, sampling)),
         _ => {
             return Err(StrategyError::UnknownStrategy { name: name.into(), known: STRATEGIES.join(", ") });
         }

@@ -36,6 +36,7 @@ impl Strategy for SelfConsistency {
             usage,
             n_failed,
             stopped_early: false,
+            abstained: false,
         })
     }
 }

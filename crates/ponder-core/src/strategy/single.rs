@@ -31,6 +31,7 @@ impl Strategy for Single {
             usage,
             n_failed,
             stopped_early: false,
+            abstained: false,
         })
     }
 }

@@ -72,7 +72,7 @@ fn menu_lp(items: &[(&str, f64, f32)]) -> Vec<Choice> {
 }
 
 fn ctx<'a>(generator: &'a ScriptedGenerator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &Lower, extract: after_answer, scorer }
+    Ctx { generator, equivalence: &Lower, extract: after_answer, scorer, verifier: None }
 }
 
 /// The samples `n` draws under `seed` on a fresh generator, read straight off its stream.
@@ -131,7 +131,10 @@ fn run_on(
     gold: &str,
 ) -> Result<Outcome, StrategyError> {
     let strategy = build(name, budget, sampling(seed)).expect("a known strategy with budget >= 1 builds");
-    block_on(strategy.solve(&problem(gold), &messages(), &ctx(generator, scorer)))
+    // verify-resample passes nothing, so it draws its whole budget like the others.
+    let verifier = AcceptAnswers(Vec::new());
+    let ctx = Ctx { verifier: Some(&verifier), ..ctx(generator, scorer) };
+    block_on(strategy.solve(&problem(gold), &messages(), &ctx))
 }
 
 fn run(
@@ -930,4 +933,72 @@ fn step_session_rollback_keeps_the_first_n_tokens() {
         assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["four", "five"], "regenerated {text:?}");
         assert_eq!(regenerated, 2);
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// verify-resample
+// ---------------------------------------------------------------------------------------
+
+/// Passes candidates whose answer is in `accept`.
+struct AcceptAnswers(Vec<&'static str>);
+
+#[async_trait]
+impl crate::verifier::Verifier for AcceptAnswers {
+    fn name(&self) -> &str {
+        "accept"
+    }
+    async fn verify(
+        &self,
+        _problem: &Problem,
+        candidate: &Candidate,
+    ) -> Result<crate::verifier::Verification, ScoreError> {
+        let passed = candidate.answer.as_deref().is_some_and(|a| self.0.contains(&a));
+        Ok(crate::verifier::Verification { passed, detail: String::new(), usage: Usage::default() })
+    }
+}
+
+fn vctx<'a>(generator: &'a ScriptedGenerator, verifier: &'a AcceptAnswers) -> Ctx<'a> {
+    Ctx { verifier: Some(verifier), ..ctx(generator, None) }
+}
+
+#[test]
+fn verify_resample_returns_the_first_passing_sample_and_cancels_the_rest() {
+    let choices = menu(&[("answer: 41", 3.0), ("answer: 42", 1.0)]);
+    for seed in 0..20 {
+        let generator = ScriptedGenerator::new(choices.clone());
+        let verifier = AcceptAnswers(vec!["42"]);
+        let s = VerifiedResampling { max_samples: 16, sampling: sampling(seed), round_size: 16 };
+        let o = block_on(s.solve(&problem("42"), &messages(), &vctx(&generator, &verifier))).unwrap();
+        let first_pass = reference(&choices, 16, seed).iter().position(|s| s.text.ends_with("42"));
+        match first_pass {
+            Some(i) => {
+                assert_eq!(o.answer.as_deref(), Some("42"));
+                assert!(!o.abstained);
+                assert_eq!(o.candidates.len(), i + 1, "seed {seed}");
+                assert_eq!(generator.started(), i + 1, "later samples were not cancelled");
+                assert_eq!(o.usage.scorer_passes, (i + 1) as u64);
+            }
+            None => assert!(o.abstained && o.answer.is_none()),
+        }
+    }
+}
+
+#[test]
+fn verify_resample_abstains_when_nothing_passes() {
+    let generator = ScriptedGenerator::new(menu(&[("answer: 41", 1.0), ("answer: 40", 1.0)]));
+    let verifier = AcceptAnswers(vec!["42"]);
+    let s = VerifiedResampling { max_samples: 6, sampling: sampling(1), round_size: 4 };
+    let o = block_on(s.solve(&problem("42"), &messages(), &vctx(&generator, &verifier))).unwrap();
+    assert!(o.abstained);
+    assert_eq!(o.answer, None);
+    assert_eq!(o.candidates.len(), 6);
+    assert!(!o.stopped_early);
+}
+
+#[test]
+fn verify_resample_needs_a_verifier() {
+    let generator = ScriptedGenerator::new(menu(&[("answer: 42", 1.0)]));
+    let s = build("verify-resample", 4, sampling(0)).unwrap();
+    let err = block_on(s.solve(&problem("42"), &messages(), &ctx(&generator, None))).unwrap_err();
+    assert_eq!(err, StrategyError::NeedsVerifier("verify-resample".into()));
 }

@@ -50,6 +50,7 @@ impl Strategy for WeightedBestOfN {
             usage: usage + scorer_usage,
             n_failed,
             stopped_early: false,
+            abstained: false,
         })
     }
 }
