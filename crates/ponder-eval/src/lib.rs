@@ -11,14 +11,15 @@ pub mod tasks;
 use std::fmt;
 use std::sync::Arc;
 
-use ponder_core::answer::NumericEquivalence;
+use ponder_core::answer::{extract_answer, Equivalence, NumericEquivalence};
 use ponder_core::{Checker, GoldChecker, Problem};
+use ponder_verify::math::MathEquivalence;
 
 pub use error::Error;
 pub use prompt::{prompt, PromptStyle};
 
 /// The specs [`load`] understands, for error messages and `--help`.
-pub const KNOWN_SPECS: &str = "gsm8k, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
+pub const KNOWN_SPECS: &str = "gsm8k, math500, aime24, aime25, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
 
 /// Generated problems per `arith` dataset unless the spec gives a count.
 pub const DEFAULT_GENERATED: usize = 500;
@@ -36,6 +37,10 @@ pub struct Dataset {
     pub name: String,
     pub problems: Vec<Problem>,
     pub checker: Arc<dyn Checker>,
+    /// Reads the final answer out of a model's output.
+    pub extract: fn(&str) -> Option<String>,
+    /// Groups answers for voting; the checker follows the same rules.
+    pub equivalence: Arc<dyn Equivalence>,
 }
 
 impl fmt::Debug for Dataset {
@@ -53,7 +58,10 @@ pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
     let spec = spec.trim();
     let parts: Vec<&str> = spec.split(':').collect();
     match parts.as_slice() {
-        ["gsm8k"] => Ok(Dataset { name: "gsm8k".into(), problems: tasks::gsm8k::test()?, checker: exact_checker() }),
+        ["gsm8k"] => Ok(numeric("gsm8k", tasks::gsm8k::test()?)),
+        ["math500"] => Ok(math("math500", tasks::competition::math500()?)),
+        ["aime24"] => Ok(math("aime24", tasks::competition::aime24()?)),
+        ["aime25"] => Ok(math("aime25", tasks::competition::aime25()?)),
         ["arith"] => arith(DEFAULT_ARITH_LEVEL, DEFAULT_GENERATED, seed),
         ["arith", level] => arith(parse_level(level)?, DEFAULT_GENERATED, seed),
         ["arith", level, count] => arith(parse_level(level)?, parse_count(count)?, seed),
@@ -62,17 +70,30 @@ pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
 }
 
 fn arith(level: u32, count: usize, seed: u64) -> Result<Dataset, Error> {
-    Ok(Dataset {
-        name: format!("arith:{level}"),
-        problems: tasks::arith::generate(level, seed, count)?,
-        checker: exact_checker(),
-    })
+    Ok(numeric(&format!("arith:{level}"), tasks::arith::generate(level, seed, count)?))
 }
 
-/// Both task families have integer golds; numeric equivalence then is integer equality
-/// that accepts `1,234`, `$12` and `12 apples`.
-fn exact_checker() -> Arc<dyn Checker> {
-    Arc::new(GoldChecker(NumericEquivalence))
+/// Integer golds (GSM8K, arith): the v1 extraction and numeric equivalence, which is
+/// integer equality that accepts `1,234`, `$12` and `12 apples`.
+fn numeric(name: &str, problems: Vec<Problem>) -> Dataset {
+    Dataset {
+        name: name.into(),
+        problems,
+        checker: Arc::new(GoldChecker(NumericEquivalence)),
+        extract: extract_answer,
+        equivalence: Arc::new(NumericEquivalence),
+    }
+}
+
+/// Competition math: ponder-verify's grader (expressions, intervals, sets, ...).
+fn math(name: &str, problems: Vec<Problem>) -> Dataset {
+    Dataset {
+        name: name.into(),
+        problems,
+        checker: Arc::new(GoldChecker(MathEquivalence::default())),
+        extract: ponder_verify::math::extract,
+        equivalence: Arc::new(MathEquivalence::default()),
+    }
 }
 
 fn parse_level(level: &str) -> Result<u32, Error> {
@@ -120,7 +141,7 @@ mod tests {
     #[test]
     fn load_errors_name_the_bad_value() {
         let known = format!("known: {KNOWN_SPECS}");
-        check_err("math500", &format!("unknown dataset `math500`; {known}"));
+        check_err("math5000", &format!("unknown dataset `math5000`; {known}"));
         check_err("", &format!("unknown dataset ``; {known}"));
         check_err("arith:1:2:3", &format!("unknown dataset `arith:1:2:3`; {known}"));
         check_err("arith:0", "arith level must be an integer from 1 to 5, got `0`");

@@ -108,8 +108,18 @@ pub fn strategy(name: &str, budget: usize, sampling: &SamplingParams) -> Result<
 
 pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;
 
+/// A strategy context with the v1 numeric answer rules.
 pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
     Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, verifier: None }
+}
+
+/// A strategy context with a dataset's own answer rules.
+pub fn dataset_ctx<'a>(
+    generator: &'a dyn Generator,
+    dataset: &'a ponder_eval::Dataset,
+    scorer: Option<&'a dyn OutcomeScorer>,
+) -> Ctx<'a> {
+    Ctx { generator, equivalence: dataset.equivalence.as_ref(), extract: dataset.extract, scorer, verifier: None }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

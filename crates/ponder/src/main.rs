@@ -20,6 +20,9 @@ enum Command {
     Solve(cmd::solve::Args),
     /// Run a strategy over a dataset and print accuracy and cost.
     Eval(cmd::eval::Args),
+    /// Run a verifier over JSONL cases, one JSON verdict per line.
+    #[command(subcommand)]
+    Grade(cmd::grade::Command),
     /// List or fetch models.
     #[command(subcommand)]
     Models(cmd::models::Command),
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Solve(a) => cmd::solve::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Models(c) => cmd::models::run(c),
+        Command::Grade(c) => cmd::grade::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

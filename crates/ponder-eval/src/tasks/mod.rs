@@ -1,4 +1,5 @@
 //! The task families: vendored benchmarks and generated tasks.
 
 pub mod arith;
+pub mod competition;
 pub mod gsm8k;

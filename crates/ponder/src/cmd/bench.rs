@@ -36,6 +36,17 @@ pub enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// Math grader checks per second (and worst case on pathological inputs); sandboxed
+    /// code checks per second at the pool's default size
+    Verify {
+        /// HumanEval canonical solutions to run in the sandbox
+        #[arg(long, default_value_t = 164)]
+        code_checks: usize,
+        #[arg(long, default_value = "bench/verify.json")]
+        out: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
 }
 
 #[derive(Serialize)]
@@ -58,7 +69,55 @@ struct Report {
 }
 
 pub fn run(c: Command) -> Result<()> {
-    let Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown } = c;
+    match c {
+        Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown } => {
+            engine(model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown)
+        }
+        Command::Verify { code_checks, out, markdown } => verify(code_checks, out, markdown),
+    }
+}
+
+fn write_json(out: &std::path::Path, value: &impl Serialize) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", out.display()))
+}
+
+fn verify(code_checks: usize, out: PathBuf, markdown: PathBuf) -> Result<()> {
+    eprintln!("grading MATH-500 answer pairs and pathological inputs ...");
+    let math = ponder_verify::math::bench::run();
+    eprintln!("running {code_checks} HumanEval canonical solutions in the sandbox ...");
+    let code = ponder_verify::code::bench::run(code_checks)?;
+    write_json(&out, &serde_json::json!({ "math": &math, "code": &code }))?;
+    let mut table = String::from("| verifier | checks | checks/s | notes |\n|---|---:|---:|---|\n");
+    table.push_str(&format!(
+        "| math grader (1 thread) | {} | {:.0} | mean {:.1} µs, worst {:.0} µs per check; worst pathological input {:.1} ms |\n",
+        math.n_checks,
+        math.checks_per_sec,
+        math.mean_check_us,
+        math.worst_check_us,
+        math.pathological.iter().map(|p| p.micros).fold(0.0, f64::max) / 1000.0
+    ));
+    table.push_str(&format!(
+        "| code sandbox (pool of {}) | {} | {:.1} | {} passed; bubblewrap isolation: {} |\n",
+        code.n_workers, code.n_checks, code.checks_per_s, code.n_passed, code.isolated
+    ));
+    println!("{table}");
+    update_markdown(&markdown, "verify", &table)?;
+    println!("wrote {} and the verify section of {}", out.display(), markdown.display());
+    Ok(())
+}
+
+fn engine(
+    model: ModelArgs,
+    seqs: Vec<usize>,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    out: PathBuf,
+    markdown: PathBuf,
+) -> Result<()> {
     if seqs.is_empty() || seqs.contains(&0) {
         anyhow::bail!("--seqs needs positive counts, got {seqs:?}");
     }
@@ -98,10 +157,7 @@ pub fn run(c: Command) -> Result<()> {
         rows.push(row);
     }
     let report = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    write_json(&out, &report)?;
     let table = markdown_table(&report);
     println!("{table}");
     update_markdown(&markdown, "engine", &table)?;

@@ -19,7 +19,7 @@ use crate::common::{self, ModelArgs, SamplingArgs};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// gsm8k, arith (level 2), arith:LEVEL (1-5)
+    /// gsm8k, math500, aime24, aime25, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT
     #[arg(long, short, default_value = "arith")]
     pub dataset: String,
     /// Use the first N problems
@@ -99,7 +99,7 @@ pub fn run(a: Args) -> Result<()> {
 
     let mut summaries = Vec::new();
     for strategy in &strategies {
-        let ctx = common::ctx(&engine, Some(scorer.as_ref()));
+        let ctx = common::dataset_ctx(&engine, &dataset, Some(scorer.as_ref()));
         let bar = ProgressBar::new(problems.len() as u64).with_style(
             ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
                 .expect("the template is valid")
@@ -155,7 +155,7 @@ pub fn run(a: Args) -> Result<()> {
         });
     }
     print_table(&summaries);
-    print_agreement(&summaries);
+    print_agreement(&summaries, dataset.equivalence.as_ref());
     if let Some(path) = &a.json {
         let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         serde_json::to_writer_pretty(&mut f, &summaries)?;
@@ -187,7 +187,7 @@ fn print_table(summaries: &[Summary]) {
 }
 
 /// Same-answer rates between strategies that ran on the same problems.
-fn print_agreement(summaries: &[Summary]) {
+fn print_agreement(summaries: &[Summary], equivalence: &dyn Equivalence) {
     for (i, a) in summaries.iter().enumerate() {
         for b in &summaries[i + 1..] {
             let same = a
@@ -195,7 +195,7 @@ fn print_agreement(summaries: &[Summary]) {
                 .iter()
                 .zip(&b.records)
                 .filter(|(x, y)| match (&x.answer, &y.answer) {
-                    (Some(p), Some(q)) => common::EQUIVALENCE.equivalent(p, q),
+                    (Some(p), Some(q)) => equivalence.equivalent(p, q),
                     (None, None) => true,
                     _ => false,
                 })

@@ -89,3 +89,57 @@ fn failed_download() {
     let o = ponder_env(&["models", "list"], &[("PONDER_HOME", home.path().to_str().unwrap())]);
     assert!(stdout(&o).contains("not pulled"), "{}", stdout(&o));
 }
+
+#[test]
+fn grade_math_prints_one_verdict_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"gold": "\\frac{1}{2}", "pred": "0.5"}"#,
+            "\n",
+            r#"{"gold": "3", "pred": "so the answer is \\boxed{3}.", "extract": true}"#,
+            "\n\n",
+            r#"{"gold": "[1, 2)", "pred": "[1, 2]"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let o = ponder(&["grade", "math", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let verdicts: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(u64, bool)> = verdicts.iter().map(|v| (v["line"].as_u64().unwrap(), v["equivalent"].as_bool().unwrap())).collect();
+    assert_eq!(got, [(1, true), (2, true), (4, false)]);
+    assert_eq!(verdicts[1]["pred"], "3");
+}
+
+#[test]
+fn grade_math_names_bad_lines_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases.jsonl");
+    std::fs::write(&path, "{\"gold\": \"1\", \"pred\": \"1\"}\n{\"gold\": 1}\n").unwrap();
+    let o = ponder(&["grade", "math", path.to_str().unwrap()]);
+    assert_fails_with(&o, "line 2");
+    // The good line is still graded.
+    assert!(stdout(&o).lines().next().unwrap().contains("\"equivalent\":true"), "{}", stdout(&o));
+    assert_fails_with(&ponder(&["grade", "math", "/nonexistent.jsonl"]), "/nonexistent.jsonl");
+}
+
+#[test]
+fn grade_code_runs_each_line_in_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("programs.jsonl");
+    let lines = [
+        serde_json::json!({"program": "def add(a, b):\n    return a + b\n", "tests": "assert add(1, 2) == 3\nassert add(2, 2) == 5\n"}),
+        serde_json::json!({"program": "print(sum(map(int, input().split())))", "stdin": "1 2 3\n", "stdout": "6\n"}),
+        serde_json::json!({"program": "while True: pass", "tests": "assert True", "limits": {"wall_ms": 1500}}),
+    ];
+    std::fs::write(&path, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
+    let o = ponder(&["grade", "code", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let verdicts: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let statuses: Vec<&str> = verdicts.iter().map(|v| v["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "passed", "timeout"]);
+    assert_eq!(verdicts[0]["test"], 1, "the second assert is the one that fails");
+}

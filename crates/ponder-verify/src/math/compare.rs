@@ -1,0 +1,629 @@
+//! Equivalence of two parsed answers, gold first.
+//!
+//! Order of decisions: text answers; `±` expanded into alternatives; chained equalities
+//! reduced to their last value; equations, assignments (`x = 3`), membership
+//! (`x \in [1,2]`) and inequalities; collections (lists and sets unordered, tuples and
+//! intervals ordered with matching brackets, matrices cell by cell); scalars (exact
+//! rationals, else floating point at seeded random points).
+//!
+//! Asymmetries (gold vs pred):
+//! - an inequality gold (`x > 2`) accepts an interval pred (`(2, \infty)`), but an interval
+//!   gold rejects an inequality pred unless [`GraderOptions::interval_accepts_inequality`]:
+//!   a question that asks for interval notation wants it;
+//! - a percent on one side only (`50\%` vs `0.5` or `50`) matches either reading.
+
+use num_rational::BigRational;
+use num_traits::{Signed, Zero};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::eval::{exact, free_vars, numeric, to_f64, Budget, Exhausted};
+use super::lex::RelOp;
+use super::limits::MAX_ITEMS;
+use super::parse::{Const, Node, Num};
+use super::render::text;
+use super::rewrite::{expand_pm, has_pm, is_scalar, matrix_value, name_like, reduce_chain, unwrap};
+use super::{GraderOptions, Reason};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome {
+    pub equal: bool,
+    pub reason: Reason,
+}
+
+impl Outcome {
+    fn yes(reason: Reason) -> Outcome {
+        Outcome { equal: true, reason }
+    }
+
+    fn no(reason: Reason) -> Outcome {
+        Outcome { equal: false, reason }
+    }
+}
+
+type R = Result<Outcome, Exhausted>;
+
+pub(crate) struct Ctx<'o> {
+    pub opts: &'o GraderOptions,
+    pub budget: Budget,
+    /// Sample points already drawn, by variable list (the same few lists recur across
+    /// the items of a list).
+    points: Vec<(Vec<String>, Vec<Vec<(String, f64)>>)>,
+}
+
+impl<'o> Ctx<'o> {
+    pub(crate) fn new(opts: &'o GraderOptions) -> Ctx<'o> {
+        Ctx { opts, budget: Budget::new(opts.max_steps), points: Vec::new() }
+    }
+
+    /// Seeded sample points for `vars` (drawn once per list of names and check).
+    fn sample_points(&mut self, vars: &[String]) -> Result<Vec<Vec<(String, f64)>>, Exhausted> {
+        // Setting up a numeric comparison costs work too, found or not.
+        self.budget.spend(8 + 2 * vars.len() as u64)?;
+        if let Some((_, pts)) = self.points.iter().find(|(v, _)| v == vars) {
+            return Ok(pts.clone());
+        }
+        let pts = sample_points(self.opts, vars);
+        if self.points.len() < 32 {
+            self.points.push((vars.to_vec(), pts.clone()));
+        }
+        Ok(pts)
+    }
+}
+
+/// Whether `pred` answers what `gold` asks.
+pub(crate) fn answers(cx: &mut Ctx, gold: &Node, pred: &Node) -> R {
+    cx.budget.spend(1)?;
+    let g = unwrap(gold);
+    let p = unwrap(pred);
+    if let (Node::Text(a), Node::Text(b)) = (g, p) {
+        return Ok(if a == b { Outcome::yes(Reason::SameText) } else { Outcome::no(Reason::Different) });
+    }
+    if matches!(g, Node::Text(_)) || matches!(p, Node::Text(_)) {
+        return Ok(Outcome::no(Reason::ShapeMismatch));
+    }
+    if has_pm(g) || has_pm(p) {
+        let gs = alternatives(g);
+        let ps = alternatives(p);
+        if gs.len() > 1 || ps.len() > 1 {
+            return unordered(cx, &gs, &ps);
+        }
+    }
+    let g = reduce_chain(g);
+    let p = reduce_chain(p);
+    if is_relation(g) || is_relation(p) {
+        return relations(cx, g, p);
+    }
+    let g = matrix_value(g).map_or_else(|| std::borrow::Cow::Borrowed(g), std::borrow::Cow::Owned);
+    let p = matrix_value(p).map_or_else(|| std::borrow::Cow::Borrowed(p), std::borrow::Cow::Owned);
+    collections(cx, &g, &p)
+}
+
+fn is_relation(n: &Node) -> bool {
+    matches!(n, Node::Relation { .. })
+}
+
+fn relations(cx: &mut Ctx, g: &Node, p: &Node) -> R {
+    let g_rel = as_relation(g);
+    let p_rel = as_relation(p);
+    match (g_rel, p_rel) {
+        (Some((gp, gops)), Some((pp, pops))) => {
+            let g_eq = is_assignment(gp, gops);
+            let p_eq = is_assignment(pp, pops);
+            if gops.len() == 1 && pops.len() == 1 && matches!(gops[0], RelOp::Eq | RelOp::Approx) && gops == pops {
+                // Two equations: same left side → compare values; else the same solution
+                // set (proportional `lhs - rhs`); else, if both name their value, the values.
+                if text(&gp[0]) == text(&pp[0]) {
+                    return answers(cx, &gp[1], &pp[1]);
+                }
+                if proportional(cx, gp, gops[0], pp, pops[0])? {
+                    return Ok(Outcome::yes(Reason::Numeric));
+                }
+                if g_eq && p_eq && (!matches!(gp[0], Node::Var(_)) || !matches!(pp[0], Node::Var(_))) {
+                    return answers(cx, &gp[1], &pp[1]);
+                }
+                return Ok(Outcome::no(Reason::Different));
+            }
+            if gops == [RelOp::In] && pops == [RelOp::In] {
+                return answers(cx, &gp[1], &pp[1]);
+            }
+            if gops == [RelOp::In] && name_like(&gp[0]) {
+                return answers(cx, &gp[1], p);
+            }
+            if pops == [RelOp::In] && name_like(&pp[0]) {
+                return answers(cx, g, &pp[1]);
+            }
+            if g_eq && !is_inequality(pops) {
+                return answers(cx, &gp[1], p);
+            }
+            if p_eq && !is_inequality(gops) {
+                return answers(cx, g, &pp[1]);
+            }
+            if is_inequality(gops) && is_inequality(pops) {
+                if let (Some((gv, gi)), Some((pv, pi))) = (intervals(cx, gp, gops)?, intervals(cx, pp, pops)?) {
+                    if gv == pv {
+                        return answers(cx, &gi, &pi);
+                    }
+                }
+                if gops.len() == 1 && pops.len() == 1 && proportional(cx, gp, gops[0], pp, pops[0])? {
+                    return Ok(Outcome::yes(Reason::Numeric));
+                }
+                return Ok(Outcome::no(Reason::Different));
+            }
+            Ok(Outcome::no(Reason::ShapeMismatch))
+        }
+        (Some((gp, gops)), None) => {
+            if is_assignment(gp, gops) {
+                return answers(cx, &gp[1], p);
+            }
+            if gops == [RelOp::In] && name_like(&gp[0]) {
+                return answers(cx, &gp[1], p);
+            }
+            if is_inequality(gops) {
+                if let Some((_, gi)) = intervals(cx, gp, gops)? {
+                    return answers(cx, &gi, p);
+                }
+            }
+            Ok(Outcome::no(Reason::ShapeMismatch))
+        }
+        (None, Some((pp, pops))) => {
+            if is_assignment(pp, pops) {
+                return answers(cx, g, &pp[1]);
+            }
+            if pops == [RelOp::In] && name_like(&pp[0]) {
+                return answers(cx, g, &pp[1]);
+            }
+            if is_inequality(pops) && cx.opts.interval_accepts_inequality {
+                if let Some((_, pi)) = intervals(cx, pp, pops)? {
+                    return answers(cx, g, &pi);
+                }
+            }
+            Ok(Outcome::no(Reason::ShapeMismatch))
+        }
+        (None, None) => collections(cx, g, p),
+    }
+}
+
+fn as_relation(n: &Node) -> Option<(&[Node], &[RelOp])> {
+    match n {
+        Node::Relation { parts, ops } => Some((parts, ops)),
+        _ => None,
+    }
+}
+
+/// `name = value` (or `≈`).
+pub(crate) fn is_assignment(parts: &[Node], ops: &[RelOp]) -> bool {
+    ops.len() == 1 && matches!(ops[0], RelOp::Eq | RelOp::Approx) && name_like(&parts[0])
+}
+
+fn is_inequality(ops: &[RelOp]) -> bool {
+    !ops.is_empty() && ops.iter().all(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::Ne))
+}
+
+/// Whether `a op b` and `c op' d` have the same solutions, by `lhs - rhs` being
+/// proportional at sample points: by a positive factor for the same inequality, a
+/// negative one for the flipped inequality, any non-zero one for `=` and `≠`.
+fn proportional(cx: &mut Ctx, gp: &[Node], gop: RelOp, pp: &[Node], pop: RelOp) -> Result<bool, Exhausted> {
+    let sign = if gop == pop {
+        if matches!(gop, RelOp::Eq | RelOp::Ne | RelOp::Approx) {
+            0
+        } else {
+            1
+        }
+    } else if gop.flipped() == pop {
+        -1
+    } else {
+        return Ok(false);
+    };
+    let diff = |parts: &[Node]| Node::Add(vec![parts[0].clone(), Node::Neg(Box::new(parts[1].clone()))]);
+    let (f, h) = (diff(gp), diff(pp));
+    let mut vars = Vec::new();
+    free_vars(&f, &mut vars);
+    free_vars(&h, &mut vars);
+    if vars.is_empty() || vars.len() > 12 {
+        return Ok(false);
+    }
+    let mut ratio: Option<f64> = None;
+    let mut valid = 0;
+    for env in cx.sample_points(&vars)? {
+        let a = numeric(&f, &env, &mut cx.budget)?;
+        let b = numeric(&h, &env, &mut cx.budget)?;
+        if !a.is_finite() || !b.is_finite() {
+            continue;
+        }
+        let scale = 1e-9;
+        if a.abs() < scale && b.abs() < scale {
+            continue;
+        }
+        if a.abs() < scale || b.abs() < scale {
+            return Ok(false);
+        }
+        let r = a / b;
+        if (sign > 0 && r < 0.0) || (sign < 0 && r > 0.0) {
+            return Ok(false);
+        }
+        match ratio {
+            None => ratio = Some(r),
+            Some(r0) if !close(r, r0, cx.opts.rel_tol) => return Ok(false),
+            Some(_) => {}
+        }
+        valid += 1;
+    }
+    Ok(valid >= 2)
+}
+
+/// An inequality in one name as intervals: `x > 2` → `(2, ∞)`, `-1 ≤ x < 3` → `[-1, 3)`,
+/// `x ≠ 0` → `(-∞, 0) ∪ (0, ∞)`. Returns the name's text and the interval node.
+fn intervals(cx: &mut Ctx, parts: &[Node], ops: &[RelOp]) -> Result<Option<(String, Node)>, Exhausted> {
+    let is_const = |n: &Node| {
+        let mut v = Vec::new();
+        free_vars(n, &mut v);
+        v.is_empty()
+    };
+    cx.budget.spend(1)?;
+    let inf = || Node::Const(Const::Inf);
+    let neg_inf = || Node::Neg(Box::new(Node::Const(Const::Inf)));
+    let group = |lo: Node, lo_closed: bool, hi: Node, hi_closed: bool| Node::Group {
+        open: if lo_closed { '[' } else { '(' },
+        close: if hi_closed { ']' } else { ')' },
+        items: vec![lo, hi],
+    };
+    Ok(match (parts, ops) {
+        ([a, b], [op]) => {
+            let (var, c, op) = if name_like(a) && is_const(b) {
+                (a, b, *op)
+            } else if name_like(b) && is_const(a) {
+                (b, a, op.flipped())
+            } else {
+                return Ok(None);
+            };
+            let node = match op {
+                RelOp::Lt => group(neg_inf(), false, c.clone(), false),
+                RelOp::Le => group(neg_inf(), false, c.clone(), true),
+                RelOp::Gt => group(c.clone(), false, inf(), false),
+                RelOp::Ge => group(c.clone(), true, inf(), false),
+                RelOp::Ne => {
+                    Node::Union(vec![group(neg_inf(), false, c.clone(), false), group(c.clone(), false, inf(), false)])
+                }
+                _ => return Ok(None),
+            };
+            Some((text(var), node))
+        }
+        ([a, v, b], [o1, o2]) if name_like(v) && is_const(a) && is_const(b) => {
+            let up = |o: &RelOp| matches!(o, RelOp::Lt | RelOp::Le);
+            let down = |o: &RelOp| matches!(o, RelOp::Gt | RelOp::Ge);
+            let node = if up(o1) && up(o2) {
+                group(a.clone(), *o1 == RelOp::Le, b.clone(), *o2 == RelOp::Le)
+            } else if down(o1) && down(o2) {
+                group(b.clone(), *o2 == RelOp::Ge, a.clone(), *o1 == RelOp::Ge)
+            } else {
+                return Ok(None);
+            };
+            Some((text(v), node))
+        }
+        _ => None,
+    })
+}
+
+/// Lists, sets, tuples, intervals, unions, matrices; else scalars.
+fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
+    use Node::{Group, List, Matrix, Set, Union};
+    match (g, p) {
+        (List { items: a, .. } | Set(a), List { items: b, .. } | Set(b)) => unordered(cx, a, b),
+        (Union(a), Union(b)) => unordered(cx, a, b),
+        (Group { open: o1, close: c1, items: a }, Group { open: o2, close: c2, items: b }) => {
+            if o1 != o2 || c1 != c2 {
+                return Ok(Outcome::no(Reason::ShapeMismatch));
+            }
+            ordered(cx, a, b)
+        }
+        // A tuple against a list or set compares in written order (so `(1, 3)` matches
+        // `\{1, 3\}` and `(3, 1)` does not).
+        (Group { items: a, .. }, List { items: b, alt: None } | Set(b))
+        | (List { items: a, alt: None } | Set(a), Group { items: b, .. }) => ordered(cx, a, b),
+        (Matrix(a), Matrix(b)) => {
+            if a.len() != b.len() || a.first().map(Vec::len) != b.first().map(Vec::len) {
+                return Ok(Outcome::no(Reason::ShapeMismatch));
+            }
+            let a: Vec<&Node> = a.iter().flatten().collect();
+            let b: Vec<&Node> = b.iter().flatten().collect();
+            ordered_refs(cx, &a, &b)
+        }
+        // A column or row vector against a tuple.
+        (Matrix(m), Group { open: '(', items, .. }) | (Group { open: '(', items, .. }, Matrix(m))
+            if m.len() == 1 || m.iter().all(|r| r.len() == 1) =>
+        {
+            let flat: Vec<&Node> = m.iter().flatten().collect();
+            let items: Vec<&Node> = items.iter().collect();
+            if matches!(g, Matrix(_)) {
+                ordered_refs(cx, &flat, &items)
+            } else {
+                ordered_refs(cx, &items, &flat)
+            }
+        }
+        (List { alt: Some(alt), .. }, other) if is_scalar(other) => scalar(cx, &Node::Num(alt.clone()), other),
+        (other, List { alt: Some(alt), .. }) if is_scalar(other) => scalar(cx, other, &Node::Num(alt.clone())),
+        // The same value written several ways (`\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}`).
+        (List { items, .. } | Set(items), other) | (other, List { items, .. } | Set(items))
+            if is_scalar(other) && items.len() <= 4 =>
+        {
+            let mut reason = Reason::SameText;
+            for item in items {
+                let o = if matches!(g, List { .. } | Set(_)) { answers(cx, item, other)? } else { answers(cx, other, item)? };
+                if !o.equal {
+                    return Ok(Outcome::no(Reason::ShapeMismatch));
+                }
+                reason = weaker(reason, o.reason);
+            }
+            Ok(Outcome::yes(reason))
+        }
+        _ if is_scalar(g) && is_scalar(p) => scalar(cx, g, p),
+        _ => {
+            if text(g) == text(p) {
+                Ok(Outcome::yes(Reason::SameText))
+            } else {
+                Ok(Outcome::no(Reason::ShapeMismatch))
+            }
+        }
+    }
+}
+
+fn ordered(cx: &mut Ctx, a: &[Node], b: &[Node]) -> R {
+    let a: Vec<&Node> = a.iter().collect();
+    let b: Vec<&Node> = b.iter().collect();
+    ordered_refs(cx, &a, &b)
+}
+
+fn ordered_refs(cx: &mut Ctx, a: &[&Node], b: &[&Node]) -> R {
+    if a.len() != b.len() {
+        return Ok(Outcome::no(Reason::ShapeMismatch));
+    }
+    let mut reason = Reason::SameText;
+    for (x, y) in a.iter().zip(b) {
+        let o = answers(cx, x, y)?;
+        if !o.equal {
+            return Ok(o);
+        }
+        reason = weaker(reason, o.reason);
+    }
+    Ok(Outcome::yes(reason))
+}
+
+/// Multiset equality: each gold item matched to a distinct pred item (greedy, in order;
+/// `±` items count as their two values).
+fn unordered(cx: &mut Ctx, a: &[Node], b: &[Node]) -> R {
+    let a = expand_items(a);
+    let b = expand_items(b);
+    if a.len() != b.len() {
+        return Ok(Outcome::no(Reason::ShapeMismatch));
+    }
+    if a.len() > MAX_ITEMS {
+        return Ok(Outcome::no(Reason::TooLarge));
+    }
+    let mut used = vec![false; b.len()];
+    let mut reason = Reason::SameText;
+    'gold: for x in &a {
+        let mut first_miss = None;
+        for (j, y) in b.iter().enumerate() {
+            if used[j] {
+                continue;
+            }
+            let o = answers(cx, x, y)?;
+            if o.equal {
+                used[j] = true;
+                reason = weaker(reason, o.reason);
+                continue 'gold;
+            }
+            first_miss.get_or_insert(o);
+        }
+        return Ok(first_miss.map_or(Outcome::no(Reason::ShapeMismatch), |o| Outcome::no(o.reason)));
+    }
+    Ok(Outcome::yes(reason))
+}
+
+/// The values an answer stands for: a list's items, or the sign choices of a `±`.
+fn alternatives(n: &Node) -> Vec<Node> {
+    match n {
+        Node::List { items, .. } | Node::Set(items) => expand_items(items),
+        other => expand_pm(other),
+    }
+}
+
+/// Items with `±` expanded and written duplicates dropped: answer lists are read as sets
+/// (`(3,17,3,7)` listed twice is one solution).
+fn expand_items(items: &[Node]) -> Vec<Node> {
+    let mut out: Vec<Node> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for item in items {
+        let item = unwrap(item);
+        let variants = if has_pm(item) { expand_pm(item) } else { vec![item.clone()] };
+        for v in variants {
+            let t = text(&v);
+            if !seen.contains(&t) {
+                seen.push(t);
+                out.push(v);
+            }
+        }
+        if out.len() > MAX_ITEMS {
+            break;
+        }
+    }
+    out
+}
+
+/// The least certain of two reasons for "equal": numeric beats rounded beats exact.
+fn weaker(a: Reason, b: Reason) -> Reason {
+    let rank = |r: Reason| match r {
+        Reason::SameText => 0,
+        Reason::Exact => 1,
+        Reason::Numeric => 2,
+        Reason::Rounded => 3,
+        _ => 4,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Two single values.
+fn scalar(cx: &mut Ctx, g: &Node, p: &Node) -> R {
+    match (g, p) {
+        (Node::Percent(x), Node::Percent(y)) => return scalar(cx, x, y),
+        (Node::Percent(x), other) | (other, Node::Percent(x)) if !matches!(other, Node::Percent(_)) => {
+            // `50\%` against `50` or `0.5`: either reading.
+            let gold_is_pct = matches!(g, Node::Percent(_));
+            let o = if gold_is_pct { scalar(cx, x, other)? } else { scalar(cx, other, x)? };
+            if o.equal {
+                return Ok(o);
+            }
+            if !cx.opts.percent_matches_fraction {
+                return Ok(o);
+            }
+            let frac = Node::Div(x.clone(), Box::new(Node::Num(int(100))));
+            return if gold_is_pct { scalar(cx, &frac, other) } else { scalar(cx, other, &frac) };
+        }
+        (Node::Ratio(a), Node::Ratio(b)) if a.len() == 2 && b.len() == 2 && nonzero(cx, a)? && nonzero(cx, b)? => {
+            // `2:4` and `1:2` are the same ratio: a·d = b·c.
+            let lhs = Node::Mul(vec![a[0].clone(), b[1].clone()]);
+            let rhs = Node::Mul(vec![a[1].clone(), b[0].clone()]);
+            let o = value(cx, &lhs, &rhs)?;
+            if o.equal {
+                return Ok(o);
+            }
+            return ordered(cx, a, b);
+        }
+        (Node::Ratio(a), Node::Ratio(b)) => return ordered(cx, a, b),
+        (Node::Ratio(_), _) | (_, Node::Ratio(_)) => return Ok(Outcome::no(Reason::ShapeMismatch)),
+        _ => {}
+    }
+    value(cx, g, p)
+}
+
+/// Every part is an exact non-zero number (`12:00` is a time, not a ratio).
+fn nonzero(cx: &mut Ctx, parts: &[Node]) -> Result<bool, Exhausted> {
+    for part in parts {
+        match exact(part, &mut cx.budget)? {
+            Some(v) if !v.is_zero() => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+fn int(n: i64) -> Num {
+    Num { value: BigRational::from_integer(n.into()), decimals: 0, is_decimal: false, int_digits: 0 }
+}
+
+/// Equality of values: exact when both are rational, else numeric.
+fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
+    cx.budget.spend(4)?;
+    let mut vars = Vec::new();
+    free_vars(g, &mut vars);
+    free_vars(p, &mut vars);
+    if vars.is_empty() {
+        let a = exact(g, &mut cx.budget)?;
+        let b = exact(p, &mut cx.budget)?;
+        if let (Some(a), Some(b)) = (&a, &b) {
+            if a == b {
+                return Ok(Outcome::yes(Reason::Exact));
+            }
+            if let Some(k) = rounding_places(cx.opts, g, p) {
+                // |a - b| <= 1/2 * 10^-k, exactly.
+                let half_ulp = BigRational::new(1.into(), num_bigint::BigInt::from(10u32).pow(k) * 2);
+                if (a - b).abs() <= half_ulp {
+                    return Ok(Outcome::yes(Reason::Rounded));
+                }
+            }
+            return Ok(Outcome::no(Reason::Different));
+        }
+        let x = match a {
+            Some(v) => to_f64(&v),
+            None => numeric(g, &[], &mut cx.budget)?,
+        };
+        let y = match b {
+            Some(v) => to_f64(&v),
+            None => numeric(p, &[], &mut cx.budget)?,
+        };
+        if is_infinity(g) && is_infinity(p) {
+            return Ok(if x == y { Outcome::yes(Reason::Exact) } else { Outcome::no(Reason::Different) });
+        }
+        if !x.is_finite() || !y.is_finite() {
+            return Ok(Outcome::no(Reason::Undecided));
+        }
+        if close(x, y, cx.opts.rel_tol) {
+            return Ok(Outcome::yes(Reason::Numeric));
+        }
+        if let Some(k) = rounding_places(cx.opts, g, p) {
+            if (x - y).abs() <= 0.5 * 10f64.powi(k as i32) .recip() * (1.0 + 1e-9) {
+                return Ok(Outcome::yes(Reason::Rounded));
+            }
+        }
+        return Ok(Outcome::no(Reason::Different));
+    }
+    if vars.len() > 16 {
+        return Ok(Outcome::no(Reason::TooLarge));
+    }
+    let mut valid = 0;
+    for env in cx.sample_points(&vars)? {
+        let x = numeric(g, &env, &mut cx.budget)?;
+        let y = numeric(p, &env, &mut cx.budget)?;
+        if !x.is_finite() || !y.is_finite() {
+            continue;
+        }
+        if !close(x, y, cx.opts.rel_tol) {
+            return Ok(Outcome::no(Reason::Different));
+        }
+        valid += 1;
+    }
+    Ok(if valid >= 2 { Outcome::yes(Reason::Numeric) } else { Outcome::no(Reason::Undecided) })
+}
+
+/// `\infty`, `+\infty`, `-\infty` (an overflow to infinity is not one).
+fn is_infinity(n: &Node) -> bool {
+    match n {
+        Node::Const(Const::Inf) => true,
+        Node::Neg(x) => is_infinity(x),
+        _ => false,
+    }
+}
+
+/// Decimal places `k` when exactly one side is a decimal literal with at least
+/// `min_rounded_decimals` places: that side may be the other rounded to `k` places.
+fn rounding_places(opts: &GraderOptions, g: &Node, p: &Node) -> Option<u32> {
+    let min = opts.min_rounded_decimals?;
+    let places = |n: &Node| match n {
+        Node::Num(x) if x.is_decimal => Some(x.decimals),
+        Node::Neg(inner) => match inner.as_ref() {
+            Node::Num(x) if x.is_decimal => Some(x.decimals),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (places(g), places(p)) {
+        (Some(k), None) | (None, Some(k)) if k >= min && k <= 40 => Some(k),
+        _ => None,
+    }
+}
+
+pub(crate) fn close(a: f64, b: f64, rel_tol: f64) -> bool {
+    (a - b).abs() <= rel_tol * a.abs().max(b.abs()) + 1e-12
+}
+
+/// Seeded sample points: positive values in [0.3, 3) for most, negative ones for some, so
+/// `|x|` and `x` differ while `\sqrt{x}` stays defined at most points.
+fn sample_points(opts: &GraderOptions, vars: &[String]) -> Vec<Vec<(String, f64)>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    (0..opts.n_points.max(2))
+        .map(|k| {
+            vars.iter()
+                .map(|v| {
+                    let mag = rng.gen_range(0.3..3.0);
+                    let x = if k % 3 == 2 { -mag } else { mag };
+                    (v.clone(), x)
+                })
+                .collect()
+        })
+        .collect()
+}
