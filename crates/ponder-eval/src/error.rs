@@ -12,4 +12,7 @@ pub enum Error {
     /// The vendored data does not parse: a build shipped a damaged file.
     #[error("vendored {dataset} data is malformed at line {line}: {reason}")]
     MalformedData { dataset: &'static str, line: usize, reason: String },
+    /// The code datasets grade in the sandbox, which cannot start here.
+    #[error(transparent)]
+    Sandbox(#[from] ponder_verify::code::Error),
 }

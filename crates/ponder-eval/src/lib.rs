@@ -2,7 +2,8 @@
 //!
 //! A [`Dataset`] is problems plus the checker that grades answers to them. [`load`] turns
 //! a spec such as `gsm8k` or `arith:3` into one, and [`prompt`] turns a problem into
-//! messages. Data is compiled in (`include_str!`) or generated, so loading does no I/O.
+//! messages. Data is compiled in (`include_str!`) or generated, so loading does no I/O,
+//! except that the code datasets (`humaneval`, `mbpp`) start a sandbox pool to grade with.
 
 mod error;
 mod prompt;
@@ -12,14 +13,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use ponder_core::answer::{extract_answer, Equivalence, NumericEquivalence};
+use ponder_core::verifier::Verifier;
 use ponder_core::{Checker, GoldChecker, Problem};
+use ponder_verify::code::{self, CodeEquivalence, HiddenTestsChecker, Limits, Pool, Sandbox, SandboxVerifier};
 use ponder_verify::math::MathEquivalence;
 
 pub use error::Error;
 pub use prompt::{prompt, PromptStyle};
 
 /// The specs [`load`] understands, for error messages and `--help`.
-pub const KNOWN_SPECS: &str = "gsm8k, math500, aime24, aime25, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
+pub const KNOWN_SPECS: &str =
+    "gsm8k, math500, aime24, aime25, humaneval, mbpp, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
 
 /// Generated problems per `arith` dataset unless the spec gives a count.
 pub const DEFAULT_GENERATED: usize = 500;
@@ -41,6 +45,33 @@ pub struct Dataset {
     pub extract: fn(&str) -> Option<String>,
     /// Groups answers for voting; the checker follows the same rules.
     pub equivalence: Arc<dyn Equivalence>,
+    /// What the answers are; picks the prompt ([`Dataset::prompt_style`]).
+    pub kind: Kind,
+    /// A cheaper, fallible check than `checker`, for verified resampling: for code, the
+    /// problem's visible tests while `checker` runs the hidden ones. `None` for datasets
+    /// without one.
+    pub verifier: Option<Arc<dyn Verifier>>,
+}
+
+/// What a dataset's answers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A final answer (number, expression) graded against `gold`.
+    Answer,
+    /// A Python program graded by running tests in the sandbox.
+    Code,
+}
+
+impl Dataset {
+    /// The prompt style for this dataset and a model with (`Chat`) or without a chat template.
+    pub fn prompt_style(&self, has_template: bool) -> PromptStyle {
+        match (self.kind, has_template) {
+            (Kind::Answer, true) => PromptStyle::Chat,
+            (Kind::Answer, false) => PromptStyle::Completion,
+            (Kind::Code, true) => PromptStyle::CodeChat,
+            (Kind::Code, false) => PromptStyle::CodeCompletion,
+        }
+    }
 }
 
 impl fmt::Debug for Dataset {
@@ -62,6 +93,8 @@ pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
         ["math500"] => Ok(math("math500", tasks::competition::math500()?)),
         ["aime24"] => Ok(math("aime24", tasks::competition::aime24()?)),
         ["aime25"] => Ok(math("aime25", tasks::competition::aime25()?)),
+        ["humaneval"] => code_dataset("humaneval", code::humaneval()),
+        ["mbpp"] => code_dataset("mbpp", code::mbpp()),
         ["arith"] => arith(DEFAULT_ARITH_LEVEL, DEFAULT_GENERATED, seed),
         ["arith", level] => arith(parse_level(level)?, DEFAULT_GENERATED, seed),
         ["arith", level, count] => arith(parse_level(level)?, parse_count(count)?, seed),
@@ -82,6 +115,8 @@ fn numeric(name: &str, problems: Vec<Problem>) -> Dataset {
         checker: Arc::new(GoldChecker(NumericEquivalence)),
         extract: extract_answer,
         equivalence: Arc::new(NumericEquivalence),
+        kind: Kind::Answer,
+        verifier: None,
     }
 }
 
@@ -93,7 +128,33 @@ fn math(name: &str, problems: Vec<Problem>) -> Dataset {
         checker: Arc::new(GoldChecker(MathEquivalence::default())),
         extract: ponder_verify::math::extract,
         equivalence: Arc::new(MathEquivalence::default()),
+        kind: Kind::Answer,
+        verifier: None,
     }
+}
+
+/// HumanEval/MBPP: the question is the problem's prompt (HumanEval: signature and
+/// docstring; MBPP: the task and its first test), gold is the problem id, answers are the
+/// code in the output, graded on the hidden tests, verified on the visible ones; both
+/// share one sandbox pool of the default size. Fails when the sandbox cannot isolate.
+fn code_dataset(name: &str, problems: Vec<code::CodeProblem>) -> Result<Dataset, Error> {
+    let pool = Arc::new(Pool::with_default_size(Sandbox::new(Default::default())?));
+    let problems = problems
+        .iter()
+        .map(|p| {
+            let id = code::problem_id(p);
+            Problem { question: p.prompt.clone(), gold: id.clone(), id, level: None, steps: Vec::new() }
+        })
+        .collect();
+    Ok(Dataset {
+        name: name.into(),
+        problems,
+        checker: Arc::new(HiddenTestsChecker::new(Arc::clone(&pool), Limits::default())),
+        extract: code::extract_code,
+        equivalence: Arc::new(CodeEquivalence),
+        kind: Kind::Code,
+        verifier: Some(Arc::new(SandboxVerifier::new(pool, Limits::default()))),
+    })
 }
 
 fn parse_level(level: &str) -> Result<u32, Error> {
@@ -149,6 +210,25 @@ mod tests {
         check_err("arith:x", "arith level must be an integer from 1 to 5, got `x`");
         check_err("arith:2:0", "arith problem count must be an integer from 1 to 100000, got `0`");
         check_err("arith:2:many", "arith problem count must be an integer from 1 to 100000, got `many`");
+    }
+
+    #[test]
+    fn code_datasets_grade_in_the_sandbox() {
+        for (spec, n, first) in [("humaneval", 164, "humaneval/HumanEval/0"), ("mbpp", 500, "mbpp/11")] {
+            let d = load(spec, 0).unwrap();
+            assert_eq!((d.name.as_str(), d.problems.len(), d.kind), (spec, n, Kind::Code));
+            let p = &d.problems[0];
+            assert_eq!((p.id.as_str(), p.gold.as_str()), (first, first));
+            assert_eq!(d.prompt_style(true), PromptStyle::CodeChat);
+            assert!(d.verifier.is_some());
+            let code = &ponder_verify::code::code_problems()[first];
+            let reply = format!("Sure:\n```python\n{}\n```", code.reference_solution);
+            assert!(d.checker.is_correct(p, (d.extract)(&reply).as_deref()), "{first}");
+            let wrong = format!("```python\ndef {}(*args):\n    return None\n```", code.entry_point);
+            assert!(!d.checker.is_correct(p, (d.extract)(&wrong).as_deref()), "{first}");
+        }
+        assert!(load("gsm8k", 0).unwrap().verifier.is_none());
+        assert_eq!(load("gsm8k", 0).unwrap().prompt_style(false), PromptStyle::Completion);
     }
 
     #[test]

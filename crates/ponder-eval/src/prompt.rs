@@ -1,7 +1,9 @@
 //! Problems as prompts, for chat models and for base models.
 //!
-//! Both styles ask for the same finish, "The answer is N.", which
+//! Both answer styles ask for the same finish, "The answer is N.", which
 //! [`ponder_core::answer::extract_answer`] reads first after `\boxed{}` and `####`.
+//! The code styles ask for a ```` ```python ```` block (chat) or are the code to continue
+//! (completion), as [`ponder_verify::code::extract_code`] reads them.
 //! The wording is short on purpose: the default model is a 135M instruct model.
 
 use ponder_core::{Message, Problem};
@@ -19,14 +21,25 @@ pub enum PromptStyle {
     /// models; sample with [`PromptStyle::stop`] so the model does not go on to invent the
     /// next question.
     Completion,
+    /// Code (HumanEval, MBPP) for a chat model: a system message, then the task with the
+    /// instruction to reply with the complete function in one ```` ```python ```` block.
+    /// A HumanEval question (signature and docstring) is shown inside such a block.
+    CodeChat,
+    /// Code for a base model: one plain-text message that is the code to continue. HumanEval:
+    /// the signature and docstring themselves, so the model writes the body. MBPP: the task
+    /// and its test as Python comments, so the model writes the function.
+    CodeCompletion,
 }
 
 impl PromptStyle {
     /// Stop strings to sample with in this style.
     pub fn stop(self) -> &'static [&'static str] {
         match self {
-            PromptStyle::Chat => &[],
+            PromptStyle::Chat | PromptStyle::CodeChat => &[],
             PromptStyle::Completion => &["\nQuestion:"],
+            // The usual HumanEval stops, less "\ndef" (an MBPP completion may need helpers):
+            // what follows the function is a test or a script, not part of the answer.
+            PromptStyle::CodeCompletion => &["\nclass ", "\nif __name__", "\nprint(", "\nassert "],
         }
     }
 }
@@ -54,7 +67,39 @@ pub fn prompt(problem: &Problem, style: PromptStyle) -> Vec<Message> {
     match style {
         PromptStyle::Chat => chat(problem),
         PromptStyle::Completion => completion(problem),
+        PromptStyle::CodeChat => code_chat(problem),
+        PromptStyle::CodeCompletion => code_completion(problem),
     }
+}
+
+const CODE_SYSTEM: &str = "You are a helpful assistant who writes correct Python code.";
+
+/// HumanEval questions are code to continue (a signature and docstring); MBPP questions
+/// are prose. Told apart by id, which the dataset fixes.
+fn is_code_question(problem: &Problem) -> bool {
+    problem.id.starts_with("humaneval/")
+}
+
+fn code_chat(problem: &Problem) -> Vec<Message> {
+    let question = problem.question.trim_end();
+    let user = if is_code_question(problem) {
+        format!(
+            "Complete the following Python function. Reply with the complete function, imports included, \
+             in one ```python code block.\n\n```python\n{question}\n```"
+        )
+    } else {
+        format!("{question}\nReply with the complete Python function in one ```python code block.")
+    };
+    vec![Message::system(CODE_SYSTEM), Message::user(user)]
+}
+
+fn code_completion(problem: &Problem) -> Vec<Message> {
+    if is_code_question(problem) {
+        // Verbatim, trailing newline included: the model continues with the indented body.
+        return vec![Message::user(problem.question.clone())];
+    }
+    let comments: String = problem.question.trim().lines().map(|l| format!("# {l}\n")).collect();
+    vec![Message::user(comments)]
 }
 
 fn chat(problem: &Problem) -> Vec<Message> {
@@ -117,6 +162,34 @@ mod tests {
         assert!(text
             .ends_with("Question: Sam has 7 marbles. He finds 5 more. How many marbles does Sam have now?\nAnswer:"));
         assert_eq!(text.matches("Question: ").count(), 3);
+    }
+
+    fn code_problem(id: &str, question: &str) -> Problem {
+        Problem { id: id.into(), question: question.into(), gold: id.into(), level: None, steps: Vec::new() }
+    }
+
+    #[test]
+    fn code_chat_asks_for_a_python_block() {
+        let he = code_problem("humaneval/HumanEval/9", "def f(x):\n    \"\"\"Add one.\"\"\"\n");
+        let messages = prompt(&he, PromptStyle::CodeChat);
+        let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::User]);
+        assert!(messages[1].content.ends_with("```python\ndef f(x):\n    \"\"\"Add one.\"\"\"\n```"));
+        let mbpp = code_problem("mbpp/11", "Write a function.\nYour code should pass this test:\nassert f(1) == 2\n");
+        let user = &prompt(&mbpp, PromptStyle::CodeChat)[1].content;
+        assert!(user.starts_with("Write a function.") && user.contains("```python code block"), "{user}");
+        assert!(PromptStyle::CodeChat.stop().is_empty());
+    }
+
+    #[test]
+    fn code_completion_is_the_code_to_continue() {
+        let question = "def f(x):\n    \"\"\"Add one.\"\"\"\n";
+        let messages = prompt(&code_problem("humaneval/HumanEval/9", question), PromptStyle::CodeCompletion);
+        assert_eq!(messages, vec![Message::user(question)]);
+        let mbpp = code_problem("mbpp/11", "Write a function.\nassert f(1) == 2\n");
+        let messages = prompt(&mbpp, PromptStyle::CodeCompletion);
+        assert_eq!(messages[0].content, "# Write a function.\n# assert f(1) == 2\n");
+        assert!(PromptStyle::CodeCompletion.stop().contains(&"\nassert "));
     }
 
     #[test]

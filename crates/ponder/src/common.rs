@@ -113,13 +113,19 @@ pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScore
     Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, verifier: None }
 }
 
-/// A strategy context with a dataset's own answer rules.
+/// A strategy context with a dataset's own answer rules and verifier (code: visible tests).
 pub fn dataset_ctx<'a>(
     generator: &'a dyn Generator,
     dataset: &'a ponder_eval::Dataset,
     scorer: Option<&'a dyn OutcomeScorer>,
 ) -> Ctx<'a> {
-    Ctx { generator, equivalence: dataset.equivalence.as_ref(), extract: dataset.extract, scorer, verifier: None }
+    Ctx {
+        generator,
+        equivalence: dataset.equivalence.as_ref(),
+        extract: dataset.extract,
+        scorer,
+        verifier: dataset.verifier.as_deref(),
+    }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

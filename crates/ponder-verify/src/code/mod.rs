@@ -10,7 +10,8 @@
 //! same interpreter as its tests and could forge a verdict; the sandbox protects the host.
 //!
 //! Datasets: [`humaneval`] and [`mbpp`] (vendored under `data/`), [`split_tests`] for the
-//! visible/hidden split used by verified resampling.
+//! visible/hidden split used by verified resampling; [`SandboxVerifier`] (visible tests)
+//! and [`HiddenTestsChecker`] (hidden tests) put them behind ponder-core's contracts.
 
 mod dataset;
 mod judge;
@@ -18,6 +19,7 @@ mod pool;
 mod process;
 mod pysrc;
 mod sandbox;
+mod verifier;
 
 pub mod bench;
 
@@ -25,6 +27,9 @@ pub use dataset::{humaneval, mbpp, split_tests, CodeProblem, TestStatement};
 pub use judge::compare_tokens;
 pub use pool::Pool;
 pub use sandbox::{Execution, Sandbox, SandboxConfig, SANDBOX_UIDS};
+pub use verifier::{
+    code_problems, describe, extract_code, problem_id, program, CodeEquivalence, HiddenTestsChecker, SandboxVerifier,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -102,7 +102,7 @@ def ENTRY_POINT(*args, **kwargs):
     return _ponder_perturb(_ponder_original(*args, **kwargs))
 "#;
 
-fn perturbed(problem: &CodeProblem) -> String {
+pub(crate) fn perturbed(problem: &CodeProblem) -> String {
     format!(
         "{}{}",
         problem.reference_solution,

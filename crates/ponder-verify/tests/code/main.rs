@@ -4,6 +4,7 @@
 mod datasets;
 mod hostile;
 mod modes;
+mod verifier;
 
 use ponder_verify::code::{CheckRequest, Limits, Pool, Sandbox, SandboxConfig, TestSpec};
 use std::sync::OnceLock;

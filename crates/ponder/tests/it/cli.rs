@@ -29,6 +29,29 @@ fn eval_prints_accuracy_per_strategy() {
 }
 
 #[test]
+fn eval_verify_resample_on_humaneval_reports_abstentions_and_the_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let o = ponder(&[
+        "eval", "--dataset", "humaneval", "--limit", "2", "--strategy", "verify-resample", "--budget", "2",
+        "--max-tokens", "64", "--json", json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in ["abstain", "false-positive rate", "fLaws best k", "/2 ("] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &v[0];
+    let counts = ["n_correct", "n_wrong", "n_abstained"].map(|k| s[k].as_u64().unwrap());
+    assert_eq!(counts.iter().sum::<u64>(), 2, "{s}");
+    let n_abstained = s["records"].as_array().unwrap().iter().filter(|r| r["abstained"] == true).count();
+    assert_eq!(n_abstained as u64, counts[2]);
+    assert!(s["verifier"]["best_k"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["verifier"]["success_rates"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn models_list_names_the_registry() {
     let o = ponder(&["models", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
