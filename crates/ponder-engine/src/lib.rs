@@ -45,6 +45,20 @@ pub struct EngineConfig {
     pub prefix_cache_entries: usize,
 }
 
+impl EngineConfig {
+    /// llama.cpp context parameters: one unified KV cache, so forked sequences share cells.
+    pub(crate) fn context_params(&self) -> LlamaContextParams {
+        LlamaContextParams::default()
+            .with_n_ctx(std::num::NonZeroU32::new(self.n_ctx))
+            .with_n_batch(self.n_batch)
+            .with_n_ubatch(self.n_batch)
+            .with_n_seq_max(self.n_seq_max)
+            .with_kv_unified(true)
+            .with_n_threads(self.n_threads)
+            .with_n_threads_batch(self.n_threads)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
@@ -142,15 +156,7 @@ impl Engine {
                         return;
                     }
                 };
-                let params = LlamaContextParams::default()
-                    .with_n_ctx(std::num::NonZeroU32::new(cfg.n_ctx))
-                    .with_n_batch(cfg.n_batch)
-                    .with_n_ubatch(cfg.n_batch)
-                    .with_n_seq_max(cfg.n_seq_max)
-                    .with_kv_unified(true)
-                    .with_n_threads(cfg.n_threads)
-                    .with_n_threads_batch(cfg.n_threads);
-                let ctx = match actor_model.new_context(backend, params) {
+                let ctx = match actor_model.new_context(backend, cfg.context_params()) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready_tx.send(Err(EngineError::Context(e.to_string())));

@@ -5,10 +5,8 @@
 //! it to the other sequences, then decode one token per sequence per batch with
 //! llama.cpp's sampler chain.
 
-use std::num::NonZeroU32;
 use std::time::Instant;
 
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
@@ -46,15 +44,7 @@ pub fn run(
     temperature: f32,
     seed: u32,
 ) -> Result<RawTimings, EngineError> {
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(cfg.n_ctx))
-        .with_n_batch(cfg.n_batch)
-        .with_n_ubatch(cfg.n_batch)
-        .with_n_seq_max(cfg.n_seq_max)
-        .with_kv_unified(true)
-        .with_n_threads(cfg.n_threads)
-        .with_n_threads_batch(cfg.n_threads);
-    let mut ctx = model.new_context(backend()?, params).map_err(|e| EngineError::Context(e.to_string()))?;
+    let mut ctx = model.new_context(backend()?, cfg.context_params()).map_err(|e| EngineError::Context(e.to_string()))?;
     let err = |e: &dyn std::fmt::Display| EngineError::Context(e.to_string());
     let mut batch = LlamaBatch::new(cfg.n_batch as usize, n_seqs as i32);
 

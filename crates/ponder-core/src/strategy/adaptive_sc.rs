@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use statrs::function::beta::beta_reg;
 
-use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use super::{candidate, majority, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
 use crate::{Message, Problem, Usage};
 
@@ -81,19 +81,7 @@ impl Strategy for AdaptiveSelfConsistency {
             return Err(StrategyError::InsufficientCandidates(started));
         }
         candidates.sort_by_key(|c| c.index);
-        let votes = tally(&candidates, false);
-        let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
-        Ok(Outcome {
-            strategy: self.name().into(),
-            answer: votes.first().map(|v| v.answer.clone()),
-            chosen: chosen.or(Some(0)),
-            candidates,
-            votes,
-            usage,
-            n_failed,
-            stopped_early,
-            abstained: false,
-        })
+        Ok(majority(self.name(), candidates, usage, n_failed, stopped_early))
     }
 }
 

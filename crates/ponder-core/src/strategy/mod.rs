@@ -187,3 +187,27 @@ pub(crate) fn groups(candidates: &[Candidate]) -> BTreeMap<&str, Vec<&Candidate>
     out
 }
 #[cfg(test)] mod tests;
+
+/// The majority-vote outcome over `candidates` (in index order), as self-consistency and
+/// its adaptive form return it.
+pub(crate) fn majority(
+    strategy: &str,
+    candidates: Vec<Candidate>,
+    usage: Usage,
+    n_failed: usize,
+    stopped_early: bool,
+) -> Outcome {
+    let votes = tally(&candidates, false);
+    let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
+    Outcome {
+        strategy: strategy.into(),
+        answer: votes.first().map(|v| v.answer.clone()),
+        chosen: chosen.or(Some(0)),
+        candidates,
+        votes,
+        usage,
+        n_failed,
+        stopped_early,
+        abstained: false,
+    }
+}

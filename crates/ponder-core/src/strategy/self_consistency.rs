@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{draw, position_of, tally, Ctx, Outcome, Strategy, StrategyError};
+use super::{draw, majority, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
 use crate::{Message, Problem};
 
@@ -25,18 +25,6 @@ impl Strategy for SelfConsistency {
     }
     async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let (candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
-        let votes = tally(&candidates, false);
-        let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
-        Ok(Outcome {
-            strategy: self.name().into(),
-            answer: votes.first().map(|v| v.answer.clone()),
-            chosen: chosen.or(Some(0)),
-            candidates,
-            votes,
-            usage,
-            n_failed,
-            stopped_early: false,
-            abstained: false,
-        })
+        Ok(majority(self.name(), candidates, usage, n_failed, false))
     }
 }
