@@ -226,8 +226,13 @@ pub fn run(a: Args) -> Result<()> {
             verifier,
             records,
         });
+        // A row as soon as its strategy is done: long runs show results as they go.
+        if summaries.len() == 1 {
+            print_header();
+        }
+        print_row(summaries.last().expect("just pushed"));
     }
-    print_table(&summaries);
+    print_legend();
     for s in &summaries {
         if let Some(v) = &s.verifier {
             print_verifier(&s.strategy, v);
@@ -243,26 +248,30 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn print_table(summaries: &[Summary]) {
+fn print_header() {
     println!(
         "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9} {:>11} {:>10} {:>10} {:>9}",
         "strategy", "budget", "accuracy", "wrong", "abstain", "samples", "completion", "prompt", "reused", "wall s"
     );
-    for s in summaries {
-        println!(
-            "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9.2} {:>11} {:>10} {:>10} {:>9.1}",
-            s.strategy,
-            s.budget,
-            format!("{}/{} ({:.1}%)", s.n_correct, s.n_problems, 100.0 * s.accuracy),
-            s.n_wrong,
-            s.n_abstained,
-            s.mean_samples,
-            s.usage.completion,
-            s.usage.prompt_computed,
-            s.usage.prompt_reused,
-            s.elapsed_s
-        );
-    }
+}
+
+fn print_row(s: &Summary) {
+    println!(
+        "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9.2} {:>11} {:>10} {:>10} {:>9.1}",
+        s.strategy,
+        s.budget,
+        format!("{}/{} ({:.1}%)", s.n_correct, s.n_problems, 100.0 * s.accuracy),
+        s.n_wrong,
+        s.n_abstained,
+        s.mean_samples,
+        s.usage.completion,
+        s.usage.prompt_computed,
+        s.usage.prompt_reused,
+        s.elapsed_s
+    );
+}
+
+fn print_legend() {
     println!(
         "(wrong: answered and wrong; abstain: no answer given; samples: mean drawn per problem; \
          completion/prompt/reused: tokens summed over all problems)"
@@ -347,19 +356,34 @@ fn print_verifier(strategy: &str, v: &VerifierReport) {
 
 /// Same-answer rates between strategies that ran on the same problems.
 fn print_agreement(summaries: &[Summary], equivalence: &dyn Equivalence) {
+    let same = |x: &Record, y: &Record| match (&x.answer, &y.answer) {
+        (Some(p), Some(q)) => equivalence.equivalent(p, q),
+        (None, None) => true,
+        _ => false,
+    };
     for (i, a) in summaries.iter().enumerate() {
         for b in &summaries[i + 1..] {
-            let same = a
-                .records
-                .iter()
-                .zip(&b.records)
-                .filter(|(x, y)| match (&x.answer, &y.answer) {
-                    (Some(p), Some(q)) => equivalence.equivalent(p, q),
-                    (None, None) => true,
-                    _ => false,
-                })
-                .count();
-            println!("agreement {} vs {}: {}/{} problems with the same answer", a.strategy, b.strategy, same, a.records.len());
+            let pairs: Vec<(&Record, &Record)> = a.records.iter().zip(&b.records).collect();
+            let n_same = pairs.iter().filter(|(x, y)| same(x, y)).count();
+            println!("agreement {} vs {}: {}/{} problems with the same answer", a.strategy, b.strategy, n_same, pairs.len());
+            // Where one side stopped early, did it still reach the other's answer?
+            for (early, full, flip) in [(a, b, false), (b, a, true)] {
+                let stopped: Vec<&(&Record, &Record)> =
+                    pairs.iter().filter(|(x, y)| if flip { y.n_samples < early.budget } else { x.n_samples < early.budget }).collect();
+                if early.budget > 1 && full.mean_samples >= full.budget as f64 && !stopped.is_empty() {
+                    let n = stopped.iter().filter(|(x, y)| same(x, y)).count();
+                    let drawn: usize = stopped.iter().map(|(x, y)| if flip { y.n_samples } else { x.n_samples }).sum();
+                    println!(
+                        "  where {} stopped early ({} problems, {:.1} samples each): same answer as {} on {}/{}",
+                        early.strategy,
+                        stopped.len(),
+                        drawn as f64 / stopped.len() as f64,
+                        full.strategy,
+                        n,
+                        stopped.len()
+                    );
+                }
+            }
         }
     }
 }
