@@ -287,8 +287,21 @@ pub trait StepSession: Send {
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError>;
     /// Frees branches at once; their ids become unknown.
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError>;
-    /// Usage so far.
+    /// Usage so far (probes excluded: they report their own).
     fn usage(&self) -> Usage;
+    /// For each branch, the log-probabilities of the first token of each of `candidates`
+    /// as the next token after `suffix` is appended to the branch. The branches themselves
+    /// are left unchanged. Self-evaluation uses it ("Is this step correct? Yes/No").
+    /// On the engine each probe forks the branch (KV shared) and computes only `suffix`.
+    async fn probe(
+        &mut self,
+        branches: &[BranchId],
+        suffix: &str,
+        candidates: &[String],
+    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+        let _ = (branches, suffix, candidates);
+        Err(GenError::Unsupported("next-token probes (self-evaluation) on this backend".into()))
+    }
 }
 
 /// Facts about a backend that strategies and reports need.

@@ -7,6 +7,7 @@
 pub mod answer;
 pub mod generator;
 pub mod problem;
+pub mod process;
 pub mod scorer;
 pub mod strategy;
 pub mod testing;
@@ -17,5 +18,6 @@ pub use generator::{
     derive_seed, BranchId, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
     SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession,
 };
+pub use process::{Aggregate, Partial, ProcessScorer};
 pub use problem::{Checker, GoldChecker, Message, Problem, Role};
 pub use usage::Usage;

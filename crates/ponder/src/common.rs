@@ -110,7 +110,7 @@ pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;
 
 /// A strategy context with the v1 numeric answer rules.
 pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, verifier: None }
+    Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, process: None, verifier: None }
 }
 
 /// A strategy context with a dataset's own answer rules and verifier (code: visible tests).
@@ -124,6 +124,7 @@ pub fn dataset_ctx<'a>(
         equivalence: dataset.equivalence.as_ref(),
         extract: dataset.extract,
         scorer,
+        process: None,
         verifier: dataset.verifier.as_deref(),
     }
 }

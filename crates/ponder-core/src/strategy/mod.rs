@@ -3,6 +3,7 @@
 
 mod adaptive_sc;
 mod best_of_n;
+pub mod search;
 mod self_consistency;
 mod single;
 mod verified_resampling;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use adaptive_sc::{leader_stays_probability, AdaptiveSelfConsistency};
 pub use best_of_n::BestOfN;
+pub use search::{FinalPick, Resampling, SearchConfig, Track};
 pub use self_consistency::SelfConsistency;
 pub use single::Single;
 pub use verified_resampling::VerifiedResampling;
@@ -24,6 +26,7 @@ pub use weighted_best_of_n::WeightedBestOfN;
 
 use crate::answer::Equivalence;
 use crate::generator::{FinishReason, GenError, Generator, Sample, SampleRequest, SamplingParams};
+use crate::process::ProcessScorer;
 use crate::scorer::{self, OutcomeScorer, ScoreError};
 use crate::verifier::Verifier;
 use crate::{Message, Problem, Usage};
@@ -77,6 +80,8 @@ pub struct Ctx<'a> {
     pub equivalence: &'a dyn Equivalence,
     pub extract: fn(&str) -> Option<String>,
     pub scorer: Option<&'a dyn OutcomeScorer>,
+    /// Scores partial solutions step by step (search strategies).
+    pub process: Option<&'a dyn ProcessScorer>,
     pub verifier: Option<&'a dyn Verifier>,
 }
 
@@ -88,6 +93,8 @@ pub enum StrategyError {
     InvalidBudget(usize),
     #[error("strategy {0} needs a scorer")]
     NeedsScorer(String),
+    #[error("strategy {0} needs a process scorer (--scorer self-eval, step-check or prm)")]
+    NeedsProcessScorer(String),
     #[error("strategy {0} needs a verifier")]
     NeedsVerifier(String),
     #[error("every sample failed ({0} attempted): insufficient_candidates")]
@@ -109,8 +116,19 @@ pub trait Strategy: Send + Sync {
 /// The strategies `build` knows.
 pub const STRATEGIES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"];
 
-/// Builds a strategy by name.
+/// Builds a strategy by name, search strategies with the default [`SearchConfig`].
 pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+    build_with(name, budget, sampling, &SearchConfig::default())
+}
+
+/// Builds a strategy by name; `search` configures the step-level search strategies.
+pub fn build_with(
+    name: &str,
+    budget: usize,
+    sampling: SamplingParams,
+    search: &SearchConfig,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    let _ = search;
     if budget == 0 {
         return Err(StrategyError::InvalidBudget(0));
     }
