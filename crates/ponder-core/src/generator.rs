@@ -246,6 +246,7 @@ pub struct StepParams {
     pub sampling: SamplingParams,
     /// Ends a step (kept in the step's text); `None` means a step is the whole rest.
     pub delimiter: Option<String>,
+    /// Most tokens in one step; a step cut here ends with `StepEnd` (the branch may go on).
     pub max_step_tokens: u32,
     /// Most tokens a branch may hold in total (prompt excluded); reaching it ends the branch.
     pub max_total_tokens: u32,
@@ -289,6 +290,13 @@ pub trait StepSession: Send {
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError>;
     /// Usage so far (probes excluded: they report their own).
     fn usage(&self) -> Usage;
+    /// Appends `text` to a branch as if it had been generated (forced decoding), e.g. a
+    /// complete candidate to be judged; its tokens are computed with the branch's next
+    /// extend or probe and counted as prompt work.
+    async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
+        let _ = (branch, text);
+        Err(GenError::Unsupported("appending text to a branch on this backend".into()))
+    }
     /// For each branch, the log-probabilities of the first token of each of `candidates`
     /// as the next token after `suffix` is appended to the branch. The branches themselves
     /// are left unchanged. Self-evaluation uses it ("Is this step correct? Yes/No").

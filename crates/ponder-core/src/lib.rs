@@ -19,5 +19,5 @@ pub use generator::{
     SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession,
 };
 pub use process::{Aggregate, Partial, ProcessScorer};
-pub use problem::{Checker, GoldChecker, Message, Problem, Role};
+pub use problem::{Checker, GoldChecker, Message, Problem, Role, ToolCall};
 pub use usage::Usage;

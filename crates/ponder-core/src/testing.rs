@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::generator::*;
-use crate::{Message, Usage};
+use crate::process::{Partial, ProcessScorer};
+use crate::scorer::{ScoreError, Scores};
+use crate::{Message, Problem, Usage};
 
 /// One possible sample text with its relative weight and per-token logprob.
 #[derive(Debug, Clone)]
@@ -219,5 +221,43 @@ impl StepSession for ScriptedSession {
 
     fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+/// A process scorer for tests: each partial's newest step is scored by a rule on its text,
+/// one scorer pass per partial. It counts the partials it scored, and passes bad values
+/// (NaN, out of range) through so that strategies' checks can be tested.
+#[derive(Clone)]
+pub struct ScriptedProcessScorer {
+    rule: Arc<dyn Fn(&str) -> f64 + Send + Sync>,
+    scored: Arc<AtomicUsize>,
+}
+
+impl ScriptedProcessScorer {
+    pub fn new(rule: impl Fn(&str) -> f64 + Send + Sync + 'static) -> Self {
+        Self { rule: Arc::new(rule), scored: Arc::default() }
+    }
+
+    /// Partials scored so far.
+    pub fn scored(&self) -> usize {
+        self.scored.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl ProcessScorer for ScriptedProcessScorer {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    async fn score_steps(
+        &self,
+        _problem: &Problem,
+        partials: &[Partial<'_>],
+        _session: &mut dyn StepSession,
+    ) -> Result<Scores, ScoreError> {
+        self.scored.fetch_add(partials.len(), Ordering::SeqCst);
+        let values = partials.iter().map(|p| (self.rule)(p.steps.last().map_or("", String::as_str))).collect();
+        Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
 }

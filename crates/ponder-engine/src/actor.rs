@@ -40,11 +40,23 @@ pub(crate) struct SampleJob {
 
 pub(crate) enum Command {
     Sample(Box<SampleJob>),
-    Open { prompt: Vec<LlamaToken>, seed: u64, reply: oneshot::Sender<Result<(SessionId, Usage), GenError>> },
+    Open { prompt: Vec<LlamaToken>, seed: u64, reprefill: bool, reply: oneshot::Sender<Result<(SessionId, Usage), GenError>> },
+    /// Next-token log-probabilities of `candidates` after `suffix` on each branch.
+    Probe {
+        session: SessionId,
+        branches: Vec<BranchId>,
+        suffix: Vec<LlamaToken>,
+        candidates: Vec<LlamaToken>,
+        reply: Reply<Vec<Vec<f32>>>,
+    },
+    /// Next-token log-probabilities of `candidates` after each token sequence (reward
+    /// models); sequences reuse and then join the prefix cache.
+    Score { sequences: Vec<Vec<LlamaToken>>, candidates: Vec<LlamaToken>, reply: Reply<Vec<Vec<f32>>> },
     Fork { session: SessionId, branch: BranchId, n: usize, reply: Reply<Vec<BranchId>> },
     Extend { session: SessionId, branches: Vec<BranchId>, params: StepParams, reply: Reply<Vec<Step>> },
     Rollback { session: SessionId, branch: BranchId, n_tokens: usize, reply: Reply<()> },
     Release { session: SessionId, branches: Vec<BranchId>, reply: Reply<()> },
+    Append { session: SessionId, branch: BranchId, tokens: Vec<LlamaToken>, reply: Reply<()> },
     Close { session: SessionId },
     Tokens { session: SessionId, branch: BranchId, reply: Reply<Vec<LlamaToken>> },
     Stats { reply: oneshot::Sender<Stats> },
@@ -63,6 +75,7 @@ pub struct Stats {
 enum Owner {
     Job(u64),
     Session(SessionId),
+    Probe(u64),
     Cache,
 }
 
@@ -76,6 +89,8 @@ struct Run {
     n_generated: usize,
     bytes: Vec<u8>,
     logprobs: Vec<f32>,
+    /// A probe reads these tokens' log-probabilities from its logits instead of sampling.
+    probe: Option<Arc<Vec<LlamaToken>>>,
 }
 
 struct Seq {
@@ -114,10 +129,25 @@ struct PendingExtend {
 
 struct Session {
     seed: u64,
+    /// Re-prefill every branch at every step (no KV sharing, no prefix cache): the cost an
+    /// HTTP backend without a prefix cache pays, for benchmarks.
+    reprefill: bool,
     branches: HashMap<BranchId, SeqId>,
     next_branch: BranchId,
     usage: Usage,
     extend: Option<PendingExtend>,
+}
+
+/// A batch of next-token probes (self-evaluation, reward models).
+struct Probe {
+    results: Vec<Option<Vec<f32>>>,
+    remaining: usize,
+    /// Keep the sequences in the prefix cache afterwards (reward-model scoring, whose next
+    /// call extends the same texts).
+    keep: bool,
+    usage: Usage,
+    reply: Reply<Vec<Vec<f32>>>,
+    started: Instant,
 }
 
 struct CacheEntry {
@@ -143,6 +173,7 @@ pub(crate) struct Actor<'m> {
     seqs: HashMap<SeqId, Seq>,
     jobs: HashMap<u64, Job>,
     sessions: HashMap<SessionId, Session>,
+    probes: HashMap<u64, Probe>,
     cache: Vec<CacheEntry>,
     waiting: VecDeque<Box<SampleJob>>,
     next_id: u64,
@@ -171,6 +202,7 @@ impl<'m> Actor<'m> {
             seqs: HashMap::new(),
             jobs: HashMap::new(),
             sessions: HashMap::new(),
+            probes: HashMap::new(),
             cache: Vec::new(),
             waiting: VecDeque::new(),
             next_id: 1,
@@ -311,6 +343,7 @@ impl<'m> Actor<'m> {
         match owner {
             Owner::Job(j) => self.jobs.get_mut(&j).map(|j| &mut j.usage),
             Owner::Session(s) => self.sessions.get_mut(&s).map(|s| &mut s.usage),
+            Owner::Probe(p) => self.probes.get_mut(&p).map(|p| &mut p.usage),
             Owner::Cache => None,
         }
     }
@@ -320,8 +353,20 @@ impl<'m> Actor<'m> {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Sample(job) => self.waiting.push_back(job),
-            Command::Open { prompt, seed, reply } => {
-                let _ = reply.send(self.open(prompt, seed));
+            Command::Open { prompt, seed, reprefill, reply } => {
+                let _ = reply.send(self.open(prompt, seed, reprefill));
+            }
+            Command::Probe { session, branches, suffix, candidates, reply } => {
+                match self.probe_branches(session, &branches, &suffix) {
+                    Ok(sequences) => self.start_probe(sequences, candidates, false, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Score { sequences, candidates, reply } => {
+                let sequences = sequences.into_iter().map(|t| (t, None)).collect();
+                self.start_probe(sequences, candidates, true, reply);
             }
             Command::Fork { session, branch, n, reply } => {
                 let r = self.fork(session, branch, n);
@@ -330,6 +375,10 @@ impl<'m> Actor<'m> {
             Command::Extend { session, branches, params, reply } => self.extend(session, branches, params, reply),
             Command::Rollback { session, branch, n_tokens, reply } => {
                 let r = self.rollback(session, branch, n_tokens);
+                let _ = reply.send(r.map(|()| ((), self.sessions[&session].usage)));
+            }
+            Command::Append { session, branch, tokens, reply } => {
+                let r = self.append(session, branch, tokens);
                 let _ = reply.send(r.map(|()| ((), self.sessions[&session].usage)));
             }
             Command::Release { session, branches, reply } => {
@@ -426,17 +475,17 @@ impl<'m> Actor<'m> {
         self.session(session)?.branches.get(&branch).copied().ok_or(GenError::UnknownBranch(branch))
     }
 
-    fn open(&mut self, prompt: Vec<LlamaToken>, seed: u64) -> Result<(SessionId, Usage), GenError> {
+    fn open(&mut self, prompt: Vec<LlamaToken>, seed: u64, reprefill: bool) -> Result<(SessionId, Usage), GenError> {
         let id = self.fresh_id();
         let seq = self.alloc().ok_or_else(|| GenError::Backend("no free sequence for a new session".into()))?;
-        let reused = self.reuse_prefix(seq, &prompt);
+        let reused = if reprefill { 0 } else { self.reuse_prefix(seq, &prompt) };
         let mut s = self.new_seq(prompt, Owner::Session(id), derive_seed(seed, 0), 0);
         s.n_past = reused;
         s.max_fed = reused;
         self.seqs.insert(seq, s);
         let usage = Usage { prompt_reused: reused as u64, ..Usage::default() };
         let branches = HashMap::from([(0, seq)]);
-        self.sessions.insert(id, Session { seed, branches, next_branch: 1, usage, extend: None });
+        self.sessions.insert(id, Session { seed, reprefill, branches, next_branch: 1, usage, extend: None });
         Ok((id, usage))
     }
 
@@ -464,7 +513,9 @@ impl<'m> Actor<'m> {
             let child = self.fork_seq(parent, derive_seed(seed, b), b).expect("free ids checked");
             let shared = self.seqs[&child].n_past as u64;
             let s = self.session(session)?;
-            s.usage.prompt_reused += shared;
+            if !s.reprefill {
+                s.usage.prompt_reused += shared;
+            }
             s.branches.insert(b, child);
             out.push(b);
         }
@@ -492,9 +543,19 @@ impl<'m> Actor<'m> {
         }
         let sampling = Arc::new(params.sampling.clone());
         let delimiter = params.delimiter.as_ref().filter(|d| !d.is_empty()).map(|d| d.as_bytes().to_vec());
+        let reprefill = self.sessions[&session].reprefill;
         for &b in &branches {
             let seq = self.sessions[&session].branches[&b];
+            if reprefill {
+                // Forget the branch's KV cells: the whole text is fed again, as a stateless
+                // server would have to.
+                let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            }
             let s = self.seqs.get_mut(&seq).expect("branch maps to a live sequence");
+            if reprefill {
+                s.n_past = 0;
+                s.group = None;
+            }
             s.run = Some(Run::new(
                 sampling.clone(),
                 delimiter.clone(),
@@ -505,6 +566,119 @@ impl<'m> Actor<'m> {
         let pending = PendingExtend { order: branches, done: HashMap::new(), reply, started: Instant::now() };
         self.sessions.get_mut(&session).expect("checked above").extend = Some(pending);
         self.finish_extend_if_done(session);
+    }
+
+    /// Probe sequences for `branches`: each branch's tokens plus `suffix`, its KV copied.
+    #[allow(clippy::type_complexity)]
+    fn probe_branches(
+        &mut self,
+        session: SessionId,
+        branches: &[BranchId],
+        suffix: &[LlamaToken],
+    ) -> Result<Vec<(Vec<LlamaToken>, Option<(SeqId, usize)>)>, GenError> {
+        if suffix.is_empty() {
+            return Err(GenError::InvalidRequest("a probe needs a non-empty suffix".into()));
+        }
+        let mut out = Vec::with_capacity(branches.len());
+        for &b in branches {
+            let seq = self.branch_seq(session, b)?;
+            let s = &self.seqs[&seq];
+            if s.run.is_some() {
+                return Err(GenError::InvalidRequest(format!("branch {b} is being extended")));
+            }
+            let mut tokens = s.tokens.clone();
+            tokens.extend_from_slice(suffix);
+            out.push((tokens, Some((seq, s.n_past))));
+        }
+        Ok(out)
+    }
+
+    /// Starts one probe sequence per entry: its tokens, and where to copy KV from (a
+    /// branch and how many of its tokens are computed) or `None` to use the prefix cache.
+    fn start_probe(
+        &mut self,
+        sequences: Vec<(Vec<LlamaToken>, Option<(SeqId, usize)>)>,
+        candidates: Vec<LlamaToken>,
+        keep: bool,
+        reply: Reply<Vec<Vec<f32>>>,
+    ) {
+        let n = sequences.len();
+        let fail = |reply: Reply<Vec<Vec<f32>>>, e: GenError| {
+            let _ = reply.send(Err(e));
+        };
+        if n == 0 {
+            let _ = reply.send(Ok((Vec::new(), Usage::default())));
+            return;
+        }
+        if candidates.is_empty() {
+            return fail(reply, GenError::InvalidRequest("a probe needs at least one candidate token".into()));
+        }
+        if let Some((t, _)) = sequences.iter().find(|(t, _)| t.is_empty() || t.len() >= self.limits.n_ctx_seq) {
+            return fail(reply, GenError::PromptTooLong { prompt_tokens: t.len(), context: self.limits.n_ctx_seq });
+        }
+        if self.free.len() < n {
+            self.evict_cache(n);
+        }
+        if self.free.len() < n {
+            return fail(
+                reply,
+                GenError::Backend(format!(
+                    "cannot probe {n} sequences: only {} free (engine limit {})",
+                    self.free.len(),
+                    self.limits.n_seq_max
+                )),
+            );
+        }
+        let id = self.fresh_id();
+        let candidates = Arc::new(candidates);
+        let mut usage = Usage { scorer_passes: n as u64, ..Usage::default() };
+        for (i, (tokens, source)) in sequences.into_iter().enumerate() {
+            let seq = self.alloc().expect("free ids checked");
+            let n_past = match source {
+                Some((src, n_past)) => {
+                    if n_past > 0 {
+                        let _ = self.ctx.copy_kv_cache_seq(src, seq, Some(0), Some(n_past as u32));
+                    }
+                    n_past
+                }
+                None => self.reuse_prefix(seq, &tokens),
+            };
+            usage.prompt_reused += n_past as u64;
+            let mut s = self.new_seq(tokens, Owner::Probe(id), 0, i as u64);
+            // Every fed token of a probe is prompt work (`n_prompt` covers them all).
+            s.n_past = n_past;
+            s.max_fed = n_past;
+            let mut run = Run::new(Arc::new(SamplingParams::greedy()), None, 1, 1);
+            run.probe = Some(candidates.clone());
+            s.run = Some(run);
+            self.seqs.insert(seq, s);
+        }
+        self.probes.insert(
+            id,
+            Probe { results: vec![None; n], remaining: n, keep, usage, reply, started: Instant::now() },
+        );
+    }
+
+    fn finish_probe(&mut self, id: SeqId, logprobs: Vec<f32>) {
+        let s = self.seqs.get_mut(&id).expect("live sequence");
+        s.run = None;
+        let (Owner::Probe(p), tag) = (s.owner, s.tag) else { return };
+        let keep = self.probes.get(&p).is_some_and(|x| x.keep);
+        if keep {
+            self.seqs.get_mut(&id).expect("live sequence").owner = Owner::Cache;
+            self.add_to_cache(id);
+        } else {
+            self.free_seq(id);
+        }
+        let Some(probe) = self.probes.get_mut(&p) else { return };
+        probe.results[tag as usize] = Some(logprobs);
+        probe.remaining -= 1;
+        if probe.remaining == 0 {
+            let mut probe = self.probes.remove(&p).expect("present above");
+            probe.usage.wall_ms = probe.started.elapsed().as_millis() as u64;
+            let results = probe.results.into_iter().map(|r| r.expect("every probe answered")).collect();
+            let _ = probe.reply.send(Ok((results, probe.usage)));
+        }
     }
 
     fn rollback(&mut self, session: SessionId, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
@@ -535,6 +709,23 @@ impl<'m> Actor<'m> {
                 return Err(GenError::Backend(format!("llama.cpp refused to roll back sequence {seq}")));
             }
         }
+        Ok(())
+    }
+
+    fn append(&mut self, session: SessionId, branch: BranchId, tokens: Vec<LlamaToken>) -> Result<(), GenError> {
+        let seq = self.branch_seq(session, branch)?;
+        let n_ctx_seq = self.limits.n_ctx_seq;
+        let s = self.seqs.get_mut(&seq).expect("branch maps to a live sequence");
+        if s.run.is_some() {
+            return Err(GenError::InvalidRequest(format!("branch {branch} is being extended")));
+        }
+        if s.tokens.len() + tokens.len() >= n_ctx_seq {
+            return Err(GenError::PromptTooLong { prompt_tokens: s.tokens.len() + tokens.len(), context: n_ctx_seq });
+        }
+        s.tokens.extend(tokens);
+        // Forced tokens are prompt work when fed: mark them as below the high-water mark.
+        s.max_fed = s.tokens.len();
+        s.group = None;
         Ok(())
     }
 
@@ -692,6 +883,16 @@ impl<'m> Actor<'m> {
                         let _ = p.reply.send(Err(GenError::Backend(msg.clone())));
                     }
                 }
+                Owner::Probe(p) => {
+                    let seqs: Vec<SeqId> =
+                        self.seqs.iter().filter(|(_, q)| q.owner == owner).map(|(&k, _)| k).collect();
+                    for q in seqs {
+                        self.free_seq(q);
+                    }
+                    if let Some(probe) = self.probes.remove(&p) {
+                        let _ = probe.reply.send(Err(GenError::Backend(msg.clone())));
+                    }
+                }
                 Owner::Cache => {}
             }
         }
@@ -708,6 +909,11 @@ impl<'m> Actor<'m> {
             return;
         }
         let Some(run) = s.run.as_mut() else { return };
+        if let Some(candidates) = run.probe.clone() {
+            let lp = sampler::log_probs_of(self.ctx.get_logits_ith(idx), &candidates);
+            self.finish_probe(id, lp);
+            return;
+        }
         let logits = self.ctx.get_logits_ith(idx);
         let picked = sampler::pick(logits, &run.params, &mut s.rng);
         let token = LlamaToken(picked.token as i32);
@@ -787,7 +993,7 @@ impl<'m> Actor<'m> {
                 }
                 self.finish_extend_if_done(sid);
             }
-            Owner::Cache => {}
+            Owner::Probe(_) | Owner::Cache => {}
         }
     }
 
@@ -812,7 +1018,7 @@ pub(crate) fn kv_need(prompt: usize, n: usize, max_tokens: usize, n_ctx_seq: usi
 
 impl Run {
     fn new(params: Arc<SamplingParams>, delimiter: Option<Vec<u8>>, max_tokens: usize, max_total: usize) -> Self {
-        Self { params, delimiter, max_tokens, max_total, n_generated: 0, bytes: Vec::new(), logprobs: Vec::new() }
+        Self { params, delimiter, max_tokens, max_total, n_generated: 0, bytes: Vec::new(), logprobs: Vec::new(), probe: None }
     }
 }
 
@@ -834,8 +1040,12 @@ fn run_finish(run: &Run, from: usize, total_generated: usize, n_tokens: usize, n
             }
         }
     }
-    if run.n_generated >= run.max_tokens || total_generated >= run.max_total {
+    if total_generated >= run.max_total {
         return Some(FinishReason::Length);
+    }
+    if run.n_generated >= run.max_tokens {
+        // A step cut at its length cap may go on; a whole sample at its cap is done.
+        return Some(if run.max_total == usize::MAX { FinishReason::Length } else { FinishReason::StepEnd });
     }
     if n_tokens >= n_ctx_seq {
         return Some(FinishReason::ContextFull);

@@ -8,6 +8,7 @@
 
 mod actor;
 pub mod chat;
+pub mod prm;
 pub mod raw;
 pub mod sampler;
 
@@ -126,6 +127,8 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Sessions opened through this handle re-prefill every branch at every step.
+    reprefill: bool,
 }
 
 impl Engine {
@@ -189,6 +192,7 @@ impl Engine {
                 n_seq_max: config.n_seq_max as usize,
                 thread: Mutex::new(Some(thread)),
             }),
+            reprefill: false,
         })
     }
 
@@ -233,9 +237,48 @@ impl Engine {
             return Err(GenError::PromptTooLong { prompt_tokens: prompt.len(), context: self.inner.n_ctx_seq });
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Open { prompt, seed, reply })?;
+        self.send(Command::Open { prompt, seed, reprefill: self.reprefill, reply })?;
         let (id, usage) = answer(rx).await?;
         Ok(EngineSession { engine: self.clone(), id, usage })
+    }
+
+    /// A handle on the same model whose step sessions share nothing: no prefix cache, no
+    /// KV sharing between forks, every branch's whole text fed again at every step. This
+    /// is what search costs through a stateless HTTP server; `ponder bench search`
+    /// compares it with the normal engine in one run.
+    pub fn reprefilling(&self) -> Engine {
+        Engine { inner: self.inner.clone(), reprefill: true }
+    }
+
+    /// The first token of `text` (no special tokens added), for next-token probes.
+    pub fn first_token(&self, text: &str) -> Result<LlamaToken, GenError> {
+        self.inner
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .first()
+            .copied()
+            .ok_or_else(|| GenError::InvalidRequest(format!("{text:?} has no tokens")))
+    }
+
+    /// For each token sequence, the log-probabilities of `candidates` as its next token,
+    /// all sequences in one batch. Sequences reuse the prefix cache and then join it, so a
+    /// reward model scoring partial solutions step after step computes only the new steps.
+    pub async fn score_next(
+        &self,
+        sequences: Vec<Vec<LlamaToken>>,
+        candidates: Vec<LlamaToken>,
+    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+        if sequences.len() + 1 > self.inner.n_seq_max {
+            return Err(GenError::InvalidRequest(format!(
+                "{} sequences exceed this engine's {} parallel sequences",
+                sequences.len(),
+                self.inner.n_seq_max - 1
+            )));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Score { sequences, candidates, reply })?;
+        answer(rx).await
     }
 
     /// What the actor holds right now.
@@ -354,6 +397,31 @@ impl StepSession for EngineSession {
 
     fn usage(&self) -> Usage {
         self.usage
+    }
+
+    async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
+        let tokens = self.engine.inner.model.vocab().tokenize(text.as_bytes(), false, true);
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let session = self.id;
+        self.call(|reply| Command::Append { session, branch, tokens, reply }).await
+    }
+
+    async fn probe(
+        &mut self,
+        branches: &[BranchId],
+        suffix: &str,
+        candidates: &[String],
+    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+        let engine = &self.engine;
+        // Special tokens parse, so a suffix may close the turn in the model's chat format.
+        let suffix = engine.inner.model.vocab().tokenize(suffix.as_bytes(), false, true);
+        let candidates = candidates.iter().map(|c| engine.first_token(c)).collect::<Result<Vec<_>, _>>()?;
+        let (session, branches) = (self.id, branches.to_vec());
+        let (reply, rx) = oneshot::channel();
+        engine.send(Command::Probe { session, branches, suffix, candidates, reply })?;
+        answer(rx).await
     }
 }
 

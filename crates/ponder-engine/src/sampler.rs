@@ -147,3 +147,13 @@ mod tests {
         assert_ne!(run(5), run(6));
     }
 }
+
+/// Log-probabilities of `tokens` under the untempered distribution of `logits`.
+pub fn log_probs_of(logits: &[f32], tokens: &[llama_cpp_2::token::LlamaToken]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    tokens
+        .iter()
+        .map(|t| logits.get(t.0 as usize).map_or(f32::NEG_INFINITY, |&l| l - log_z))
+        .collect()
+}

@@ -3,10 +3,25 @@
 //! A [`Dataset`] is problems plus the checker that grades answers to them. [`load`] turns
 //! a spec such as `gsm8k` or `arith:3` into one, and [`prompt`] turns a problem into
 //! messages. Data is compiled in (`include_str!`) or generated, so loading does no I/O,
-//! except that the code datasets (`humaneval`, `mbpp`) start a sandbox pool to grade with.
+//! except that the code datasets (`humaneval`, `mbpp`) start a sandbox pool to grade with
+//! and `jsonl:PATH` reads its file.
+//!
+//! Evaluation: [`runner`] runs units (problem × strategy × budget × seed) and persists each
+//! in the [`store`] (SQLite) as it completes; [`analysis`] summarises a stored run,
+//! [`curves`] computes pass@k / maj@k / best-of-k curves from its samples, [`cost`] adds
+//! FLOPs, prices and cost-of-pass, [`report`] writes HTML/Markdown/CSV, [`plan`] fits a
+//! compute-optimal policy that [`auto::Auto`] applies.
 
+pub mod analysis;
+pub mod auto;
+pub mod cost;
+pub mod curves;
 mod error;
+pub mod plan;
 mod prompt;
+pub mod report;
+pub mod runner;
+pub mod store;
 pub mod tasks;
 
 use std::fmt;
@@ -23,7 +38,8 @@ pub use prompt::{prompt, PromptStyle};
 
 /// The specs [`load`] understands, for error messages and `--help`.
 pub const KNOWN_SPECS: &str =
-    "gsm8k, math500, aime24, aime25, humaneval, mbpp, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT";
+    "gsm8k, math500, aime24, aime25, humaneval, mbpp, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT, \
+     jsonl:PATH (one {\"id\", \"question\", \"answer\", \"level\"?} object per line)";
 
 /// Generated problems per `arith` dataset unless the spec gives a count.
 pub const DEFAULT_GENERATED: usize = 500;
@@ -83,10 +99,54 @@ impl fmt::Debug for Dataset {
     }
 }
 
+/// How [`load_with`] treats bad input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Leave out rows of a `jsonl:` file that do not parse (they are returned in
+    /// [`LoadedDataset::skipped`]) instead of failing.
+    pub skip_bad_rows: bool,
+}
+
+/// A dataset and the rows of its file that were skipped.
+#[derive(Debug, Clone)]
+pub struct LoadedDataset {
+    pub dataset: Dataset,
+    pub skipped: Vec<tasks::jsonl::BadRow>,
+}
+
 /// The dataset named by `spec` (see [`KNOWN_SPECS`]). `seed` picks the generated problems
-/// of `arith`; `gsm8k` ignores it and keeps the file's order.
+/// of `arith`; `gsm8k` ignores it and keeps the file's order. A bad row of a `jsonl:`
+/// file is an error.
 pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
+    load_with(spec, seed, LoadOptions::default()).map(|l| l.dataset)
+}
+
+/// [`load`] with options: `jsonl:PATH` files may have their bad rows skipped.
+pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDataset, Error> {
     let spec = spec.trim();
+    if let Some(path) = spec.strip_prefix("jsonl:") {
+        let loaded = tasks::jsonl::load(std::path::Path::new(path), options.skip_bad_rows)?;
+        return Ok(LoadedDataset { dataset: math(spec, loaded.problems), skipped: loaded.skipped });
+    }
+    load_builtin(spec, seed).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
+}
+
+/// A digest of the problems (ids, questions, golds, levels, in order): a resumed run
+/// checks that it still evaluates the same problems.
+pub fn fingerprint(problems: &[Problem]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in problems {
+        for field in [p.id.as_str(), p.question.as_str(), p.gold.as_str()] {
+            h.update((field.len() as u64).to_le_bytes());
+            h.update(field.as_bytes());
+        }
+        h.update(p.level.map_or(u64::MAX, u64::from).to_le_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn load_builtin(spec: &str, seed: u64) -> Result<Dataset, Error> {
     let parts: Vec<&str> = spec.split(':').collect();
     match parts.as_slice() {
         ["gsm8k"] => Ok(numeric("gsm8k", tasks::gsm8k::test()?)),

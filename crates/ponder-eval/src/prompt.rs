@@ -49,16 +49,16 @@ const SYSTEM: &str = "You are a helpful assistant who solves math word problems.
 const INSTRUCTION: &str =
     "Solve the problem step by step. Finish with a line \"The answer is N.\" where N is the final number.";
 
-/// Few-shot examples for [`PromptStyle::Completion`]: short, one with an operation chain
-/// like `arith`, one with a product like GSM8K.
+/// Few-shot examples: short, one with an operation chain like `arith`, one with a product
+/// like GSM8K. One step per paragraph, so step-level search splits them on blank lines.
 const EXAMPLES: [(&str, &str); 2] = [
     (
         "Tom has 3 apples. He buys 4 more. Then he gives 2 to Ana. How many apples does Tom have now?",
-        "Tom starts with 3 apples. After buying 4 more he has 3 + 4 = 7. After giving 2 away he has 7 - 2 = 5. The answer is 5.",
+        "Tom starts with 3 apples.\n\nAfter buying 4 more he has 3 + 4 = 7.\n\nAfter giving 2 away he has 7 - 2 = 5.\n\nThe answer is 5.",
     ),
     (
         "A box holds 6 eggs. Mia buys 5 boxes and uses 8 eggs. How many eggs are left?",
-        "5 boxes hold 5 * 6 = 30 eggs. After using 8 eggs, 30 - 8 = 22 are left. The answer is 22.",
+        "5 boxes hold 5 * 6 = 30 eggs.\n\nAfter using 8 eggs, 30 - 8 = 22 are left.\n\nThe answer is 22.",
     ),
 ];
 

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ponder_core::answer::{extract_answer, NumericEquivalence};
+use ponder_core::process::{Aggregate, ProcessAsOutcome, ProcessScorer, PromptFn, SelfEval, StepCheck};
 use ponder_core::scorer::{CheckerScorer, MeanLogprob, OutcomeScorer};
-use ponder_core::strategy::{self, Ctx, Strategy};
+use ponder_core::strategy::{self, Ctx, FinalPick, Resampling, SearchConfig, Strategy};
+use ponder_engine::prm::{PrmFormat, TokenPrm};
 use ponder_core::{Checker, Generator, SamplingParams};
 use ponder_engine::{Engine, EngineConfig};
 use ponder_models::{Fetcher, ModelRef};
@@ -87,8 +89,172 @@ impl SamplingArgs {
     }
 }
 
-/// The scorers `--scorer` accepts.
-pub const SCORERS: &[&str] = &["mean-logprob", "checker"];
+/// The scorers `--scorer` accepts: outcome scorers, then process scorers (which the
+/// outcome strategies use on each complete candidate).
+pub const SCORERS: &[&str] = &["mean-logprob", "checker", "self-eval", "step-check", "prm"];
+
+/// Scorers that judge partial solutions step by step.
+pub const PROCESS_SCORERS: &[&str] = &["self-eval", "step-check", "prm"];
+
+/// Flags of the step-level search strategies and their process scorers.
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    /// Ends a step in search strategies (\n is a newline); empty: steps end only at --max-step-tokens
+    #[arg(long, default_value = "\\n\\n")]
+    pub delimiter: String,
+    /// Most tokens in one step
+    #[arg(long, default_value_t = 128)]
+    pub max_step_tokens: u32,
+    /// beam/dvts: children per kept beam (M); beam keeps budget/M beams, dvts runs budget/M subtrees
+    #[arg(long, default_value_t = 4)]
+    pub beam_width: usize,
+    /// Most steps of a search
+    #[arg(long, default_value_t = 40)]
+    pub max_steps: usize,
+    /// How a branch's step scores become one: last, min, product, mean
+    #[arg(long, default_value = "last")]
+    pub aggregate: String,
+    /// pf/pgibbs resampling: multinomial or systematic
+    #[arg(long, default_value = "multinomial")]
+    pub resampling: String,
+    /// pf/pgibbs: resample only when the effective sample size falls below this fraction of the particles
+    #[arg(long, default_value_t = 1.0)]
+    pub ess_threshold: f64,
+    /// pf/pgibbs: softmax temperature on the particles' log-weights
+    #[arg(long, default_value_t = 1.0)]
+    pub pf_temperature: f64,
+    /// pf/pgibbs final answer: argmax (highest weight) or sample (drawn by weight)
+    #[arg(long, default_value = "argmax")]
+    pub final_pick: String,
+    /// pgibbs: sweeps (total particles spent = budget x sweeps)
+    #[arg(long, default_value_t = 2)]
+    pub sweeps: usize,
+    /// GGUF causal LM used as token-probability PRM for --scorer prm (registry name, path or hf:)
+    #[arg(long)]
+    pub prm_model: Option<String>,
+    /// PRM layout: tag written after each step
+    #[arg(long, default_value = " ки")]
+    pub prm_step_tag: String,
+    /// PRM token meaning a good step
+    #[arg(long, default_value = "+")]
+    pub prm_good: String,
+    /// PRM token meaning a bad step
+    #[arg(long, default_value = "-")]
+    pub prm_bad: String,
+    /// Self-evaluation question appended to a partial solution (\n is a newline)
+    #[arg(long)]
+    pub self_eval_question: Option<String>,
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+impl SearchArgs {
+    pub fn config(&self) -> Result<SearchConfig> {
+        let aggregate = Aggregate::parse(&self.aggregate)
+            .with_context(|| format!("unknown --aggregate {:?} (known: {})", self.aggregate, Aggregate::NAMES.join(", ")))?;
+        let resampling = match self.resampling.as_str() {
+            "multinomial" => Resampling::Multinomial,
+            "systematic" => Resampling::Systematic,
+            other => bail!("unknown --resampling {other:?} (known: multinomial, systematic)"),
+        };
+        let final_pick = match self.final_pick.as_str() {
+            "argmax" => FinalPick::Argmax,
+            "sample" => FinalPick::Sample,
+            other => bail!("unknown --final-pick {other:?} (known: argmax, sample)"),
+        };
+        if self.beam_width == 0 {
+            bail!("--beam-width must be at least 1");
+        }
+        if self.max_steps == 0 || self.max_step_tokens == 0 || self.sweeps == 0 {
+            bail!("--max-steps, --max-step-tokens and --sweeps must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.ess_threshold) {
+            bail!("--ess-threshold must be in [0, 1], got {}", self.ess_threshold);
+        }
+        if !(self.pf_temperature.is_finite() && self.pf_temperature > 0.0) {
+            bail!("--pf-temperature must be a positive number, got {}", self.pf_temperature);
+        }
+        Ok(SearchConfig {
+            delimiter: unescape(&self.delimiter),
+            max_step_tokens: self.max_step_tokens,
+            beam_width: self.beam_width,
+            max_steps: self.max_steps,
+            aggregate,
+            resampling,
+            ess_threshold: self.ess_threshold,
+            pf_temperature: self.pf_temperature,
+            final_pick,
+            sweeps: self.sweeps,
+        })
+    }
+
+    /// Loads the reward model first, so a PRM that fails to load ends the command before
+    /// any generation.
+    pub fn prm(&self, model: &ModelArgs) -> Result<TokenPrm> {
+        let Some(name) = &self.prm_model else {
+            bail!("--scorer prm needs --prm-model (a GGUF causal LM used as a token-probability PRM)");
+        };
+        let args = ModelArgs { model: name.clone(), ..model.clone() };
+        let mut engine_cfg = args.engine_config();
+        // Each partial joins the PRM's prefix cache so the next step reuses it.
+        engine_cfg.prefix_cache_entries = 128;
+        let path = args.resolve().with_context(|| format!("the PRM model {name:?}"))?;
+        let engine = Engine::load(&path, engine_cfg).with_context(|| format!("loading the PRM model {}", path.display()))?;
+        let format = PrmFormat {
+            step_tag: self.prm_step_tag.clone(),
+            good: self.prm_good.clone(),
+            bad: self.prm_bad.clone(),
+            ..PrmFormat::default()
+        };
+        TokenPrm::new(engine, format).map_err(|e| anyhow::anyhow!("the PRM model cannot be used: {e}"))
+    }
+}
+
+/// The scorers a command runs with.
+#[derive(Default)]
+pub struct Scorers {
+    pub outcome: Option<Box<dyn OutcomeScorer>>,
+    pub process: Option<Arc<dyn ProcessScorer>>,
+}
+
+/// Checks a scorer name before any model loads.
+pub fn check_scorer(name: &str) -> Result<()> {
+    if SCORERS.contains(&name) {
+        Ok(())
+    } else {
+        bail!("unknown scorer {name:?} (known: {})", SCORERS.join(", "))
+    }
+}
+
+/// Builds the scorers: an outcome scorer by name, or a process scorer that search
+/// strategies use step by step and outcome strategies use on whole candidates.
+pub fn scorers(
+    name: &str,
+    checker: Option<Arc<dyn Checker>>,
+    search: &SearchArgs,
+    model: &ModelArgs,
+    engine: &Engine,
+    prompt: PromptFn,
+) -> Result<Scorers> {
+    if !PROCESS_SCORERS.contains(&name) {
+        return Ok(Scorers { outcome: Some(scorer(name, checker)?), process: None });
+    }
+    let process: Arc<dyn ProcessScorer> = match name {
+        "self-eval" => {
+            let mut s = SelfEval::default();
+            if let Some(q) = &search.self_eval_question {
+                s.question = unescape(q);
+            }
+            Arc::new(s)
+        }
+        "step-check" => Arc::new(StepCheck),
+        _ => Arc::new(search.prm(model)?),
+    };
+    let outcome = ProcessAsOutcome { scorer: process.clone(), generator: Arc::new(engine.clone()), prompt };
+    Ok(Scorers { outcome: Some(Box::new(outcome)), process: Some(process) })
+}
 
 pub fn scorer(name: &str, checker: Option<Arc<dyn Checker>>) -> Result<Box<dyn OutcomeScorer>> {
     Ok(match name {
@@ -101,9 +267,10 @@ pub fn scorer(name: &str, checker: Option<Arc<dyn Checker>>) -> Result<Box<dyn O
     })
 }
 
-/// Builds the strategy, failing before any model is loaded.
-pub fn strategy(name: &str, budget: usize, sampling: &SamplingParams) -> Result<Box<dyn Strategy>> {
-    Ok(strategy::build(name, budget, sampling.clone())?)
+/// Builds a strategy, failing before any model is loaded; the search flags configure the
+/// step-level search strategies.
+pub fn strategy_with(name: &str, budget: usize, sampling: &SamplingParams, search: &SearchConfig) -> Result<Box<dyn Strategy>> {
+    Ok(strategy::build_with(name, budget, sampling.clone(), search)?)
 }
 
 pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;

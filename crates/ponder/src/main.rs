@@ -18,8 +18,12 @@ struct Cli {
 enum Command {
     /// Answer one question with a strategy and print the answer, the votes and the cost.
     Solve(cmd::solve::Args),
-    /// Run a strategy over a dataset and print accuracy and cost.
+    /// Run strategies × budgets × seeds over a dataset, store every sample, print accuracy and cost.
     Eval(cmd::eval::Args),
+    /// Write an HTML report with plots, plus Markdown and CSV tables, for a stored run.
+    Report(cmd::report::Args),
+    /// Fit a compute-optimal policy (difficulty bins → strategy and budget) on a stored run.
+    Plan(cmd::plan::Args),
     /// Run a verifier over JSONL cases, one JSON verdict per line.
     #[command(subcommand)]
     Grade(cmd::grade::Command),
@@ -29,6 +33,9 @@ enum Command {
     /// Measure the engine.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// OpenAI-compatible gateway: every request runs a strategy (model prefix `sc-16:MODEL`
+    /// or a `ponder` object in the body), on the engine or an upstream server.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,9 +49,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Solve(a) => cmd::solve::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
         Command::Models(c) => cmd::models::run(c),
         Command::Grade(c) => cmd::grade::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,12 @@
 //! readable as its paper's algorithm; this module holds what they share.
 
 mod adaptive_sc;
+mod astar;
+mod beam;
 mod best_of_n;
+mod dvts;
+pub mod particle_filter;
+mod particle_gibbs;
 pub mod search;
 mod self_consistency;
 mod single;
@@ -16,7 +21,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use adaptive_sc::{leader_stays_probability, AdaptiveSelfConsistency};
+pub use astar::AStar;
+pub use beam::BeamSearch;
 pub use best_of_n::BestOfN;
+pub use dvts::Dvts;
+pub use particle_filter::{ParticleFilter, PfStep};
+pub use particle_gibbs::ParticleGibbs;
 pub use search::{FinalPick, Resampling, SearchConfig, Track};
 pub use self_consistency::SelfConsistency;
 pub use single::Single;
@@ -114,7 +124,11 @@ pub trait Strategy: Send + Sync {
 }
 
 /// The strategies `build` knows.
-pub const STRATEGIES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"];
+/// The step-level search strategies (they need a process scorer and a step session).
+pub const SEARCH_STRATEGIES: &[&str] = &["beam", "dvts", "pf", "pgibbs", "astar"];
+
+pub const STRATEGIES: &[&str] =
+    &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar"];
 
 /// Builds a strategy by name, search strategies with the default [`SearchConfig`].
 pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
@@ -128,7 +142,6 @@ pub fn build_with(
     sampling: SamplingParams,
     search: &SearchConfig,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
-    let _ = search;
     if budget == 0 {
         return Err(StrategyError::InvalidBudget(0));
     }
@@ -139,6 +152,11 @@ pub fn build_with(
         "bon" => Box::new(BestOfN { n_samples: budget, sampling }),
         "weighted-bon" => Box::new(WeightedBestOfN { n_samples: budget, sampling }),
         "verify-resample" => Box::new(VerifiedResampling::new(budget, sampling)),
+        "beam" => Box::new(BeamSearch::new(budget, sampling, search.clone())),
+        "dvts" => Box::new(Dvts::new(budget, sampling, search.clone())),
+        "pf" => Box::new(ParticleFilter::new(budget, sampling, search.clone())),
+        "pgibbs" => Box::new(ParticleGibbs::new(budget, sampling, search.clone())),
+        "astar" => Box::new(AStar::new(budget, sampling, search.clone())),
         _ => {
             return Err(StrategyError::UnknownStrategy { name: name.into(), known: STRATEGIES.join(", ") });
         }
@@ -205,6 +223,7 @@ pub(crate) fn groups(candidates: &[Candidate]) -> BTreeMap<&str, Vec<&Candidate>
     out
 }
 #[cfg(test)] mod tests;
+#[cfg(test)] mod search_tests;
 
 /// The majority-vote outcome over `candidates` (in index order), as self-consistency and
 /// its adaptive form return it.

@@ -155,7 +155,7 @@ fn stop_strings_and_max_tokens_end_samples() {
 fn cancelling_frees_every_sequence() {
     let engine = smol(uncached());
     block(async {
-        let mut stream = engine.sample(req(8, SamplingParams { ignore_eos: true, ..sampled(3, 200) })).await?;
+        let stream = engine.sample(req(8, SamplingParams { ignore_eos: true, ..sampled(3, 200) })).await?;
         stream.cancel();
         let usage = stream.finish().await?;
         assert!(usage.completion < 8 * 200, "cancelled request still generated everything: {usage:?}");

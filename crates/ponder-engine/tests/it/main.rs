@@ -51,3 +51,4 @@ fn greedy(max_tokens: u32) -> SamplingParams {
 }
 
 mod engine;
+mod search;

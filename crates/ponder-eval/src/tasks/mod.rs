@@ -3,3 +3,4 @@
 pub mod arith;
 pub mod competition;
 pub mod gsm8k;
+pub mod jsonl;

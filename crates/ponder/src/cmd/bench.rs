@@ -36,6 +36,12 @@ pub enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         markdown: PathBuf,
     },
+    /// Particle filtering on the engine against the same algorithm re-prefilling every
+    /// branch at every step (what a stateless HTTP backend pays)
+    Search(super::bench_search::Args),
+    /// Concurrent clients against one `ponder serve` gateway on the engine, against the same
+    /// requests as direct engine calls: errors, throughput, the gateway's added latency
+    Serve(super::bench_serve::Args),
     /// Math grader checks per second (and worst case on pathological inputs); sandboxed
     /// code checks per second at the pool's default size
     Verify {
@@ -74,10 +80,12 @@ pub fn run(c: Command) -> Result<()> {
             engine(model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown)
         }
         Command::Verify { code_checks, out, markdown } => verify(code_checks, out, markdown),
+        Command::Search(a) => super::bench_search::run(a),
+        Command::Serve(a) => super::bench_serve::run(a),
     }
 }
 
-fn write_json(out: &std::path::Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(out: &std::path::Path, value: &impl Serialize) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

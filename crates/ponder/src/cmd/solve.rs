@@ -8,7 +8,7 @@ use ponder_core::strategy::Outcome;
 use ponder_core::{Checker, GoldChecker, Problem};
 use ponder_eval::PromptStyle;
 
-use crate::common::{self, ModelArgs, SamplingArgs, EQUIVALENCE};
+use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, EQUIVALENCE};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -16,15 +16,22 @@ pub struct Args {
     pub question: String,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// single, sc, adaptive-sc, bon, weighted-bon
+    /// single, sc, adaptive-sc, bon, weighted-bon, verify-resample, beam, dvts, pf, pgibbs, astar
     #[arg(long, short, default_value = "sc")]
     pub strategy: String,
     /// Samples the strategy may draw
     #[arg(long, short, default_value_t = 8)]
     pub budget: usize,
-    /// Outcome scorer for bon and weighted-bon: mean-logprob, or checker (needs --gold)
+    /// mean-logprob or checker (needs --gold) for bon and weighted-bon; self-eval, step-check
+    /// (needs --gold and --steps) or prm (needs --prm-model) for search strategies, and for bon
+    /// on whole candidates
     #[arg(long, default_value = "mean-logprob")]
     pub scorer: String,
+    /// Reference intermediate results, comma-separated, for --scorer step-check
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<String>,
+    #[command(flatten)]
+    pub search: SearchArgs,
     /// The known answer, to report correctness (and for --scorer checker)
     #[arg(long)]
     pub gold: Option<String>,
@@ -36,16 +43,24 @@ pub struct Args {
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
+    /// Policy file from `ponder plan`, for --strategy auto
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     // Built once here so a bad name or budget fails before the model loads.
-    common::strategy(&a.strategy, a.budget, &sampling)?;
+    let search = a.search.config()?;
+    let policy = a.policy.as_deref().map(ponder_eval::plan::Policy::load).transpose()?;
+    crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    common::check_scorer(&a.scorer)?;
     let checker: Arc<dyn Checker> = Arc::new(GoldChecker(EQUIVALENCE));
-    let scorer = common::scorer(&a.scorer, a.gold.as_ref().map(|_| checker.clone()))?;
     if a.question.trim().is_empty() {
         anyhow::bail!("the question is empty");
+    }
+    if a.scorer == "step-check" && (a.gold.is_none() || a.steps.is_empty()) {
+        anyhow::bail!("--scorer step-check needs --gold and --steps (the reference intermediate results)");
     }
     let engine = a.model.load()?;
     let problem = Problem {
@@ -53,14 +68,18 @@ pub fn run(a: Args) -> Result<()> {
         question: a.question.clone(),
         gold: a.gold.clone().unwrap_or_default(),
         level: None,
-        steps: Vec::new(),
+        steps: a.steps.clone(),
     };
     let style = if engine.format().has_template() { PromptStyle::Chat } else { PromptStyle::Completion };
+    let prompt: ponder_core::process::PromptFn = Arc::new(move |p| ponder_eval::prompt(p, style));
+    let scorers =
+        common::scorers(&a.scorer, a.gold.as_ref().map(|_| checker.clone()), &a.search, &a.model, &engine, prompt)?;
     let sampling = common::with_stops(sampling, style);
-    let strategy = common::strategy(&a.strategy, a.budget, &sampling)?;
+    let strategy = crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
     let messages = ponder_eval::prompt(&problem, style);
     let rt = common::runtime()?;
-    let outcome = rt.block_on(strategy.solve(&problem, &messages, &common::ctx(&engine, Some(scorer.as_ref()))))?;
+    let ctx = ponder_core::strategy::Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) };
+    let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
         return Ok(());

@@ -18,7 +18,7 @@ fn eval_prints_accuracy_per_strategy() {
     let json = dir.path().join("eval.json");
     let o = ponder(&[
         "eval", "--dataset", "arith:1", "--limit", "3", "--strategy", "single,adaptive-sc", "--budget", "4",
-        "--max-tokens", "96", "--json", json.to_str().unwrap(),
+        "--max-tokens", "96", "--json", json.to_str().unwrap(), "--no-store",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
@@ -34,7 +34,7 @@ fn eval_verify_resample_on_humaneval_reports_abstentions_and_the_verifier() {
     let json = dir.path().join("eval.json");
     let o = ponder(&[
         "eval", "--dataset", "humaneval", "--limit", "2", "--strategy", "verify-resample", "--budget", "2",
-        "--max-tokens", "64", "--json", json.to_str().unwrap(),
+        "--max-tokens", "64", "--json", json.to_str().unwrap(), "--no-store",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);

@@ -3,6 +3,9 @@
 use std::process::{Command, Output};
 
 mod cli;
+mod eval_store;
+mod serve;
+mod search;
 
 fn ponder(args: &[&str]) -> Output {
     ponder_env(args, &[])

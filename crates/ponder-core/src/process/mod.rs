@@ -5,8 +5,16 @@
 //! Search strategies keep each branch's history of step scores and fold it with an
 //! [`Aggregate`] (last, min, product or mean), as the PRM literature does.
 
+mod as_outcome;
+mod self_eval;
+mod step_check;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+pub use as_outcome::{ProcessAsOutcome, PromptFn};
+pub use self_eval::{yes_probability, SelfEval};
+pub use step_check::{check_chain, StepCheck};
 
 use crate::generator::{BranchId, StepSession};
 use crate::scorer::{ScoreError, Scores};

@@ -1,0 +1,260 @@
+//! A stored run, loaded and summarised: accuracy and cost per strategy and budget (over
+//! seeds), per seed, per difficulty level, and the scaling curves of its sample pools.
+//! Everything the report and `ponder plan` show comes from here.
+//!
+//! Costs compare strategies as if each had run alone. One run evaluates several
+//! strategies on the same engine, so a strategy that runs after another on the same
+//! problem finds the prompt in the prefix cache and computes one token where the first
+//! computed the whole prompt. [`RunData::standalone`] therefore counts at least one full
+//! prefill of the prompt per unit (the prompt's length is read off the stored counts:
+//! every sample of a request counts the prompt once, computed or reused), plus everything
+//! generated; sharing *within* a unit (N samples on one prefill) stays credited. The raw
+//! counts stay in `raw_usage`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ponder_core::Usage;
+use serde::Serialize;
+
+use crate::cost::{CostSummary, Prices};
+use crate::curves::{self, CurveOptions, CurvePoint, Estimate, SampleView};
+use crate::runner::RunConfig;
+use crate::store::{OutcomeRow, ProblemRow, RunInfo, SampleRow, Store};
+use crate::Error;
+
+/// A run with everything stored for it.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub info: RunInfo,
+    pub config: RunConfig,
+    pub problems: Vec<ProblemRow>,
+    pub outcomes: Vec<OutcomeRow>,
+    pub samples: Vec<SampleRow>,
+}
+
+/// A (strategy, budget) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Config {
+    pub strategy: String,
+    pub budget: usize,
+}
+
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.strategy, self.budget)
+    }
+}
+
+/// Accuracy and cost of one (strategy, budget), over all its seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupSummary {
+    pub config: Config,
+    pub seeds: Vec<u64>,
+    /// Units (problems × seeds) stored.
+    pub n_units: usize,
+    pub n_correct: usize,
+    pub n_wrong: usize,
+    pub n_abstained: usize,
+    /// Mean correctness, with a bootstrap interval over problems.
+    pub accuracy: Estimate,
+    pub mean_samples: f64,
+    pub stopped_early: usize,
+    /// Cache-independent cost ([`RunData::standalone`]).
+    pub cost: CostSummary,
+    /// The counts as stored.
+    pub raw_usage: Usage,
+}
+
+/// Accuracy of one (strategy, budget) on the problems of one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelSummary {
+    pub config: Config,
+    /// `None`: problems without a level.
+    pub level: Option<u32>,
+    pub n_units: usize,
+    pub accuracy: Estimate,
+}
+
+/// Curves from the samples of one (strategy, budget), pooled over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurveSet {
+    pub source: Config,
+    /// Samples per problem (the smallest pool; curves run to this k).
+    pub n: usize,
+    pub points: Vec<CurvePoint>,
+    /// Estimated computed tokens per problem at each point's k: one prefill of the prompt
+    /// plus k mean generated tokens per sample.
+    pub tokens_at_k: Vec<f64>,
+}
+
+impl RunData {
+    pub fn load(store: &Store, id: i64) -> Result<RunData, Error> {
+        let info = store.run(id)?;
+        let config = RunConfig::from_json(id, &info.config)?;
+        Ok(RunData { problems: store.problems(id)?, outcomes: store.outcomes(id)?, samples: store.samples(id)?, info, config })
+    }
+
+    /// Prompt tokens of one prefill of each problem's prompt: the smallest (prompt
+    /// computed + reused) per sample over its units.
+    pub fn prompt_lengths(&self) -> HashMap<&str, u64> {
+        let mut out: HashMap<&str, u64> = HashMap::new();
+        for o in self.outcomes.iter().filter(|o| o.n_samples > 0) {
+            let per = (o.usage.prompt_computed + o.usage.prompt_reused) / o.n_samples as u64;
+            let e = out.entry(o.key.problem_id.as_str()).or_insert(per);
+            *e = (*e).min(per);
+        }
+        out
+    }
+
+    /// A unit's usage as if it had run alone: at least one full prefill of its prompt is
+    /// counted as computed (moved from reused), the rest as stored.
+    pub fn standalone(&self, o: &OutcomeRow, prompt_len: &HashMap<&str, u64>) -> Usage {
+        let len = prompt_len.get(o.key.problem_id.as_str()).copied().unwrap_or(0);
+        let total = o.usage.prompt_computed + o.usage.prompt_reused;
+        let computed = o.usage.prompt_computed.max(len.min(total));
+        Usage { prompt_computed: computed, prompt_reused: total - computed, ..o.usage }
+    }
+
+    pub fn level_of(&self) -> HashMap<&str, Option<u32>> {
+        self.problems.iter().map(|p| (p.id.as_str(), p.level)).collect()
+    }
+
+    /// Every (strategy, budget) with stored outcomes, in the order the configuration
+    /// names the strategies, then by budget.
+    pub fn configs(&self) -> Vec<Config> {
+        let set: BTreeSet<Config> =
+            self.outcomes.iter().map(|o| Config { strategy: o.key.strategy.clone(), budget: o.key.budget }).collect();
+        let rank = |s: &str| self.config.strategies.iter().position(|x| x == s).unwrap_or(usize::MAX);
+        let mut v: Vec<Config> = set.into_iter().collect();
+        v.sort_by(|a, b| rank(&a.strategy).cmp(&rank(&b.strategy)).then(a.strategy.cmp(&b.strategy)).then(a.budget.cmp(&b.budget)));
+        v
+    }
+
+    fn outcomes_of<'a>(&'a self, c: &'a Config) -> impl Iterator<Item = &'a OutcomeRow> + 'a {
+        self.outcomes.iter().filter(move |o| o.key.strategy == c.strategy && o.key.budget == c.budget)
+    }
+
+    /// Summary of one (strategy, budget) over the outcomes `keep` lets through.
+    fn summarise(&self, c: &Config, prices: Option<&Prices>, keep: impl Fn(&OutcomeRow) -> bool, salt: u64) -> Option<GroupSummary> {
+        let rows: Vec<&OutcomeRow> = self.outcomes_of(c).filter(|o| keep(o)).collect();
+        if rows.is_empty() {
+            return None;
+        }
+        let n_correct = rows.iter().filter(|o| o.correct).count();
+        let n_abstained = rows.iter().filter(|o| o.abstained && !o.correct).count();
+        // Per problem: mean correctness over its seeds; bootstrap over problems.
+        let mut per_problem: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+        for o in &rows {
+            let e = per_problem.entry(o.key.problem_id.as_str()).or_default();
+            e.0 += f64::from(u8::from(o.correct));
+            e.1 += 1;
+        }
+        let values: Vec<f64> = per_problem.values().map(|(s, n)| s / *n as f64).collect();
+        let seeds: BTreeSet<u64> = rows.iter().map(|o| o.key.seed).collect();
+        let lens = self.prompt_lengths();
+        let usages: Vec<Usage> = rows.iter().map(|o| self.standalone(o, &lens)).collect();
+        Some(GroupSummary {
+            config: c.clone(),
+            seeds: seeds.into_iter().collect(),
+            n_units: rows.len(),
+            n_correct,
+            n_wrong: rows.len() - n_correct - n_abstained,
+            n_abstained,
+            accuracy: curves::bootstrap(&values, 1000, 0.95, salt),
+            mean_samples: rows.iter().map(|o| o.n_samples as f64).sum::<f64>() / rows.len() as f64,
+            stopped_early: rows.iter().filter(|o| o.stopped_early).count(),
+            cost: CostSummary::new(self.info.n_params, prices, &usages, n_correct),
+            raw_usage: rows.iter().map(|o| o.usage).sum(),
+        })
+    }
+
+    /// Accuracy and cost per (strategy, budget), over seeds.
+    pub fn summaries(&self, prices: Option<&Prices>) -> Vec<GroupSummary> {
+        self.configs().iter().enumerate().filter_map(|(i, c)| self.summarise(c, prices, |_| true, i as u64)).collect()
+    }
+
+    /// The same for one seed.
+    pub fn summary_for_seed(&self, c: &Config, seed: u64, prices: Option<&Prices>) -> Option<GroupSummary> {
+        self.summarise(c, prices, |o| o.key.seed == seed, seed)
+    }
+
+    /// Accuracy per (strategy, budget) and level.
+    pub fn levels(&self) -> Vec<LevelSummary> {
+        let level_of = self.level_of();
+        let mut levels: BTreeSet<Option<u32>> = self.problems.iter().map(|p| p.level).collect();
+        if levels.is_empty() {
+            levels.insert(None);
+        }
+        let mut out = Vec::new();
+        for (i, c) in self.configs().iter().enumerate() {
+            for level in &levels {
+                let rows: Vec<&OutcomeRow> =
+                    self.outcomes_of(c).filter(|o| level_of.get(o.key.problem_id.as_str()).copied().flatten() == *level).collect();
+                if rows.is_empty() {
+                    continue;
+                }
+                let values: Vec<f64> = rows.iter().map(|o| f64::from(u8::from(o.correct))).collect();
+                out.push(LevelSummary {
+                    config: c.clone(),
+                    level: *level,
+                    n_units: rows.len(),
+                    accuracy: curves::bootstrap(&values, 1000, 0.95, i as u64 ^ u64::from(level.unwrap_or(0)) << 16),
+                });
+            }
+        }
+        out
+    }
+
+    /// Each problem's samples of `c`, pooled over seeds (indices of later seeds shifted so
+    /// they stay distinct), in problem order. Problems without samples are left out.
+    pub fn sample_pool(&self, c: &Config) -> Vec<Vec<SampleView>> {
+        let mut by_problem: HashMap<&str, Vec<SampleView>> = HashMap::new();
+        let seeds: Vec<u64> = self.config.seeds.clone();
+        let stride = self.samples.iter().map(|s| s.index + 1).max().unwrap_or(1);
+        for s in self.samples.iter().filter(|s| s.key.strategy == c.strategy && s.key.budget == c.budget) {
+            let seed_pos = seeds.iter().position(|&x| x == s.key.seed).unwrap_or(seeds.len());
+            by_problem.entry(s.key.problem_id.as_str()).or_default().push(SampleView {
+                index: seed_pos * stride + s.index,
+                key: s.answer_key.clone(),
+                correct: s.correct,
+                score: s.score,
+            });
+        }
+        self.problems.iter().filter_map(|p| by_problem.remove(p.id.as_str())).collect()
+    }
+
+    /// Curves of every (strategy, budget) whose units drew at least two samples per
+    /// problem; search and early-stopping strategies are reported at their budgets instead.
+    pub fn curve_sets(&self, opts: &CurveOptions) -> Vec<CurveSet> {
+        let mut out = Vec::new();
+        for c in self.configs() {
+            let pool = self.sample_pool(&c);
+            // Curves need a full pool for every problem with outcomes.
+            let n_problems = self.outcomes_of(&c).map(|o| o.key.problem_id.as_str()).collect::<BTreeSet<_>>().len();
+            let full = self.outcomes_of(&c).all(|o| o.n_samples == c.budget && !o.stopped_early);
+            let n = pool.iter().map(Vec::len).min().unwrap_or(0);
+            if !full || n < 2 || pool.len() < n_problems {
+                continue;
+            }
+            let rows: Vec<&OutcomeRow> = self.outcomes_of(&c).collect();
+            let lens = self.prompt_lengths();
+            let prompt = rows.iter().map(|o| self.standalone(o, &lens).prompt_computed as f64).sum::<f64>() / rows.len() as f64;
+            let gen: Vec<u64> = self
+                .samples
+                .iter()
+                .filter(|s| s.key.strategy == c.strategy && s.key.budget == c.budget)
+                .map(|s| s.usage.completion)
+                .collect();
+            let per_sample = gen.iter().sum::<u64>() as f64 / gen.len().max(1) as f64;
+            let points = curves::curves(&pool, opts);
+            let tokens_at_k = points.iter().map(|p| prompt + p.k as f64 * per_sample).collect();
+            out.push(CurveSet { source: c, n, points, tokens_at_k });
+        }
+        out
+    }
+
+    /// Units expected by the configuration that are not stored (0 for a complete run).
+    pub fn n_missing(&self, expected_units: usize) -> usize {
+        expected_units.saturating_sub(self.outcomes.len())
+    }
+}

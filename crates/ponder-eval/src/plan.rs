@@ -1,0 +1,441 @@
+//! Compute-optimal allocation (Snell et al. 2024): bin problems by difficulty, measured by
+//! how much the first few ("probe") samples agree, and pick per bin the strategy and
+//! budget that a stored run found best, under a total compute budget. The result is a
+//! [`Policy`] file that strategy `auto` ([`crate::auto::Auto`]) applies at answer time:
+//! draw the probe samples, look up the bin, then spend its budget (reusing the probes).
+//!
+//! Costs are computed tokens (prompt computed + generated) per unit, as if each strategy
+//! had run alone ([`RunData::standalone`]: one full prompt prefill per unit). For a
+//! strategy that draws samples of the same request (`sc`, `bon`, ...), the probes are its
+//! first samples and cost nothing extra when its budget is at least the probe count; for
+//! any other strategy the probes are paid on top. Accuracy and cost are measured on the
+//! run the policy is fitted on (in-sample): check it with `ponder eval --strategy auto`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{Config, RunData};
+use crate::store::{OutcomeRow, SampleRow};
+use crate::Error;
+
+/// Strategies that draw samples of one request numbered from 0, so the probe samples are
+/// their first samples.
+pub const REUSES_PROBES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"];
+
+/// Probe samples per problem by default.
+pub const DEFAULT_PROBE: usize = 4;
+
+/// What strategy `auto` does: probe, find the bin, spend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Format version (1).
+    pub version: u32,
+    /// Samples drawn first; their agreement (the size of the largest answer class, 0..=probe)
+    /// picks the bin.
+    pub probe: usize,
+    /// Covering 0..=probe without gaps or overlaps, in order.
+    pub bins: Vec<PolicyBin>,
+    /// Where the policy was fitted, and what it promised there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<Fitted>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyBin {
+    /// Agreement range, inclusive: the largest class among the probes has this many samples.
+    pub min_agree: usize,
+    pub max_agree: usize,
+    pub strategy: String,
+    pub budget: usize,
+    /// Units of the fitting run in this bin, and what the choice achieved on them.
+    #[serde(default)]
+    pub n_units: usize,
+    #[serde(default)]
+    pub accuracy: f64,
+    #[serde(default)]
+    pub tokens_per_unit: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub run: i64,
+    pub dataset: String,
+    pub model: String,
+    pub n_units: usize,
+    pub accuracy: f64,
+    pub tokens_per_unit: f64,
+    /// The best single strategy and budget of the run, for comparison.
+    pub baseline: String,
+    pub baseline_accuracy: f64,
+    pub baseline_tokens_per_unit: f64,
+    /// 1 − policy tokens / baseline tokens.
+    pub savings: f64,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> Result<Policy, Error> {
+        let bad = |reason: String| Error::Policy { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let p: Policy = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        p.validate().map_err(bad)?;
+        Ok(p)
+    }
+
+    pub fn from_value(v: &serde_json::Value) -> Result<Policy, Error> {
+        let bad = |reason: String| Error::Policy { path: "(stored with the run)".into(), reason };
+        let p: Policy = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
+        p.validate().map_err(bad)?;
+        Ok(p)
+    }
+
+    /// Checks the bins cover 0..=probe in order and name usable strategies.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.version != 1 {
+            return Err(format!("unsupported version {} (this ponder reads version 1)", self.version));
+        }
+        if self.probe == 0 {
+            return Err("probe must be at least 1".into());
+        }
+        let mut next = 0;
+        for b in &self.bins {
+            if b.min_agree != next || b.max_agree < b.min_agree {
+                return Err(format!("bins must cover agreement 0..={} in order; bin {}..={} does not follow", self.probe, b.min_agree, b.max_agree));
+            }
+            if b.strategy.trim().is_empty() || b.strategy == "auto" {
+                return Err(format!("bin {}..={}: strategy {:?} cannot be used", b.min_agree, b.max_agree, b.strategy));
+            }
+            if b.budget == 0 {
+                return Err(format!("bin {}..={}: budget must be at least 1", b.min_agree, b.max_agree));
+            }
+            next = b.max_agree + 1;
+        }
+        if next != self.probe + 1 {
+            return Err(format!("bins must cover agreement 0..={}", self.probe));
+        }
+        Ok(())
+    }
+
+    /// The bin for `agree` (clamped to 0..=probe).
+    pub fn bin_for(&self, agree: usize) -> &PolicyBin {
+        let agree = agree.min(self.probe);
+        self.bins.iter().find(|b| (b.min_agree..=b.max_agree).contains(&agree)).unwrap_or_else(|| &self.bins[self.bins.len() - 1])
+    }
+}
+
+/// The size of the largest answer class among `keys` (samples without an answer count for none).
+pub fn agreement<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> usize {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for k in keys.into_iter().flatten() {
+        *counts.entry(k).or_default() += 1;
+    }
+    counts.values().copied().max().unwrap_or(0)
+}
+
+/// How to fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOptions {
+    pub probe: usize,
+    /// Bins with fewer units are merged into a neighbour.
+    pub min_bin_units: usize,
+    /// Cheapest allocation reaching this accuracy; default: the best single strategy's.
+    pub target_accuracy: Option<f64>,
+    /// Or: the most accurate allocation within this many tokens per unit.
+    pub max_tokens_per_problem: Option<f64>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { probe: DEFAULT_PROBE, min_bin_units: 5, target_accuracy: None, max_tokens_per_problem: None }
+    }
+}
+
+/// One point of the accuracy/cost frontier of allocations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontierPoint {
+    pub accuracy: f64,
+    pub tokens_per_unit: f64,
+    /// Per bin, the chosen configuration.
+    pub choice: Vec<String>,
+}
+
+/// A fitted policy with the evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub policy: Policy,
+    /// The configuration the probes were read from.
+    pub probe_source: String,
+    /// Every single configuration: (name, accuracy, tokens per unit).
+    pub singles: Vec<(String, f64, f64)>,
+    pub frontier: Vec<FrontierPoint>,
+}
+
+/// Per (problem, seed) unit: correctness and cost of each configuration.
+struct UnitData {
+    agree: usize,
+    probe_tokens: f64,
+    /// Per configuration: (correct, tokens).
+    results: Vec<(bool, f64)>,
+}
+
+/// Fits a policy on a stored run.
+pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
+    let p = opts.probe;
+    let lens = run.prompt_lengths();
+    let tokens = |o: &OutcomeRow| run.standalone(o, &lens).computed_tokens() as f64;
+    if p == 0 {
+        return Err(Error::Insufficient("--probe must be at least 1".into()));
+    }
+    let configs: Vec<Config> = run.configs().into_iter().filter(|c| c.strategy != "auto").collect();
+    // The probe source: a sampling strategy whose units all drew at least `p` samples.
+    let by_unit: HashMap<(&str, &str, usize, u64), &OutcomeRow> = run
+        .outcomes
+        .iter()
+        .map(|o| ((o.key.problem_id.as_str(), o.key.strategy.as_str(), o.key.budget, o.key.seed), o))
+        .collect();
+    let source = configs
+        .iter()
+        .filter(|c| ["sc", "bon", "weighted-bon"].contains(&c.strategy.as_str()) && c.budget >= p)
+        .find(|c| run.outcomes.iter().filter(|o| o.key.strategy == c.strategy && o.key.budget == c.budget).all(|o| o.n_samples >= p))
+        .cloned()
+        .ok_or_else(|| {
+            Error::Insufficient(format!(
+                "plan needs a run with sc, bon or weighted-bon at a budget of at least the probe count ({p}); this run has: {}",
+                configs.iter().map(Config::to_string).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    let mut probe_samples: HashMap<(&str, u64), Vec<&SampleRow>> = HashMap::new();
+    for s in run.samples.iter().filter(|s| s.key.strategy == source.strategy && s.key.budget == source.budget && s.index < p) {
+        probe_samples.entry((s.key.problem_id.as_str(), s.key.seed)).or_default().push(s);
+    }
+    // Units: (problem, seed) pairs of the source that every configuration has too.
+    let mut units: Vec<UnitData> = Vec::new();
+    let mut kept: Vec<&Config> = configs.iter().collect();
+    let source_units: Vec<&OutcomeRow> =
+        run.outcomes.iter().filter(|o| o.key.strategy == source.strategy && o.key.budget == source.budget).collect();
+    // A configuration is usable only if it covers every source unit.
+    kept.retain(|c| {
+        source_units.iter().all(|u| by_unit.contains_key(&(u.key.problem_id.as_str(), c.strategy.as_str(), c.budget, u.key.seed)))
+    });
+    for u in &source_units {
+        let probes = probe_samples.get(&(u.key.problem_id.as_str(), u.key.seed)).cloned().unwrap_or_default();
+        let agree = agreement(probes.iter().map(|s| s.answer_key.as_deref()));
+        let probe_tokens =
+            run.standalone(u, &lens).prompt_computed as f64 + probes.iter().map(|s| s.usage.completion as f64).sum::<f64>();
+        let results = kept
+            .iter()
+            .map(|c| {
+                let o = by_unit[&(u.key.problem_id.as_str(), c.strategy.as_str(), c.budget, u.key.seed)];
+                (o.correct, tokens(o))
+            })
+            .collect();
+        units.push(UnitData { agree, probe_tokens, results });
+    }
+    if units.is_empty() || kept.is_empty() {
+        return Err(Error::Insufficient("the run has no complete units to plan from".into()));
+    }
+    let n = units.len() as f64;
+    let auto_cost = |u: &UnitData, ci: usize| {
+        let c = kept[ci];
+        let t = u.results[ci].1;
+        if REUSES_PROBES.contains(&c.strategy.as_str()) {
+            t.max(u.probe_tokens)
+        } else {
+            t + u.probe_tokens
+        }
+    };
+
+    // Bins: one per agreement level, then merge small ones into their smaller neighbour.
+    let mut bins: Vec<(usize, usize, usize)> = (0..=p).map(|a| (a, a, units.iter().filter(|u| u.agree == a).count())).collect();
+    loop {
+        if bins.len() <= 1 {
+            break;
+        }
+        let (i, _) = bins.iter().enumerate().min_by_key(|(_, b)| b.2).expect("bins is not empty");
+        if bins[i].2 >= opts.min_bin_units {
+            break;
+        }
+        let j = if i == 0 {
+            1
+        } else if i == bins.len() - 1 || bins[i - 1].2 <= bins[i + 1].2 {
+            i - 1
+        } else {
+            i + 1
+        };
+        let (lo, hi) = (i.min(j), i.max(j));
+        bins[lo] = (bins[lo].0, bins[hi].1, bins[lo].2 + bins[hi].2);
+        bins.remove(hi);
+    }
+    let bin_of = |a: usize| bins.iter().position(|b| (b.0..=b.1).contains(&a)).expect("bins cover 0..=p");
+    // Per bin and configuration: (correct count, total tokens).
+    let mut table = vec![vec![(0usize, 0.0f64); kept.len()]; bins.len()];
+    for u in &units {
+        let b = bin_of(u.agree);
+        for (ci, cell) in table[b].iter_mut().enumerate() {
+            cell.0 += usize::from(u.results[ci].0);
+            cell.1 += auto_cost(u, ci);
+        }
+    }
+
+    // Single configurations (no probing), the baseline.
+    let singles: Vec<(String, usize, f64)> = (0..kept.len())
+        .map(|ci| {
+            let correct = units.iter().filter(|u| u.results[ci].0).count();
+            let cost = units.iter().map(|u| u.results[ci].1).sum::<f64>();
+            (kept[ci].to_string(), correct, cost)
+        })
+        .collect();
+    let (bi, _) = singles
+        .iter()
+        .enumerate()
+        .max_by(|(_, a), (_, b)| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)))
+        .expect("at least one configuration");
+    let baseline = &singles[bi];
+
+    // Allocations: every choice per bin when few, else a Lagrangian sweep.
+    let n_combos = (kept.len() as f64).powi(bins.len() as i32);
+    let mut allocations: Vec<(usize, f64, Vec<usize>)> = Vec::new();
+    if n_combos <= 200_000.0 {
+        let mut choice = vec![0usize; bins.len()];
+        loop {
+            let correct = choice.iter().enumerate().map(|(b, &c)| table[b][c].0).sum();
+            let cost = choice.iter().enumerate().map(|(b, &c)| table[b][c].1).sum();
+            allocations.push((correct, cost, choice.clone()));
+            let mut i = 0;
+            loop {
+                if i == bins.len() {
+                    break;
+                }
+                choice[i] += 1;
+                if choice[i] < kept.len() {
+                    break;
+                }
+                choice[i] = 0;
+                i += 1;
+            }
+            if i == bins.len() {
+                break;
+            }
+        }
+    } else {
+        let max_cost = table.iter().flatten().map(|x| x.1).fold(1.0, f64::max);
+        for step in 0..=400 {
+            let lambda = if step == 0 { 0.0 } else { 10f64.powf(-8.0 + step as f64 * 0.02) / max_cost.max(1.0) * 1e4 };
+            let choice: Vec<usize> = (0..bins.len())
+                .map(|b| {
+                    (0..kept.len())
+                        .max_by(|&x, &y| {
+                            let vx = table[b][x].0 as f64 - lambda * table[b][x].1;
+                            let vy = table[b][y].0 as f64 - lambda * table[b][y].1;
+                            vx.total_cmp(&vy).then(table[b][y].1.total_cmp(&table[b][x].1))
+                        })
+                        .expect("configurations")
+                })
+                .collect();
+            let correct = choice.iter().enumerate().map(|(b, &c)| table[b][c].0).sum();
+            let cost = choice.iter().enumerate().map(|(b, &c)| table[b][c].1).sum();
+            allocations.push((correct, cost, choice));
+        }
+    }
+    // The frontier: cheapest first, each more accurate than the last.
+    allocations.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+    let mut frontier: Vec<&(usize, f64, Vec<usize>)> = Vec::new();
+    for a in &allocations {
+        if frontier.last().is_none_or(|f| a.0 > f.0) {
+            frontier.push(a);
+        }
+    }
+    let pick = if let Some(max) = opts.max_tokens_per_problem {
+        frontier.iter().rev().find(|a| a.1 / n <= max + 1e-9).copied().ok_or_else(|| {
+            Error::Insufficient(format!("no allocation spends at most {max} tokens per problem (cheapest: {:.0})", frontier[0].1 / n))
+        })?
+    } else {
+        let target = opts.target_accuracy.map_or(baseline.1 as f64, |t| t * n - 1e-9);
+        frontier.iter().find(|a| a.0 as f64 >= target).copied().unwrap_or_else(|| frontier[frontier.len() - 1])
+    };
+    let name_of = |choice: &[usize]| choice.iter().map(|&c| kept[c].to_string()).collect::<Vec<_>>();
+    let policy_bins: Vec<PolicyBin> = bins
+        .iter()
+        .zip(&pick.2)
+        .enumerate()
+        .map(|(b, (&(lo, hi, count), &c))| PolicyBin {
+            min_agree: lo,
+            max_agree: hi,
+            strategy: kept[c].strategy.clone(),
+            budget: kept[c].budget,
+            n_units: count,
+            accuracy: if count > 0 { table[b][c].0 as f64 / count as f64 } else { 0.0 },
+            tokens_per_unit: if count > 0 { table[b][c].1 / count as f64 } else { 0.0 },
+        })
+        .collect();
+    let policy = Policy {
+        version: 1,
+        probe: p,
+        bins: policy_bins,
+        fitted: Some(Fitted {
+            run: run.info.id,
+            dataset: run.config.dataset.clone(),
+            model: run.config.model.clone(),
+            n_units: units.len(),
+            accuracy: pick.0 as f64 / n,
+            tokens_per_unit: pick.1 / n,
+            baseline: baseline.0.clone(),
+            baseline_accuracy: baseline.1 as f64 / n,
+            baseline_tokens_per_unit: baseline.2 / n,
+            savings: if baseline.2 > 0.0 { 1.0 - pick.1 / baseline.2 } else { 0.0 },
+        }),
+    };
+    Ok(Plan {
+        policy,
+        probe_source: source.to_string(),
+        singles: singles.iter().map(|(name, c, t)| (name.clone(), *c as f64 / n, t / n)).collect(),
+        frontier: frontier
+            .iter()
+            .map(|a| FrontierPoint { accuracy: a.0 as f64 / n, tokens_per_unit: a.1 / n, choice: name_of(&a.2) })
+            .collect(),
+    })
+}
+
+/// Counts units per configuration; used to explain which configurations a plan could use.
+pub fn coverage(run: &RunData) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for o in &run.outcomes {
+        *m.entry(format!("{}@{}", o.key.strategy, o.key.budget)).or_default() += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin(lo: usize, hi: usize, s: &str, b: usize) -> PolicyBin {
+        PolicyBin { min_agree: lo, max_agree: hi, strategy: s.into(), budget: b, n_units: 0, accuracy: 0.0, tokens_per_unit: 0.0 }
+    }
+
+    #[test]
+    fn policies_must_cover_every_agreement_level() {
+        let good = Policy { version: 1, probe: 4, bins: vec![bin(0, 2, "sc", 16), bin(3, 4, "single", 1)], fitted: None };
+        good.validate().unwrap();
+        assert_eq!(good.bin_for(1).strategy, "sc");
+        assert_eq!(good.bin_for(4).strategy, "single");
+        assert_eq!(good.bin_for(9).strategy, "single");
+        let gap = Policy { bins: vec![bin(0, 1, "sc", 16), bin(3, 4, "single", 1)], ..good.clone() };
+        assert!(gap.validate().unwrap_err().contains("cover"));
+        let short = Policy { bins: vec![bin(0, 3, "sc", 16)], ..good.clone() };
+        assert!(short.validate().is_err());
+        let auto = Policy { bins: vec![bin(0, 4, "auto", 16)], ..good.clone() };
+        assert!(auto.validate().is_err());
+        let zero = Policy { probe: 0, bins: vec![bin(0, 0, "sc", 1)], ..good };
+        assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn agreement_is_the_largest_class() {
+        assert_eq!(agreement([Some("1"), Some("2"), Some("1"), None]), 2);
+        assert_eq!(agreement([None, None]), 0);
+        assert_eq!(agreement(Vec::<Option<&str>>::new()), 0);
+    }
+}

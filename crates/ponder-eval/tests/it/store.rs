@@ -1,0 +1,125 @@
+//! The run store's promises: one transaction per unit, no duplicates, clear errors on
+//! files that are not stores.
+
+use ponder_core::strategy::{Candidate, Outcome};
+use ponder_eval::store::{Store, UnitKey, UnitRecord};
+use ponder_eval::Error;
+
+use super::*;
+
+fn record(problem: &str, n: usize) -> UnitRecord {
+    let candidates: Vec<Candidate> = (0..n)
+        .map(|i| Candidate {
+            index: i,
+            text: format!("The answer is {i}."),
+            answer: Some(i.to_string()),
+            key: Some(i.to_string()),
+            n_tokens: 4 + i,
+            mean_logprob: Some(-0.5),
+            finish: if i == 0 { FinishReason::Stop("\nQuestion:".into()) } else { FinishReason::Eos },
+            score: Some(0.25 * i as f64),
+        })
+        .collect();
+    let usage = Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001 };
+    UnitRecord {
+        key: UnitKey { problem_id: problem.into(), strategy: "bon".into(), budget: n, seed: u64::MAX - 1 },
+        outcome: Outcome {
+            strategy: "bon".into(),
+            answer: Some("1".into()),
+            chosen: Some(1),
+            candidates,
+            votes: Vec::new(),
+            usage,
+            n_failed: 0,
+            stopped_early: false,
+            abstained: false,
+        },
+        correct: true,
+        candidates_correct: (0..n).map(|i| i == 1).collect(),
+    }
+}
+
+#[test]
+fn units_round_trip_once_with_exact_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite");
+    let (d, problems) = dataset(3);
+    let c = config(&d, &problems, &["bon"], &[3], &[0]);
+    let mut store = Store::open_or_create(&path).unwrap();
+    let run = store.create_run(&c.to_json(), "m", "arith:1", 135, &problems).unwrap();
+    assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
+    // The same unit again: refused, nothing added.
+    assert!(!store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
+    assert_eq!(store.counts(run).unwrap(), (1, 3));
+    drop(store);
+
+    let store = Store::open_existing(&path).unwrap();
+    let info = store.run(run).unwrap();
+    assert_eq!((info.status.as_str(), info.n_params, info.dataset.as_str()), ("running", 135, "arith:1"));
+    assert_eq!(RunConfig::from_json(run, &info.config).unwrap(), c);
+    let o = &store.outcomes(run).unwrap()[0];
+    assert_eq!(o.key.seed, u64::MAX - 1, "seeds are stored bit for bit");
+    assert_eq!(o.usage, Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001 });
+    let samples = store.samples(run).unwrap();
+    assert_eq!(samples.len(), 3);
+    assert_eq!(samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(), 10);
+    assert_eq!(samples.iter().map(|s| s.usage.prompt_reused).sum::<u64>(), 31);
+    assert_eq!(samples.iter().map(|s| s.usage.wall_ms).sum::<u64>(), 1001);
+    assert_eq!(samples.iter().map(|s| s.usage.completion).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(samples[0].finish, "stop");
+    assert_eq!(samples.iter().map(|s| s.correct).collect::<Vec<_>>(), [false, true, false]);
+    assert_eq!(samples[2].score, Some(0.5));
+    let ps = store.problems(run).unwrap();
+    assert_eq!(ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), problems.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
+    store.set_status(run, "complete").unwrap();
+    assert_eq!(store.run(run).unwrap().status, "complete");
+}
+
+#[test]
+fn unknown_runs_missing_corrupt_and_foreign_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.sqlite");
+    let missing = Store::open_existing(&path).err().unwrap();
+    assert!(matches!(missing, Error::NoStore { .. }), "{missing}");
+    assert!(!path.exists(), "reading never creates a store");
+
+    let mut store = Store::open_or_create(&path).unwrap();
+    let err = store.run(4).unwrap_err().to_string();
+    assert!(err.contains("no run 4") && err.contains("holds no runs"), "{err}");
+    let (d, problems) = dataset(1);
+    let id = store.create_run(&config(&d, &problems, &["sc"], &[2], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
+    let err = store.run(99).unwrap_err().to_string();
+    assert!(err.contains("no run 99") && err.contains(&format!("runs: {id}")), "{err}");
+
+    let corrupt = dir.path().join("corrupt.sqlite");
+    std::fs::write(&corrupt, b"this is not a database, just some text that goes on for a while".repeat(100)).unwrap();
+    for r in [Store::open_existing(&corrupt), Store::open_or_create(&corrupt)] {
+        let err = r.err().unwrap().to_string();
+        assert!(err.contains("corrupt.sqlite is not a ponder run store"), "{err}");
+    }
+
+    let foreign = dir.path().join("foreign.sqlite");
+    let conn = rusqlite::Connection::open(&foreign).unwrap();
+    conn.execute_batch("CREATE TABLE people (name TEXT); INSERT INTO people VALUES ('ada');").unwrap();
+    drop(conn);
+    let err = Store::open_existing(&foreign).err().unwrap().to_string();
+    assert!(err.contains("foreign.sqlite is not a ponder run store") && err.contains("another program"), "{err}");
+    // The foreign file is left as it was.
+    let conn = rusqlite::Connection::open(&foreign).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+
+    let err = Store::open_or_create(&dir.path().join("no/such/dir/runs.sqlite")).err().unwrap().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let err = Store::open_existing(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("directory"), "{err}");
+}
+
+#[test]
+fn a_stored_configuration_that_does_not_parse_is_an_error() {
+    let mut store = Store::in_memory().unwrap();
+    let (_, problems) = dataset(1);
+    let id = store.create_run("{\"dataset\": 3}", "m", "d", 0, &problems).unwrap();
+    let err = ponder_eval::analysis::RunData::load(&store, id).unwrap_err().to_string();
+    assert!(err.contains(&format!("run {id}: stored configuration is unreadable")), "{err}");
+}

@@ -1,0 +1,328 @@
+//! Endpoints, routing, retries with backoff, deadlines, cancellation, and the start-up
+//! capability probes.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ponder_core::{CancelToken, GenError};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::config::HttpConfig;
+use crate::Error;
+
+/// How next-token probes (self-evaluation) reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeMode {
+    /// Not available: strategies that probe are refused.
+    #[default]
+    None,
+    /// ponder's `POST /v1/ponder/probe`: exact log-probabilities of the candidates.
+    Ponder,
+    /// A 1-token completion with `logprobs: 20`; candidates outside the top 20 get -inf.
+    TopLogprobs,
+}
+
+/// What the server was found to support at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Caps {
+    /// The model requests name.
+    pub model: String,
+    /// Every model the first endpoint lists.
+    pub models: Vec<String>,
+    /// Tokens per sequence when the server says (`max_model_len`), else 0.
+    pub context_len: usize,
+    pub chat: bool,
+    pub completions: bool,
+    /// `n` > 1 gives that many choices in one response.
+    pub n: bool,
+    /// Chosen-token logprobs on `chat/completions`.
+    pub chat_logprobs: bool,
+    /// Chosen-token logprobs on `completions` (token strings too, where the server gives them).
+    pub completion_logprobs: bool,
+    /// `POST /apply-template` renders a conversation into prompt text (llama.cpp's server, ponder).
+    pub template: bool,
+    /// `continue_final_message` on `chat/completions` (vLLM).
+    pub continue_final_message: bool,
+    pub probe: ProbeMode,
+    /// The server is another `ponder serve` (reports exact usage breakdowns).
+    pub ponder: bool,
+}
+
+pub(crate) struct Endpoint {
+    /// Base URL with the API prefix, no trailing slash.
+    pub url: String,
+    /// The server root (the base URL without a trailing `/v1`).
+    pub root: String,
+    api_key: Option<String>,
+    sem: Arc<Semaphore>,
+}
+
+/// The endpoints of one model and the rules for calling them.
+pub(crate) struct Pool {
+    http: reqwest::Client,
+    pub endpoints: Vec<Endpoint>,
+    pub cfg: HttpConfig,
+}
+
+/// One failed attempt.
+enum Attempt {
+    /// Worth retrying (429, 5xx, transport errors, broken bodies).
+    Retry(String, Option<Duration>),
+    Fatal(GenError),
+}
+
+impl Pool {
+    pub fn new(cfg: HttpConfig) -> Result<Pool, Error> {
+        cfg.validate()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(10_000)))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let endpoints = cfg
+            .endpoints
+            .iter()
+            .map(|e| {
+                let url = e.url.trim_end_matches('/').to_string();
+                let root = url.strip_suffix("/v1").unwrap_or(&url).to_string();
+                Endpoint { url, root, api_key: e.api_key.clone(), sem: Arc::new(Semaphore::new(e.max_concurrency)) }
+            })
+            .collect();
+        Ok(Pool { http, endpoints, cfg })
+    }
+
+    /// The endpoint for a prompt: the same prompt always goes to the same endpoint.
+    pub fn route(&self, key: &impl Hash) -> usize {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % self.endpoints.len() as u64) as usize
+    }
+
+    /// POSTs `body` to `path` under the routed endpoint's base URL, retrying on the next
+    /// endpoints; gives up at the deadline or when `cancel` fires.
+    pub async fn post(&self, route: usize, path: &str, body: &Value, cancel: Option<&CancelToken>) -> Result<Value, GenError> {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.deadline_ms);
+        self.request(route, path, Some(body), cancel, deadline, self.cfg.retries, false).await
+    }
+
+    /// A single GET or POST against the server root of endpoint `i`, for probes.
+    pub async fn probe(&self, i: usize, path: &str, body: Option<&Value>) -> Result<Value, GenError> {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.probe_timeout_ms);
+        self.request(i, path, body, None, deadline, 0, true).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &self,
+        route: usize,
+        path: &str,
+        body: Option<&Value>,
+        cancel: Option<&CancelToken>,
+        deadline: Instant,
+        retries: u32,
+        at_root: bool,
+    ) -> Result<Value, GenError> {
+        let work = async {
+            let mut last = String::new();
+            for attempt in 0..=retries {
+                let ep = &self.endpoints[(route + attempt as usize) % self.endpoints.len()];
+                let url = format!("{}{path}", if at_root { &ep.root } else { &ep.url });
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let outcome = match tokio::time::timeout(left, self.attempt(ep, &url, body, left)).await {
+                    Ok(o) => o,
+                    Err(_) => Err(Attempt::Retry(format!("{url}: no answer before the deadline"), None)),
+                };
+                let retry_after = match outcome {
+                    Ok(v) => return Ok(v),
+                    Err(Attempt::Fatal(e)) => return Err(e),
+                    Err(Attempt::Retry(msg, after)) => {
+                        tracing::debug!(attempt, "upstream call failed: {msg}");
+                        last = msg;
+                        after
+                    }
+                };
+                if attempt < retries {
+                    let base = self.cfg.backoff_ms.saturating_mul(1 << attempt.min(16));
+                    let jitter = rand::thread_rng().gen_range(0..=base / 2 + 1);
+                    let mut wait = Duration::from_millis(base + jitter);
+                    if let Some(ra) = retry_after {
+                        wait = wait.max(ra);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if wait >= left {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            Err(GenError::Backend(if last.is_empty() { format!("{path}: deadline passed before any attempt") } else { last }))
+        };
+        match cancel {
+            None => work.await,
+            Some(token) => tokio::select! {
+                r = work => r,
+                _ = cancelled(token) => Err(GenError::Backend("cancelled".into())),
+            },
+        }
+    }
+
+    async fn attempt(&self, ep: &Endpoint, url: &str, body: Option<&Value>, left: Duration) -> Result<Value, Attempt> {
+        let _permit = ep.sem.acquire().await.map_err(|_| Attempt::Fatal(GenError::Backend("endpoint closed".into())))?;
+        let timeout = Duration::from_millis(self.cfg.timeout_ms).min(left);
+        let mut req = match body {
+            Some(b) => self.http.post(url).json(b),
+            None => self.http.get(url),
+        }
+        .timeout(timeout);
+        if let Some(k) = &ep.api_key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| Attempt::Retry(format!("{url}: {}", describe(&e)), None))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(60)));
+        let bytes = resp.bytes().await.map_err(|e| Attempt::Retry(format!("{url}: reading the body: {}", describe(&e)), None))?;
+        if !status.is_success() {
+            let msg = error_message(&bytes);
+            let text = format!("{url} answered {status}: {msg}");
+            return Err(if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+                Attempt::Retry(text, retry_after)
+            } else {
+                Attempt::Fatal(GenError::InvalidRequest(text))
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Attempt::Retry(format!("{url}: invalid JSON in the answer: {e}"), None))
+    }
+}
+
+/// Resolves once `token` is cancelled.
+pub(crate) async fn cancelled(token: &CancelToken) {
+    while !token.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken body"
+    } else {
+        "request failed"
+    };
+    let mut s = format!("{kind} ({e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s.push(')');
+    s
+}
+
+/// The message of an OpenAI-style error body, else the body's start.
+fn error_message(bytes: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+        if let Some(m) = v.pointer("/error/message").and_then(Value::as_str).or_else(|| v.get("message").and_then(Value::as_str)) {
+            return m.to_string();
+        }
+        if let Some(m) = v.get("error").and_then(Value::as_str).or_else(|| v.get("detail").and_then(Value::as_str)) {
+            return m.to_string();
+        }
+    }
+    let text = String::from_utf8_lossy(bytes);
+    text.chars().take(300).collect()
+}
+
+/// Probes one endpoint; `want_model` picks the model.
+pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> Result<Caps, Error> {
+    let ep = &pool.endpoints[i];
+    let unreachable = |reason: String| Error::Unreachable { url: ep.url.clone(), reason };
+    let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
+    let models =
+        pool.request(i, "/models", None, None, deadline, 0, false).await.map_err(|e| unreachable(e.to_string()))?;
+    let entries = models.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ids: Vec<String> = entries.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect();
+    let model = match want_model {
+        Some(m) if ids.iter().any(|id| id == m) => m.to_string(),
+        Some(m) if ids.is_empty() => m.to_string(),
+        Some(m) => return Err(Error::UnknownModel { url: ep.url.clone(), model: m.into(), served: ids.join(", ") }),
+        None => ids.first().cloned().ok_or_else(|| unreachable("GET /models listed no model".into()))?,
+    };
+    let context_len = entries
+        .iter()
+        .find(|m| m.get("id").and_then(Value::as_str) == Some(&model))
+        .and_then(|m| m.get("max_model_len").and_then(Value::as_u64))
+        .unwrap_or(0) as usize;
+    let mut caps = Caps { model: model.clone(), models: ids, context_len, ..Caps::default() };
+    let api = |path: &'static str, body: Value| {
+        let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
+        async move { pool.request(i, path, Some(&body), None, deadline, 0, false).await }
+    };
+    if let Ok(h) = pool.probe(i, "/health", None).await {
+        caps.ponder = h.get("server").and_then(Value::as_str) == Some("ponder");
+    }
+    let hi = json!([{ "role": "user", "content": "Say OK." }]);
+    // A ponder upstream samples plainly when asked for `single`; others never see the field.
+    let is_ponder = caps.ponder;
+    let plain = move |mut body: Value| {
+        if is_ponder {
+            body["ponder"] = json!({ "strategy": "single" });
+        }
+        body
+    };
+    match api("/chat/completions", plain(json!({ "model": model, "messages": hi, "max_tokens": 1, "n": 2, "logprobs": true, "temperature": 1.0, "seed": 1 }))).await {
+        Ok(v) => {
+            let choices = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
+            caps.chat = !choices.is_empty();
+            caps.n = choices.len() == 2;
+            caps.chat_logprobs = choices.first().and_then(|c| c.pointer("/logprobs/content")).is_some_and(Value::is_array);
+        }
+        Err(_) => {
+            caps.chat = api("/chat/completions", plain(json!({ "model": model, "messages": hi, "max_tokens": 1 }))).await.is_ok();
+        }
+    }
+    match api("/completions", plain(json!({ "model": model, "prompt": "Hello", "max_tokens": 1, "logprobs": 5, "temperature": 0.0 }))).await {
+        Ok(v) => {
+            caps.completions = true;
+            let lp = v.pointer("/choices/0/logprobs");
+            caps.completion_logprobs = lp.and_then(|l| l.get("token_logprobs")).is_some_and(Value::is_array);
+            let top = lp.and_then(|l| l.pointer("/top_logprobs/0")).and_then(Value::as_object).is_some_and(|o| !o.is_empty());
+            if top {
+                caps.probe = ProbeMode::TopLogprobs;
+            }
+        }
+        Err(_) => {
+            caps.completions = api("/completions", plain(json!({ "model": model, "prompt": "Hello", "max_tokens": 1 }))).await.is_ok();
+        }
+    }
+    caps.template = pool
+        .probe(i, "/apply-template", Some(&json!({ "messages": hi })))
+        .await
+        .is_ok_and(|v| v.get("prompt").is_some_and(Value::is_string));
+    if caps.ponder {
+        caps.probe = ProbeMode::Ponder;
+    } else {
+        caps.continue_final_message =
+            pool.probe(i, "/version", None).await.is_ok_and(|v| v.get("version").is_some_and(Value::is_string));
+    }
+    if !caps.chat && !caps.completions {
+        return Err(unreachable("neither chat/completions nor completions answered a 1-token request".into()));
+    }
+    Ok(caps)
+}

@@ -1,0 +1,158 @@
+//! OpenAI wire format: request bodies from the contract's types, samples and usage from
+//! response bodies. Parsing is lenient (servers differ) but never guesses a token count.
+
+use ponder_core::{derive_seed, FinishReason, Message, SamplingParams, ToolCall, Usage};
+use serde_json::{json, Map, Value};
+
+use crate::tools;
+
+/// A message as OpenAI's `messages` array holds it.
+pub fn message(m: &Message) -> Value {
+    let mut v = json!({ "role": m.role.as_str(), "content": m.content });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = Value::Array(
+            m.tool_calls
+                .iter()
+                .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+                .collect(),
+        );
+        if m.content.is_empty() {
+            v["content"] = Value::Null;
+        }
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    if let Some(n) = &m.name {
+        v["name"] = json!(n);
+    }
+    v
+}
+
+pub fn messages(ms: &[Message]) -> Value {
+    Value::Array(ms.iter().map(message).collect())
+}
+
+/// The raw prompt of a conversation for the completions endpoint: contents concatenated.
+pub fn raw_prompt(ms: &[Message]) -> String {
+    ms.iter().map(|m| m.content.as_str()).collect()
+}
+
+/// Seeds are sent as non-negative 63-bit integers (some servers reject larger).
+pub fn seed(base: u64, index: u64) -> u64 {
+    derive_seed(base, index) >> 1
+}
+
+/// Sampling fields shared by both endpoints; `top_k`/`min_p`/`ignore_eos` only when set
+/// (servers that do not know them may reject them).
+pub fn sampling(body: &mut Map<String, Value>, p: &SamplingParams, max_tokens: u32, stop: &[String], seed: u64) {
+    body.insert("max_tokens".into(), json!(max_tokens));
+    body.insert("temperature".into(), json!(p.temperature));
+    if p.top_p < 1.0 {
+        body.insert("top_p".into(), json!(p.top_p));
+    }
+    if p.top_k > 0 {
+        body.insert("top_k".into(), json!(p.top_k));
+    }
+    if p.min_p > 0.0 {
+        body.insert("min_p".into(), json!(p.min_p));
+    }
+    if p.ignore_eos {
+        body.insert("ignore_eos".into(), json!(true));
+    }
+    if !stop.is_empty() {
+        body.insert("stop".into(), json!(stop));
+    }
+    body.insert("seed".into(), json!(seed));
+}
+
+/// Usage as the server reports it. A ponder upstream's exact breakdown wins over the
+/// OpenAI fields; otherwise `prompt_tokens_details.cached_tokens` counts as reused.
+pub fn usage(v: &Value) -> Usage {
+    if let Some(p) = v.pointer("/ponder/usage") {
+        if let Ok(u) = serde_json::from_value::<Usage>(p.clone()) {
+            return Usage { wall_ms: 0, ..u };
+        }
+    }
+    let u = v.get("usage");
+    let get = |path: &str| u.and_then(|u| u.pointer(path)).and_then(Value::as_u64).unwrap_or(0);
+    let prompt = get("/prompt_tokens");
+    let cached = get("/prompt_tokens_details/cached_tokens").min(prompt);
+    Usage { prompt_computed: prompt - cached, prompt_reused: cached, completion: get("/completion_tokens"), ..Usage::default() }
+}
+
+/// Why a choice ended. `stop_reason` (vLLM, ponder) names the stop string that matched.
+pub fn finish(choice: &Value, stops: &[String]) -> FinishReason {
+    match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("length") => FinishReason::Length,
+        Some("stop") => match choice.get("stop_reason").and_then(Value::as_str) {
+            Some(s) if stops.iter().any(|x| x == s) => FinishReason::Stop(s.to_string()),
+            _ => FinishReason::Eos,
+        },
+        _ => FinishReason::Eos,
+    }
+}
+
+/// The text of a chat choice, with structured tool calls written into it.
+pub fn chat_text(choice: &Value) -> String {
+    let msg = choice.get("message");
+    let mut text = msg.and_then(|m| m.get("content")).and_then(Value::as_str).unwrap_or("").to_string();
+    let calls: Vec<ToolCall> = msg
+        .and_then(|m| m.get("tool_calls"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let f = c.get("function")?;
+                    Some(ToolCall {
+                        id: c.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                        name: f.get("name")?.as_str()?.to_string(),
+                        arguments: match f.get("arguments") {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(other) => other.to_string(),
+                            None => "{}".into(),
+                        },
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !calls.is_empty() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&tools::encode(&calls));
+    }
+    text
+}
+
+/// Chosen-token logprobs of a chat choice (empty without).
+pub fn chat_logprobs(choice: &Value) -> Vec<f32> {
+    choice
+        .pointer("/logprobs/content")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.get("logprob").and_then(Value::as_f64)).map(|x| x as f32).collect())
+        .unwrap_or_default()
+}
+
+/// Chosen-token logprobs and token strings of a completions choice.
+pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
+    let lp = choice.get("logprobs");
+    let values = lp
+        .and_then(|l| l.get("token_logprobs"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NEG_INFINITY) as f32).collect())
+        .unwrap_or_default();
+    let tokens = lp
+        .and_then(|l| l.get("tokens"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|t| t.as_str().unwrap_or("").to_string()).collect());
+    (values, tokens)
+}
+
+/// Choices in index order.
+pub fn choices(v: &Value) -> Vec<Value> {
+    let mut cs = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
+    cs.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
+    cs
+}

@@ -1,0 +1,105 @@
+//! API keys and per-key token budgets. A request reserves its worst case before any
+//! generation (so concurrent requests cannot overspend a key together), and is charged
+//! what it actually used when it ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+
+use crate::config::KeyConfig;
+use crate::error::ApiError;
+
+#[derive(Debug, Default)]
+struct Account {
+    budget: Option<u64>,
+    used: u64,
+    reserved: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Keys {
+    accounts: Mutex<HashMap<String, Account>>,
+    open: bool,
+}
+
+impl Keys {
+    pub fn new(keys: &[KeyConfig]) -> Keys {
+        let accounts = keys.iter().map(|k| (k.key.clone(), Account { budget: k.token_budget, ..Account::default() })).collect();
+        Keys { accounts: Mutex::new(accounts), open: keys.is_empty() }
+    }
+
+    /// The caller's key, checked; `None` when the server has no keys.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+        if self.open {
+            return Ok(None);
+        }
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m).code("invalid_api_key");
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| unauthorized("You didn't provide an API key (Authorization: Bearer KEY)."))?;
+        let key = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+        let known = self.accounts.lock().map(|a| a.contains_key(key)).unwrap_or(false);
+        if !known {
+            return Err(unauthorized("Incorrect API key provided."));
+        }
+        Ok(Some(key.to_string()))
+    }
+
+    /// Reserves `tokens` of the key's budget; fails with 429 when it does not fit.
+    pub fn reserve(self: &Arc<Self>, key: Option<&str>, tokens: u64) -> Result<Reservation, ApiError> {
+        let Some(key) = key else { return Ok(Reservation { keys: None, key: String::new(), tokens: 0 }) };
+        let mut accounts = self.accounts.lock().map_err(|_| ApiError::internal("key table poisoned"))?;
+        let acc = accounts.get_mut(key).ok_or_else(|| ApiError::internal("unknown key"))?;
+        if let Some(budget) = acc.budget {
+            let left = budget.saturating_sub(acc.used + acc.reserved);
+            if tokens > left {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "insufficient_quota",
+                    format!("this request may use up to {tokens} tokens but the key has {left} of its {budget} left"),
+                )
+                .code("insufficient_quota"));
+            }
+        }
+        acc.reserved += tokens;
+        Ok(Reservation { keys: Some(self.clone()), key: key.to_string(), tokens })
+    }
+
+    /// Tokens a key has spent so far.
+    pub fn used(&self, key: &str) -> Option<u64> {
+        self.accounts.lock().ok()?.get(key).map(|a| a.used)
+    }
+}
+
+/// A key's reserved worst case; [`Reservation::settle`] charges the actual use, dropping
+/// without settling releases it (the request was abandoned before it finished).
+pub struct Reservation {
+    keys: Option<Arc<Keys>>,
+    key: String,
+    tokens: u64,
+}
+
+impl Reservation {
+    pub fn settle(mut self, used: u64) {
+        self.release(used);
+    }
+
+    fn release(&mut self, used: u64) {
+        if let Some(keys) = self.keys.take() {
+            if let Ok(mut a) = keys.accounts.lock() {
+                if let Some(acc) = a.get_mut(&self.key) {
+                    acc.reserved = acc.reserved.saturating_sub(self.tokens);
+                    acc.used += used;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release(0);
+    }
+}

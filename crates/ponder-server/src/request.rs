@@ -1,0 +1,451 @@
+//! Request bodies: OpenAI's chat and completions fields plus the `ponder` object, checked
+//! field by field so that every mistake is a 4xx naming its parameter.
+//!
+//! Strategy and budget come from, in increasing precedence: the server's defaults, the
+//! model prefix (`sc-16:smollm2-135m`, `adaptive-sc:smollm2-135m`), the `ponder` object.
+
+use axum::http::StatusCode;
+use ponder_core::{Message, Role, SamplingParams, ToolCall};
+use serde_json::{Map, Value};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Chat,
+    Completion,
+}
+
+/// How progress events travel in a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// SSE comment lines (`: ponder {...}`): every SSE parser skips them.
+    Comments,
+    /// Chunks with empty `choices` and a `ponder` field (visible to OpenAI clients as extra fields).
+    Chunks,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub kind: Kind,
+    /// The model string as sent (echoed in responses).
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub stream: bool,
+    /// Choices wanted (only `single` may give more than one).
+    pub n: usize,
+    pub sampling: SamplingParams,
+    pub strategy: String,
+    pub budget: usize,
+    pub scorer: String,
+    pub return_candidates: bool,
+    /// The request's own ceiling on budget x max_tokens.
+    pub max_total_tokens: Option<u64>,
+    /// Tool-call arguments that do not count when voting on arguments.
+    pub ignore_arguments: Vec<String>,
+    pub progress: ProgressMode,
+    pub tools: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub logprobs: bool,
+}
+
+impl Request {
+    /// Samples this request may draw at most.
+    pub fn samples(&self) -> usize {
+        if self.strategy == "single" {
+            self.n
+        } else {
+            self.budget
+        }
+    }
+
+    /// The question, for scorers: the last user turn.
+    pub fn question(&self) -> String {
+        self.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default()
+    }
+}
+
+fn invalid(msg: impl Into<String>, param: &str) -> ApiError {
+    ApiError::invalid(msg).param(param)
+}
+
+fn opt_f32(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<f32>, ApiError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|x| x.is_finite())
+            .map(|x| Some(x as f32))
+            .ok_or_else(|| invalid(format!("{param} must be a number, got {v}"), param)),
+    }
+}
+
+fn opt_u64(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<u64>, ApiError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(format!("{param} must be a non-negative integer, got {v}"), param)),
+    }
+}
+
+fn opt_bool(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<bool>, ApiError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(format!("{param} must be true or false, got {v}"), param)),
+    }
+}
+
+fn opt_str<'a>(o: &'a Map<String, Value>, key: &str, param: &str) -> Result<Option<&'a str>, ApiError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(invalid(format!("{param} must be a string, got {v}"), param)),
+    }
+}
+
+/// A message's text: a string, null, or an array of text parts.
+fn content(v: Option<&Value>, param: &str) -> Result<String, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => out.push_str(t),
+                    _ => {
+                        return Err(invalid(
+                            "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
+                            &format!("{param}[{j}]"),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Err(invalid(format!("content must be a string or an array of text parts, got {other}"), param)),
+    }
+}
+
+fn tool_calls(v: Option<&Value>, param: &str) -> Result<Vec<ToolCall>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let arr = v.as_array().ok_or_else(|| invalid("tool_calls must be an array", param))?;
+    arr.iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let p = format!("{param}[{j}]");
+            let f = c.get("function").ok_or_else(|| invalid("a tool call needs a function", &p))?;
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| invalid("a tool call needs function.name", &p))?;
+            let arguments = match f.get("arguments") {
+                Some(Value::String(s)) => s.clone(),
+                None | Some(Value::Null) => "{}".into(),
+                Some(other) => other.to_string(),
+            };
+            let id = c.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+            Ok(ToolCall { id, name: name.to_string(), arguments })
+        })
+        .collect()
+}
+
+pub fn messages(v: Option<&Value>, max: usize) -> Result<Vec<Message>, ApiError> {
+    let arr = match v {
+        None | Some(Value::Null) => {
+            return Err(invalid("'messages' is a required property", "messages").code("missing_required_parameter"))
+        }
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(invalid("messages must be an array", "messages")),
+    };
+    if arr.is_empty() {
+        return Err(invalid("messages must not be empty", "messages"));
+    }
+    if arr.len() > max {
+        return Err(invalid(format!("at most {max} messages per request, got {}", arr.len()), "messages"));
+    }
+    arr.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let p = format!("messages[{i}]");
+            let o = m.as_object().ok_or_else(|| invalid("a message must be an object", &p))?;
+            let role = match o.get("role").and_then(Value::as_str) {
+                Some("system" | "developer") => Role::System,
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                Some("tool" | "function") => Role::Tool,
+                Some(other) => return Err(invalid(format!("unknown role {other:?}"), &format!("{p}.role"))),
+                None => return Err(invalid("a message needs a role", &format!("{p}.role"))),
+            };
+            let mut msg = Message::new(role, content(o.get("content"), &format!("{p}.content"))?);
+            msg.tool_calls = tool_calls(o.get("tool_calls"), &format!("{p}.tool_calls"))?;
+            msg.tool_call_id = opt_str(o, "tool_call_id", &format!("{p}.tool_call_id"))?.map(str::to_string);
+            msg.name = opt_str(o, "name", &format!("{p}.name"))?.map(str::to_string);
+            Ok(msg)
+        })
+        .collect()
+}
+
+/// Splits `STRATEGY[-BUDGET]:MODEL`; `None` when `model` is the served id itself.
+pub fn model_prefix(model: &str, served: &str) -> Result<Option<(String, Option<usize>)>, ApiError> {
+    if model == served {
+        return Ok(None);
+    }
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("The model `{model}` does not exist. This server serves `{served}`, optionally prefixed STRATEGY[-BUDGET]: (e.g. `sc-16:{served}`)."),
+        )
+        .param("model")
+        .code("model_not_found")
+    };
+    let (prefix, rest) = model.split_once(':').ok_or_else(not_found)?;
+    if rest != served || prefix.is_empty() {
+        return Err(not_found());
+    }
+    Ok(Some(match prefix.rsplit_once('-') {
+        Some((s, b)) if !s.is_empty() && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) => {
+            let budget = b.parse().map_err(|_| invalid(format!("budget {b:?} in the model prefix is too large"), "model"))?;
+            (s.to_string(), Some(budget))
+        }
+        _ => (prefix.to_string(), None),
+    }))
+}
+
+const PONDER_FIELDS: &[&str] =
+    &["strategy", "budget", "max_total_tokens", "token_ceiling", "scorer", "return_candidates", "ignore_arguments", "progress"];
+
+/// Parses and checks a request body (limits are checked by the caller).
+pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Result<Request, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("We could not parse the JSON body of your request: {e}")).code("invalid_json"))?;
+    let o = v.as_object().ok_or_else(|| ApiError::invalid("the request body must be a JSON object").code("invalid_json"))?;
+    let model = match o.get("model") {
+        Some(Value::String(m)) => m.clone(),
+        None | Some(Value::Null) => return Err(invalid("'model' is a required property", "model").code("missing_required_parameter")),
+        Some(other) => return Err(invalid(format!("model must be a string, got {other}"), "model")),
+    };
+    let d = &cfg.defaults;
+    let (mut strategy, mut budget) = (d.strategy.clone(), d.budget);
+    if let Some((s, b)) = model_prefix(&model, served)? {
+        strategy = s;
+        budget = b.unwrap_or(budget);
+    }
+    let mut scorer = d.scorer.clone();
+    let (mut return_candidates, mut max_total_tokens, mut ignore_arguments, mut progress) =
+        (false, None, Vec::new(), ProgressMode::Comments);
+    match o.get("ponder") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(p)) => {
+            if let Some(k) = p.keys().find(|k| !PONDER_FIELDS.contains(&k.as_str())) {
+                return Err(invalid(format!("unknown field ponder.{k} (known: {})", PONDER_FIELDS.join(", ")), &format!("ponder.{k}")));
+            }
+            if let Some(s) = opt_str(p, "strategy", "ponder.strategy")? {
+                strategy = s.to_string();
+            }
+            if let Some(b) = opt_u64(p, "budget", "ponder.budget")? {
+                budget = usize::try_from(b).unwrap_or(usize::MAX);
+            }
+            if let Some(s) = opt_str(p, "scorer", "ponder.scorer")? {
+                scorer = s.to_string();
+            }
+            return_candidates = opt_bool(p, "return_candidates", "ponder.return_candidates")?.unwrap_or(false);
+            max_total_tokens = opt_u64(p, "max_total_tokens", "ponder.max_total_tokens")?
+                .or(opt_u64(p, "token_ceiling", "ponder.token_ceiling")?);
+            if let Some(list) = p.get("ignore_arguments").filter(|v| !v.is_null()) {
+                ignore_arguments = list
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| invalid("ponder.ignore_arguments must be an array of strings", "ponder.ignore_arguments"))?;
+            }
+            progress = match opt_str(p, "progress", "ponder.progress")? {
+                None | Some("comments") => ProgressMode::Comments,
+                Some("chunks") => ProgressMode::Chunks,
+                Some("none") => ProgressMode::None,
+                Some(other) => {
+                    return Err(invalid(format!("ponder.progress must be comments, chunks or none, got {other:?}"), "ponder.progress"))
+                }
+            };
+        }
+        Some(_) => return Err(invalid("ponder must be an object", "ponder")),
+    }
+    let messages = match kind {
+        Kind::Chat => messages(o.get("messages"), cfg.limits.max_messages)?,
+        Kind::Completion => {
+            let prompt = match o.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
+                None | Some(Value::Null) => {
+                    return Err(invalid("'prompt' is a required property", "prompt").code("missing_required_parameter"))
+                }
+                Some(_) => return Err(invalid("prompt must be a string (batches and token arrays are not supported)", "prompt")),
+            };
+            if prompt.is_empty() {
+                return Err(invalid("prompt must not be empty", "prompt"));
+            }
+            vec![Message::user(prompt)]
+        }
+    };
+    let max_tokens = opt_u64(o, "max_completion_tokens", "max_completion_tokens")?
+        .or(opt_u64(o, "max_tokens", "max_tokens")?)
+        .unwrap_or(u64::from(d.max_tokens));
+    if max_tokens == 0 {
+        return Err(invalid("max_tokens must be at least 1", "max_tokens"));
+    }
+    if max_tokens > u64::from(cfg.limits.max_tokens) {
+        return Err(invalid(format!("max_tokens {max_tokens} is above this server's ceiling of {}", cfg.limits.max_tokens), "max_tokens")
+            .code("max_tokens_too_large"));
+    }
+    let stop = match o.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("stop must be a string or an array of strings", "stop"))?,
+        Some(_) => return Err(invalid("stop must be a string or an array of strings", "stop")),
+    };
+    if stop.len() > 16 || stop.iter().any(String::is_empty) {
+        return Err(invalid("stop takes at most 16 non-empty strings", "stop"));
+    }
+    let sampling = SamplingParams {
+        temperature: opt_f32(o, "temperature", "temperature")?.unwrap_or(d.temperature),
+        top_p: opt_f32(o, "top_p", "top_p")?.unwrap_or(d.top_p),
+        top_k: opt_u64(o, "top_k", "top_k")?.map_or(0, |k| k.min(u64::from(u32::MAX)) as u32),
+        min_p: opt_f32(o, "min_p", "min_p")?.unwrap_or(0.0),
+        seed: match o.get("seed") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().or_else(|| v.as_i64().map(|x| x as u64)).ok_or_else(|| invalid("seed must be an integer", "seed"))?,
+        },
+        max_tokens: max_tokens as u32,
+        stop,
+        ignore_eos: opt_bool(o, "ignore_eos", "ignore_eos")?.unwrap_or(false),
+    };
+    sampling.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let n = opt_u64(o, "n", "n")?.unwrap_or(1);
+    if n == 0 {
+        return Err(invalid("n must be at least 1", "n"));
+    }
+    if n > 1 && strategy != "single" {
+        return Err(invalid(
+            format!("n = {n} needs strategy single (strategy {strategy} returns one answer; raise its budget instead)"),
+            "n",
+        ));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if budget == 0 {
+        return Err(invalid("budget must be at least 1, got 0", "ponder.budget").code("invalid_budget"));
+    }
+    let samples = if strategy == "single" { n } else { budget };
+    if samples > cfg.limits.max_budget {
+        return Err(invalid(
+            format!("budget {samples} is above this server's ceiling of {} samples per request", cfg.limits.max_budget),
+            if n > 1 { "n" } else { "ponder.budget" },
+        )
+        .code("budget_too_large"));
+    }
+    let tools = o.get("tools").filter(|t| !t.is_null()).cloned();
+    if let Some(t) = &tools {
+        if !t.is_array() {
+            return Err(invalid("tools must be an array", "tools"));
+        }
+        ignore_arguments.extend(non_semantic(t));
+    }
+    let logprobs = match o.get("logprobs") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(Value::Number(_)) => kind == Kind::Completion,
+        Some(v) => return Err(invalid(format!("logprobs must be a boolean (chat) or an integer (completions), got {v}"), "logprobs")),
+    };
+    Ok(Request {
+        kind,
+        model,
+        messages,
+        stream: opt_bool(o, "stream", "stream")?.unwrap_or(false),
+        n,
+        sampling,
+        strategy,
+        budget,
+        scorer,
+        return_candidates,
+        max_total_tokens,
+        ignore_arguments,
+        progress,
+        tools,
+        tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
+        logprobs,
+    })
+}
+
+/// Parameters a tool's JSON schema marks `"x-ponder-non-semantic": true`.
+fn non_semantic(tools: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tools.as_array().into_iter().flatten() {
+        let props = t.pointer("/function/parameters/properties").and_then(Value::as_object);
+        for (name, schema) in props.into_iter().flatten() {
+            if schema.get("x-ponder-non-semantic").and_then(Value::as_bool) == Some(true) {
+                out.push(name.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_chat(body: &str) -> Result<Request, ApiError> {
+        parse(Kind::Chat, body.as_bytes(), "m", &ServerConfig::default())
+    }
+
+    #[test]
+    fn strategy_from_prefix_and_body() {
+        let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!((r.strategy.as_str(), r.budget), ("sc", 16));
+        let r = parse_chat(r#"{"model":"adaptive-sc:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!((r.strategy.as_str(), r.budget), ("adaptive-sc", 8));
+        let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"bon","budget":3}}"#)
+            .unwrap();
+        assert_eq!((r.strategy.as_str(), r.budget), ("bon", 3));
+    }
+
+    #[test]
+    fn errors_name_their_parameter() {
+        let cases = [
+            (r#"{"model":"m"}"#, "messages", 400),
+            (r#"{"model":"m","messages":[]}"#, "messages", 400),
+            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "model", 400),
+            (r#"{"model":"other","messages":[{"role":"user","content":"x"}]}"#, "model", 404),
+            (r#"{"model":"sc-65:m","messages":[{"role":"user","content":"x"}]}"#, "ponder.budget", 400),
+            (r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#, "messages[0].role", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#, "temperature", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":999999}"#, "max_tokens", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"budgett":2}}"#, "ponder.budgett", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#, "n", 400),
+        ];
+        for (body, param, status) in cases {
+            let e = parse_chat(body).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{body}: {e:?}");
+            assert_eq!(e.status.as_u16(), status, "{body}: {e:?}");
+        }
+        assert_eq!(parse_chat("{not json").unwrap_err().code.as_deref(), Some("invalid_json"));
+        assert_eq!(parse_chat("[1]").unwrap_err().code.as_deref(), Some("invalid_json"));
+    }
+
+    #[test]
+    fn messages_keep_tool_fields() {
+        let r = parse_chat(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"weather?"}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Oslo\"}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"rain"}],
+            "tools":[{"type":"function","function":{"name":"w","parameters":{"properties":{"city":{},"trace":{"x-ponder-non-semantic":true}}}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.messages[0].content, "weather?");
+        assert_eq!(r.messages[1].tool_calls[0].name, "w");
+        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(r.ignore_arguments, vec!["trace".to_string()]);
+    }
+}
