@@ -445,7 +445,13 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, d
             std::future::pending::<()>().await;
         }
     });
+    // Test hook: pause after each stored unit, so a test can interrupt a run midway
+    // (SIGINT, SIGKILL) without racing a fast machine to it.
+    let unit_pause = std::env::var("PONDER_TEST_UNIT_PAUSE_MS").ok().and_then(|v| v.parse().ok()).filter(|&ms: &u64| ms > 0).map(std::time::Duration::from_millis);
     let mut on_stored = |rec: &UnitRecord| {
+        if let Some(pause) = unit_pause {
+            std::thread::sleep(pause);
+        }
         bar.inc(1);
         let g = Group::of(&rec.key);
         done.entry(g.clone()).or_default().push(Done {

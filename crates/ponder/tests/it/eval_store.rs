@@ -31,11 +31,14 @@ fn contents(path: &Path, run: i64) -> Contents {
     (outcomes, samples)
 }
 
-fn spawn(args: &[&str]) -> std::process::Child {
+/// `pause_ms`: the eval's test hook that waits after each stored unit, so the test can
+/// see a partly stored run and kill it before it finishes, however fast the machine.
+fn spawn(args: &[&str], pause_ms: u32) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ponder"))
         .args(args)
         .env("NO_COLOR", "1")
         .env("PONDER_THREADS", "1")
+        .env("PONDER_TEST_UNIT_PAUSE_MS", pause_ms.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -63,9 +66,9 @@ fn eval_killed_with_sigkill_and_resumed_equals_an_uninterrupted_run() {
     };
     let (n_units, n_samples) = (2 * 3, 2 * 3 * 4);
     let whole_args = args(&whole);
-    let mut reference = spawn(&whole_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut reference = spawn(&whole_args.iter().map(String::as_str).collect::<Vec<_>>(), 0);
     let killed_args = args(&killed);
-    let mut victim = spawn(&killed_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut victim = spawn(&killed_args.iter().map(String::as_str).collect::<Vec<_>>(), 1500);
 
     // Kill it once at least two units are stored, and before it is done.
     let started = Instant::now();
@@ -248,6 +251,7 @@ fn ctrl_c_stops_cleanly_marks_the_run_and_resume_finishes_it() {
         .args(["eval", "--dataset", "arith:1:3", "--strategy", "sc", "--budget", "2", "--max-tokens", "32", "--concurrency", "1"])
         .args(["--store", s])
         .env("PONDER_THREADS", "1")
+        .env("PONDER_TEST_UNIT_PAUSE_MS", "1500")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
