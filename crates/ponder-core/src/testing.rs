@@ -254,7 +254,7 @@ impl ProcessScorer for ScriptedProcessScorer {
         &self,
         _problem: &Problem,
         partials: &[Partial<'_>],
-        _session: &mut dyn StepSession,
+        _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
         self.scored.fetch_add(partials.len(), Ordering::SeqCst);
         let values = partials.iter().map(|p| (self.rule)(p.steps.last().map_or("", String::as_str))).collect();

@@ -76,11 +76,15 @@ impl ProcessScorer for TokenPrm {
         "prm"
     }
 
+    fn needs_session(&self) -> bool {
+        false
+    }
+
     async fn score_steps(
         &self,
         problem: &Problem,
         partials: &[Partial<'_>],
-        _session: &mut dyn StepSession,
+        _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
         let sequences: Vec<Vec<LlamaToken>> =
             partials.iter().map(|p| self.engine.tokenize(&self.format.layout(&problem.question, p.steps))).collect();

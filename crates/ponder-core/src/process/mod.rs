@@ -40,14 +40,21 @@ impl Partial<'_> {
 #[async_trait]
 pub trait ProcessScorer: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether `score_steps` reads the policy model's session. Scorers that judge the text
+    /// alone (their own model, an exact checker) say no, so a caller scoring finished
+    /// candidates need not open a session and fork a branch per candidate for them.
+    fn needs_session(&self) -> bool {
+        true
+    }
     /// Scores the last step of each partial, one value in [0, 1] per partial, in order.
     /// `session` is the policy model's session that holds the partials as branches
-    /// (self-evaluation asks the policy model itself); scorers with their own model ignore it.
+    /// (self-evaluation asks the policy model itself); scorers with their own model ignore
+    /// it, and callers pass `None` (with meaningless branch ids) when `needs_session` is false.
     async fn score_steps(
         &self,
         problem: &Problem,
         partials: &[Partial<'_>],
-        session: &mut dyn StepSession,
+        session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError>;
 }
 

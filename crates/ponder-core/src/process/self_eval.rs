@@ -49,11 +49,17 @@ impl ProcessScorer for SelfEval {
         &self,
         _problem: &Problem,
         partials: &[Partial<'_>],
-        session: &mut dyn StepSession,
+        session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
         if partials.is_empty() {
             return Ok(Scores::default());
         }
+        let Some(session) = session else {
+            return Err(ScoreError::Failed {
+                scorer: "self-eval".into(),
+                reason: "it asks the policy model, and was given no session".into(),
+            });
+        };
         let branches: Vec<_> = partials.iter().map(|p| p.branch).collect();
         let candidates = [self.yes.clone(), self.no.clone()];
         let (lps, usage) = session

@@ -117,11 +117,15 @@ impl ProcessScorer for StepCheck {
         "step-check"
     }
 
+    fn needs_session(&self) -> bool {
+        false
+    }
+
     async fn score_steps(
         &self,
         problem: &Problem,
         partials: &[Partial<'_>],
-        _session: &mut dyn StepSession,
+        _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
         if problem.steps.is_empty() {
             return Err(ScoreError::Unavailable {
@@ -131,7 +135,8 @@ impl ProcessScorer for StepCheck {
             });
         }
         let values = partials.iter().map(|p| if check_chain(problem, &p.text()) { 1.0 } else { 0.0 }).collect();
-        Ok(Scores { values, usage: Usage::default() })
+        // No model runs, but each partial checked is one pass of the judge.
+        Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
 }
 

@@ -369,7 +369,7 @@ impl<'a> Searcher<'a> {
         }
         let scorer = self.scorer;
         let partials: Vec<Partial<'_>> = live.iter().map(|&i| tracks[i].partial()).collect();
-        let scores = scorer.score_steps(self.problem, &partials, self.session.as_mut()).await?;
+        let scores = scorer.score_steps(self.problem, &partials, Some(self.session.as_mut())).await?;
         process::validate(scorer.name(), partials.len(), &scores)?;
         drop(partials);
         self.scored += live.len();
