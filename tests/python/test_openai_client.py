@@ -139,6 +139,17 @@ def completions_endpoint(client):
 
 
 @test
+def chat_logprobs_carry_token_texts(client):
+    r = client.chat.completions.create(model=f"single:{MODEL}", messages=QUESTION, max_tokens=12, seed=5, logprobs=True)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens, (len(content), r.usage)
+    assert all(t.logprob <= 0.0 for t in content)
+    # The tokens' bytes spell the answer; each token's text is its bytes decoded.
+    assert b"".join(bytes(t.bytes) for t in content).decode("utf-8", "replace") == r.choices[0].message.content
+    assert all(t.token == bytes(t.bytes).decode("utf-8", "replace") for t in content)
+
+
+@test
 def models_list(client):
     ids = [m.id for m in client.models.list()]
     assert MODEL in ids, ids

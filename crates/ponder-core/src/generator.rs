@@ -106,6 +106,10 @@ pub struct Sample {
     pub n_tokens: usize,
     /// Log-probability of each chosen token under the model's untempered distribution.
     pub token_logprobs: Vec<f32>,
+    /// Bytes of each chosen token, aligned with `token_logprobs` (an end-of-generation
+    /// token has none); empty when the backend does not report tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_bytes: Vec<Vec<u8>>,
     pub finish: FinishReason,
 }
 
@@ -265,6 +269,9 @@ pub struct Step {
     pub text: String,
     pub n_tokens: usize,
     pub token_logprobs: Vec<f32>,
+    /// Bytes of each chosen token, as in [`Sample::token_bytes`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_bytes: Vec<Vec<u8>>,
     /// `StepEnd` means the branch may be extended again; anything else ends it.
     pub finish: FinishReason,
 }

@@ -112,6 +112,7 @@ impl Generator for ScriptedGenerator {
                             text: c.text.clone(),
                             n_tokens: n,
                             token_logprobs: vec![c.logprob; n],
+                            token_bytes: Vec::new(),
                             finish: FinishReason::Eos,
                         }))
                     }
@@ -192,7 +193,7 @@ impl StepSession for ScriptedSession {
             let n = n_words(&step).max(1);
             b.done.push_str(&step);
             self.usage.completion += n as u64;
-            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], finish });
+            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], token_bytes: Vec::new(), finish });
         }
         Ok(out)
     }

@@ -89,6 +89,8 @@ struct Run {
     n_generated: usize,
     bytes: Vec<u8>,
     logprobs: Vec<f32>,
+    /// End of each generated token's bytes in `bytes` (the end-of-generation token adds none).
+    ends: Vec<usize>,
     /// A probe reads these tokens' log-probabilities from its logits instead of sampling.
     probe: Option<Arc<Vec<LlamaToken>>>,
 }
@@ -927,8 +929,12 @@ impl<'m> Actor<'m> {
             let piece = self.model.vocab().token_to_piece(token, false, None);
             let from = run.bytes.len();
             run.bytes.extend_from_slice(&piece);
+            run.ends.push(run.bytes.len());
             run_finish(run, from, s.tokens.len() - s.n_prompt, s.tokens.len(), self.limits.n_ctx_seq)
         };
+        if run.ends.len() < run.logprobs.len() {
+            run.ends.push(run.bytes.len());
+        }
         if let Some(u) = self.usage_of(owner) {
             u.completion += 1;
         }
@@ -961,6 +967,16 @@ impl<'m> Actor<'m> {
         let s = self.seqs.get_mut(&id).expect("live sequence");
         let run = s.run.take().expect("finishing a running sequence");
         let mut bytes = run.bytes;
+        let mut start = 0;
+        let token_bytes: Vec<Vec<u8>> = run
+            .ends
+            .iter()
+            .map(|&end| {
+                let piece = bytes[start..end].to_vec();
+                start = end;
+                piece
+            })
+            .collect();
         if let FinishReason::Stop(stop) = &finish {
             if let Some(p) = find(&bytes, stop.as_bytes(), 0) {
                 bytes.truncate(p);
@@ -975,6 +991,7 @@ impl<'m> Actor<'m> {
                     text,
                     n_tokens: run.n_generated,
                     token_logprobs: run.logprobs,
+                    token_bytes,
                     finish,
                 };
                 self.free_seq(id);
@@ -987,7 +1004,7 @@ impl<'m> Actor<'m> {
                 }
             }
             Owner::Session(sid) => {
-                let step = Step { branch: tag, text, n_tokens: run.n_generated, token_logprobs: run.logprobs, finish };
+                let step = Step { branch: tag, text, n_tokens: run.n_generated, token_logprobs: run.logprobs, token_bytes, finish };
                 if let Some(p) = self.sessions.get_mut(&sid).and_then(|x| x.extend.as_mut()) {
                     p.done.insert(step.branch, step);
                 }
@@ -1018,7 +1035,7 @@ pub(crate) fn kv_need(prompt: usize, n: usize, max_tokens: usize, n_ctx_seq: usi
 
 impl Run {
     fn new(params: Arc<SamplingParams>, delimiter: Option<Vec<u8>>, max_tokens: usize, max_total: usize) -> Self {
-        Self { params, delimiter, max_tokens, max_total, n_generated: 0, bytes: Vec::new(), logprobs: Vec::new(), probe: None }
+        Self { params, delimiter, max_tokens, max_total, n_generated: 0, bytes: Vec::new(), logprobs: Vec::new(), ends: Vec::new(), probe: None }
     }
 }
 

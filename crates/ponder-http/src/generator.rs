@@ -229,7 +229,8 @@ impl HttpGenerator {
                 // One choice: the server's count. Several: each choice's logprobs count (n
                 // is only used when the server returns logprobs).
                 let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
-                Sample { index, text, n_tokens, token_logprobs, finish: wire::finish(c, &p.stop) }
+                let token_bytes = wire::token_bytes(c, chat);
+                Sample { index, text, n_tokens, token_logprobs, token_bytes, finish: wire::finish(c, &p.stop) }
             })
             .collect();
         Ok((samples, usage))

@@ -78,7 +78,7 @@ impl HttpSession {
         let room = (params.max_total_tokens as usize).saturating_sub(b.n_tokens);
         let max_tokens = (params.max_step_tokens as usize).min(room);
         if max_tokens == 0 {
-            let step = Step { branch: id, text: String::new(), n_tokens: 0, token_logprobs: Vec::new(), finish: FinishReason::Length };
+            let step = Step { branch: id, text: String::new(), n_tokens: 0, token_logprobs: Vec::new(), token_bytes: Vec::new(), finish: FinishReason::Length };
             return Ok((step, Some(Vec::new()), Usage::default()));
         }
         let caps = self.gen.caps();
@@ -148,7 +148,8 @@ impl HttpSession {
         let finish = if finish == FinishReason::StepEnd && hit_total { FinishReason::Length } else { finish };
         // Token texts are usable for rollback only if they spell the step's text exactly.
         let tokens = tokens.filter(|t| t.len() == n_tokens && t.concat() == text.get(..t.concat().len()).unwrap_or(""));
-        let step = Step { branch: id, text, n_tokens, token_logprobs: logprobs, finish };
+        let token_bytes = wire::token_bytes(&choice, self.mode == StepMode::ContinueFinalMessage);
+        let step = Step { branch: id, text, n_tokens, token_logprobs: logprobs, token_bytes, finish };
         Ok((step, tokens, usage))
     }
 }

@@ -135,6 +135,23 @@ pub fn chat_logprobs(choice: &Value) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+/// Bytes of each chosen token of a chat (`logprobs.content[].bytes`, else `.token`) or
+/// completions (`logprobs.tokens`) choice; empty when the server reports none.
+pub fn token_bytes(choice: &Value, chat: bool) -> Vec<Vec<u8>> {
+    let entries = if chat { choice.pointer("/logprobs/content") } else { choice.pointer("/logprobs/tokens") };
+    let Some(entries) = entries.and_then(Value::as_array) else { return Vec::new() };
+    entries
+        .iter()
+        .map(|e| {
+            let bytes = e.get("bytes").and_then(Value::as_array).and_then(|b| {
+                b.iter().map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok())).collect::<Option<Vec<u8>>>()
+            });
+            let text = if chat { e.get("token") } else { Some(e) };
+            bytes.unwrap_or_else(|| text.and_then(Value::as_str).unwrap_or("").as_bytes().to_vec())
+        })
+        .collect()
+}
+
 /// Chosen-token logprobs and token strings of a completions choice.
 pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
     let lp = choice.get("logprobs");

@@ -253,8 +253,16 @@ fn known_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Each candidate's chosen-token logprobs and token bytes (plain sampling).
+#[derive(Debug, Clone, Default)]
+struct TokenLogprobs {
+    logprobs: Vec<f32>,
+    /// Empty when the backend reports no tokens.
+    bytes: Vec<Vec<u8>>,
+}
+
 /// The outcome, and each candidate's token logprobs where known (plain sampling).
-type Ran = (Outcome, Vec<Vec<f32>>);
+type Ran = (Outcome, Vec<TokenLogprobs>);
 
 /// Runs the request within the server's request timeout.
 async fn run(st: Arc<AppState>, req: Arc<Request>, progress: Option<mpsc::UnboundedSender<Progress>>) -> Result<Ran, ApiError> {
@@ -291,7 +299,11 @@ async fn run_inner(st: Arc<AppState>, req: Arc<Request>, progress: Option<mpsc::
             return Err(ApiError::from_gen(e, upstream).code(format!("sample_{i}_failed")));
         }
         let ctx = Ctx { generator: generator.as_ref(), equivalence: &equivalence, extract: ctx_extract, scorer: None, process: None, verifier: None };
-        let logprobs = got.samples.iter().map(|s| s.token_logprobs.clone()).collect();
+        let logprobs = got
+            .samples
+            .iter()
+            .map(|s| TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() })
+            .collect();
         let candidates: Vec<Candidate> = got.samples.into_iter().map(|s| strategy::candidate(s, &ctx)).collect();
         if candidates.is_empty() {
             return Err(ApiError::from_strategy(&StrategyError::InsufficientCandidates(req.n), upstream));
@@ -435,16 +447,36 @@ fn tool_calls_json(calls: &[ToolCall], with_index: bool) -> Value {
     )
 }
 
-fn logprobs_json(kind: Kind, lps: &[f32]) -> Value {
+/// OpenAI's logprobs object. A token split inside a UTF-8 character shows as U+FFFD in
+/// `token`; `bytes` (chat) holds its exact bytes.
+fn logprobs_json(kind: Kind, t: &TokenLogprobs) -> Value {
+    let known = t.bytes.len() == t.logprobs.len();
+    let token = |i: usize| known.then(|| String::from_utf8_lossy(&t.bytes[i]).into_owned());
     match kind {
-        // Token texts are not reported by the engine: each entry carries the logprob only.
-        Kind::Chat => json!({ "content": lps.iter().map(|x| json!({ "token": "", "logprob": x, "bytes": null, "top_logprobs": [] })).collect::<Vec<_>>() }),
-        Kind::Completion => json!({ "tokens": null, "token_logprobs": lps, "top_logprobs": null, "text_offset": null }),
+        Kind::Chat => json!({ "content": t.logprobs.iter().enumerate().map(|(i, x)| json!({
+            "token": token(i).unwrap_or_default(),
+            "logprob": x,
+            "bytes": known.then(|| &t.bytes[i]),
+            "top_logprobs": [],
+        })).collect::<Vec<_>>() }),
+        Kind::Completion => {
+            let tokens: Option<Vec<String>> = (0..t.logprobs.len()).map(token).collect();
+            let offsets = tokens.as_ref().map(|ts| {
+                ts.iter()
+                    .scan(0usize, |at, s| {
+                        let start = *at;
+                        *at += s.len();
+                        Some(start)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            json!({ "tokens": tokens, "token_logprobs": t.logprobs, "top_logprobs": null, "text_offset": offsets })
+        }
     }
 }
 
 /// The full (non-streaming) response body.
-fn response_body(o: &Outcome, req: &Request, id: &str, logprobs: &[Vec<f32>]) -> Value {
+fn response_body(o: &Outcome, req: &Request, id: &str, logprobs: &[TokenLogprobs]) -> Value {
     let d = decide(o, &req.ignore_arguments, id);
     let lp = |i: usize| {
         if req.logprobs {

@@ -30,6 +30,9 @@ fn n_samples_prefill_the_prompt_once() {
     for s in &got.samples {
         assert_eq!(s.token_logprobs.len(), s.n_tokens);
         assert!(s.token_logprobs.iter().all(|l| l.is_finite() && *l <= 0.0));
+        // Each token's bytes, in order, spell the text (an end token adds none).
+        assert_eq!(s.token_bytes.len(), s.n_tokens);
+        assert_eq!(s.token_bytes.concat(), s.text.as_bytes(), "{s:?}");
     }
 }
 

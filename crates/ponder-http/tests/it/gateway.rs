@@ -41,6 +41,11 @@ async fn samples_with_n_and_in_parallel() {
         let sum: usize = got.samples.iter().map(|s| s.n_tokens).sum();
         assert_eq!(got.usage.completion as usize, sum);
         assert!(got.samples.iter().all(|s| s.token_logprobs.len() == s.n_tokens && s.n_tokens > 0));
+        // Token bytes travel through the gateway's chat logprobs and spell the text.
+        for s in &got.samples {
+            assert_eq!(s.token_bytes.len(), s.n_tokens, "{s:?}");
+            assert_eq!(s.token_bytes.concat(), s.text.as_bytes(), "{s:?}");
+        }
         assert_eq!(got.samples.iter().map(|s| s.index).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
     // The raw completions endpoint.

@@ -125,6 +125,14 @@ async fn completions_models_health_metrics() {
     assert_eq!(choices.len(), 2);
     let lp: usize = choices.iter().map(|c| c["logprobs"]["token_logprobs"].as_array().unwrap().len()).sum();
     assert_eq!(v["usage"]["completion_tokens"], lp as u64);
+    for c in choices {
+        // The tokens spell the text, and each offset is where its token starts.
+        let tokens: Vec<&str> = c["logprobs"]["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(tokens.concat(), c["text"].as_str().unwrap(), "{c}");
+        let offsets: Vec<u64> = c["logprobs"]["text_offset"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+        let starts: Vec<u64> = tokens.iter().scan(0, |at, t| { let s = *at; *at += t.len() as u64; Some(s) }).collect();
+        assert_eq!(offsets, starts);
+    }
     // A strategy on a raw prompt.
     let (s, v) = post(
         &format!("{base}/v1/completions"),
