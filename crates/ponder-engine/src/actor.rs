@@ -929,12 +929,9 @@ impl<'m> Actor<'m> {
             let piece = self.model.vocab().token_to_piece(token, false, None);
             let from = run.bytes.len();
             run.bytes.extend_from_slice(&piece);
-            run.ends.push(run.bytes.len());
             run_finish(run, from, s.tokens.len() - s.n_prompt, s.tokens.len(), self.limits.n_ctx_seq)
         };
-        if run.ends.len() < run.logprobs.len() {
-            run.ends.push(run.bytes.len());
-        }
+        run.ends.push(run.bytes.len());
         if let Some(u) = self.usage_of(owner) {
             u.completion += 1;
         }
