@@ -182,6 +182,8 @@ pub(crate) struct Actor<'m> {
     clock: u64,
     /// KV cells reserved by running sample jobs.
     reserved: usize,
+    /// Scratch buffers for sampling, reused across tokens.
+    sampler: sampler::Sampler,
 }
 
 /// A slot of the batch: tokens fed once for `members`.
@@ -210,6 +212,7 @@ impl<'m> Actor<'m> {
             next_id: 1,
             clock: 0,
             reserved: 0,
+            sampler: sampler::Sampler::default(),
         }
     }
 
@@ -917,7 +920,7 @@ impl<'m> Actor<'m> {
             return;
         }
         let logits = self.ctx.get_logits_ith(idx);
-        let picked = sampler::pick(logits, &run.params, &mut s.rng);
+        let picked = self.sampler.pick(logits, &run.params, &mut s.rng);
         let token = LlamaToken(picked.token as i32);
         run.n_generated += 1;
         run.logprobs.push(picked.logprob);

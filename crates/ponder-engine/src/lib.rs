@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub n_ctx: u32,
     /// Most tokens decoded in one batch.
     pub n_batch: u32,
+    /// Most tokens llama.cpp computes in one pass of a batch (its micro-batch).
+    pub n_ubatch: u32,
     /// Sequence slots (llama.cpp allows at most 256).
     pub n_seq_max: u32,
     pub n_threads: i32,
@@ -52,7 +54,7 @@ impl EngineConfig {
         LlamaContextParams::default()
             .with_n_ctx(std::num::NonZeroU32::new(self.n_ctx))
             .with_n_batch(self.n_batch)
-            .with_n_ubatch(self.n_batch)
+            .with_n_ubatch(self.n_ubatch.min(self.n_batch))
             .with_n_seq_max(self.n_seq_max)
             .with_kv_unified(true)
             .with_n_threads(self.n_threads)
@@ -63,7 +65,7 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-        Self { n_ctx: 16384, n_batch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8 }
+        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8 }
     }
 }
 

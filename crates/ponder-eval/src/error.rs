@@ -45,6 +45,9 @@ pub enum Error {
     /// A policy file (`ponder plan`, `--strategy auto`) that cannot be used.
     #[error("policy {path}: {reason}")]
     Policy { path: String, reason: String },
+    /// A prompt template (built-in name or file) that cannot be used.
+    #[error("prompt template {name}: {reason}")]
+    BadPrompt { name: String, reason: String },
     /// A price table that cannot be used.
     #[error("price table {path}: {reason}")]
     Prices { path: String, reason: String },

@@ -34,7 +34,7 @@ use ponder_verify::code::{self, CodeEquivalence, HiddenTestsChecker, Limits, Poo
 use ponder_verify::math::MathEquivalence;
 
 pub use error::Error;
-pub use prompt::{prompt, PromptStyle};
+pub use prompt::{Example, PromptFormat, PromptTemplate, BUILTIN_NAMES as BUILTIN_PROMPTS};
 
 /// The specs [`load`] understands, for error messages and `--help`.
 pub const KNOWN_SPECS: &str =
@@ -61,7 +61,7 @@ pub struct Dataset {
     pub extract: fn(&str) -> Option<String>,
     /// Groups answers for voting; the checker follows the same rules.
     pub equivalence: Arc<dyn Equivalence>,
-    /// What the answers are; picks the prompt ([`Dataset::prompt_style`]).
+    /// What the answers are; picks the default prompt ([`PromptTemplate::default_for`]).
     pub kind: Kind,
     /// A cheaper, fallible check than `checker`, for verified resampling: for code, the
     /// problem's visible tests while `checker` runs the hidden ones. `None` for datasets
@@ -76,18 +76,6 @@ pub enum Kind {
     Answer,
     /// A Python program graded by running tests in the sandbox.
     Code,
-}
-
-impl Dataset {
-    /// The prompt style for this dataset and a model with (`Chat`) or without a chat template.
-    pub fn prompt_style(&self, has_template: bool) -> PromptStyle {
-        match (self.kind, has_template) {
-            (Kind::Answer, true) => PromptStyle::Chat,
-            (Kind::Answer, false) => PromptStyle::Completion,
-            (Kind::Code, true) => PromptStyle::CodeChat,
-            (Kind::Code, false) => PromptStyle::CodeCompletion,
-        }
-    }
 }
 
 impl fmt::Debug for Dataset {
@@ -279,7 +267,7 @@ mod tests {
             assert_eq!((d.name.as_str(), d.problems.len(), d.kind), (spec, n, Kind::Code));
             let p = &d.problems[0];
             assert_eq!((p.id.as_str(), p.gold.as_str()), (first, first));
-            assert_eq!(d.prompt_style(true), PromptStyle::CodeChat);
+            assert_eq!(PromptTemplate::default_for(d.kind, true, "qwen2").name, "code-chat");
             assert!(d.verifier.is_some());
             let code = &ponder_verify::code::code_problems()[first];
             let reply = format!("Sure:\n```python\n{}\n```", code.reference_solution);
@@ -288,7 +276,7 @@ mod tests {
             assert!(!d.checker.is_correct(p, (d.extract)(&wrong).as_deref()), "{first}");
         }
         assert!(load("gsm8k", 0).unwrap().verifier.is_none());
-        assert_eq!(load("gsm8k", 0).unwrap().prompt_style(false), PromptStyle::Completion);
+        assert_eq!(PromptTemplate::default_for(load("gsm8k", 0).unwrap().kind, false, "gemma3").name, "math-completion");
     }
 
     #[test]

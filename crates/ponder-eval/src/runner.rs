@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use ponder_core::strategy::{Ctx, Outcome, Strategy, StrategyError};
-use ponder_core::{Checker, Problem, SamplingParams};
+use ponder_core::{Checker, Message, Problem, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, UnitKey, UnitRecord};
-use crate::{Error, PromptStyle};
+use crate::Error;
 
 /// Everything that defines a run, stored with it as JSON so `--resume` can rebuild it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,11 @@ pub struct RunConfig {
     pub concurrency: usize,
     pub wrong_cost: f64,
     pub abstain_cost: f64,
+    /// The prompt template, whole, so the run does not depend on a file or a default that
+    /// may change. `None` until the model is loaded (the default depends on it), and in
+    /// runs stored before templates existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<crate::PromptTemplate>,
     /// The policy that strategy `auto` applies, inline, so the run does not depend on the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<serde_json::Value>,
@@ -71,6 +76,8 @@ impl RunConfig {
 pub struct Job<'a> {
     pub key: UnitKey,
     pub problem: &'a Problem,
+    /// The problem as put to the model (its prompt template rendered).
+    pub messages: &'a [Message],
     pub strategy: &'a dyn Strategy,
 }
 
@@ -92,7 +99,6 @@ pub async fn execute(
     store: &mut Store,
     run: i64,
     jobs: Vec<Job<'_>>,
-    style: PromptStyle,
     checker: Arc<dyn Checker>,
     ctx: &Ctx<'_>,
     concurrency: usize,
@@ -104,8 +110,7 @@ pub async fn execute(
         .map(|job| {
             let checker = Arc::clone(&checker);
             async move {
-                let messages = crate::prompt(job.problem, style);
-                let outcome = job.strategy.solve(job.problem, &messages, ctx).await;
+                let outcome = job.strategy.solve(job.problem, job.messages, ctx).await;
                 let graded = match outcome {
                     Ok(o) => Ok(grade(checker, job.problem.clone(), o).await),
                     Err(e) => Err(e),
@@ -127,6 +132,11 @@ pub async fn execute(
                     store.insert_unit(run, &rec)?;
                     stored += 1;
                     on_stored(&rec);
+                    // Between units too: when results never stop coming, the branch below
+                    // would never be polled.
+                    if futures::poll!(&mut stop).is_ready() {
+                        return Ok(Finish::Interrupted { stored });
+                    }
                 }
                 Some((key, Err(source))) => return Err(unit_error(key, source)),
             },

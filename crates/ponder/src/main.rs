@@ -22,6 +22,9 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Write an HTML report with plots, plus Markdown and CSV tables, for a stored run.
     Report(cmd::report::Args),
+    /// List the runs of a store, or show one: its configuration and every prompt it used.
+    #[command(subcommand)]
+    Runs(cmd::runs::Command),
     /// Fit a compute-optimal policy (difficulty bins → strategy and budget) on a stored run.
     Plan(cmd::plan::Args),
     /// Run a verifier over JSONL cases, one JSON verdict per line.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Runs(c) => cmd::runs::run(c),
         Command::Models(c) => cmd::models::run(c),
         Command::Grade(c) => cmd::grade::run(c),
         Command::Bench(c) => cmd::bench::run(c),

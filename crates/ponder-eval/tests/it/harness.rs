@@ -116,18 +116,22 @@ fn a_fitted_policy_is_what_auto_does_on_the_same_run() {
     let mut c2 = c.clone();
     c2.strategies = vec!["auto".into()];
     let run2 = store.create_run(&c2.to_json(), "scripted", &d.name, 0, &problems).unwrap();
+    let template = PromptTemplate::builtin("math-fewshot").unwrap();
+    let messages: Vec<Vec<Message>> = problems.iter().map(|p| template.render(p).unwrap()).collect();
     let jobs: Vec<Job<'_>> = problems
         .iter()
-        .map(|p| Job {
+        .zip(&messages)
+        .map(|(p, messages)| Job {
             key: UnitKey { problem_id: p.id.clone(), strategy: "auto".into(), budget: auto.budget(), seed: 0 },
             problem: p,
+            messages,
             strategy: &auto,
         })
         .collect();
     let ctx = Ctx { generator: &g, equivalence: &NumericEquivalence, extract: d.extract, scorer: None, process: None, verifier: None };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let done = rt
-        .block_on(runner::execute(&mut store, run2, jobs, PromptStyle::Chat, d.checker.clone(), &ctx, 2, std::future::pending(), |_| {}))
+        .block_on(runner::execute(&mut store, run2, jobs, d.checker.clone(), &ctx, 2, std::future::pending(), |_| {}))
         .unwrap();
     assert_eq!(done, Finish::Done);
     let auto_data = RunData::load(&store, run2).unwrap();

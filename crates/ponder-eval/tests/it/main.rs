@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ponder_eval::runner::{self, Finish, Job, RunConfig};
 use ponder_eval::store::{Store, UnitKey};
-use ponder_eval::{Dataset, PromptStyle};
+use ponder_eval::{Dataset, PromptTemplate};
 
 /// Level-1 arith problems: their golds differ, so a scripted generator that says "The
 /// answer is N." for a few N gets some right.
@@ -108,6 +108,7 @@ fn config(d: &Dataset, problems: &[Problem], strategies: &[&str], budgets: &[usi
         concurrency: 3,
         wrong_cost: 1.0,
         abstain_cost: 0.0,
+        prompt: None,
         policy: None,
         dataset_fingerprint: ponder_eval::fingerprint(problems),
         n_problems: problems.len(),
@@ -137,12 +138,14 @@ fn strategies(c: &RunConfig) -> Vec<(UnitKey, Box<dyn Strategy>)> {
 fn run_units(store: &mut Store, run: i64, c: &RunConfig, d: &Dataset, problems: &[Problem], g: &TestGenerator, stop_after: Option<usize>) -> Finish {
     let strategies = strategies(c);
     let stored = store.stored_units(run).unwrap();
+    let template = PromptTemplate::builtin("math-fewshot").unwrap();
+    let messages: Vec<Vec<Message>> = problems.iter().map(|p| template.render(p).unwrap()).collect();
     let mut jobs = Vec::new();
     for (k, s) in &strategies {
-        for p in problems {
+        for (p, messages) in problems.iter().zip(&messages) {
             let key = UnitKey { problem_id: p.id.clone(), ..k.clone() };
             if !stored.contains(&key) {
-                jobs.push(Job { key, problem: p, strategy: s.as_ref() });
+                jobs.push(Job { key, problem: p, messages, strategy: s.as_ref() });
             }
         }
     }
@@ -155,7 +158,7 @@ fn run_units(store: &mut Store, run: i64, c: &RunConfig, d: &Dataset, problems: 
         _ => std::task::Poll::Pending,
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(runner::execute(store, run, jobs, PromptStyle::Chat, d.checker.clone(), &ctx, c.concurrency, stop, |_| {
+    rt.block_on(runner::execute(store, run, jobs, d.checker.clone(), &ctx, c.concurrency, stop, |_| {
         count.fetch_add(1, Ordering::SeqCst);
     }))
     .unwrap()

@@ -71,8 +71,54 @@ fn units_round_trip_once_with_exact_totals() {
     assert_eq!(samples[2].score, Some(0.5));
     let ps = store.problems(run).unwrap();
     assert_eq!(ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), problems.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
+    assert_eq!(ps[1].question.as_deref(), Some(problems[1].question.as_str()), "questions are stored with the run");
+    assert_eq!(ps[1].prompt, None, "no prompt before the model ran");
     store.set_status(run, "complete").unwrap();
     assert_eq!(store.run(run).unwrap().status, "complete");
+}
+
+#[test]
+fn prompts_are_stored_per_problem() {
+    let (d, problems) = dataset(2);
+    let c = config(&d, &problems, &["sc"], &[2], &[0]);
+    let mut store = Store::in_memory().unwrap();
+    let run = store.create_run(&c.to_json(), "m", "arith:1", 0, &problems).unwrap();
+    let rendered: Vec<String> = problems.iter().map(|p| format!("<|user|>{}<|assistant|>", p.question)).collect();
+    let rows: Vec<(&str, &str, &str)> =
+        problems.iter().zip(&rendered).map(|(p, r)| (p.id.as_str(), p.question.as_str(), r.as_str())).collect();
+    store.set_prompts(run, &rows).unwrap();
+    let ps = store.problems(run).unwrap();
+    assert_eq!(ps.iter().map(|p| p.prompt.clone().unwrap()).collect::<Vec<_>>(), rendered);
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_in_place_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        // The version-1 problems table, as ponder 0.1 wrote it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, updated TEXT NOT NULL,
+                 config TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL, status TEXT NOT NULL,
+                 n_params INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE problems (run_id INTEGER NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL,
+                 problem_id TEXT NOT NULL, level INTEGER, gold TEXT NOT NULL, PRIMARY KEY (run_id, problem_id));
+             INSERT INTO runs VALUES (1, 'a', 'a', '{}', 'm', 'gsm8k', 'complete', 0);
+             INSERT INTO problems VALUES (1, 0, 'gsm8k/0', NULL, '18');
+             INSERT INTO meta VALUES ('schema_version', '1');
+             PRAGMA application_id = 1886282866;",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open_existing(&path).unwrap();
+    let ps = store.problems(1).unwrap();
+    assert_eq!((ps[0].id.as_str(), ps[0].gold.as_str(), ps[0].question.as_deref()), ("gsm8k/0", "18", None));
+    store.set_prompts(1, &[("gsm8k/0", "q", "p")]).unwrap();
+    drop(store);
+    let again = Store::open_existing(&path).unwrap();
+    assert_eq!(again.problems(1).unwrap()[0].prompt.as_deref(), Some("p"), "the upgrade is kept");
 }
 
 #[test]

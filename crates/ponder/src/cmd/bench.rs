@@ -72,6 +72,41 @@ struct Report {
     gen_tokens: usize,
     threads: i32,
     rows: Vec<Row>,
+    sampler: SamplerCost,
+}
+
+/// What one sampled token costs the actor thread (llama.cpp's threads wait meanwhile),
+/// over logits of the model's vocabulary size.
+#[derive(Serialize)]
+struct SamplerCost {
+    n_vocab: usize,
+    greedy_us: f64,
+    temperature_us: f64,
+    top_p_us: f64,
+}
+
+/// Mean microseconds per pick, over logits shaped like a model's (a few large, most small).
+fn sampler_cost(n_vocab: usize) -> SamplerCost {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let logits: Vec<f32> = (0..n_vocab).map(|_| rng.gen::<f32>() * 8.0 - 4.0 + if rng.gen_bool(0.001) { 12.0 } else { 0.0 }).collect();
+    let mut sampler = ponder_engine::sampler::Sampler::default();
+    let mut time = |params: SamplingParams| {
+        let n = 400;
+        let t = Instant::now();
+        let mut sink = 0usize;
+        for _ in 0..n {
+            sink = sink.wrapping_add(sampler.pick(&logits, &params, &mut rng).token);
+        }
+        std::hint::black_box(sink);
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
+    SamplerCost {
+        n_vocab,
+        greedy_us: time(SamplingParams::greedy()),
+        temperature_us: time(SamplingParams { temperature: 0.7, ..SamplingParams::default() }),
+        top_p_us: time(SamplingParams { temperature: 0.7, top_p: 0.95, ..SamplingParams::default() }),
+    }
 }
 
 pub fn run(c: Command) -> Result<()> {
@@ -164,7 +199,12 @@ fn engine(
         );
         rows.push(row);
     }
-    let report = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows };
+    let sampler = sampler_cost(engine.model().n_vocab().max(1) as usize);
+    eprintln!(
+        "sampler over {} logits: greedy {:.0} µs, temperature {:.0} µs, top-p {:.0} µs per token",
+        sampler.n_vocab, sampler.greedy_us, sampler.temperature_us, sampler.top_p_us
+    );
+    let report = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows, sampler };
     write_json(&out, &report)?;
     let table = markdown_table(&report);
     println!("{table}");
@@ -223,6 +263,11 @@ fn markdown_table(r: &Report) -> String {
             row.engine_prefill_tok_s
         ));
     }
+    s.push_str(&format!(
+        "\nSampler, per token on the actor thread over {} logits: greedy {:.0} µs, temperature {:.0} µs, \
+         temperature with top-p {:.0} µs.\n",
+        r.sampler.n_vocab, r.sampler.greedy_us, r.sampler.temperature_us, r.sampler.top_p_us
+    ));
     s
 }
 

@@ -66,11 +66,11 @@ struct Report {
 pub fn run(a: Args) -> Result<()> {
     let engine = a.model.load()?;
     let dataset = ponder_eval::load(&format!("arith:{}:{}", a.level, a.problems), 0)?;
-    let style = dataset.prompt_style(engine.format().has_template());
+    let template = common::prompt_template(None, dataset.kind, &engine)?;
     let search = SearchConfig { max_step_tokens: a.step_tokens, ..SearchConfig::default() };
     let sampling = common::with_stops(
         ponder_core::SamplingParams { temperature: 0.7, max_tokens: a.max_tokens, ..Default::default() },
-        style,
+        &template,
     );
     let rt = common::runtime()?;
     let mut paths = Vec::new();
@@ -81,7 +81,7 @@ pub fn run(a: Args) -> Result<()> {
         for problem in &dataset.problems {
             let strategy = common::strategy_with("pf", a.particles, &sampling, &search)?;
             let ctx = Ctx { process: Some(&StepCheck), ..common::dataset_ctx(&generator, &dataset, None) };
-            let messages = ponder_eval::prompt(problem, style);
+            let messages = template.render(problem)?;
             let outcome = rt.block_on(strategy.solve(problem, &messages, &ctx))?;
             result.usage += outcome.usage;
             result.correct += usize::from(dataset.checker.is_correct(problem, outcome.answer.as_deref()));

@@ -8,7 +8,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser};
@@ -92,6 +91,11 @@ pub struct Args {
     /// composition and where sequences sit in the KV cache). Slower: one model load per unit
     #[arg(long)]
     pub deterministic: bool,
+    /// Prompt template: math-fewshot, math-boxed, math-completion, code-chat, code-completion,
+    /// or a TOML/JSON file (system, examples, user, stop) [default: by dataset and model].
+    /// Stored with the run, whole, with every problem's rendered prompt (`ponder runs show`)
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 /// Parses a stored argument list back into [`Args`] (resume).
@@ -307,6 +311,7 @@ fn fresh(a: Args) -> Result<()> {
         concurrency: a.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         wrong_cost: a.wrong_cost,
         abstain_cost: a.abstain_cost,
+        prompt: a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?,
         policy: checked.policy.as_ref().map(serde_json::to_value).transpose()?,
         dataset_fingerprint: ponder_eval::fingerprint(&problems),
         n_problems: problems.len(),
@@ -336,6 +341,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     a.model.model = config.model.clone();
     a.model.ctx = config.ctx;
     a.model.threads = cli.model.threads;
+    a.model.ubatch = cli.model.ubatch;
     a.concurrency = Some(cli.concurrency.unwrap_or(config.concurrency));
     a.json = cli.json.clone();
     a.resume = Some(id);
@@ -358,10 +364,30 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, d
     let Checked { sampling, search, policy } = checked;
     let engine = load_engine(&a)?;
     store.set_n_params(id, engine.info().n_params)?;
-    let style = dataset.prompt_style(engine.format().has_template());
-    let sampling = common::with_stops(sampling, style);
-    let prompt: ponder_core::process::PromptFn = Arc::new(move |p| ponder_eval::prompt(p, style));
-    let scorers = common::scorers(&a.scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, prompt)?;
+    // The template is settled once, with the model known, and kept whole in the run.
+    let mut config = config;
+    let template = match config.prompt.clone() {
+        Some(t) => t,
+        None => {
+            let t = common::prompt_template(a.prompt.as_deref(), dataset.kind, &engine)?;
+            config.prompt = Some(t.clone());
+            store.set_config(id, &config.to_json())?;
+            t
+        }
+    };
+    let rendered: Vec<Vec<ponder_core::Message>> =
+        problems.iter().map(|p| template.render(p)).collect::<Result<_, _>>()?;
+    let shown: Vec<String> = rendered
+        .iter()
+        .map(|m| engine.render(m).unwrap_or_else(|_| serde_json::to_string(m).unwrap_or_default()))
+        .collect();
+    let rows: Vec<(&str, &str, &str)> =
+        problems.iter().zip(&shown).map(|(p, s)| (p.id.as_str(), p.question.as_str(), s.as_str())).collect();
+    store.set_prompts(id, &rows)?;
+    println!("prompt template {}", template.name);
+    let sampling = common::with_stops(sampling, &template);
+    let scorers =
+        common::scorers(&a.scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, common::prompt_fn(&template))?;
 
     // Strategies per (name, budget, seed); a strategy with a fixed budget runs once.
     let mut groups: Vec<(Group, Box<dyn Strategy>)> = Vec::new();
@@ -380,10 +406,10 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, d
     let stored = store.stored_units(id)?;
     let mut jobs = Vec::new();
     for (g, s) in &groups {
-        for p in &problems {
+        for (p, messages) in problems.iter().zip(&rendered) {
             let key = UnitKey { problem_id: p.id.clone(), strategy: g.strategy.clone(), budget: g.budget, seed: g.seed };
             if !stored.contains(&key) {
-                jobs.push(Job { key, problem: p, strategy: s.as_ref() });
+                jobs.push(Job { key, problem: p, messages, strategy: s.as_ref() });
             }
         }
     }
@@ -464,7 +490,7 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, d
     };
     let result = if !a.deterministic {
         let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
-        rt.block_on(runner::execute(&mut store, id, jobs, style, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
+        rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
     } else {
         // One fresh engine (and scorers) per unit.
         drop(scorers);
@@ -473,10 +499,16 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, d
         let mut result = Ok(Finish::Done);
         for job in jobs {
             let engine = load_engine(&a)?;
-            let prompt: ponder_core::process::PromptFn = Arc::new(move |p| ponder_eval::prompt(p, style));
-            let scorers = common::scorers(&a.scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, prompt)?;
+            let scorers = common::scorers(
+                &a.scorer,
+                Some(dataset.checker.clone()),
+                &a.search,
+                &a.model,
+                &engine,
+                common::prompt_fn(&template),
+            )?;
             let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
-            let r = rt.block_on(runner::execute(&mut store, id, vec![job], style, dataset.checker.clone(), &ctx, 1, &mut stop, &mut on_stored));
+            let r = rt.block_on(runner::execute(&mut store, id, vec![job], dataset.checker.clone(), &ctx, 1, &mut stop, &mut on_stored));
             match r {
                 Ok(Finish::Done) => total += 1,
                 Ok(Finish::Interrupted { stored }) => {

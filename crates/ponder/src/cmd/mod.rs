@@ -8,5 +8,6 @@ pub mod grade;
 pub mod models;
 pub mod plan;
 pub mod report;
+pub mod runs;
 pub mod serve;
 pub mod solve;

@@ -6,7 +6,6 @@ use anyhow::Result;
 use clap::Args as ClapArgs;
 use ponder_core::strategy::Outcome;
 use ponder_core::{Checker, GoldChecker, Problem};
-use ponder_eval::PromptStyle;
 
 use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, EQUIVALENCE};
 
@@ -46,6 +45,10 @@ pub struct Args {
     /// Policy file from `ponder plan`, for --strategy auto
     #[arg(long)]
     pub policy: Option<std::path::PathBuf>,
+    /// Prompt template: math-fewshot, math-boxed, math-completion, code-chat, code-completion,
+    /// or a TOML/JSON file (system, examples, user, stop) [default: by model]
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -62,6 +65,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.scorer == "step-check" && (a.gold.is_none() || a.steps.is_empty()) {
         anyhow::bail!("--scorer step-check needs --gold and --steps (the reference intermediate results)");
     }
+    // Read before the model loads, so a bad template fails fast.
+    let template = a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?;
     let engine = a.model.load()?;
     let problem = Problem {
         id: "cli".into(),
@@ -70,13 +75,16 @@ pub fn run(a: Args) -> Result<()> {
         level: None,
         steps: a.steps.clone(),
     };
-    let style = if engine.format().has_template() { PromptStyle::Chat } else { PromptStyle::Completion };
-    let prompt: ponder_core::process::PromptFn = Arc::new(move |p| ponder_eval::prompt(p, style));
+    let template = match template {
+        Some(t) => t,
+        None => common::prompt_template(None, ponder_eval::Kind::Answer, &engine)?,
+    };
+    let prompt = common::prompt_fn(&template);
     let scorers =
         common::scorers(&a.scorer, a.gold.as_ref().map(|_| checker.clone()), &a.search, &a.model, &engine, prompt)?;
-    let sampling = common::with_stops(sampling, style);
+    let sampling = common::with_stops(sampling, &template);
     let strategy = crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
-    let messages = ponder_eval::prompt(&problem, style);
+    let messages = template.render(&problem)?;
     let rt = common::runtime()?;
     let ctx = ponder_core::strategy::Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) };
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
