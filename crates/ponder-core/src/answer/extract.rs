@@ -3,20 +3,38 @@
 //! Rules, first match wins:
 //! 1 the last `\boxed{..}` or `\fbox{..}` (nested braces kept)
 //! 2 the last `#### X` (GSM8K), the rest of its line
-//! 3 the last "the answer is X" / "final answer: X" / "answer: X", the rest of the sentence
+//! 3 the last "the answer is X" / "final answer: X" / "answer: X": the answer its sentence
+//!   states (see [`stated_answer`]), not the whole sentence
 //! 4 the last number (`-1,234.5`, `.5`).
+//!
+//! A sentence after "answer" that states no answer ("Answer: found by adding 1") means the
+//! sample has no answer: rule 4 is not tried, so prose never becomes a vote class and no
+//! stray number is taken for the answer (issue 17).
 //!
 //! Every rule is a single pass over the bytes, so a long or hostile output costs linear time.
 //! Case-insensitive matching is ASCII-only on purpose: lowercasing Unicode can change byte
 //! lengths and so shift every offset after it.
 
+use super::equivalence::numeric_value;
+
 /// The final answer in `text`, if any, trimmed.
 pub fn extract_answer(text: &str) -> Option<String> {
-    last_boxed(text)
-        .or_else(|| last_hashes(text))
-        .or_else(|| last_answer_phrase(text))
-        .or_else(|| last_number(text))
-        .map(str::to_string)
+    if let Some(a) = last_boxed(text).or_else(|| last_hashes(text)) {
+        return Some(a.to_string());
+    }
+    match last_answer_phrase(text) {
+        Some(Stated::Answer(a)) => Some(a.to_string()),
+        Some(Stated::Prose) => None,
+        None => last_number(text).map(str::to_string),
+    }
+}
+
+/// What the sentence after an "answer" anchor holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stated<'a> {
+    Answer(&'a str),
+    /// Words with no answer in them.
+    Prose,
 }
 
 /// Content of the last `\boxed{..}` / `\fbox{..}`; `\boxed 5` (no braces) takes one token.
@@ -88,15 +106,146 @@ fn last_hashes(text: &str) -> Option<&str> {
     })
 }
 
-/// The sentence after the last `answer is` / `answer:` (so also "the answer is", "final answer:").
-fn last_answer_phrase(text: &str) -> Option<&str> {
-    // From the end: the last match usually wins at once, and a match before it reaches
-    // into the later one's text, so at most two sentences are scanned.
+/// The answer stated after the last `answer is` / `answer:` (so also "the answer is",
+/// "final answer:") that states one; [`Stated::Prose`] if the anchors found state none.
+fn last_answer_phrase(text: &str) -> Option<Stated<'_>> {
+    // From the end: the last match usually wins at once. Prose sends the search on to
+    // earlier anchors, at most MAX_ANCHORS of them, each sentence read to at most
+    // MAX_SENTENCE_BYTES: linear time on any input.
+    const MAX_ANCHORS: usize = 8;
+    const MAX_SENTENCE_BYTES: usize = 1024;
     let bytes = text.as_bytes();
-    (0..bytes.len().saturating_sub(5)).rev().find_map(|i| {
-        let start = answer_start(bytes, i)?;
-        Some(clean(&text[start..start + sentence_len(&bytes[start..])])).filter(|a| !a.is_empty())
-    })
+    let mut prose = None;
+    let mut n_anchors = 0;
+    for i in (0..bytes.len().saturating_sub(5)).rev() {
+        let Some(start) = answer_start(bytes, i) else { continue };
+        let window = &bytes[start..bytes.len().min(start + MAX_SENTENCE_BYTES)];
+        let mut end = start + sentence_len(window);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let sentence = clean(&text[start..end]);
+        if sentence.is_empty() {
+            continue;
+        }
+        // Text answers and prose count only in a concluding sentence (no digit after it):
+        // "the answer: first, we note .. 3 + 4 = 7" is working, not an answer.
+        let concluding = !bytes[end..].iter().any(u8::is_ascii_digit);
+        match stated_answer(sentence, concluding) {
+            Some(a) => return Some(Stated::Answer(a)),
+            None if concluding => prose = Some(Stated::Prose),
+            None => {}
+        }
+        n_anchors += 1;
+        if n_anchors >= MAX_ANCHORS {
+            break;
+        }
+    }
+    prose
+}
+
+/// Words before a number that make it an operand, not a result ("found by adding 1").
+const OPERAND_WORDS: &[&str] = &[
+    "add", "adding", "added", "subtract", "subtracting", "subtracted", "multiply", "multiplying", "multiplied",
+    "divide", "dividing", "divided", "by", "from", "plus", "minus", "times",
+];
+
+/// The answer a sentence after "answer" states, first match wins: the sentence if it is
+/// a number (`12 marbles`, `$18`, `x = 5`); the number after its last `=` ("2 * 18 = 36,
+/// which is the total"); a choice `(B)`; the sentence if it has no words (`3x + 2`) or is
+/// a short text (`Paris`); the number that opens it ("3 (the red balls)"); a short text
+/// before a comma ("Paris, the capital"); its only number, unless that is an operand.
+/// Text answers are taken from a `concluding` sentence only. `None`: no answer in it.
+fn stated_answer(sentence: &str, concluding: bool) -> Option<&str> {
+    if numeric_value(sentence).is_some() {
+        return Some(sentence);
+    }
+    if let Some(eq) = sentence.rfind('=') {
+        if let Some(n) = leading_number(sentence[eq + 1..].trim_start()) {
+            return Some(n);
+        }
+    }
+    if let Some(letter) = choice(sentence) {
+        return Some(letter);
+    }
+    if !has_words(sentence) || (concluding && is_short_text(sentence)) {
+        return Some(sentence);
+    }
+    if let Some(n) = leading_number(sentence) {
+        return Some(n);
+    }
+    // "Paris, the capital of France": a short text, then a remark.
+    if let Some((clause, _)) = sentence.split_once([',', ';']).filter(|_| concluding) {
+        if is_short_text(clause.trim()) {
+            return Some(clause.trim());
+        }
+    }
+    sole_result(sentence)
+}
+
+/// `(B)` or `B` alone (A–J): the letter.
+fn choice(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(s);
+    (inner.len() == 1 && inner.bytes().all(|b| (b'A'..=b'J').contains(&b))).then_some(inner)
+}
+
+/// A run of three or more ASCII letters that is not a LaTeX command nor the `and` of a
+/// list (`5 and 7`).
+fn has_words(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let run = b[i..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let is_and = b[i..i + run].eq_ignore_ascii_case(b"and");
+        if run >= 3 && !is_and && !(i > 0 && b[i - 1] == b'\\') {
+            return true;
+        }
+        i += run.max(1);
+    }
+    false
+}
+
+/// A few words without digits or markup: a text answer (`Paris`, `yes`, `New York`).
+fn is_short_text(s: &str) -> bool {
+    s.len() <= 40
+        && s.split_whitespace().count() <= 3
+        && s.chars().all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
+}
+
+/// The number that opens `s` (sign and currency included), if a word does not continue it.
+fn leading_number(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let sign = usize::from(b.first() == Some(&b'-'));
+    let currency = if b[sign..].starts_with(b"\\$") { 2 } else { usize::from(b.get(sign) == Some(&b'$')) };
+    let at = sign + currency;
+    if !b.get(at).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let end = at + number_len(&b[at..]);
+    (!b.get(end).is_some_and(u8::is_ascii_alphabetic)).then(|| &s[..end])
+}
+
+/// The one number in `s`, unless it is an operand; `None` if there are several.
+fn sole_result(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut found = None;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        if found.is_some() {
+            return None;
+        }
+        let end = i + number_len(&b[i..]);
+        found = Some((i - sign_len(b, i), end));
+        i = end.max(i + 1);
+    }
+    let (start, end) = found?;
+    let before = s[..start].trim_end_matches(['$', ' ']).rsplit(' ').next().unwrap_or("");
+    let operand = OPERAND_WORDS.iter().any(|w| w.eq_ignore_ascii_case(before));
+    (!operand).then(|| &s[start..end])
 }
 
 /// Where the answer begins if `bytes[i..]` opens with `answer` then `:` or `is`.
@@ -233,6 +382,23 @@ mod tests {
         check("#### 3\n####\n", Some("3"));
     }
 
+    /// Issue 17: the answer itself, not the sentence; prose with no answer is no answer.
+    #[test]
+    fn regression_issue_17_stated_answers() {
+        check("Answer: 2 * 18 = 36, which is lucas's total amount", Some("36"));
+        check("So 9 + 1 = 10.\nAnswer: found by adding 1", None);
+        check("Answer: It is found by adding 4 and 6", None);
+        check("Answer: she needs 12 more stickers", Some("12"));
+        check("Answer: 3 (the number of red balls)", Some("3"));
+        check("The answer is (B).", Some("B"));
+        check("The answer is Paris.", Some("Paris"));
+        check("The answer is Paris, the capital of France.", Some("Paris"));
+        check("To find the answer: first, we add. So 3 + 4 = 7", Some("7"));
+        check("The answer is 3x + 2.", Some("3x + 2"));
+        check("The answer is 5 and 7.", Some("5 and 7"));
+        check("The answer is 7. Again, the answer is found by adding 1", Some("7"));
+    }
+
     #[test]
     fn answer_phrase() {
         check("3 + 4 = 7. The answer is 7.", Some("7"));
@@ -276,7 +442,9 @@ mod tests {
     #[test]
     fn adversarial_inputs_take_linear_time() {
         let n = 200_000;
-        for unit in ["\\boxed{", "#", "answer: $$ ", "answer is ", "1,", "-", "{", "answer:**", "\\boxed "] {
+        for unit in
+            ["\\boxed{", "#", "answer: $$ ", "answer is ", "1,", "-", "{", "answer:**", "\\boxed ", "Answer: found by adding 1 and "]
+        {
             let text = unit.repeat(n / unit.len());
             let _ = extract_answer(&text);
         }

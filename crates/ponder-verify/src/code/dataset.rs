@@ -113,8 +113,10 @@ pub fn humaneval() -> Vec<CodeProblem> {
             // The vendored file is fixed and covered by tests: a parse failure is a build bug.
             let r: HumanEvalRecord =
                 serde_json::from_str(line).expect("vendored HumanEval.jsonl is valid");
+            let mut tests = trusted_helpers(&r.prompt, &r.entry_point, &r.test);
+            tests.extend(flatten_check(&r.test, &r.entry_point));
             CodeProblem {
-                tests: flatten_check(&r.test, &r.entry_point),
+                tests,
                 reference_solution: format!("{}{}", r.prompt, r.canonical_solution),
                 task_id: r.task_id,
                 prompt: r.prompt,
@@ -122,6 +124,35 @@ pub fn humaneval() -> Vec<CodeProblem> {
             }
         })
         .collect()
+}
+
+/// The prompt's helper functions the tests call (`poly` in HumanEval/32, `encode_cyclic`
+/// in /38, `encode_shift` in /50), with the prompt's imports, as setup: the tests then use
+/// the prompt's own definitions, not the program's. Otherwise a program could redefine
+/// `encode_cyclic` as the identity, remember its argument, and hand it back from
+/// `decode_cyclic`. Empty for prompts whose helpers the tests do not use.
+fn trusted_helpers(prompt: &str, entry_point: &str, test: &str) -> Vec<TestStatement> {
+    let mut imports = Vec::new();
+    let mut helpers = Vec::new();
+    for statement in pysrc::statements(prompt) {
+        if statement.starts_with("import ") || statement.starts_with("from ") {
+            imports.push(TestStatement::Setup(statement));
+            continue;
+        }
+        let used = statement
+            .strip_prefix("def ")
+            .and_then(|rest| rest.split('(').next())
+            .map(str::trim)
+            .is_some_and(|name| name != entry_point && pysrc::has_word(test, name));
+        if used {
+            helpers.push(TestStatement::Setup(statement));
+        }
+    }
+    if helpers.is_empty() {
+        return helpers;
+    }
+    imports.extend(helpers);
+    imports
 }
 
 /// `def check(candidate): <body>` becomes `candidate = <entry_point>` followed by the
@@ -187,7 +218,14 @@ pub fn mbpp() -> Vec<CodeProblem> {
                 .map(|t| t.replace("\r\n", "\n").replace('\r', "\n"))
                 .collect();
             let first_test = tests.first().cloned().unwrap_or_default();
+            let entry_point = mbpp_entry_point(&code, &first_test);
             let mut statements = Vec::new();
+            if PYTHON_BUILTINS.contains(&entry_point.as_str()) {
+                // The tests' `sum` would be Python's (see `TestSpec::Asserts`): name the program's.
+                statements.push(TestStatement::Setup(format!(
+                    "{entry_point} = program.{entry_point}"
+                )));
+            }
             let setup = r.test_setup_code.replace("\r\n", "\n").replace('\r', "\n");
             if !setup.trim().is_empty() {
                 statements.push(TestStatement::Setup(setup));
@@ -199,13 +237,85 @@ pub fn mbpp() -> Vec<CodeProblem> {
                     "{}\nYour code should pass this test:\n{first_test}\n",
                     r.text.trim()
                 ),
-                entry_point: mbpp_entry_point(&code, &first_test),
+                entry_point,
                 reference_solution: code,
                 tests: statements,
             }
         })
         .collect()
 }
+
+/// Names of Python's builtins (3.11, without exceptions and site's additions).
+const PYTHON_BUILTINS: &[&str] = &[
+    "abs",
+    "aiter",
+    "all",
+    "anext",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "breakpoint",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "compile",
+    "complex",
+    "delattr",
+    "dict",
+    "dir",
+    "divmod",
+    "enumerate",
+    "eval",
+    "exec",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "getattr",
+    "globals",
+    "hasattr",
+    "hash",
+    "hex",
+    "id",
+    "input",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "locals",
+    "map",
+    "max",
+    "memoryview",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "open",
+    "ord",
+    "pow",
+    "print",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "setattr",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "type",
+    "vars",
+    "zip",
+];
 
 /// The function the first test calls that the reference defines; else the first defined.
 fn mbpp_entry_point(code: &str, first_test: &str) -> String {
@@ -244,6 +354,49 @@ mod tests {
         // Python's ast counts 1133 assert-bearing statements inside check() that are not
         // `assert True` (48 of those are dropped).
         assert_eq!(total, 1133);
+    }
+
+    #[test]
+    fn prompt_helpers_the_tests_call_are_trusted_setup() {
+        let problems = humaneval();
+        let with_helpers: Vec<&str> = problems
+            .iter()
+            .filter(|p| {
+                let helper = |t: &TestStatement| matches!(t, TestStatement::Setup(s) if s.starts_with("def "));
+                p.tests.iter().take_while(|t| **t != TestStatement::Setup(format!("candidate = {}", p.entry_point))).any(helper)
+            })
+            .map(|p| p.task_id.as_str())
+            .collect();
+        assert_eq!(
+            with_helpers,
+            ["HumanEval/32", "HumanEval/38", "HumanEval/50"]
+        );
+        let he32 = &problems[32];
+        assert!(he32
+            .tests
+            .contains(&TestStatement::Setup("import math".into())));
+        assert!(he32
+            .tests
+            .iter()
+            .any(|t| matches!(t, TestStatement::Setup(s) if s.starts_with("def poly("))));
+    }
+
+    #[test]
+    fn mbpp_builtin_named_entry_point_is_the_programs() {
+        let problems = mbpp();
+        let sum = problems
+            .iter()
+            .find(|p| p.task_id == "mbpp/126")
+            .expect("mbpp/126 is vendored");
+        assert_eq!(
+            sum.tests[0],
+            TestStatement::Setup("sum = program.sum".into())
+        );
+        let n_bound = problems
+            .iter()
+            .filter(|p| matches!(&p.tests[0], TestStatement::Setup(s) if s.contains("= program.")))
+            .count();
+        assert_eq!(n_bound, 1);
     }
 
     #[test]

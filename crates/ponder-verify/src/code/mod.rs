@@ -1,24 +1,32 @@
 //! Sandboxed code execution: untrusted Python run against tests under bubblewrap.
 //!
 //! A [`CheckRequest`] is a program plus its tests ([`TestSpec`]) plus [`Limits`]; a
-//! [`Sandbox`] runs it in a fresh bwrap sandbox and returns one [`Outcome`]; a [`Pool`]
+//! [`Sandbox`] runs it in fresh bwrap sandboxes and returns one [`Outcome`]; a [`Pool`]
 //! runs many at once. Isolation (see `sandbox.rs` for the exact command line): no network,
-//! read-only system, a private writable directory per check, a throwaway unprivileged uid
-//! per check (so `RLIMIT_NPROC` holds even when the host runs as root), limits on CPU
-//! time, address space, processes and file size, and a wall-clock deadline that kills the
-//! whole process tree. Grading integrity is not a security goal: a program runs in the
-//! same interpreter as its tests and could forge a verdict; the sandbox protects the host.
+//! read-only system, a private writable directory per process, a throwaway unprivileged
+//! uid per process (so `RLIMIT_NPROC` holds even when the host runs as root), limits on
+//! CPU time, address space, processes and file size, and a wall-clock deadline that kills
+//! the whole process tree.
+//!
+//! The verdict cannot be forged by the program (issue 17): the tests run in a separate
+//! sandboxed process, the test driver, and the program only answers the calls the tests
+//! make, with plain data. Every comparison runs in the driver; a reply that is not plain
+//! data, a broken protocol, an exit, or a reported test count other than the one sent is
+//! a failure, never a pass.
 //!
 //! Datasets: [`humaneval`] and [`mbpp`] (vendored under `data/`), [`split_tests`] for the
 //! visible/hidden split used by verified resampling; [`SandboxVerifier`] (visible tests)
 //! and [`HiddenTestsChecker`] (hidden tests) put them behind ponder-core's contracts.
 
+mod bwrap;
+mod capture;
 mod dataset;
 mod judge;
 mod pool;
 mod process;
 mod pysrc;
 mod sandbox;
+mod verdict;
 mod verifier;
 
 pub mod bench;
@@ -48,15 +56,23 @@ pub struct CheckRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TestSpec {
-    /// Python test code run after the program, in the same namespace. Each top-level
-    /// statement that contains an `assert` is one test, numbered from 0 in order; the
-    /// other statements (imports, helpers, `candidate = f`) are setup. The first failing
-    /// test is reported. HumanEval's `check(candidate)` is flattened to this form by
-    /// [`humaneval`].
+    /// Python test code run against the program. Each top-level statement that contains
+    /// an `assert` is one test, numbered from 0 in order; the other statements (imports,
+    /// helpers, `candidate = f`) are setup. The first failing test is reported.
+    /// HumanEval's `check(candidate)` is flattened to this form by [`humaneval`].
+    ///
+    /// The tests run in their own process, not the program's. A name the tests do not
+    /// define is a Python builtin if there is one (a program cannot redefine `abs` for its
+    /// judge), else the program's global: plain data (numbers, strings, lists, tuples,
+    /// dicts, sets) arrives as a copy, a module is imported by the tests, and functions,
+    /// classes and other objects can be called, iterated, indexed and have attributes
+    /// read or set, but not compared. `program.NAME` is the program's NAME even where a
+    /// builtin shares it (MBPP's `sum`). Arguments the tests pass must be plain data or
+    /// such objects of the program (not lambdas), and the program cannot change them.
     Asserts(String),
     /// The program runs once per case with `stdin` as standard input; its standard output
     /// must match `expected_stdout` token-wise ([`compare_tokens`]). Cases run in order,
-    /// in one work directory, and stop at the first that does not pass.
+    /// each in a fresh work directory, and stop at the first that does not pass.
     Io(Vec<IoCase>),
 }
 
@@ -84,6 +100,42 @@ pub struct Limits {
     pub file_size_bytes: u64,
     /// Most bytes kept from stdout, and from stderr; more than this is [`Outcome::OutputLimit`].
     pub output_bytes: u64,
+}
+
+/// Largest accepted value of each [`Limits`] field: a day of time, a TiB of memory or
+/// file, a GiB of kept output (held in the host's memory).
+const LIMIT_MAX: Limits = Limits {
+    wall_ms: 86_400_000,
+    cpu_s: 86_400,
+    memory_bytes: 1 << 40,
+    n_processes: 1 << 20,
+    file_size_bytes: 1 << 40,
+    output_bytes: 1 << 30,
+};
+
+impl Limits {
+    /// `Err` names the first field out of range: above [`LIMIT_MAX`], or 0 where a
+    /// program could not even start (all but `file_size_bytes` and `output_bytes`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let top = LIMIT_MAX;
+        let fields = [
+            ("wall_ms", self.wall_ms, 1, top.wall_ms),
+            ("cpu_s", self.cpu_s, 1, top.cpu_s),
+            ("memory_bytes", self.memory_bytes, 1, top.memory_bytes),
+            ("n_processes", self.n_processes, 1, top.n_processes),
+            ("file_size_bytes", self.file_size_bytes, 0, top.file_size_bytes),
+            ("output_bytes", self.output_bytes, 0, top.output_bytes),
+        ];
+        match fields.into_iter().find(|(_, v, min, max)| !(min..=max).contains(&v)) {
+            Some((field, value, min, max)) => Err(Error::InvalidLimit {
+                field,
+                value,
+                min,
+                max,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -137,8 +189,8 @@ impl Outcome {
     }
 }
 
-/// Errors creating a [`Sandbox`]. Checks themselves never fail: problems become
-/// [`Outcome::SandboxError`].
+/// Errors creating a [`Sandbox`], and invalid [`Limits`]. Checks themselves never fail:
+/// problems (invalid limits included) become [`Outcome::SandboxError`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
@@ -157,4 +209,11 @@ pub enum Error {
     SetprivNotFound { path: PathBuf },
     #[error("python interpreter {python} is not usable: {detail}")]
     PythonUnavailable { python: String, detail: String },
+    #[error("limits.{field} must be between {min} and {max}, got {value}")]
+    InvalidLimit {
+        field: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
 }

@@ -1,8 +1,9 @@
-//! One child process under limits: rlimits set between fork and exec, bounded capture of
-//! stdout, stderr and the verdict pipe, and a wall-clock deadline that kills the child's
-//! process group.
+//! Child processes under limits: rlimits set between fork and exec, bounded capture of
+//! stdout, stderr and the verdict pipe, and a wall-clock deadline that kills each child's
+//! process group. A check runs one child (I/O mode) or two that talk over pipes the host
+//! hands them (the test driver and the program it tests).
 //!
-//! Everything is driven by `poll(2)` on the pipes plus a pidfd for the exit, in the calling
+//! Everything is driven by `poll(2)` on the pipes plus a pidfd per exit, in the calling
 //! thread: no signal handlers, no helper threads, so a pool worker is never left waiting.
 //!
 //! `RLIMIT_AS` bounds each process, not the tree: 64 processes of 2 GiB each would be
@@ -10,15 +11,16 @@
 //! own uid, its processes' anonymous resident memory is summed from /proc every
 //! [`MEMORY_WATCH_EVERY`] and the group is killed past the limit.
 
+use super::capture::{Keep, Stream};
 use super::Limits;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The descriptor on which the harness writes its verdict inside the sandbox.
+/// The descriptor on which the test driver writes its verdict inside its sandbox.
 pub(crate) const VERDICT_FD: RawFd = 3;
 /// Most bytes read from the verdict pipe.
 const VERDICT_CAP_BYTES: usize = 1 << 20;
@@ -26,8 +28,10 @@ const VERDICT_CAP_BYTES: usize = 1 << 20;
 const STDERR_TAIL_BYTES: usize = 8 << 10;
 /// How long to keep draining pipes after the child exited; longer means a straggler holds them.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
-/// Most bytes read from one stream before looking at the clock and the limits again.
-const READ_BUDGET_BYTES: usize = 1 << 20;
+/// How long the other children of [`run`] may take to exit by themselves once the first
+/// has: the program sees its driver gone and exits, and an exit that raced the driver's
+/// verdict is reported as what it was, not as our kill.
+const SERVED_GRACE: Duration = Duration::from_millis(250);
 /// How often the memory watchdog looks; checks that end sooner are never scanned.
 const MEMORY_WATCH_EVERY: Duration = Duration::from_millis(200);
 
@@ -42,6 +46,8 @@ pub(crate) enum KillReason {
     Deadline,
     Output,
     Memory,
+    /// The first child of [`run`] had exited; this one only served it.
+    Served,
 }
 
 #[derive(Debug)]
@@ -52,87 +58,13 @@ pub(crate) struct RawRun {
     pub stdout: Vec<u8>,
     /// The last few KiB of stderr.
     pub stderr_tail: Vec<u8>,
-    /// What the harness wrote on [`VERDICT_FD`].
+    /// What the child wrote on its verdict descriptor.
     pub verdict: Vec<u8>,
     /// From spawn to exit.
     pub wall_ms: u64,
 }
 
-/// Which end of a stream to keep when it is longer than the buffer.
-#[derive(Clone, Copy, PartialEq)]
-enum Keep {
-    Head(usize),
-    Tail(usize),
-}
-
-struct Stream {
-    file: File,
-    keep: Keep,
-    buf: Vec<u8>,
-    total: u64,
-    open: bool,
-}
-
-impl Stream {
-    fn new(fd: OwnedFd, keep: Keep) -> io::Result<Stream> {
-        set_nonblocking(fd.as_raw_fd())?;
-        Ok(Stream {
-            file: File::from(fd),
-            keep,
-            buf: Vec::new(),
-            total: 0,
-            open: true,
-        })
-    }
-
-    /// Reads what is available now, at most [`READ_BUDGET_BYTES`] so a flood cannot keep
-    /// the caller from its deadline and limit checks; marks the stream closed at end of file.
-    fn read_available(&mut self) {
-        let mut chunk = [0u8; 64 << 10];
-        let mut budget = READ_BUDGET_BYTES;
-        while budget > 0 {
-            match self.file.read(&mut chunk) {
-                Ok(0) => {
-                    self.open = false;
-                    return;
-                }
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    self.total += n as u64;
-                    match self.keep {
-                        Keep::Head(cap) => {
-                            let room = cap.saturating_sub(self.buf.len());
-                            self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                        }
-                        Keep::Tail(cap) => {
-                            self.buf.extend_from_slice(&chunk[..n]);
-                            if self.buf.len() > cap {
-                                self.buf.drain(..self.buf.len() - cap);
-                            }
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.open = false;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -214,21 +146,240 @@ fn anonymous_resident_bytes(uid: u32) -> u64 {
     total_kib * 1024
 }
 
-/// Runs `cmd` to completion under `limits`, with `stdin` (or /dev/null) as its input.
-/// With `verdict_pipe`, the child also gets a pipe on fd 3 whose content is returned.
-/// With `watch_uid` (a uid only this check uses), the memory watchdog is on.
-/// `Err` only when the child could not be started.
-pub(crate) fn run(
-    mut cmd: Command,
-    limits: &Limits,
-    stdin: Option<File>,
-    verdict_pipe: bool,
+/// One process of [`run`].
+pub(crate) struct Spec {
+    pub cmd: Command,
+    /// Standard input; /dev/null when `None`.
+    pub stdin: Option<File>,
+    /// Descriptors handed to the child: ours, and the number it gets there (at most
+    /// [`MAX_PASSED_FDS`]). Ours are closed once the child has started.
+    pub fds: Vec<(OwnedFd, RawFd)>,
+    /// A pipe on this descriptor of the child, captured as [`RawRun::verdict`].
+    pub verdict_fd: Option<RawFd>,
+    /// A uid only this child uses: turns the memory watchdog on for it.
+    pub watch_uid: Option<u32>,
+}
+
+/// Most descriptors one [`Spec`] can pass (the exec hook cannot allocate).
+const MAX_PASSED_FDS: usize = 8;
+
+/// A started child and what has been seen of it.
+struct Running {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    /// stdout, stderr, and the verdict pipe when there is one.
+    streams: Vec<Stream>,
+    exit: Option<(Termination, Instant)>,
+    killed: Option<KillReason>,
     watch_uid: Option<u32>,
-) -> io::Result<RawRun> {
+}
+
+impl Running {
+    fn kill(&mut self, reason: KillReason) {
+        if self.exit.is_none() && self.killed.is_none() {
+            kill_group(self.pid);
+            self.killed = Some(reason);
+        }
+    }
+}
+
+/// Runs the children of `specs` together to completion, each under `limits` (rlimits,
+/// output caps, the memory watchdog) and all under one wall-clock deadline. The first
+/// child is the one the others serve: once it has exited, the rest get [`SERVED_GRACE`]
+/// to exit, then are killed ([`KillReason::Served`]). `Err` only when a child could not
+/// be started.
+pub(crate) fn run(specs: Vec<Spec>, limits: &Limits) -> io::Result<Vec<RawRun>> {
     let started = Instant::now();
-    let deadline = started + Duration::from_millis(limits.wall_ms);
-    let verdict = if verdict_pipe { Some(pipe()?) } else { None };
-    let verdict_write_fd = verdict.as_ref().map_or(-1, |(_, w)| w.as_raw_fd());
+    let deadline = started
+        .checked_add(Duration::from_millis(limits.wall_ms))
+        .unwrap_or(started + Duration::from_secs(86_400));
+    let mut children: Vec<Running> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        match spawn(spec, limits) {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                for child in &mut children {
+                    kill_group(child.pid);
+                    reap(child.pid, true);
+                }
+                return Err(e);
+            }
+        }
+    }
+
+    let mut drain_until = deadline;
+    let mut next_memory_watch = started + MEMORY_WATCH_EVERY;
+    let watching = children.iter().any(|c| c.watch_uid.is_some());
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            children
+                .iter_mut()
+                .for_each(|c| c.kill(KillReason::Deadline));
+        }
+        if watching && now >= next_memory_watch {
+            for child in &mut children {
+                if let (None, None, Some(uid)) = (child.exit, child.killed, child.watch_uid) {
+                    if anonymous_resident_bytes(uid) > limits.memory_bytes {
+                        child.kill(KillReason::Memory);
+                    }
+                }
+            }
+            next_memory_watch = Instant::now() + MEMORY_WATCH_EVERY;
+        }
+        let served_until = children
+            .first()
+            .and_then(|c| c.exit)
+            .map(|(_, at)| at + SERVED_GRACE);
+        if served_until.is_some_and(|until| now >= until) {
+            children[1..]
+                .iter_mut()
+                .for_each(|c| c.kill(KillReason::Served));
+        }
+        for child in &mut children {
+            if child.exit.is_none() && child.killed.is_some() {
+                // SIGKILL was sent to the leader, so this returns promptly.
+                child.exit = reap(child.pid, true).map(|t| (t, Instant::now()));
+                drain_until = Instant::now() + DRAIN_GRACE;
+            }
+        }
+        let all_exited = children.iter().all(|c| c.exit.is_some());
+        let any_open = children.iter().any(|c| c.streams.iter().any(|s| s.open));
+        if all_exited && (!any_open || now >= drain_until) {
+            break;
+        }
+
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        // (child, stream) per entry of `fds`; `None` for a pidfd.
+        let mut slots: Vec<(usize, Option<usize>)> = Vec::new();
+        let mut missing_pidfd = false;
+        for (child_idx, child) in children.iter().enumerate() {
+            for (stream_idx, stream) in child.streams.iter().enumerate() {
+                if stream.open {
+                    fds.push(poll_in(stream.file.as_raw_fd()));
+                    slots.push((child_idx, Some(stream_idx)));
+                }
+            }
+            if child.exit.is_none() {
+                match &child.pidfd {
+                    Some(fd) => {
+                        fds.push(poll_in(fd.as_raw_fd()));
+                        slots.push((child_idx, None));
+                    }
+                    None => missing_pidfd = true,
+                }
+            }
+        }
+        let until = match (all_exited, watching) {
+            (true, _) => drain_until,
+            (false, true) => deadline.min(next_memory_watch),
+            (false, false) => deadline,
+        };
+        let until = served_until.map_or(until, |served| until.min(served));
+        let mut timeout_ms = until
+            .saturating_duration_since(now)
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        if missing_pidfd {
+            timeout_ms = timeout_ms.min(10); // no pidfd: poll for the exit
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // poll itself failing (ENOMEM) cannot be waited out: stop the check.
+            children
+                .iter_mut()
+                .for_each(|c| c.kill(KillReason::Deadline));
+            continue;
+        }
+        let mut exited: Vec<usize> = Vec::new();
+        for (pollfd, &(child_idx, stream)) in fds.iter().zip(&slots) {
+            if pollfd.revents == 0 {
+                continue;
+            }
+            match stream {
+                Some(stream_idx) => children[child_idx].streams[stream_idx].read_available(),
+                None => exited.push(child_idx),
+            }
+        }
+        if missing_pidfd {
+            exited.extend((0..children.len()).filter(|&i| children[i].pidfd.is_none()));
+        }
+        for child in &mut children {
+            let streams = &child.streams;
+            let over_output = streams[..2].iter().any(|s| s.total > limits.output_bytes)
+                || streams
+                    .get(2)
+                    .is_some_and(|s| s.total > VERDICT_CAP_BYTES as u64);
+            if over_output {
+                child.kill(KillReason::Output);
+            }
+        }
+        for child_idx in exited {
+            let child = &mut children[child_idx];
+            // Kill stragglers in the group while the leader's zombie still pins the group id.
+            if child.exit.is_none() && reap_would_succeed(child.pid, child.pidfd.is_some()) {
+                kill_group(child.pid);
+                child.exit = reap(child.pid, false).map(|t| (t, Instant::now()));
+                drain_until = Instant::now() + DRAIN_GRACE;
+            }
+        }
+    }
+    Ok(children
+        .into_iter()
+        .map(|child| {
+            let (termination, ended) = child
+                .exit
+                .unwrap_or((Termination::Signaled(libc::SIGKILL), Instant::now()));
+            let mut streams = child.streams.into_iter().map(|s| s.buf);
+            RawRun {
+                termination,
+                killed: child.killed,
+                stdout: streams.next().unwrap_or_default(),
+                stderr_tail: streams.next().unwrap_or_default(),
+                verdict: streams.next().unwrap_or_default(),
+                wall_ms: ended.duration_since(started).as_millis() as u64,
+            }
+        })
+        .collect())
+}
+
+fn poll_in(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Starts one child with its rlimits and descriptors; ours of `spec.fds` close on return.
+fn spawn(spec: Spec, limits: &Limits) -> io::Result<Running> {
+    let Spec {
+        mut cmd,
+        stdin,
+        mut fds,
+        verdict_fd,
+        watch_uid,
+    } = spec;
+    let verdict_read = match verdict_fd {
+        Some(target) => {
+            let (read, write) = pipe()?;
+            fds.push((write, target));
+            Some(read)
+        }
+        None => None,
+    };
+    if fds.len() > MAX_PASSED_FDS {
+        return Err(io::Error::other(format!(
+            "{} descriptors to pass, at most {MAX_PASSED_FDS}",
+            fds.len()
+        )));
+    }
+    let mut passed = [(-1 as RawFd, -1 as RawFd); MAX_PASSED_FDS];
+    for (slot, (ours, target)) in passed.iter_mut().zip(&fds) {
+        *slot = (ours.as_raw_fd(), *target);
+    }
+    let n_passed = fds.len();
 
     cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::piped())
@@ -238,8 +389,8 @@ pub(crate) fn run(
     let memory = limits.memory_bytes as libc::rlim_t;
     let n_processes = limits.n_processes as libc::rlim_t;
     let file_size = limits.file_size_bytes as libc::rlim_t;
-    // SAFETY: the hook only makes async-signal-safe calls (setrlimit, prctl, dup2, fcntl)
-    // on values copied into the closure.
+    // SAFETY: the hook only makes async-signal-safe calls (setrlimit, prctl, fcntl, dup2)
+    // on values copied into the closure, and does not allocate.
     unsafe {
         cmd.pre_exec(move || {
             macro_rules! limit {
@@ -254,7 +405,7 @@ pub(crate) fn run(
                 };
             }
             // The hard CPU limit is one second later so SIGXCPU arrives first and names the cause.
-            limit!(libc::RLIMIT_CPU, cpu_s, cpu_s + 1);
+            limit!(libc::RLIMIT_CPU, cpu_s, cpu_s.saturating_add(1));
             limit!(libc::RLIMIT_AS, memory, memory);
             limit!(libc::RLIMIT_NPROC, n_processes, n_processes);
             limit!(libc::RLIMIT_FSIZE, file_size, file_size);
@@ -268,11 +419,18 @@ pub(crate) fn run(
                 0,
                 0,
             );
-            if verdict_write_fd >= 0 {
-                if verdict_write_fd == VERDICT_FD {
-                    let flags = libc::fcntl(VERDICT_FD, libc::F_GETFD);
-                    libc::fcntl(VERDICT_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                } else if libc::dup2(verdict_write_fd, VERDICT_FD) < 0 {
+            // Out of the way first (close-on-exec copies above any target), so a source
+            // numbered like another's target is not overwritten before it is moved.
+            let mut moved = [-1 as RawFd; MAX_PASSED_FDS];
+            for (slot, (ours, _)) in moved.iter_mut().zip(&passed[..n_passed]) {
+                *slot = libc::fcntl(*ours, libc::F_DUPFD_CLOEXEC, 64);
+                if *slot < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // dup2's copy is not close-on-exec: the child keeps it.
+            for (from, (_, target)) in moved.iter().zip(&passed[..n_passed]) {
+                if libc::dup2(*from, *target) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
@@ -281,9 +439,9 @@ pub(crate) fn run(
     }
 
     let mut child = cmd.spawn()?;
+    // The child holds its own copies; ours must close or the pipes never reach end of file.
+    drop(fds);
     let pid = child.id() as libc::pid_t;
-    // The child holds its own copy; ours must close or the pipe never reaches end of file.
-    let verdict_read = verdict.map(|(r, _w)| r);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         kill_group(pid);
         reap(pid, true);
@@ -297,109 +455,13 @@ pub(crate) fn run(
     if let Some(fd) = verdict_read {
         streams.push(Stream::new(fd, Keep::Head(VERDICT_CAP_BYTES))?);
     }
-    let pidfd = pidfd_open(pid);
-
-    let mut killed = None;
-    let mut exit: Option<(Termination, Instant)> = None;
-    let mut drain_until = deadline;
-    let mut next_memory_watch = started + MEMORY_WATCH_EVERY;
-    loop {
-        let now = Instant::now();
-        if exit.is_none() && killed.is_none() && now >= deadline {
-            kill_group(pid);
-            killed = Some(KillReason::Deadline);
-        }
-        if let (None, None, Some(uid), true) = (exit, killed, watch_uid, now >= next_memory_watch) {
-            if anonymous_resident_bytes(uid) > limits.memory_bytes {
-                kill_group(pid);
-                killed = Some(KillReason::Memory);
-            }
-            next_memory_watch = Instant::now() + MEMORY_WATCH_EVERY;
-        }
-        if exit.is_none() && killed.is_some() {
-            // SIGKILL was sent to the leader, so this returns promptly.
-            exit = reap(pid, true).map(|t| (t, Instant::now()));
-            drain_until = Instant::now() + DRAIN_GRACE;
-        }
-        let open: Vec<usize> = (0..streams.len()).filter(|&i| streams[i].open).collect();
-        if exit.is_some() && (open.is_empty() || now >= drain_until) {
-            break;
-        }
-
-        let mut fds: Vec<libc::pollfd> = open
-            .iter()
-            .map(|&i| libc::pollfd {
-                fd: streams[i].file.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let watch_exit = exit.is_none() && pidfd.is_some();
-        if let (true, Some(fd)) = (watch_exit, pidfd.as_ref()) {
-            fds.push(libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let until = match (exit, watch_uid) {
-            (Some(_), _) => drain_until,
-            (None, Some(_)) => deadline.min(next_memory_watch),
-            (None, None) => deadline,
-        };
-        let mut timeout_ms = until
-            .saturating_duration_since(now)
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
-        if exit.is_none() && pidfd.is_none() {
-            timeout_ms = timeout_ms.min(10); // no pidfd: poll for the exit
-        }
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // poll itself failing (ENOMEM) cannot be waited out: stop the check.
-            kill_group(pid);
-            killed.get_or_insert(KillReason::Deadline);
-            continue;
-        }
-        for (slot, &i) in open.iter().enumerate() {
-            if fds[slot].revents != 0 {
-                streams[i].read_available();
-            }
-        }
-        let over_output = streams[..2].iter().any(|s| s.total > limits.output_bytes)
-            || streams
-                .get(2)
-                .is_some_and(|s| s.total > VERDICT_CAP_BYTES as u64);
-        if over_output && killed.is_none() && exit.is_none() {
-            kill_group(pid);
-            killed = Some(KillReason::Output);
-            continue;
-        }
-        let exited = if watch_exit {
-            fds.last().is_some_and(|p| p.revents != 0)
-        } else {
-            exit.is_none()
-        };
-        if exit.is_none() && exited {
-            // Kill stragglers in the group while the leader's zombie still pins the group id.
-            if reap_would_succeed(pid, pidfd.is_some()) {
-                kill_group(pid);
-                exit = reap(pid, false).map(|t| (t, Instant::now()));
-                drain_until = Instant::now() + DRAIN_GRACE;
-            }
-        }
-    }
-    let (termination, ended) =
-        exit.unwrap_or((Termination::Signaled(libc::SIGKILL), Instant::now()));
-    let mut streams = streams.into_iter().map(|s| s.buf);
-    Ok(RawRun {
-        termination,
-        killed,
-        stdout: streams.next().unwrap_or_default(),
-        stderr_tail: streams.next().unwrap_or_default(),
-        verdict: streams.next().unwrap_or_default(),
-        wall_ms: ended.duration_since(started).as_millis() as u64,
+    Ok(Running {
+        pid,
+        pidfd: pidfd_open(pid),
+        streams,
+        exit: None,
+        killed: None,
+        watch_uid,
     })
 }
 

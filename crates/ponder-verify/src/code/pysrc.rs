@@ -164,16 +164,20 @@ pub(crate) fn has_keyword(src: &str, keyword: &str) -> bool {
     for line in src.lines() {
         scan.feed_masked(line, &mut code);
     }
-    let code = code.unwrap_or_default();
+    has_word(&code.unwrap_or_default(), keyword)
+}
+
+/// Whether `word` occurs in `code` with no identifier character on either side.
+pub(crate) fn has_word(code: &str, word: &str) -> bool {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
     let mut from = 0;
-    while let Some(pos) = code[from..].find(keyword).map(|p| p + from) {
+    while let Some(pos) = code[from..].find(word).map(|p| p + from) {
         let left_ok = !code[..pos].ends_with(is_word);
-        let right_ok = !code[pos + keyword.len()..].starts_with(is_word);
+        let right_ok = !code[pos + word.len()..].starts_with(is_word);
         if left_ok && right_ok {
             return true;
         }
-        from = pos + keyword.len();
+        from = pos + word.len();
     }
     false
 }

@@ -10,7 +10,9 @@
 //! - an inequality gold (`x > 2`) accepts an interval pred (`(2, \infty)`), but an interval
 //!   gold rejects an inequality pred unless [`GraderOptions::interval_accepts_inequality`]:
 //!   a question that asks for interval notation wants it;
-//! - a percent on one side only (`50\%` vs `0.5` or `50`) matches either reading.
+//! - a percent on one side only (`50\%` vs `0.5` or `50`) matches either reading;
+//! - a decimal gold accepts an exact pred it rounds; a decimal pred does not answer an
+//!   exact gold unless [`GraderOptions::rounded_pred_decimals`].
 
 use num_rational::BigRational;
 use num_traits::{Signed, Zero};
@@ -20,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use super::eval::{exact, free_vars, numeric, to_f64, Budget, Exhausted};
 use super::lex::RelOp;
 use super::limits::MAX_ITEMS;
-use super::parse::{Const, Node, Num};
+use super::parse::{Const, Func, Node, Num};
 use super::render::text;
 use super::rewrite::{expand_pm, has_pm, is_scalar, matrix_value, name_like, reduce_chain, unwrap};
 use super::{GraderOptions, Reason};
@@ -268,7 +270,7 @@ fn intervals(cx: &mut Ctx, parts: &[Node], ops: &[RelOp]) -> Result<Option<(Stri
         close: if hi_closed { ']' } else { ')' },
         items: vec![lo, hi],
     };
-    Ok(match (parts, ops) {
+    let found = match (parts, ops) {
         ([a, b], [op]) => {
             let (var, c, op) = if name_like(a) && is_const(b) {
                 (a, b, *op)
@@ -287,7 +289,7 @@ fn intervals(cx: &mut Ctx, parts: &[Node], ops: &[RelOp]) -> Result<Option<(Stri
                 }
                 _ => return Ok(None),
             };
-            Some((text(var), node))
+            (var, node)
         }
         ([a, v, b], [o1, o2]) if name_like(v) && is_const(a) && is_const(b) => {
             let up = |o: &RelOp| matches!(o, RelOp::Lt | RelOp::Le);
@@ -299,10 +301,51 @@ fn intervals(cx: &mut Ctx, parts: &[Node], ops: &[RelOp]) -> Result<Option<(Stri
             } else {
                 return Ok(None);
             };
-            Some((text(v), node))
+            (v, node)
         }
-        _ => None,
-    })
+        _ => return Ok(None),
+    };
+    match found {
+        (Node::Func(Func::Abs, args), node) if args.len() == 1 && name_like(&args[0]) => {
+            Ok(abs_preimage(cx, &node)?.map(|n| (text(&args[0]), n)))
+        }
+        (var, node) => Ok(Some((text(var), node))),
+    }
+}
+
+/// `{x : |x| ∈ I}` for an interval `I`: `1 ≤ |z| ≤ 3/2` is `[-3/2, -1] ∪ [1, 3/2]`, `|x| < 2`
+/// is `(-2, 2)`. `None` when the bounds are not exact or the set is every number.
+fn abs_preimage(cx: &mut Ctx, interval: &Node) -> Result<Option<Node>, Exhausted> {
+    let Node::Group { open, close, items } = interval else { return Ok(None) };
+    let [lo, hi] = items.as_slice() else { return Ok(None) };
+    let (lo_closed, hi_closed) = (*open == '[', *close == ']');
+    let neg = |n: &Node| Node::Neg(Box::new(n.clone()));
+    let inf = || Node::Const(Const::Inf);
+    let group = |lo: Node, lo_closed: bool, hi: Node, hi_closed: bool| Node::Group {
+        open: if lo_closed { '[' } else { '(' },
+        close: if hi_closed { ']' } else { ')' },
+        items: vec![lo, hi],
+    };
+    // Whether 0 lies below the interval, so it has two mirrored halves.
+    let two_halves = if is_infinity(lo) {
+        false
+    } else {
+        match exact(lo, &mut cx.budget)? {
+            Some(v) => v.is_positive() || (v.is_zero() && !lo_closed),
+            None => return Ok(None),
+        }
+    };
+    Ok(Some(match (two_halves, is_infinity(hi)) {
+        (false, true) => return Ok(None),
+        (false, false) => group(neg(hi), hi_closed, hi.clone(), hi_closed),
+        (true, true) => {
+            Node::Union(vec![group(neg(&inf()), false, neg(lo), lo_closed), group(lo.clone(), lo_closed, inf(), false)])
+        }
+        (true, false) => Node::Union(vec![
+            group(neg(hi), hi_closed, neg(lo), lo_closed),
+            group(lo.clone(), lo_closed, hi.clone(), hi_closed),
+        ]),
+    }))
 }
 
 /// Lists, sets, tuples, intervals, unions, matrices; else scalars.
@@ -345,11 +388,15 @@ fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
         (other, List { alt: Some(alt), .. }) if is_scalar(other) => scalar(cx, other, &Node::Num(alt.clone())),
         // The same value written several ways (`\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}`).
         (List { items, .. } | Set(items), other) | (other, List { items, .. } | Set(items))
-            if is_scalar(other) && items.len() <= 4 =>
+            if is_scalar(other) && !items.is_empty() && items.len() <= 4 =>
         {
             let mut reason = Reason::SameText;
             for item in items {
-                let o = if matches!(g, List { .. } | Set(_)) { answers(cx, item, other)? } else { answers(cx, other, item)? };
+                let o = if matches!(g, List { .. } | Set(_)) {
+                    answers(cx, item, other)?
+                } else {
+                    answers(cx, other, item)?
+                };
                 if !o.equal {
                     return Ok(Outcome::no(Reason::ShapeMismatch));
                 }
@@ -536,6 +583,13 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
                     return Ok(Outcome::yes(Reason::Rounded));
                 }
             }
+            // A decimal of six or more places within the tolerance (`0.0833333333333333`
+            // for `\frac{1}{12}`) is that value written to precision; a shorter one is a
+            // rounding (`0.33`), and integers and fractions must match exactly.
+            let tol = BigRational::from_float(cx.opts.rel_tol).unwrap_or_else(BigRational::zero);
+            if decimal_places(g).max(decimal_places(p)) >= 6 && (a - b).abs() <= tol * a.abs().max(b.abs()) {
+                return Ok(Outcome::yes(Reason::Numeric));
+            }
             return Ok(Outcome::no(Reason::Different));
         }
         let x = match a {
@@ -556,7 +610,7 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
             return Ok(Outcome::yes(Reason::Numeric));
         }
         if let Some(k) = rounding_places(cx.opts, g, p) {
-            if (x - y).abs() <= 0.5 * 10f64.powi(k as i32) .recip() * (1.0 + 1e-9) {
+            if (x - y).abs() <= 0.5 * 10f64.powi(k as i32).recip() * (1.0 + 1e-9) {
                 return Ok(Outcome::yes(Reason::Rounded));
             }
         }
@@ -589,10 +643,19 @@ fn is_infinity(n: &Node) -> bool {
     }
 }
 
-/// Decimal places `k` when exactly one side is a decimal literal with at least
-/// `min_rounded_decimals` places: that side may be the other rounded to `k` places.
+/// The places of a decimal literal, possibly negated; 0 for anything else.
+fn decimal_places(n: &Node) -> u32 {
+    match n {
+        Node::Num(x) if x.is_decimal => x.decimals,
+        Node::Neg(inner) => decimal_places(inner),
+        _ => 0,
+    }
+}
+
+/// Decimal places `k` when exactly one side is a decimal literal with enough places
+/// (`min_rounded_decimals` for the gold, `rounded_pred_decimals` for the pred): that side
+/// may be the other rounded to `k` places.
 fn rounding_places(opts: &GraderOptions, g: &Node, p: &Node) -> Option<u32> {
-    let min = opts.min_rounded_decimals?;
     let places = |n: &Node| match n {
         Node::Num(x) if x.is_decimal => Some(x.decimals),
         Node::Neg(inner) => match inner.as_ref() {
@@ -601,8 +664,10 @@ fn rounding_places(opts: &GraderOptions, g: &Node, p: &Node) -> Option<u32> {
         },
         _ => None,
     };
+    let enough = |k: u32, min: Option<u32>| min.is_some_and(|m| k >= m) && k <= 40;
     match (places(g), places(p)) {
-        (Some(k), None) | (None, Some(k)) if k >= min && k <= 40 => Some(k),
+        (Some(k), None) if enough(k, opts.min_rounded_decimals) => Some(k),
+        (None, Some(k)) if enough(k, opts.rounded_pred_decimals) => Some(k),
         _ => None,
     }
 }

@@ -290,6 +290,9 @@ pub(crate) fn numeric(node: &Node, env: Env, b: &mut Budget) -> Result<f64, Exha
                     }
                     _ => f64::NAN,
                 }
+            } else if x == 0.0 && y == 0.0 {
+                // `0^0` is undefined, not 1 (issue 17).
+                f64::NAN
             } else {
                 x.powf(y)
             }

@@ -170,17 +170,38 @@ fn lex_into(c: &[char], out: &mut Vec<Token>, depth: u32) -> Result<(), LexError
             out.push(Token { tok, space_before: *space });
             *space = false;
         };
+        if ch == '.' {
+            // `.\overline{3}`: a repeating decimal without its integer part.
+            if let Some((rep, end)) = repetend(c, i + 1) {
+                push(Tok::Num(format!(".({rep})")), &mut space);
+                i = end;
+                continue;
+            }
+        }
         if ch.is_ascii_digit() || (ch == '.' && c.get(i + 1).is_some_and(char::is_ascii_digit)) {
             let start = i;
             while i < c.len() && c[i].is_ascii_digit() {
                 i += 1;
             }
-            if i < c.len() && c[i] == '.' && c.get(i + 1).is_some_and(char::is_ascii_digit) {
+            let mut point = i < c.len() && c[i] == '.';
+            let fraction = point && c.get(i + 1).is_some_and(char::is_ascii_digit);
+            if fraction {
                 i += 1;
                 while i < c.len() && c[i].is_ascii_digit() {
                     i += 1;
                 }
-            } else if i < c.len() && c[i] == '.' && !c.get(i + 1).is_some_and(|d| d.is_alphabetic()) {
+                point = false;
+            }
+            // `0.\overline{3}`, `0.1\overline{6}`: the written digits, then the repetend.
+            let rep_at = if point { i + 1 } else { i };
+            if let Some((rep, end)) = repetend(c, rep_at).filter(|_| point || c[start..i].contains(&'.')) {
+                let written: String = c[start..i].iter().collect();
+                let dot = if point { "." } else { "" };
+                push(Tok::Num(format!("{written}{dot}({rep})")), &mut space);
+                i = end;
+                continue;
+            }
+            if !fraction && point && !c.get(i + 1).is_some_and(|d| d.is_alphabetic()) {
                 // `5.` is 5; `5.x` is not a number followed by x.
                 i += 1;
                 push(Tok::Num(c[start..i - 1].iter().collect()), &mut space);
@@ -436,7 +457,13 @@ fn lex_command(
         }
         return Ok(i);
     }
-    // Unknown command: an opaque symbol (`\zzz`, `\emptyset`, `\varnothing`).
+    if name == "emptyset" || name == "varnothing" {
+        // The empty set is `\{\}`, however written.
+        push(Tok::LSet, space);
+        push(Tok::RSet, space);
+        return Ok(i);
+    }
+    // Unknown command: an opaque symbol (`\zzz`).
     push(Tok::Ident(format!("\\{name}")), space);
     Ok(i)
 }
@@ -459,6 +486,11 @@ fn lex_text(wrapper: &str, arg: &[char], out: &mut Vec<Token>, space: &mut bool,
     }
     if matches!(lower.as_str(), "percent" | "percentage" | "pct") {
         push(Tok::Percent, space);
+        return Ok(());
+    }
+    if text.starts_with(char::is_whitespace) && matches!(trimmed, "m" | "s" | "g" | "h" | "l" | "L") {
+        // `7 \text{ m}`: a unit after a space, not the variable m.
+        push(Tok::Word(trimmed.to_string()), space);
         return Ok(());
     }
     let inner = trimmed.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(trimmed);
@@ -502,6 +534,23 @@ fn has_word(s: &str) -> bool {
         }
     }
     false
+}
+
+/// The repeating digits of `\overline{3}` (or `\bar`, `\dot`) at `i`, and the index
+/// after it.
+fn repetend(c: &[char], i: usize) -> Option<(String, usize)> {
+    if c.get(i) != Some(&'\\') {
+        return None;
+    }
+    let name_len = c[i + 1..].iter().take_while(|d| d.is_ascii_alphabetic()).count();
+    let name: String = c[i + 1..i + 1 + name_len].iter().collect();
+    if !matches!(name.as_str(), "overline" | "bar" | "dot") {
+        return None;
+    }
+    let (arg, end) = brace_arg(c, i + 1 + name_len)?;
+    let digits: String = arg.iter().filter(|d| !d.is_whitespace()).collect();
+    let ok = (1..=64).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some((digits, end))
 }
 
 /// The content of a `{..}` argument starting at `i` (after spaces), and the index after it.
@@ -549,11 +598,17 @@ mod tests {
         assert_eq!(toks("\\dfrac12"), vec![Tok::Cmd("frac"), Tok::Num("12".into())]);
         assert_eq!(toks("x\\le 3"), vec![Tok::Ident("x".into()), Tok::Rel(RelOp::Le), Tok::Num("3".into())]);
         assert_eq!(toks(">="), vec![Tok::Rel(RelOp::Ge)]);
+        assert_eq!(toks("0.\\overline{3}"), vec![Tok::Num("0.(3)".into())]);
+        assert_eq!(toks("0.1\\overline{6}"), vec![Tok::Num("0.1(6)".into())]);
+        assert_eq!(toks(".\\overline{12}"), vec![Tok::Num(".(12)".into())]);
+        assert_eq!(toks("\\overline{AB}"), vec![Tok::Ident("overline{AB}".into())]);
+        assert_eq!(toks("\\emptyset"), vec![Tok::LSet, Tok::RSet]);
     }
 
     #[test]
     fn text_wrappers() {
         assert_eq!(toks("\\text{ cm}"), vec![Tok::Word("cm".into())]);
+        assert_eq!(toks("\\text{ m}"), vec![Tok::Word("m".into())]);
         assert_eq!(toks("\\text{ and }"), vec![Tok::Sep]);
         assert_eq!(toks("\\text{(C)}"), vec![Tok::Ident("C".into())]);
         assert_eq!(toks("\\text{13}"), vec![Tok::Num("13".into())]);

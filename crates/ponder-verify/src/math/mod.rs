@@ -2,13 +2,15 @@
 //!
 //! 1 [`extract`] the final answer from a model output (boxed, "final answer is", `####`,
 //!   math spans, choice letters, last number).
-//! 2 normalise both answers (wrappers, `\left`/`\right`, `\text{}`, units, degrees,
-//!   percent, currency, thousands separators, spacing).
+//! 2 normalise both answers (wrappers, `\left`/`\right`, `\text{}`, degrees, percent,
+//!   currency, thousands separators, spacing, digits of other scripts); multiple-choice
+//!   letters compare as letters.
 //! 3 parse each into a small expression tree (hand-written recursive descent with a depth
 //!   limit).
 //! 4 compare, gold first: identical text; exact rational arithmetic (sizes capped); else
 //!   floating point at seeded random points within a relative tolerance; tuples, intervals,
-//!   sets, lists, matrices, equations, inequalities, `\pm`.
+//!   sets, lists, matrices, equations, inequalities, `\pm`; then units: two different
+//!   units (`6 \text{ minutes}`, `6 \text{ hours}`) are two different answers.
 //!
 //! Every check is bounded: inputs are capped in length (100 kB), the parser in depth and
 //! size, exact numbers in bits, and all evaluation draws from a fixed work budget (the
@@ -22,8 +24,12 @@
 //!   `a = b = c` grades as its last `=` value;
 //! - lists and sets are unordered and duplicates collapse; a tuple against a set compares in
 //!   written order; brackets of intervals must match;
-//! - `50\%` matches `50` and `0.5`; a decimal with two or more places matches a value it
-//!   rounds (`0.33` for `\frac13`);
+//! - `50\%` matches `50` and `0.5`; a rounded decimal does not answer an exact gold
+//!   (`0.33` is not `\frac13`, issue 17) unless it agrees to the comparison tolerance
+//!   (about six significant digits), while a decimal gold accepts the exact value it rounds
+//!   (`0.33` gold, `\frac13` pred); `0.\overline{3}` is `\frac13`;
+//! - a unit on one side only is presentation; units are not converted;
+//! - `0^0` is undefined, so it equals nothing but itself;
 //! - `1,234` is one number only when no space follows the comma (`1, 234` is a list);
 //!   `2,74` may be a decimal comma when the other side is a number;
 //! - `15\frac{39}{40}` is a mixed number; `\log` is natural; `i` is a variable.
@@ -37,6 +43,7 @@
 //! ```
 
 pub mod bench;
+mod choice;
 mod compare;
 mod eval;
 mod extract;
@@ -46,6 +53,7 @@ mod normalize;
 mod parse;
 mod render;
 mod rewrite;
+mod units;
 
 use std::fmt;
 
@@ -54,6 +62,7 @@ use serde::Serialize;
 
 pub use extract::extract;
 
+use choice::Choice;
 use compare::{answers, Ctx};
 use limits::{MAX_ANSWER_BYTES, MAX_PARSE_BYTES, MAX_STEPS};
 use parse::Node;
@@ -132,9 +141,14 @@ pub struct GraderOptions {
     pub n_points: usize,
     /// Seed of the sample points (fixed, so verdicts are reproducible).
     pub seed: u64,
-    /// A decimal with at least this many places matches a non-decimal value that rounds
-    /// to it (`0.33` for `\frac13`, `1.41` for `\sqrt2`); `None` turns rounding off.
+    /// A gold decimal with at least this many places accepts a non-decimal pred that
+    /// rounds to it (gold `0.33`, pred `\frac13`: the question asked for a rounded value);
+    /// `None` turns this off.
     pub min_rounded_decimals: Option<u32>,
+    /// A pred decimal with at least this many places matches a non-decimal gold that
+    /// rounds to it (gold `\frac13`, pred `0.33`). Off by default: a rounded decimal is not
+    /// the exact answer (issue 17). Math-Verify's `precision` below 6 is this option.
+    pub rounded_pred_decimals: Option<u32>,
     /// A percent on one side matches the plain number or the fraction on the other
     /// (`50\%` ≡ `50` ≡ `0.5`); when false, only the plain number.
     pub percent_matches_fraction: bool,
@@ -152,6 +166,7 @@ impl Default for GraderOptions {
             n_points: 6,
             seed: 0x5eed_0f_9a7e,
             min_rounded_decimals: Some(2),
+            rounded_pred_decimals: None,
             percent_matches_fraction: true,
             interval_accepts_inequality: false,
             max_steps: MAX_STEPS,
@@ -167,7 +182,8 @@ pub struct Grader {
 
 /// A normalised, parsed answer (or why not).
 enum Prepared {
-    Parsed(Node),
+    /// The tree and the canonical units written after its values.
+    Parsed(Node, Vec<String>),
     /// Could not be parsed: the canonical text stands in.
     Unparsed,
     Empty,
@@ -198,16 +214,27 @@ impl Grader {
         if normalize::canonical_text(&gc) == normalize::canonical_text(&pc) {
             return Verdict::new(true, Reason::SameText);
         }
+        match (choice::choice(&gc), choice::choice(&pc)) {
+            (Some(g), Some(p)) if g.marked || p.marked => {
+                let reason = if g.letter == p.letter { Reason::SameText } else { Reason::Different };
+                return Verdict::new(g.letter == p.letter, reason);
+            }
+            // `\textbf{(D)}\ 24` against `24`: the option's value.
+            (Some(Choice { value: Some(v), .. }), None) => return self.grade(&v, pred),
+            (None, Some(Choice { value: Some(v), .. })) => return self.grade(gold, &v),
+            _ => {}
+        }
         let g = prepare(&gc);
         let p = prepare(&pc);
-        let (g, p) = match (g, p) {
-            (Prepared::Parsed(g), Prepared::Parsed(p)) => (g, p),
+        let ((g, g_units), (p, p_units)) = match (g, p) {
+            (Prepared::Parsed(g, gu), Prepared::Parsed(p, pu)) => ((g, gu), (p, pu)),
             (Prepared::TooLarge, _) | (_, Prepared::TooLarge) => return Verdict::new(false, Reason::TooLarge),
             (Prepared::Empty, _) | (_, Prepared::Empty) => return Verdict::new(false, Reason::Empty),
             _ => return Verdict::new(false, Reason::Unparsed),
         };
         let mut cx = Ctx::new(&self.options);
         match answers(&mut cx, &g, &p) {
+            Ok(o) if o.equal && !units::compatible(&g_units, &p_units) => Verdict::new(false, Reason::Different),
             Ok(o) => Verdict::new(o.equal, o.reason),
             Err(_) => Verdict::new(false, Reason::TooLarge),
         }
@@ -222,17 +249,26 @@ impl Grader {
     }
 
     /// A canonical key: answers with equal keys are equivalent (the converse need not
-    /// hold: `0.33` and `\frac13` grade equal by rounding but key apart). Numbers key by
-    /// their exact value (`\frac{1}{2}`, `0.5`, `1/2` → `1/2`), lists and sets sorted.
+    /// hold: gold `0.33` accepts `\frac13` by rounding but they key apart, and so do `6`
+    /// and `6 \text{ min}`). Numbers key by their exact value (`\frac{1}{2}`, `0.5`, `1/2`
+    /// → `1/2`), lists and sets sorted, a unit after the value, a choice by its letter.
     pub fn key(&self, answer: &str) -> String {
         if answer.len() > MAX_ANSWER_BYTES {
             return answer.trim().to_string();
         }
         let cleaned = normalize::clean(answer);
+        if let Some(c) = choice::choice(&cleaned) {
+            return format!("({})", c.letter);
+        }
         match prepare(&cleaned) {
-            Prepared::Parsed(node) => {
+            Prepared::Parsed(node, units) => {
                 let mut cx = Ctx::new(&self.options);
-                render::key(&mut cx, &node).unwrap_or_else(|_| normalize::canonical_text(&cleaned))
+                let key = render::key(&mut cx, &node).unwrap_or_else(|_| normalize::canonical_text(&cleaned));
+                if units.is_empty() {
+                    key
+                } else {
+                    format!("{key} [{}]", units.join(", "))
+                }
             }
             _ => normalize::canonical_text(&cleaned),
         }
@@ -243,7 +279,7 @@ impl Prepared {
     #[cfg(test)]
     fn parsed(&self) -> Option<&Node> {
         match self {
-            Prepared::Parsed(n) => Some(n),
+            Prepared::Parsed(n, _) => Some(n),
             _ => None,
         }
     }
@@ -256,8 +292,8 @@ fn prepare(cleaned: &str) -> Prepared {
     if cleaned.len() > MAX_PARSE_BYTES {
         return Prepared::TooLarge;
     }
-    match lex::lex(cleaned).map_err(|_| parse::ParseError).and_then(parse::parse) {
-        Ok(node) => Prepared::Parsed(node),
+    match lex::lex(cleaned).map_err(|_| parse::ParseError).and_then(parse::parse_with_units) {
+        Ok((node, units)) => Prepared::Parsed(node, units),
         Err(_) => Prepared::Unparsed,
     }
 }

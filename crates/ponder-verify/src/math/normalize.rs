@@ -92,10 +92,23 @@ fn map_unicode(s: &str) -> String {
             '°' => out.push_str("^\\circ"),
             '\u{a0}' | '\u{2009}' | '\u{202f}' => out.push(' '),
             '€' | '£' | '¥' | '₹' => {}
-            c => out.push(c),
+            '∅' => out.push_str("\\emptyset "),
+            // The Arabic decimal and thousands separators.
+            '\u{66b}' => out.push('.'),
+            '\u{66c}' => out.push(','),
+            c => out.push(ascii_digit(c).unwrap_or(c)),
         }
     }
     out
+}
+
+/// The ASCII digit of a decimal digit in another script: Arabic-Indic (`٤٢`), Extended
+/// Arabic-Indic (Persian, `۴۲`), Devanagari, Bengali, fullwidth (`４２`).
+pub(crate) fn ascii_digit(c: char) -> Option<char> {
+    const ZEROS: [u32; 5] = [0x660, 0x6f0, 0x966, 0x9e6, 0xff10];
+    let code = c as u32;
+    let zero = ZEROS.iter().find(|z| (**z..**z + 10).contains(&code))?;
+    char::from_digit(code - zero, 10)
 }
 
 /// Commands written with a doubled backslash (`\\frac`, from over-escaped JSON or raw
@@ -209,10 +222,13 @@ fn matching_close(s: &str) -> Option<usize> {
     None
 }
 
-/// Up to three trailing words of two or more letters after a number or a closing bracket:
-/// units and filler (`5 apples`, `12 sq ft`, `6 only`).
+/// Up to three trailing words of two or more letters after a number or a closing bracket
+/// (`5 apples`, `12 sq ft`, `6 only`): filler is dropped, and a unit is kept as
+/// `\text{ ..}`, so `6 minutes` and `6 hours` stay apart (issue 17) while the lexer does
+/// not read `minutes` as a product of letters.
 fn strip_trailing_words(s: &str) -> String {
-    let mut cur = s.trim_end();
+    let full = s.trim_end();
+    let mut cur = full;
     for _ in 0..3 {
         let Some(at) = cur.rfind(char::is_whitespace) else { break };
         let word = &cur[at..].trim();
@@ -224,7 +240,11 @@ fn strip_trailing_words(s: &str) -> String {
         }
         cur = head;
     }
-    cur.to_string()
+    let words = full[cur.len()..].trim();
+    if words.is_empty() || super::units::is_filler(words) {
+        return cur.to_string();
+    }
+    format!("{cur} \\text{{ {}}}", words.trim_end_matches('.'))
 }
 
 /// `1 000 000` → `1000000` when the whole answer is one such number.
@@ -299,7 +319,8 @@ mod tests {
         check("14{,}916", "14,916");
         check("\\$1,000", "1,000");
         check("1 000", "1000");
-        check("5 apples", "5");
+        check("5 apples", "5 \\text{ apples}");
+        check("6 only", "6");
         check("28 percent", "28 %");
         check("\\\\frac{1}{2}", "\\frac{1}{2}");
     }

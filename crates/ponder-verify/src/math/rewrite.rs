@@ -6,7 +6,7 @@ use super::lex::RelOp;
 use super::limits::MAX_PLUS_MINUS;
 use super::parse::{Const, Node};
 
-/// `(x)`, `{x}`, a one-item list or a 1×1 matrix is `x`.
+/// `(x)`, `{x}`, a one-item list or a 1×1 matrix is `x` (but `{∅}` stays a set).
 pub(crate) fn unwrap(mut n: &Node) -> &Node {
     loop {
         n = match n {
@@ -15,7 +15,11 @@ pub(crate) fn unwrap(mut n: &Node) -> &Node {
             {
                 &items[0]
             }
-            Node::List { items, .. } | Node::Set(items) if items.len() == 1 => &items[0],
+            Node::List { items, .. } if items.len() == 1 => &items[0],
+            // `\{\emptyset\}` is not the empty set.
+            Node::Set(items) if items.len() == 1 && !matches!(&items[0], Node::Set(inner) if inner.is_empty()) => {
+                &items[0]
+            }
             Node::Matrix(rows) if rows.len() == 1 && rows[0].len() == 1 => &rows[0][0],
             _ => return n,
         };

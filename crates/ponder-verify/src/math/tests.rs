@@ -67,14 +67,43 @@ fn algebra() {
     check("10^{10^{10}}", "10^{10^{10}}+1", false);
 }
 
+/// Issue 17: a rounded decimal does not answer an exact gold; a decimal gold accepts the
+/// exact value it rounds; repeating decimals are exact.
 #[test]
 fn rounding() {
-    check("\\frac13", "0.3333", true);
-    check("\\frac13", "0.33", true);
+    check("\\frac13", "0.3333", false);
+    check("\\frac13", "0.33", false);
     check("\\frac13", "0.3", false);
     check("\\frac23", "0.66", false);
+    check("\\sqrt2", "1.41", false);
     check("\\sqrt{17}", "4.123105625617661", true);
+    check("\\frac1{12}", "0.0833333333333333", true);
+    check("1000000", "1000000.5", false);
+    check("0.33", "\\frac13", true);
     check("0.33", "0.333", false);
+    check("\\frac13", "0.\\overline{3}", true);
+    check("\\frac16", "0.1\\overline{6}", true);
+    check("\\frac{100}{3}\\%", "33\\frac{1}{3}\\%", true);
+    let lenient = Grader::new(GraderOptions { rounded_pred_decimals: Some(2), ..GraderOptions::default() });
+    assert!(lenient.grade("\\frac13", "0.33").equivalent);
+}
+
+/// Issue 17: units, multiple choice, symbols.
+#[test]
+fn units_choices_symbols() {
+    check("6 \\text{ minutes}", "6 \\text{ hours}", false);
+    check("6 \\text{ minutes}", "6", true);
+    check("6 \\text{ minutes}", "6 \\text{ min}", true);
+    check("7 \\text{ meters}", "7 \\text{ m}", true);
+    check("\\text{(B)}", "B", true);
+    check("\\textbf{(B)}\\ 15", "\\textbf{(B)}", true);
+    check("\\textbf{(B)}\\ 15", "15", true);
+    check("\\textbf{(B)}\\ 15", "C", false);
+    check("A, C", "C, A", true);
+    check("\\emptyset", "\\varnothing", true);
+    check("\\emptyset", "\\{\\emptyset\\}", false);
+    check("1", "0^0", false);
+    check("٤٢", "42", true);
 }
 
 #[test]
@@ -123,6 +152,10 @@ fn equations_and_relations() {
     check("x > 5", "x < 5", false);
     check("-793 < a < 10", "(-793, 10)", true);
     check("[-2, 7]", "x \\in [-2,7]", true);
+    check("1 \\le |z| \\le 2", "z \\in [-2, -1] \\cup [1, 2]", true);
+    check("1 \\le |z| \\le 2", "z \\in [1, 2]", false);
+    check("|x| < 3", "-3 < x < 3", true);
+    check("|x| > 3", "(-\\infty, -3) \\cup (3, \\infty)", true);
 }
 
 #[test]

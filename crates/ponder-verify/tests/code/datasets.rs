@@ -148,6 +148,36 @@ fn humaneval_perturbed_solutions_fail() {
 }
 
 #[test]
+fn mbpp_perturbed_solutions_fail() {
+    let problems = mbpp();
+    let requests = problems
+        .iter()
+        .map(|p| p.request(perturbed(p), Limits::default()))
+        .collect();
+    let outcomes = shared_pool().check_many(requests);
+    let still_passing: Vec<&str> = problems
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_passed())
+        .map(|(p, _)| p.task_id.as_str())
+        .collect();
+    // mbpp/473 and /490 return sets, which the perturbation leaves alone.
+    assert_eq!(still_passing, ["mbpp/473", "mbpp/490"]);
+    let not_failed: Vec<String> = problems
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| {
+            !matches!(
+                o,
+                Outcome::Passed | Outcome::Failed { .. } | Outcome::Timeout
+            )
+        })
+        .map(|(p, o)| format!("{}: {o:?}", p.task_id))
+        .collect();
+    assert!(not_failed.is_empty(), "{}", not_failed.join("\n"));
+}
+
+#[test]
 fn mbpp_reference_solutions_pass() {
     let problems = mbpp();
     let requests = problems

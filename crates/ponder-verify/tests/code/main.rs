@@ -2,6 +2,7 @@
 //! datasets, hostile programs, and the judge modes.
 
 mod datasets;
+mod forgery;
 mod hostile;
 mod modes;
 mod verifier;

@@ -253,3 +253,146 @@ fn outcomes_serialize_with_a_status_tag() {
     let back: Outcome = serde_json::from_str(r#"{"status":"memory_limit"}"#).unwrap(); // valid JSON above
     assert_eq!(back, Outcome::MemoryLimit);
 }
+
+/// Issue 17: a case cannot see what an earlier one left in /work, /tmp or /dev/shm.
+#[test]
+fn io_cases_start_clean() {
+    let program = r#"
+import os
+marks = ['/work/mark', '/tmp/mark', '/dev/shm/mark']
+print('stale' if any(os.path.exists(m) for m in marks) else 'fresh')
+for m in marks:
+    open(m, 'w').close()
+"#;
+    let request = io(program, &[("", "fresh"), ("", "fresh"), ("", "fresh")]);
+    assert_eq!(sandbox().check(&request), Outcome::Passed);
+}
+
+/// Issue 17: `u64::MAX` (or 0) in a limit is refused with the field's name, not passed to
+/// setrlimit (`Invalid argument`), turned into an overflow, or taken as "unlimited".
+#[test]
+fn out_of_range_limits_are_refused_by_name() {
+    type Set = fn(&mut Limits, u64);
+    let fields: [(&str, Set); 6] = [
+        ("wall_ms", |l, v| l.wall_ms = v),
+        ("cpu_s", |l, v| l.cpu_s = v),
+        ("memory_bytes", |l, v| l.memory_bytes = v),
+        ("n_processes", |l, v| l.n_processes = v),
+        ("file_size_bytes", |l, v| l.file_size_bytes = v),
+        ("output_bytes", |l, v| l.output_bytes = v),
+    ];
+    let sandbox = sandbox();
+    for (name, set) in fields {
+        let mut limits = Limits::default();
+        set(&mut limits, u64::MAX);
+        for request in [
+            CheckRequest {
+                limits: limits.clone(),
+                ..asserts("x = 1", "assert x == 1")
+            },
+            CheckRequest {
+                limits: limits.clone(),
+                ..io("print(1)", &[("", "1")])
+            },
+        ] {
+            let outcome = sandbox.check(&request);
+            let Outcome::SandboxError { detail } = &outcome else {
+                panic!("{name} = u64::MAX gave {outcome:?}")
+            };
+            assert_eq!(
+                detail,
+                &format!(
+                    "limits.{name} must be between {} and {}, got {}",
+                    u64::from(!name.ends_with("_bytes") || name == "memory_bytes"),
+                    detail
+                        .split(" and ")
+                        .nth(1)
+                        .and_then(|s| s.split(',').next())
+                        .unwrap_or_default(),
+                    u64::MAX
+                )
+            );
+        }
+    }
+    let zero_wall = Limits {
+        wall_ms: 0,
+        ..Limits::default()
+    };
+    assert!(zero_wall
+        .validate()
+        .is_err_and(|e| e.to_string().contains("limits.wall_ms")));
+    assert!(Limits::default().validate().is_ok());
+}
+
+/// What the tests can do with the program's objects: call, iterate, index, read and set
+/// attributes, pass them back; and what they cannot: compare them, pass lambdas, see
+/// their arguments changed.
+#[test]
+fn tests_use_program_objects_through_plain_data() {
+    let program = r#"
+from collections import Counter, namedtuple
+Point = namedtuple('Point', 'x y')
+class Node:
+    def __init__(self, value):
+        self.value = value
+        self.next = None
+    def __str__(self):
+        return f'Node({self.value})'
+def chain(node):
+    out = []
+    while node is not None:
+        out.append(node.value)
+        node = node.next
+    return out
+def squares(n):
+    return (i * i for i in range(n))
+def counts(s):
+    return Counter(s)
+def point():
+    return Point(1, 2)
+def grow(xs, by=1):
+    xs.append(by)
+    return len(xs)
+def sum(a, b):
+    return a - b
+def kinds():
+    return (None, True, 2 ** 70, -1.5, 2j, b'\x00', {1, 2}, frozenset([3]), {(1, 2): [3]})
+limit = 10
+"#;
+    let tests = r#"
+head = Node(1)
+head.next = Node(2)
+assert chain(head) == [1, 2]
+assert head.next.value == 2 and str(head) == 'Node(1)'
+assert list(squares(4)) == [0, 1, 4, 9]
+assert counts('aab') == {'a': 2, 'b': 1}
+assert point() == (1, 2)
+xs = [0]
+assert grow(xs, by=5) == 2 and xs == [0]
+assert program.sum(5, 3) == 2 and sum([5, 3]) == 8
+assert kinds() == (None, True, 2 ** 70, -1.5, 2j, b'\x00', {1, 2}, frozenset([3]), {(1, 2): [3]})
+assert limit == 10
+"#;
+    assert_eq!(sandbox().check(&asserts(program, tests)), Outcome::Passed);
+    for (test, message) in [
+        (
+            "assert Node(1) == Node(1)",
+            "not plain data: it cannot be compared",
+        ),
+        (
+            "assert grow(lambda: 1) == 1",
+            "cannot pass a function to the program",
+        ),
+        (
+            "import math\nassert m.pi > 3",
+            "a module the program imported",
+        ),
+    ] {
+        let program = format!("{program}\nimport math as m\n");
+        let outcome = sandbox().check(&asserts(&program, test));
+        let Outcome::Failed { detail, .. } = &outcome else {
+            panic!("{test}: {outcome:?}")
+        };
+        assert!(detail.contains(message), "{test}: {detail}");
+    }
+}

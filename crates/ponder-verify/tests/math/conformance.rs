@@ -1,8 +1,8 @@
 //! The 270 (gold, pred) cases transcribed from Math-Verify's test suite
 //! (`data/conformance/`, Apache-2.0 / MIT): both sides go through `extract` (as
 //! Math-Verify parses both), then `grade`. Per-case checker flags map to options where we
-//! have one (`allow_set_relation_comp` → `interval_accepts_inequality`); `precision`,
-//! `strict` and `match_types` do not.
+//! have one (`allow_set_relation_comp` → `interval_accepts_inequality`, `precision` below
+//! Math-Verify's default of 6 → `rounded_pred_decimals`); `strict` and `match_types` do not.
 
 use ponder_verify::math::{extract, Grader, GraderOptions};
 
@@ -27,6 +27,8 @@ fn math_verify_conformance() {
         let expected = case["expected"].as_bool().expect("expected is a bool");
         let options = GraderOptions {
             interval_accepts_inequality: case["allow_set_relation_comp"].as_bool().unwrap_or(false),
+            // A test that lowers the precision asks for rounded decimals to be accepted.
+            rounded_pred_decimals: case["precision"].as_u64().filter(|p| *p < 6).map(|p| p as u32),
             ..GraderOptions::default()
         };
         let grader = Grader::new(options);

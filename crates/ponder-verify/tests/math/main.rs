@@ -7,6 +7,7 @@ mod conformance;
 mod datasets;
 mod pathological;
 mod props;
+mod unseen;
 
 use std::path::PathBuf;
 

@@ -90,6 +90,20 @@ fn hundred_kilobyte_strings() {
     timed("900 kB of numbers", || extract(&numbers));
     let hashes = "#".repeat(1 << 20);
     timed("1 MB of #", || extract(&hashes));
+    // Issue 17's paths: anchors followed by prose, day names, repetends, choices, units,
+    // digits of other scripts.
+    let prose = "Answer: found by adding 1 and ".repeat(30_000);
+    timed("900 kB of anchored prose", || extract(&prose));
+    let days = "Mondays Monday, 5 days ".repeat(40_000);
+    timed("900 kB of day names", || extract(&days));
+    let arabic = "٤٢ ".repeat(150_000);
+    timed("900 kB of Arabic-Indic digits", || extract(&arabic));
+    let repetends = "0.\\overline{3}+".repeat(6_000) + "1";
+    timed("6k repetends", || grade(&repetends, "2001"));
+    let choices = "\\textbf{(B)}\\ ".repeat(7_000);
+    timed("7k choice markers", || grade(&choices, "B"));
+    let units = "6 \\text{ minutes}, ".repeat(5_000);
+    timed("5k quantities with units", || grade(&units, &units.replace("minutes", "hours")));
     let unicode = "π√∞≤".repeat(30_000);
     let shifted: String = unicode.chars().skip(1).collect();
     timed("unicode soup", || grade(&unicode, &shifted));

@@ -30,6 +30,10 @@ const TOKENS: &[&str] = &[
     "\\begin{array}{cc}", "\\end{array}", "\\,", "\\!", "~", "^\\circ", "^{\\circ}", "°", "−", "π", " ", " and ",
     "\\binom", "\\lfloor", "\\rfloor", "\\overline{", "answer: ", "The final answer is ", "I hope", "####", "\n",
     "\\\\frac", "'", "\\approx", "\\mp", "\\setminus", "\\cap", "\\emptyset", "\\x", "\\", "10^{10^{10}}",
+    // Issue 17: repetends, choices, units, other scripts' digits, anchored prose.
+    "\\overline{3}", ".\\overline{", "\\bar{12}", "\\varnothing", "\\textbf{(B)}", "(C)", "A)", " minutes",
+    "\\text{ hours}", "\\text{ m}", "sq ft", "0^0", "33\\frac{1}{3}\\%", "٣", "۴", "٫", "Answer: found by adding ",
+    "Monday", " days", "|z|", "\\le |x| \\le",
 ];
 
 fn latexish() -> impl Strategy<Value = String> {

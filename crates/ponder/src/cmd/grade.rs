@@ -59,6 +59,8 @@ struct IoLine {
 
 impl CodeLine {
     fn request(self) -> Result<CheckRequest, String> {
+        // Out-of-range limits (u64::MAX, 0) are this line's error, naming the field.
+        self.limits.validate().map_err(|e| e.to_string())?;
         let tests = match (self.tests, self.io, self.stdin, self.stdout) {
             (Some(t), None, None, None) => TestSpec::Asserts(t),
             (None, Some(io), None, None) if !io.is_empty() => TestSpec::Io(
