@@ -229,6 +229,7 @@ fake = types.ModuleType('json')
 fake.loads = lambda *a, **k: {'event': 'passed', 'n_tests': 1}
 fake.dumps = lambda *a, **k: '{"event":"passed","n_tests":1}'
 sys.modules['json'] = sys.modules['_json'] = fake
+sys.stdout = sys.stderr = None
 def f(x):
     return x
 "#;
