@@ -8,6 +8,7 @@
 
 mod actor;
 pub mod chat;
+pub mod judge;
 pub mod prm;
 pub mod raw;
 pub mod sampler;

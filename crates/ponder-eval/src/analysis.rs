@@ -85,6 +85,10 @@ pub struct CurveSet {
     /// Estimated computed tokens per problem at each point's k: one prefill of the prompt
     /// plus k mean generated tokens per sample.
     pub tokens_at_k: Vec<f64>,
+    /// Coverage (unbiased pass@k) at every k = 1..=n.
+    pub coverage: Vec<crate::coverage::CoverageAt>,
+    /// Large Language Monkeys' law log c(k) ≈ a·k^b fitted to `coverage`.
+    pub law: Option<crate::coverage::CoverageLaw>,
 }
 
 impl RunData {
@@ -248,7 +252,10 @@ impl RunData {
             let per_sample = gen.iter().sum::<u64>() as f64 / gen.len().max(1) as f64;
             let points = curves::curves(&pool, opts);
             let tokens_at_k = points.iter().map(|p| prompt + p.k as f64 * per_sample).collect();
-            out.push(CurveSet { source: c, n, points, tokens_at_k });
+            let counts: Vec<(usize, usize)> = pool.iter().map(|p| (p.len(), p.iter().filter(|s| s.correct).count())).collect();
+            let coverage = crate::coverage::coverage_curve(&counts, n, opts.n_boot, opts.level, opts.seed);
+            let law = crate::coverage::fit(&coverage);
+            out.push(CurveSet { source: c, n, points, tokens_at_k, coverage, law });
         }
         out
     }

@@ -15,7 +15,9 @@
 pub mod analysis;
 pub mod auto;
 pub mod cost;
+pub mod coverage;
 pub mod curves;
+pub mod flaws;
 mod error;
 pub mod plan;
 mod prompt;

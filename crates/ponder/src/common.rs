@@ -8,6 +8,7 @@ use ponder_core::answer::{extract_answer, NumericEquivalence};
 use ponder_core::process::{Aggregate, ProcessAsOutcome, ProcessScorer, PromptFn, SelfEval, StepCheck};
 use ponder_core::scorer::{CheckerScorer, MeanLogprob, OutcomeScorer};
 use ponder_core::strategy::{self, Ctx, FinalPick, Resampling, SearchConfig, Strategy};
+use ponder_engine::judge::Judge;
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 use ponder_core::{Checker, Generator, SamplingParams};
 use ponder_engine::{Engine, EngineConfig};
@@ -95,10 +96,10 @@ impl SamplingArgs {
 
 /// The scorers `--scorer` accepts: outcome scorers, then process scorers (which the
 /// outcome strategies use on each complete candidate).
-pub const SCORERS: &[&str] = &["mean-logprob", "checker", "self-eval", "step-check", "prm"];
+pub const SCORERS: &[&str] = &["mean-logprob", "checker", "self-eval", "step-check", "prm", "judge"];
 
 /// Scorers that judge partial solutions step by step.
-pub const PROCESS_SCORERS: &[&str] = &["self-eval", "step-check", "prm"];
+pub const PROCESS_SCORERS: &[&str] = &["self-eval", "step-check", "prm", "judge"];
 
 /// Flags of the step-level search strategies and their process scorers.
 #[derive(Args, Debug, Clone)]
@@ -148,6 +149,13 @@ pub struct SearchArgs {
     /// Self-evaluation question appended to a partial solution (\n is a newline)
     #[arg(long)]
     pub self_eval_question: Option<String>,
+    /// Instruct model (registry name, path or hf:) that judges solutions for --scorer judge:
+    /// p(Yes) to a question after the problem and the solution, through its chat template
+    #[arg(long)]
+    pub judge_model: Option<String>,
+    /// The question the judge answers Yes or No (\n is a newline)
+    #[arg(long)]
+    pub judge_question: Option<String>,
 }
 
 fn unescape(s: &str) -> String {
@@ -216,6 +224,24 @@ impl SearchArgs {
     }
 }
 
+impl SearchArgs {
+    /// Loads the judge model first, so a judge that fails to load ends the command before
+    /// any generation.
+    pub fn judge(&self, model: &ModelArgs) -> Result<Judge> {
+        let Some(name) = &self.judge_model else {
+            bail!("--scorer judge needs --judge-model (an instruct model, e.g. qwen2.5-coder-1.5b)");
+        };
+        let args = ModelArgs { model: name.clone(), ..model.clone() };
+        let mut engine_cfg = args.engine_config();
+        engine_cfg.prefix_cache_entries = 128;
+        let path = args.resolve().with_context(|| format!("the judge model {name:?}"))?;
+        let engine =
+            Engine::load(&path, engine_cfg).with_context(|| format!("loading the judge model {}", path.display()))?;
+        let question = self.judge_question.as_deref().map_or(ponder_engine::judge::DEFAULT_QUESTION.to_string(), unescape);
+        Judge::new(engine, question).map_err(|e| anyhow::anyhow!("the judge model cannot be used: {e}"))
+    }
+}
+
 /// The scorers a command runs with.
 #[derive(Default)]
 pub struct Scorers {
@@ -254,6 +280,7 @@ pub fn scorers(
             Arc::new(s)
         }
         "step-check" => Arc::new(StepCheck),
+        "judge" => Arc::new(search.judge(model)?),
         _ => Arc::new(search.prm(model)?),
     };
     let outcome = ProcessAsOutcome { scorer: process.clone(), generator: Arc::new(engine.clone()), prompt };

@@ -22,6 +22,9 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Write an HTML report with plots, plus Markdown and CSV tables, for a stored run.
     Report(cmd::report::Args),
+    /// Verified resampling replayed on a code run's samples: false positives, accuracy against
+    /// k, the best k per cost of a wrong answer (Inference Scaling fLaws).
+    Flaws(cmd::flaws::Args),
     /// List the runs of a store, or show one: its configuration and every prompt it used.
     #[command(subcommand)]
     Runs(cmd::runs::Command),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Runs(c) => cmd::runs::run(c),
+        Command::Flaws(a) => cmd::flaws::run(a),
         Command::Models(c) => cmd::models::run(c),
         Command::Grade(c) => cmd::grade::run(c),
         Command::Bench(c) => cmd::bench::run(c),

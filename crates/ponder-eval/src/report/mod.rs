@@ -4,9 +4,12 @@
 //!
 //! Plots: accuracy against compute per strategy (log axis), with the curves that
 //! subsampling the run's samples gives; coverage (pass@k) against selection accuracy
-//! (maj@k, best-of-k, weighted@k), whose gap is what a better verifier could win; and
-//! accuracy per difficulty level.
+//! (maj@k, best-of-k, weighted@k), whose gap is what a better verifier could win, with
+//! the coverage law of Large Language Monkeys fitted over every k; and accuracy per
+//! difficulty level.
 
+mod coverage;
+pub mod flaws;
 pub mod plots;
 
 use std::fmt::Write as _;
@@ -51,7 +54,8 @@ impl<'a> Section<'a> {
     }
 }
 
-/// Writes `report.html`, `report.md`, `summary.csv`, `curves.csv` and `levels.csv` into
+/// Writes `report.html`, `report.md`, `summary.csv`, `curves.csv`, `levels.csv` and
+/// `coverage.csv` into
 /// `out` (created if missing). `runs[0]` is the main run; the others are overlaid.
 pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Written, Error> {
     let Some(main) = runs.first() else {
@@ -67,10 +71,11 @@ pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Writt
     let markdown = out.join("report.md");
     put(&html, &render_html(&sections, &plots, opts))?;
     put(&markdown, &render_markdown(&sections, opts))?;
-    let csv = vec![out.join("summary.csv"), out.join("curves.csv"), out.join("levels.csv")];
+    let csv = vec![out.join("summary.csv"), out.join("curves.csv"), out.join("levels.csv"), out.join("coverage.csv")];
     put(&csv[0], &summary_csv(&sections))?;
     put(&csv[1], &curves_csv(&sections))?;
     put(&csv[2], &levels_csv(&sections))?;
+    put(&csv[3], &coverage::csv(&sections))?;
     Ok(Written { html, markdown, csv })
 }
 
@@ -178,6 +183,9 @@ impl Plots {
                     band: ri == 0,
                     markers: true,
                 });
+            }
+            if let Some(law) = coverage::law_series(c, format!("{}coverage law fitted over k = 1..{}", prefix(s), c.n), 4) {
+                cov.push(law);
             }
         }
         let coverage = if cov.is_empty() {
@@ -522,6 +530,7 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
         for c in &s.curves {
             let _ = writeln!(h, "<h3>{}: {} samples per problem from {}</h3>", esc(&s.label()), c.n, esc(&c.source.to_string()));
             let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&curve_table(c)));
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&coverage::law_line(c)));
         }
     }
 
@@ -553,6 +562,7 @@ fn render_markdown(sections: &[Section<'_>], opts: &ReportOptions) -> String {
         let _ = writeln!(m, "\n### Accuracy and cost\n\n{}", md_table(&summary_table(s, opts.prices.is_some())));
         for c in &s.curves {
             let _ = writeln!(m, "### Curves: {} samples per problem from {}\n\n{}", c.n, c.source, md_table(&curve_table(c)));
+            let _ = writeln!(m, "{}\n", coverage::law_line(c));
         }
         let _ = writeln!(m, "### By level\n\n{}", md_table(&level_table(s)));
     }

@@ -63,6 +63,12 @@ fn report_has_plots_tables_and_csv() {
     assert!(curves.lines().any(|l| l.contains(",bon@8,") && l.contains(",8,weighted,")), "{curves}");
     let levels = std::fs::read_to_string(dir.path().join("levels.csv")).unwrap();
     assert!(levels.lines().any(|l| l.contains(",sc,8,2,")), "{levels}");
+    // Coverage at every k of each pool (bon@4 over two seeds: 8 samples), not only powers of two.
+    let coverage = std::fs::read_to_string(dir.path().join("coverage.csv")).unwrap();
+    let ks: Vec<&str> = coverage.lines().filter(|l| l.starts_with("1,bon@4,")).map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(ks, ["1", "2", "3", "4", "5", "6", "7", "8"], "{coverage}");
+    assert!(md.contains("Coverage law (Brown et al. 2024)") || md.contains("Coverage law: not fitted"), "{md}");
+    assert!(html.contains("Coverage law"), "the law's line is in the page");
 }
 
 #[test]

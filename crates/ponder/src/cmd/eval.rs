@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
     /// Outcome scorer for bon and weighted-bon: mean-logprob or checker (the dataset's own);
-    /// or a process scorer (self-eval, step-check, prm) for search strategies
+    /// or a process scorer (self-eval, step-check, prm, judge) for search strategies and, on
+    /// whole candidates, for bon and weighted-bon
     #[arg(long, default_value = "mean-logprob")]
     pub scorer: String,
     /// Problems in flight at once (their samples share the engine's batches) [default: 4]

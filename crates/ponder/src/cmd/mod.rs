@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_search;
 pub mod bench_serve;
 pub mod eval;
+pub mod flaws;
 pub mod grade;
 pub mod models;
 pub mod plan;

@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long, short, default_value_t = 8)]
     pub budget: usize,
     /// mean-logprob or checker (needs --gold) for bon and weighted-bon; self-eval, step-check
-    /// (needs --gold and --steps) or prm (needs --prm-model) for search strategies, and for bon
+    /// (needs --gold and --steps), prm (needs --prm-model) or judge (needs --judge-model) for
+    /// search strategies, and for bon
     /// on whole candidates
     #[arg(long, default_value = "mean-logprob")]
     pub scorer: String,
