@@ -47,6 +47,10 @@ pub struct EngineConfig {
     pub n_threads: i32,
     /// Prompts kept in the prefix cache for reuse by later requests.
     pub prefix_cache_entries: usize,
+    /// One KV cache shared by all sequences (forks share cells), rather than a stream of
+    /// `n_ctx / n_seq_max` cells per sequence, where attention reads only a sequence's own
+    /// cells. The engine needs the shared cache; the raw yardstick can measure both.
+    pub kv_unified: bool,
 }
 
 impl EngineConfig {
@@ -57,7 +61,7 @@ impl EngineConfig {
             .with_n_batch(self.n_batch)
             .with_n_ubatch(self.n_ubatch.min(self.n_batch))
             .with_n_seq_max(self.n_seq_max)
-            .with_kv_unified(true)
+            .with_kv_unified(self.kv_unified)
             .with_n_threads(self.n_threads)
             .with_n_threads_batch(self.n_threads)
     }
@@ -66,7 +70,7 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8 }
+        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8, kv_unified: true }
     }
 }
 

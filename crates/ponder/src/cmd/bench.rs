@@ -29,6 +29,10 @@ pub enum Command {
         /// Runs per configuration and path; the best is kept
         #[arg(long, default_value_t = 2)]
         repeats: usize,
+        /// Also run raw llama.cpp with one KV stream per sequence (attention reads only a
+        /// sequence's own cells), the yardstick's other configuration
+        #[arg(long)]
+        raw_streams: bool,
         /// JSON results go here
         #[arg(long, default_value = "bench/engine.json")]
         out: PathBuf,
@@ -58,6 +62,9 @@ pub enum Command {
 #[derive(Serialize)]
 struct Row {
     n_seqs: usize,
+    /// Raw llama.cpp with a KV stream per sequence (`--raw-streams`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_streams_decode_tok_s: Option<f64>,
     raw_prefill_tok_s: f64,
     engine_prefill_tok_s: f64,
     raw_decode_tok_s: f64,
@@ -111,8 +118,8 @@ fn sampler_cost(n_vocab: usize) -> SamplerCost {
 
 pub fn run(c: Command) -> Result<()> {
     match c {
-        Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown } => {
-            engine(model, seqs, prompt_tokens, gen_tokens, repeats, out, markdown)
+        Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, out, markdown } => {
+            engine(model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, out, markdown)
         }
         Command::Verify { code_checks, out, markdown } => verify(code_checks, out, markdown),
         Command::Search(a) => super::bench_search::run(a),
@@ -152,12 +159,14 @@ fn verify(code_checks: usize, out: PathBuf, markdown: PathBuf) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn engine(
     model: ModelArgs,
     seqs: Vec<usize>,
     prompt_tokens: usize,
     gen_tokens: usize,
     repeats: usize,
+    raw_streams: bool,
     out: PathBuf,
     markdown: PathBuf,
 ) -> Result<()> {
@@ -171,18 +180,27 @@ fn engine(
     let mut nonce = 0u64;
     for &n in &seqs {
         let (mut best_raw, mut best_eng) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+        let mut best_streams = None::<f64>;
         for _ in 0..repeats.max(1) {
             nonce += 1;
             let text = prompt_text(nonce, prompt_tokens, &engine);
             let tokens = engine.tokenize(&text);
             let r = raw::run(engine.model(), &cfg, &tokens, n, gen_tokens, 0.7, nonce as u32)?;
             best_raw = (best_raw.0.max(r.prefill_tok_s()), best_raw.1.max(r.decode_tok_s()));
+            if raw_streams {
+                // One stream per sequence, each big enough for the prompt and the generation.
+                let per_seq = (tokens.len() + gen_tokens + 64).next_power_of_two() as u32;
+                let streams = ponder_engine::EngineConfig { kv_unified: false, n_seq_max: n as u32, n_ctx: per_seq * n as u32, ..cfg.clone() };
+                let r = raw::run(engine.model(), &streams, &tokens, n, gen_tokens, 0.7, nonce as u32)?;
+                best_streams = Some(best_streams.unwrap_or(0.0).max(r.decode_tok_s()));
+            }
             nonce += 1;
             let e = rt.block_on(engine_run(&engine, nonce, prompt_tokens, n, gen_tokens))?;
             best_eng = (best_eng.0.max(e.0), best_eng.1.max(e.1));
         }
         let row = Row {
             n_seqs: n,
+            raw_streams_decode_tok_s: best_streams,
             raw_prefill_tok_s: best_raw.0,
             engine_prefill_tok_s: best_eng.0,
             raw_decode_tok_s: best_raw.1,
@@ -190,8 +208,9 @@ fn engine(
             decode_ratio: best_eng.1 / best_raw.1,
         };
         eprintln!(
-            "n={n:>3}  decode tok/s raw {:>7.1} engine {:>7.1} ({:.0}%)  prefill tok/s raw {:>6.1} engine {:>6.1}",
+            "n={n:>3}  decode tok/s raw {:>7.1} {}engine {:>7.1} ({:.0}%)  prefill tok/s raw {:>6.1} engine {:>6.1}",
             row.raw_decode_tok_s,
+            row.raw_streams_decode_tok_s.map_or(String::new(), |x| format!("raw per-seq streams {x:>7.1} ")),
             row.engine_decode_tok_s,
             100.0 * row.decode_ratio,
             row.raw_prefill_tok_s,
