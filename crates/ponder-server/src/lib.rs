@@ -21,6 +21,8 @@ mod keys;
 mod metrics;
 mod observe;
 mod request;
+mod response;
+mod stream;
 
 pub use app::{router, serve, AppState};
 pub use backend::Backend;
