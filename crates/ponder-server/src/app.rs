@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use ponder_core::process::SelfEval;
 use ponder_core::scorer::{MeanLogprob, OutcomeScorer};
 use ponder_core::strategy::{self, Candidate, Ctx, Outcome, SearchConfig, StrategyError};
-use ponder_core::{Problem, SampleRequest};
+use ponder_core::{Generator, Problem, SampleRequest};
 use ponder_http::RewardScorer;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -27,7 +27,8 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::observe::{Observed, Progress};
 use crate::request::{self, Kind, Request};
-use crate::response::{extract, openai_usage, response_body, GatewayEquivalence, Ran, TokenLogprobs};
+use crate::response::{extract, response_body, GatewayEquivalence, Ran, TokenLogprobs};
+use crate::settle::{Meter, Metered};
 use crate::stream::stream;
 
 /// Everything the handlers share.
@@ -37,7 +38,7 @@ pub struct AppState {
     pub model: String,
     pub config: ServerConfig,
     pub keys: Arc<Keys>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub reward: Option<RewardScorer>,
 }
 
@@ -52,7 +53,7 @@ impl AppState {
             }
             None => None,
         };
-        Ok(AppState { keys: Arc::new(Keys::new(&config.keys)), backend, model, config, metrics: Metrics::default(), reward })
+        Ok(AppState { keys: Arc::new(Keys::new(&config.keys)), backend, model, config, metrics: Arc::default(), reward })
     }
 }
 
@@ -61,7 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
-        .route("/v1/ponder/probe", post(probe))
+        .route("/v1/ponder/probe", post(crate::probe::probe))
         .route("/apply-template", post(apply_template))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -95,7 +96,7 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:x}{:06x}", now() ^ u64::from(nanos), COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff)
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body is larger than {limit} bytes"))
             .code("request_too_large")
@@ -165,31 +166,8 @@ async fn apply_template(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
     Ok(Json(json!({ "prompt": prompt })))
 }
 
-/// `POST /v1/ponder/probe {prompts, suffix, candidates}`: for each prompt, the
-/// log-probabilities of each candidate's first token after `suffix` (self-evaluation over HTTP).
-async fn probe(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    st.keys.authenticate(&headers)?;
-    let bytes = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")).code("invalid_json"))?;
-    let strings = |key: &str| -> Result<Vec<String>, ApiError> {
-        v.get(key)
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-            .ok_or_else(|| ApiError::invalid(format!("{key} must be an array of strings")).param(key))
-    };
-    let (prompts, candidates) = (strings("prompts")?, strings("candidates")?);
-    let suffix = v.get("suffix").and_then(Value::as_str).unwrap_or("");
-    if prompts.is_empty() || prompts.len() > st.config.limits.max_budget * 4 || candidates.is_empty() || candidates.len() > 16 {
-        return Err(ApiError::invalid("1..=4*max_budget prompts and 1..=16 candidates"));
-    }
-    let (lps, usage) =
-        st.backend.probe(&prompts, suffix, &candidates).await.map_err(|e| ApiError::from_gen(&e, st.backend.is_upstream()))?;
-    let lps: Vec<Vec<Value>> = lps.iter().map(|r| r.iter().map(|x| if x.is_finite() { json!(x) } else { json!(-1e30) }).collect()).collect();
-    Ok(Json(json!({ "logprobs": lps, "usage": openai_usage(&usage), "ponder": { "usage": usage } })))
-}
-
 /// Checks the ceilings and reserves the key's worst case: nothing is generated before this.
-fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<crate::keys::Reservation, ApiError> {
+fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<Arc<Meter>, ApiError> {
     let samples = req.samples() as u64;
     let worst = samples.saturating_mul(u64::from(req.sampling.max_tokens));
     let ceiling = req.max_total_tokens.map_or(st.config.limits.max_total_tokens, |c| c.min(st.config.limits.max_total_tokens));
@@ -202,12 +180,11 @@ fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<crate::
         .code("token_ceiling_exceeded"));
     }
     let prompt = match req.kind {
-        Kind::Chat => st.backend.prompt_tokens(&req.messages, req.tools.as_ref()),
-        Kind::Completion => Ok(None),
-    }
-    .map_err(|e| ApiError::from_gen(&e, false))?;
+        Kind::Chat => st.backend.prompt_tokens(&req.messages, req.tools.as_ref()).map_err(|e| ApiError::from_gen(&e, false))?,
+        Kind::Completion => st.backend.raw_tokens(&req.messages[0].content),
+    };
     let reserve = samples.saturating_mul(u64::from(req.sampling.max_tokens) + prompt.unwrap_or(0) as u64);
-    st.keys.reserve(key, reserve)
+    Ok(Meter::new(st.keys.reserve(key, reserve)?, st.metrics.clone()))
 }
 
 fn known_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
@@ -220,9 +197,14 @@ fn known_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
 }
 
 /// Runs the request within the server's request timeout.
-pub(crate) async fn run(st: Arc<AppState>, req: Arc<Request>, progress: Option<mpsc::UnboundedSender<Progress>>) -> Result<Ran, ApiError> {
+pub(crate) async fn run(
+    st: Arc<AppState>,
+    req: Arc<Request>,
+    meter: Arc<Meter>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+) -> Result<Ran, ApiError> {
     let timeout = Duration::from_secs(st.config.limits.request_timeout_s);
-    match tokio::time::timeout(timeout, run_inner(st, req, progress)).await {
+    match tokio::time::timeout(timeout, run_inner(st, req, meter, progress)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -234,13 +216,19 @@ pub(crate) async fn run(st: Arc<AppState>, req: Arc<Request>, progress: Option<m
 }
 
 /// Runs the request's strategy; `single` (with any `n`) draws plain samples, keeping their
-/// token logprobs.
-async fn run_inner(st: Arc<AppState>, req: Arc<Request>, progress: Option<mpsc::UnboundedSender<Progress>>) -> Result<Ran, ApiError> {
+/// token logprobs. Everything the backend reports goes through `meter`.
+async fn run_inner(
+    st: Arc<AppState>,
+    req: Arc<Request>,
+    meter: Arc<Meter>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+) -> Result<Ran, ApiError> {
     let upstream = st.backend.is_upstream();
-    let mut generator = match req.kind {
+    let inner = match req.kind {
         Kind::Chat => st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref()),
         Kind::Completion => st.backend.raw().map_err(|e| ApiError::from_gen(&e, upstream))?,
     };
+    let mut generator: Arc<dyn Generator> = Arc::new(Metered { inner, meter });
     if let Some(tx) = progress {
         generator = Arc::new(Observed { inner: generator, tx });
     }
@@ -315,18 +303,17 @@ async fn handle(st: &Arc<AppState>, kind: Kind, headers: HeaderMap, body: Body) 
             .param("ponder.strategy")
             .code("unsupported_strategy"));
     }
-    let reservation = admit(st, &req, key.as_deref())?;
+    let meter = admit(st, &req, key.as_deref())?;
     let id = new_id(if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
     let req = Arc::new(req);
     if req.stream {
-        return stream(st.clone(), req, id, reservation).await;
+        return stream(st.clone(), req, id, meter).await;
     }
     let started = Instant::now();
-    let (outcome, logprobs) = run(st.clone(), req.clone(), None).await?;
+    let (outcome, logprobs) = run(st.clone(), req.clone(), meter.clone(), None).await?;
     let strategy_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let spent = outcome.usage.prompt_computed + outcome.usage.prompt_reused + outcome.usage.completion;
-    reservation.settle(spent);
-    st.metrics.outcome(&outcome.usage, outcome.candidates.len(), outcome.n_failed, outcome.stopped_early);
+    meter.reconcile(&outcome.usage);
+    st.metrics.outcome(outcome.candidates.len(), outcome.n_failed, outcome.stopped_early);
     let mut body = response_body(&outcome, &req, &id, &logprobs);
     // Time inside the strategy; a client's latency minus this is what the gateway added.
     body["ponder"]["timing"] = json!({ "strategy_ms": strategy_ms });

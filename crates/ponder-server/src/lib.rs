@@ -20,8 +20,10 @@ mod error;
 mod keys;
 mod metrics;
 mod observe;
+mod probe;
 mod request;
 mod response;
+mod settle;
 mod stream;
 
 pub use app::{router, serve, AppState};

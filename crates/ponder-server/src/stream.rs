@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::observe::Progress;
 use crate::request::{Kind, ProgressMode, Request};
 use crate::response::{decide, extract, openai_usage, ponder_field, tool_calls_json, GatewayEquivalence};
+use crate::settle::Meter;
 
 /// Votes so far, for progress events.
 #[derive(Default)]
@@ -147,7 +148,7 @@ fn progress_event(req: &Request, id: &str, created: u64, ev: &Value) -> Option<E
 /// Streams: progress while the strategy runs, then the answer. The response starts only
 /// once the backend accepted the first sample request, so that request errors are still
 /// plain 4xx answers.
-pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, reservation: crate::keys::Reservation) -> Result<Response, ApiError> {
+pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, meter: Arc<Meter>) -> Result<Response, ApiError> {
     let (ptx, mut prx) = mpsc::unbounded_channel::<Progress>();
     let (etx, erx) = mpsc::channel::<Result<Event, Infallible>>(256);
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ApiError>>();
@@ -169,7 +170,7 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, res
             *role_sent = true;
             vec![data(&chunk(&req, &id, created, json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }])))]
         };
-        let work = run(st.clone(), req.clone(), Some(ptx));
+        let work = run(st.clone(), req.clone(), meter.clone(), Some(ptx));
         tokio::pin!(work);
         let result = loop {
             tokio::select! {
@@ -207,15 +208,14 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, res
                 let mut head = open(&mut ready, &mut role_sent);
                 head.append(&mut evs);
                 evs = head;
-                let spent = o.usage.prompt_computed + o.usage.prompt_reused + o.usage.completion;
-                st.metrics.outcome(&o.usage, o.candidates.len(), o.n_failed, o.stopped_early);
+                meter.reconcile(&o.usage);
+                st.metrics.outcome(o.candidates.len(), o.n_failed, o.stopped_early);
                 let decided = json!({
                     "event": "decided", "answer": o.answer, "stopped_early": o.stopped_early,
                     "samples": o.candidates.len() + o.n_failed, "budget": budget,
                 });
                 evs.extend(progress_event(&req, &id, created, &decided));
                 evs.extend(answer_events(&o, &req, &id, created));
-                reservation.settle(spent);
             }
         }
         evs.push(Event::default().data("[DONE]"));
