@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -66,6 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/apply-template", post(apply_template))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        // After the routes: it applies to those already added.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // Bodies are read with our own limit, so that oversize is an OpenAI-style 413.
         .layer(DefaultBodyLimit::disable())
@@ -83,6 +85,11 @@ pub async fn serve(
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "Unknown endpoint.").code("unknown_url")
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", format!("method {method} is not allowed on {}", uri.path()))
+        .code("method_not_allowed")
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -31,20 +31,31 @@ impl Keys {
         Keys { accounts: Mutex::new(accounts), open: keys.is_empty() }
     }
 
-    /// The caller's key, checked; `None` when the server has no keys.
+    /// The caller's key, checked; `None` when the server has no keys. Only
+    /// `Authorization: Bearer KEY` is read (the scheme's case does not matter), and the key
+    /// is compared as sent: a key padded with spaces is not the key.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         if self.open {
             return Ok(None);
         }
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m).code("invalid_api_key");
+        let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m).code("invalid_api_key");
         let value = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| unauthorized("You didn't provide an API key (Authorization: Bearer KEY)."))?;
-        let key = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+            .ok_or_else(|| unauthorized("You didn't provide an API key (Authorization: Bearer KEY).".into()))?;
+        let key = match value.split_once(' ') {
+            Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key,
+            Some((scheme, _)) => {
+                return Err(unauthorized(format!("the Authorization header must be `Bearer KEY`, got the scheme {scheme:?}")))
+            }
+            None => return Err(unauthorized("the Authorization header must be `Bearer KEY`, got a value without the Bearer scheme".into())),
+        };
+        if key.is_empty() || key.trim() != key {
+            return Err(unauthorized("the API key is empty or padded with whitespace; send it exactly as issued".into()));
+        }
         let known = self.accounts.lock().map(|a| a.contains_key(key)).unwrap_or(false);
         if !known {
-            return Err(unauthorized("Incorrect API key provided."));
+            return Err(unauthorized("Incorrect API key provided.".into()));
         }
         Ok(Some(key.to_string()))
     }

@@ -25,6 +25,7 @@ mod request;
 mod response;
 mod settle;
 mod stream;
+mod tool_defs;
 
 pub use app::{router, serve, AppState};
 pub use backend::Backend;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 mod charges;
 mod errors;
 mod gateway;
+mod strict;
 mod tools;
 
 const MODEL: &str = "smollm2-135m";
