@@ -163,8 +163,8 @@ async fn issue17_cancelled_requests_are_charged_and_counted() {
     cfg.limits.request_timeout_s = 1;
     let (base, st) = start_state(Backend::Engine(engine()), cfg).await;
     let chat = format!("{base}/v1/chat/completions");
-    // Eight samples of 256 tokens each take longer than a second on one thread.
-    let mut body = ask("sc-8:smollm2-135m", 256);
+    // Eight samples of 512 tokens each take seconds on one thread; both cuts come earlier.
+    let mut body = ask("sc-8:smollm2-135m", 512);
     body["ignore_eos"] = json!(true);
     assert_error(&post_key(&chat, "sk-t", &body).await, 504, Some("timeout"));
     let after_timeout = settled(&st, "sk-t").await;
