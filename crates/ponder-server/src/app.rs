@@ -188,7 +188,7 @@ fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<Arc<Met
     }
     let prompt = match req.kind {
         Kind::Chat => st.backend.prompt_tokens(&req.messages, req.tools.as_ref()).map_err(|e| ApiError::from_gen(&e, false))?,
-        Kind::Completion => st.backend.raw_tokens(&req.messages[0].content),
+        Kind::Completion => req.messages.first().and_then(|m| st.backend.raw_tokens(&m.content)),
     };
     let reserve = samples.saturating_mul(u64::from(req.sampling.max_tokens) + prompt.unwrap_or(0) as u64);
     Ok(Meter::new(st.keys.reserve(key, reserve)?, st.metrics.clone()))
