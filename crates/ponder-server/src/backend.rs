@@ -12,6 +12,8 @@ use ponder_engine::Engine;
 use ponder_http::{tools, Api, HttpGenerator, StepMode};
 use serde_json::{Map, Value};
 
+use crate::settle::Meter;
+
 #[derive(Clone)]
 pub enum Backend {
     Engine(Engine),
@@ -91,15 +93,30 @@ impl Backend {
         }
     }
 
-    /// For each prompt, the log-probabilities of each candidate's first token after `suffix`.
-    pub async fn probe(&self, prompts: &[String], suffix: &str, candidates: &[String]) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+    /// Tokens of a raw prompt when the backend can count them locally.
+    pub fn raw_tokens(&self, text: &str) -> Option<usize> {
+        match self {
+            Backend::Engine(e) => Some(e.tokenize(text).len()),
+            Backend::Http(_) => None,
+        }
+    }
+
+    /// For each prompt, the log-probabilities of each candidate's first token after
+    /// `suffix`; each prompt's work goes through `meter` as it finishes, failed or not.
+    pub async fn probe(
+        &self,
+        prompts: &[String],
+        suffix: &str,
+        candidates: &[String],
+        meter: &Meter,
+    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         match self {
             Backend::Engine(e) => {
                 let mut out = Vec::new();
                 let mut usage = Usage::default();
                 // At most 16 probe sessions at once: each holds engine sequences.
                 for chunk in prompts.chunks(16) {
-                    let calls = chunk.iter().map(|p| probe_one(e, p, suffix, candidates));
+                    let calls = chunk.iter().map(|p| probe_one(e, p, suffix, candidates, meter));
                     for r in futures::future::join_all(calls).await {
                         let (lp, u) = r?;
                         out.push(lp);
@@ -108,16 +125,22 @@ impl Backend {
                 }
                 Ok((out, usage))
             }
-            Backend::Http(h) => h.probe_prompts(prompts, suffix, candidates).await,
+            Backend::Http(h) => {
+                let (lps, usage) = h.probe_prompts(prompts, suffix, candidates).await?;
+                meter.add(usage);
+                Ok((lps, usage))
+            }
         }
     }
 }
 
-async fn probe_one(e: &Engine, prompt: &str, suffix: &str, candidates: &[String]) -> Result<(Vec<f32>, Usage), GenError> {
+async fn probe_one(e: &Engine, prompt: &str, suffix: &str, candidates: &[String], meter: &Meter) -> Result<(Vec<f32>, Usage), GenError> {
     let mut s = e.open_tokens(e.tokenize(prompt), 0).await?;
     let root = s.root();
-    let (mut lps, u) = s.probe(&[root], suffix, candidates).await?;
-    let usage = s.usage() + u;
+    let probed = s.probe(&[root], suffix, candidates).await;
+    let usage = s.usage() + probed.as_ref().map(|(_, u)| *u).unwrap_or_default();
+    meter.add(usage);
+    let (mut lps, _) = probed?;
     Ok((lps.pop().unwrap_or_default(), usage))
 }
 

@@ -8,7 +8,9 @@
 //!
 //! The strategy and budget come from the model prefix (`sc-16:smollm2-135m`) or the body's
 //! `ponder` object, else the server's defaults. Every ceiling (body size, budget, tokens per
-//! sample, budget x tokens, the key's token budget) is checked before any generation.
+//! sample, budget x tokens, the key's token budget) is checked before any generation; the
+//! key is then charged what the backend computes, as it computes it, however the request
+//! ends (`settle`).
 //! Responses carry `usage` summed over every sample and a `ponder` field with the votes,
 //! scores and the exact usage breakdown; streams send progress as SSE comments (or as
 //! chunks with empty `choices`), then the answer as ordinary chunks, then usage.
@@ -20,7 +22,12 @@ mod error;
 mod keys;
 mod metrics;
 mod observe;
+mod probe;
 mod request;
+mod response;
+mod settle;
+mod stream;
+mod tool_defs;
 
 pub use app::{router, serve, AppState};
 pub use backend::Backend;

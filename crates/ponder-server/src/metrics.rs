@@ -61,10 +61,15 @@ impl Metrics {
         }
     }
 
-    pub fn outcome(&self, usage: &Usage, samples: usize, failed: usize, stopped_early: bool) {
+    /// A finished strategy's samples.
+    pub fn outcome(&self, samples: usize, failed: usize, stopped_early: bool) {
         self.samples.fetch_add(samples as u64, Ordering::Relaxed);
         self.samples_failed.fetch_add(failed as u64, Ordering::Relaxed);
         self.early_stops.fetch_add(u64::from(stopped_early), Ordering::Relaxed);
+    }
+
+    /// Work as the backend reports it, on every route, whether or not its request finishes.
+    pub fn tokens(&self, usage: &Usage) {
         self.prompt_computed.fetch_add(usage.prompt_computed, Ordering::Relaxed);
         self.prompt_reused.fetch_add(usage.prompt_reused, Ordering::Relaxed);
         self.completion.fetch_add(usage.completion, Ordering::Relaxed);

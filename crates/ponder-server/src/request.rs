@@ -5,11 +5,12 @@
 //! model prefix (`sc-16:smollm2-135m`, `adaptive-sc:smollm2-135m`), the `ponder` object.
 
 use axum::http::StatusCode;
-use ponder_core::{Message, Role, SamplingParams, ToolCall};
+use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall};
 use serde_json::{Map, Value};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::tool_defs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -322,7 +323,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         stop,
         ignore_eos: opt_bool(o, "ignore_eos", "ignore_eos")?.unwrap_or(false),
     };
-    sampling.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
+    check_sampling(&sampling)?;
     let n = opt_u64(o, "n", "n")?.unwrap_or(1);
     if n == 0 {
         return Err(invalid("n must be at least 1", "n"));
@@ -347,22 +348,17 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     }
     let tools = o.get("tools").filter(|t| !t.is_null()).cloned();
     if let Some(t) = &tools {
-        if !t.is_array() {
-            return Err(invalid("tools must be an array", "tools"));
-        }
-        ignore_arguments.extend(non_semantic(t));
+        tool_defs::check(t)?;
+        ignore_arguments.extend(tool_defs::non_semantic(t));
     }
-    let logprobs = match o.get("logprobs") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(Value::Number(_)) => kind == Kind::Completion,
-        Some(v) => return Err(invalid(format!("logprobs must be a boolean (chat) or an integer (completions), got {v}"), "logprobs")),
-    };
+    let logprobs = logprobs(o, kind, &strategy)?;
+    let stream = opt_bool(o, "stream", "stream")?.unwrap_or(false);
+    check_stream_options(o, stream)?;
     Ok(Request {
         kind,
         model,
         messages,
-        stream: opt_bool(o, "stream", "stream")?.unwrap_or(false),
+        stream,
         n,
         sampling,
         strategy,
@@ -378,18 +374,68 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     })
 }
 
-/// Parameters a tool's JSON schema marks `"x-ponder-non-semantic": true`.
-fn non_semantic(tools: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in tools.as_array().into_iter().flatten() {
-        let props = t.pointer("/function/parameters/properties").and_then(Value::as_object);
-        for (name, schema) in props.into_iter().flatten() {
-            if schema.get("x-ponder-non-semantic").and_then(Value::as_bool) == Some(true) {
-                out.push(name.clone());
-            }
-        }
+/// The sampling parameters' ranges (the generator contract's), each error naming its field.
+fn check_sampling(s: &SamplingParams) -> Result<(), ApiError> {
+    let Err(e) = s.validate() else { return Ok(()) };
+    let message = match e {
+        GenError::InvalidRequest(m) => m,
+        other => other.to_string(),
+    };
+    // The field at fault is the one that fails alone on otherwise default parameters.
+    let d = SamplingParams::default();
+    let alone = [
+        ("temperature", SamplingParams { temperature: s.temperature, ..d.clone() }),
+        ("top_p", SamplingParams { top_p: s.top_p, ..d.clone() }),
+        ("min_p", SamplingParams { min_p: s.min_p, ..d.clone() }),
+        ("max_tokens", SamplingParams { max_tokens: s.max_tokens, ..d.clone() }),
+    ];
+    let param = alone.iter().find(|(_, p)| p.validate().is_err()).map(|(name, _)| *name);
+    let e = ApiError::invalid(message);
+    Err(match param {
+        Some(p) => e.param(p),
+        None => e,
+    })
+}
+
+/// `logprobs`: a boolean (chat) or a non-negative integer (completions), and only for plain
+/// sampling: a strategy answers with a chosen candidate whose token logprobs it does not keep.
+fn logprobs(o: &Map<String, Value>, kind: Kind, strategy: &str) -> Result<bool, ApiError> {
+    let wanted = match (o.get("logprobs"), kind) {
+        (None | Some(Value::Null) | Some(Value::Bool(false)), _) => false,
+        (Some(Value::Bool(true)), _) => true,
+        (Some(Value::Number(n)), Kind::Completion) if n.is_u64() => true,
+        (Some(v), Kind::Chat) => return Err(invalid(format!("logprobs must be true or false, got {v}"), "logprobs")),
+        (Some(v), Kind::Completion) => return Err(invalid(format!("logprobs must be a non-negative integer, got {v}"), "logprobs")),
+    };
+    if wanted && strategy != "single" {
+        return Err(invalid(
+            format!("logprobs needs strategy single (plain sampling); strategy {strategy} answers with a chosen candidate whose token logprobs are not kept"),
+            "logprobs",
+        )
+        .code("unsupported_parameter"));
     }
-    out
+    Ok(wanted)
+}
+
+/// `stream_options` as OpenAI takes it: an object, only with `stream: true`. The usage
+/// chunk is sent whatever `include_usage` says.
+fn check_stream_options(o: &Map<String, Value>, stream: bool) -> Result<(), ApiError> {
+    let so = match o.get("stream_options") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(so)) => so,
+        Some(v) => return Err(invalid(format!("stream_options must be an object like {{\"include_usage\": true}}, got {v}"), "stream_options")),
+    };
+    if !stream {
+        return Err(invalid("stream_options is only allowed when stream is true", "stream_options"));
+    }
+    for key in so.keys() {
+        let param = format!("stream_options.{key}");
+        if !matches!(key.as_str(), "include_usage" | "include_obfuscation") {
+            return Err(invalid(format!("unknown field {param} (known: include_usage, include_obfuscation)"), &param));
+        }
+        opt_bool(so, key, &param)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ use ponder_engine::{Engine, EngineConfig};
 use ponder_server::{AppState, Backend, ServerConfig};
 use serde_json::{json, Value};
 
+mod charges;
 mod errors;
 mod gateway;
+mod strict;
 mod tools;
 
 const MODEL: &str = "smollm2-135m";
@@ -30,11 +32,16 @@ fn engine() -> Engine {
 
 /// A gateway on `backend` listening on a free port; runs until the test's runtime ends.
 async fn start_with(backend: Backend, cfg: ServerConfig) -> String {
+    start_state(backend, cfg).await.0
+}
+
+/// A gateway and its state, for tests that look at the keys' accounts.
+async fn start_state(backend: Backend, cfg: ServerConfig) -> (String, Arc<AppState>) {
     let state = Arc::new(AppState::new(backend, MODEL.into(), cfg).expect("valid config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(ponder_server::serve(listener, state, std::future::pending()));
-    format!("http://{addr}")
+    tokio::spawn(ponder_server::serve(listener, state.clone(), std::future::pending()));
+    (format!("http://{addr}"), state)
 }
 
 async fn start(cfg: ServerConfig) -> String {
