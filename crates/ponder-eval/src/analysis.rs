@@ -92,6 +92,32 @@ pub struct CurveSet {
 }
 
 impl RunData {
+    /// The run limited to problems `from..to` of its own order (a fit on one half, held-out
+    /// checks on the other). Summaries, curves and plans of the result see only those.
+    pub fn slice(&self, from: usize, to: usize) -> Result<RunData, Error> {
+        let keep: std::collections::HashSet<&str> =
+            self.problems.iter().filter(|p| (from..to).contains(&p.idx)).map(|p| p.id.as_str()).collect();
+        if keep.is_empty() {
+            return Err(Error::Insufficient(format!(
+                "run {} has no problems {from}..{to} (it has {})",
+                self.info.id,
+                self.problems.len()
+            )));
+        }
+        Ok(self.only(&keep))
+    }
+
+    /// The run limited to the problems with these ids.
+    pub fn only(&self, ids: &std::collections::HashSet<&str>) -> RunData {
+        RunData {
+            info: self.info.clone(),
+            config: self.config.clone(),
+            problems: self.problems.iter().filter(|p| ids.contains(p.id.as_str())).cloned().collect(),
+            outcomes: self.outcomes.iter().filter(|o| ids.contains(o.key.problem_id.as_str())).cloned().collect(),
+            samples: self.samples.iter().filter(|s| ids.contains(s.key.problem_id.as_str())).cloned().collect(),
+        }
+    }
+
     pub fn load(store: &Store, id: i64) -> Result<RunData, Error> {
         let info = store.run(id)?;
         let config = RunConfig::from_json(id, &info.config)?;

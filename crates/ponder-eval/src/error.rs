@@ -5,6 +5,8 @@
 pub enum Error {
     #[error("unknown dataset `{spec}`; known: {}", crate::KNOWN_SPECS)]
     UnknownDataset { spec: String },
+    #[error("dataset slice `{spec}`: {reason}")]
+    BadSlice { spec: String, reason: String },
     #[error("arith level must be an integer from 1 to 5, got `{level}`")]
     LevelOutOfRange { level: String },
     #[error("arith problem count must be an integer from 1 to {max}, got `{count}`", max = crate::MAX_GENERATED)]

@@ -41,7 +41,8 @@ pub use prompt::{Example, PromptFormat, PromptTemplate, BUILTIN_NAMES as BUILTIN
 /// The specs [`load`] understands, for error messages and `--help`.
 pub const KNOWN_SPECS: &str =
     "gsm8k, math500, aime24, aime25, humaneval, mbpp, arith (level 2), arith:LEVEL (1-5), arith:LEVEL:COUNT, \
-     jsonl:PATH (one {\"id\", \"question\", \"answer\", \"level\"?} object per line)";
+     jsonl:PATH (one {\"id\", \"question\", \"answer\", \"level\"?} object per line); any of them followed by \
+     [FROM..TO] or [FROM..] takes those problems in the dataset's order";
 
 /// Generated problems per `arith` dataset unless the spec gives a count.
 pub const DEFAULT_GENERATED: usize = 500;
@@ -114,11 +115,37 @@ pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
 /// [`load`] with options: `jsonl:PATH` files may have their bad rows skipped.
 pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDataset, Error> {
     let spec = spec.trim();
+    if let Some((base, range)) = slice_of(spec)? {
+        let mut loaded = load_with(base, seed, options)?;
+        let n = loaded.dataset.problems.len();
+        let (from, to) = (range.0.min(n), range.1.map_or(n, |t| t.min(n)));
+        if from >= to {
+            return Err(Error::BadSlice { spec: spec.to_string(), reason: format!("it selects none of {n} problems") });
+        }
+        loaded.dataset.problems = loaded.dataset.problems[from..to].to_vec();
+        loaded.dataset.name = spec.to_string();
+        return Ok(loaded);
+    }
     if let Some(path) = spec.strip_prefix("jsonl:") {
         let loaded = tasks::jsonl::load(std::path::Path::new(path), options.skip_bad_rows)?;
         return Ok(LoadedDataset { dataset: math(spec, loaded.problems), skipped: loaded.skipped });
     }
     load_builtin(spec, seed).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
+}
+
+/// `SPEC[FROM..TO]` or `SPEC[FROM..]`: problems FROM (inclusive) to TO (exclusive) in the
+/// dataset's order, so a held-out half can be named (`gsm8k[100..200]`).
+fn slice_of(spec: &str) -> Result<Option<(&str, (usize, Option<usize>))>, Error> {
+    let Some(inner) = spec.strip_suffix(']') else { return Ok(None) };
+    let Some((base, range)) = inner.rsplit_once('[') else { return Ok(None) };
+    let bad = |reason: &str| Error::BadSlice { spec: spec.to_string(), reason: reason.to_string() };
+    let (from, to) = range.split_once("..").ok_or_else(|| bad("write [FROM..TO] or [FROM..]"))?;
+    let from: usize = if from.is_empty() { 0 } else { from.trim().parse().map_err(|_| bad("FROM is not a number"))? };
+    let to: Option<usize> = if to.is_empty() { None } else { Some(to.trim().parse().map_err(|_| bad("TO is not a number"))?) };
+    if to.is_some_and(|t| t <= from) {
+        return Err(bad("TO must be greater than FROM"));
+    }
+    Ok(Some((base, (from, to))))
 }
 
 /// A digest of the problems (ids, questions, golds, levels, in order): a resumed run
@@ -279,6 +306,25 @@ mod tests {
         }
         assert!(load("gsm8k", 0).unwrap().verifier.is_none());
         assert_eq!(PromptTemplate::default_for(load("gsm8k", 0).unwrap().kind, false, "gemma3").name, "math-completion");
+    }
+
+    #[test]
+    fn a_slice_selects_problems_in_dataset_order() {
+        let all = load("gsm8k", 0).unwrap().problems;
+        let part = load_with("gsm8k[100..103]", 0, LoadOptions::default()).unwrap().dataset;
+        assert_eq!(part.name, "gsm8k[100..103]");
+        assert_eq!(part.problems, all[100..103].to_vec());
+        let tail = load_with("gsm8k[1317..]", 0, LoadOptions::default()).unwrap().dataset;
+        assert_eq!(tail.problems.len(), 2);
+        for (spec, needle) in [
+            ("gsm8k[5..5]", "TO must be greater"),
+            ("gsm8k[a..]", "FROM is not a number"),
+            ("gsm8k[3]", "[FROM..TO]"),
+            ("gsm8k[2000..]", "selects none of 1319"),
+        ] {
+            let e = load_with(spec, 0, LoadOptions::default()).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains(spec), "{spec}: {e}");
+        }
     }
 
     #[test]

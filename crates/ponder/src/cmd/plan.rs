@@ -31,6 +31,20 @@ pub struct Args {
     /// Instead: the most accurate allocation spending at most this many computed tokens per problem
     #[arg(long)]
     pub max_tokens_per_problem: Option<f64>,
+    /// Fit on problems FROM..TO of the run only (its order, 0-based, TO excluded), leaving the
+    /// rest held out: evaluate the policy there with `ponder eval --dataset 'SPEC[TO..]'
+    /// --strategy auto` and compare with `ponder report AUTO_RUN --compare RUN --same-problems`
+    #[arg(long, value_name = "FROM..TO")]
+    pub problems: Option<String>,
+}
+
+/// `FROM..TO` as two indices.
+fn parse_range(s: &str) -> Result<(usize, usize)> {
+    let parsed = s.split_once("..").and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match parsed {
+        Some((from, to)) if to > from => Ok((from, to)),
+        _ => bail!("--problems must be FROM..TO with TO > FROM, got {s:?}"),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -49,7 +63,12 @@ pub fn run(a: Args) -> Result<()> {
     }
     let path = a.store.clone().unwrap_or_else(store::default_path);
     let store = Store::open_existing(&path)?;
-    let data = RunData::load(&store, a.run)?;
+    let mut data = RunData::load(&store, a.run)?;
+    if let Some(range) = &a.problems {
+        let (from, to) = parse_range(range)?;
+        data = data.slice(from, to)?;
+        println!("fitting on problems {from}..{to} of run {} ({} problems)", a.run, data.problems.len());
+    }
     let opts = PlanOptions {
         probe: a.probe,
         min_bin_units: a.min_bin,

@@ -24,6 +24,9 @@ pub struct Args {
     /// Other runs of the same store to overlay, comma-separated
     #[arg(long, value_delimiter = ',')]
     pub compare: Vec<i64>,
+    /// Limit the compared runs to the problems of RUN (a held-out half against a run on all)
+    #[arg(long, requires = "compare")]
+    pub same_problems: bool,
     /// Price table (JSON: {"prompt_per_million", "completion_per_million", "cached_prompt_per_million"?})
     /// for dollar costs
     #[arg(long)]
@@ -44,8 +47,24 @@ pub fn run(a: Args) -> Result<()> {
     let path = a.store.clone().unwrap_or_else(store::default_path);
     let store = Store::open_existing(&path)?;
     let mut runs = vec![RunData::load(&store, a.run)?];
+    let ids: std::collections::HashSet<String> = runs[0].problems.iter().map(|p| p.id.clone()).collect();
     for id in &a.compare {
-        runs.push(RunData::load(&store, *id)?);
+        let other = RunData::load(&store, *id)?;
+        if a.same_problems {
+            let keep: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+            let limited = other.only(&keep);
+            if limited.problems.len() < keep.len() {
+                anyhow::bail!(
+                    "run {id} lacks {} of the {} problems of run {}",
+                    keep.len() - limited.problems.len(),
+                    keep.len(),
+                    a.run
+                );
+            }
+            runs.push(limited);
+        } else {
+            runs.push(other);
+        }
     }
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("ponder-report-{}", a.run)));
     let opts = ReportOptions {
