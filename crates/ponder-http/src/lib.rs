@@ -21,7 +21,6 @@ mod config;
 mod generator;
 mod reward;
 mod session;
-pub mod tools;
 mod wire;
 
 pub use client::{Caps, ProbeMode};

@@ -1,16 +1,24 @@
-//! Tool calls as text.
+//! Tool calls as answers.
 //!
 //! A sample is text, so a candidate's tool calls travel inside it as
 //! `<tool_call>{"name": …, "arguments": {…}}</tool_call>` blocks (the Hermes/Qwen format that
-//! many open models are trained to write). An HTTP backend whose server returns structured
-//! `tool_calls` writes them in this form; the gateway parses them back out of the chosen
-//! candidate, whichever backend produced it.
+//! many open models are trained to write); an HTTP backend whose server returns structured
+//! `tool_calls` writes them in this form. A text that calls tools answers `tool:NAMES`, so
+//! voting strategies vote on the tool first; among the candidates that called the winning
+//! tools, [`vote_arguments`] votes on their arguments in canonical form
+//! ([`canonical_arguments`]), with the same vote counter ([`tally`]) as every strategy.
 
-use ponder_core::ToolCall;
 use serde_json::{json, Value};
+
+use super::{extract_answer, Equivalence};
+use crate::strategy::{tally, Candidate, Vote};
+use crate::{FinishReason, ToolCall};
 
 const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
+
+/// What the answer of a text that calls tools starts with: `tool:get_weather,search`.
+pub const TOOL_PREFIX: &str = "tool:";
 
 /// The text form of `calls`, one block per call.
 pub fn encode(calls: &[ToolCall]) -> String {
@@ -106,9 +114,73 @@ fn canonical(v: &Value) -> String {
     }
 }
 
+/// `tool:NAMES` when `text` calls tools (names in call order, comma-separated), else `None`.
+pub fn tool_answer(text: &str) -> Option<String> {
+    let (_, calls) = parse(text);
+    (!calls.is_empty()).then(|| format!("{TOOL_PREFIX}{}", calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",")))
+}
+
+/// The v1 extraction ([`extract_answer`]) for texts that call no tools; `tool:NAMES` for
+/// those that do.
+pub fn extract_with_tools(text: &str) -> Option<String> {
+    tool_answer(text).or_else(|| extract_answer(text))
+}
+
+/// Tool answers (`tool:NAMES`) are keyed as written; any other answer by the inner rules.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ToolEquivalence<E>(pub E);
+
+impl<E: Equivalence> Equivalence for ToolEquivalence<E> {
+    fn key(&self, answer: &str) -> String {
+        if answer.starts_with(TOOL_PREFIX) {
+            answer.to_string()
+        } else {
+            self.0.key(answer)
+        }
+    }
+}
+
+/// The second stage of the tool vote: among the candidates whose answer is `tools` (a
+/// `tool:NAMES` answer), one vote per distinct argument set in canonical form (the
+/// `ignore`d, non-semantic arguments left out), best first, ties to the earliest sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgumentVote {
+    /// Each vote's `answer` and `key` are the calls' canonical arguments, `|`-separated.
+    pub votes: Vec<Vote>,
+    /// Position in the candidates of the winning set's earliest candidate; `None` when no
+    /// candidate answered `tools`.
+    pub chosen: Option<usize>,
+}
+
+/// Votes on the arguments of the candidates that answered `tools` (see [`ArgumentVote`]).
+pub fn vote_arguments(candidates: &[Candidate], tools: &str, ignore: &[String]) -> ArgumentVote {
+    let keyed: Vec<Candidate> = candidates
+        .iter()
+        .filter(|c| c.answer.as_deref() == Some(tools))
+        .map(|c| {
+            let (_, calls) = parse(&c.text);
+            let key = calls.iter().map(|k| canonical_arguments(&k.arguments, ignore)).collect::<Vec<_>>().join("|");
+            Candidate {
+                index: c.index,
+                text: String::new(),
+                answer: Some(key.clone()),
+                key: Some(key),
+                n_tokens: c.n_tokens,
+                mean_logprob: None,
+                finish: FinishReason::Eos,
+                score: None,
+            }
+        })
+        .collect();
+    let votes = tally(&keyed, false);
+    let chosen = votes.first().and_then(|v| candidates.iter().position(|c| c.index == v.first_index));
+    ArgumentVote { votes, chosen }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::NumericEquivalence;
 
     #[test]
     fn round_trip() {
@@ -140,5 +212,44 @@ mod tests {
         let b = canonical_arguments(r#"{"a":1,"b":2,"request_id":"y2"}"#, &["request_id".into()]);
         assert_eq!(a, b);
         assert_ne!(a, canonical_arguments(r#"{"a":1,"b":3}"#, &[]));
+    }
+
+    fn call(name: &str, args: &str) -> String {
+        format!("<tool_call>{{\"name\": \"{name}\", \"arguments\": {args}}}</tool_call>")
+    }
+
+    fn cand(index: usize, text: &str) -> Candidate {
+        let answer = extract_with_tools(text);
+        let key = answer.as_deref().map(|a| ToolEquivalence(NumericEquivalence).key(a));
+        Candidate { index, text: text.into(), answer, key, n_tokens: 1, mean_logprob: None, finish: FinishReason::Eos, score: None }
+    }
+
+    #[test]
+    fn answers_name_the_tools_and_keep_the_numeric_rules_otherwise() {
+        assert_eq!(extract_with_tools(&call("f", "{}")).as_deref(), Some("tool:f"));
+        let two = format!("{}\n{}", call("a", "{}"), call("b", "{}"));
+        assert_eq!(extract_with_tools(&two).as_deref(), Some("tool:a,b"));
+        assert_eq!(extract_with_tools("The answer is 1,234.").as_deref(), Some("1,234"));
+        let eq = ToolEquivalence(NumericEquivalence);
+        assert_eq!(eq.key("tool:a,b"), "tool:a,b");
+        assert_eq!(eq.key("1,234"), eq.key("1234"));
+    }
+
+    #[test]
+    fn arguments_are_voted_among_the_winning_tools_callers() {
+        let candidates = vec![
+            cand(0, &call("search", r#"{"q": "a", "id": 1}"#)),
+            cand(1, &call("calc", r#"{"x": 1}"#)),
+            cand(2, &call("search", r#"{"q": "b", "id": 2}"#)),
+            cand(3, &call("search", r#"{"id": 3, "q": "b"}"#)),
+            cand(4, &call("calc", r#"{"x": 1}"#)),
+        ];
+        let v = vote_arguments(&candidates, "tool:search", &["id".into()]);
+        assert_eq!(v.chosen, Some(2));
+        assert_eq!(v.votes.iter().map(|v| (v.key.as_str(), v.count)).collect::<Vec<_>>(), [(r#"{"q":"b"}"#, 2), (r#"{"q":"a"}"#, 1)]);
+        // Every argument set different: the earliest sample wins the tie.
+        let v = vote_arguments(&candidates, "tool:search", &[]);
+        assert_eq!((v.chosen, v.votes.len()), (Some(0), 3));
+        assert_eq!(vote_arguments(&candidates, "tool:other", &[]), ArgumentVote { votes: Vec::new(), chosen: None });
     }
 }
