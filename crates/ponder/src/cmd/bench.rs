@@ -136,9 +136,9 @@ pub(crate) fn write_json(out: &std::path::Path, value: &impl Serialize) -> Resul
 
 fn verify(code_checks: usize, out: PathBuf, markdown: PathBuf) -> Result<()> {
     eprintln!("grading MATH-500 answer pairs and pathological inputs ...");
-    let math = ponder_verify::math::bench::run();
+    let math = ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions()?);
     eprintln!("running {code_checks} HumanEval canonical solutions in the sandbox ...");
-    let code = ponder_verify::code::bench::run(code_checks)?;
+    let code = ponder_verify::code::bench::run(ponder_eval::tasks::code::canonical_checks(code_checks))?;
     write_json(&out, &serde_json::json!({ "math": &math, "code": &code }))?;
     let mut table = String::from("| verifier | checks | checks/s | notes |\n|---|---:|---:|---|\n");
     table.push_str(&format!(

@@ -267,7 +267,7 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
 }
 
 fn load_dataset(spec: &str, seed: u64, skip_bad_rows: bool, limit: usize) -> Result<(Dataset, Vec<Problem>)> {
-    let loaded = ponder_eval::load_with(spec, seed, LoadOptions { skip_bad_rows })?;
+    let loaded = ponder_eval::load_with(spec, seed, LoadOptions { skip_bad_rows, ..LoadOptions::default() })?;
     for bad in &loaded.skipped {
         eprintln!("ponder: warning: skipped {spec} line {}: {}", bad.line, bad.reason);
     }

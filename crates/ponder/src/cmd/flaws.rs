@@ -38,7 +38,7 @@ pub struct Args {
 fn analyse(store: &Store, id: i64, strategy: Option<&str>, concurrency: usize, rt: &tokio::runtime::Runtime) -> Result<(RunData, flaws::FlawsReport)> {
     let data = RunData::load(store, id)?;
     let c = &data.config;
-    let dataset = ponder_eval::load_with(&c.dataset, c.dataset_seed, LoadOptions { skip_bad_rows: c.skip_bad_rows })?.dataset;
+    let dataset = ponder_eval::load_with(&c.dataset, c.dataset_seed, LoadOptions { skip_bad_rows: c.skip_bad_rows, ..LoadOptions::default() })?.dataset;
     let Some(strategy) = strategy.map(str::to_string).or_else(|| c.strategies.first().cloned()) else {
         bail!("run {id} has no strategy");
     };

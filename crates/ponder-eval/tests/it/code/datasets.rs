@@ -1,10 +1,10 @@
 //! The vendored datasets through the pool: reference solutions pass, perturbed ones fail,
 //! and both halves of the visible/hidden split pass for the reference.
 
-use super::shared_pool;
-use ponder_verify::code::{
-    humaneval, mbpp, split_tests, CheckRequest, CodeProblem, Limits, Outcome,
-};
+use ponder_eval::tasks::code::{humaneval, mbpp, split_tests, CodeProblem};
+use ponder_verify::code::{CheckRequest, Limits, Outcome};
+
+use super::{sandbox, shared_pool};
 
 /// These tests are about verdicts, not speed: generous limits keep them green on a loaded
 /// machine (mbpp/123 alone needs 4 s of CPU).
@@ -193,4 +193,17 @@ fn mbpp_reference_solutions_pass() {
         }
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+}
+
+/// Forged before (issue 17): HumanEval/38's tests encode with the program's
+/// `encode_cyclic`, so a program that remembers what it encoded could decode anything.
+#[test]
+fn humaneval_helpers_are_the_prompts_not_the_programs() {
+    let problem = &humaneval()[38];
+    let program = format!(
+        "{}    return seen.get(s, s)\n\nseen = {{}}\ndef encode_cyclic(s):\n    seen[s[::-1]] = s\n    return s[::-1]\n",
+        problem.prompt
+    );
+    let outcome = sandbox().check(&problem.request(program, Limits::default()));
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
 }

@@ -1,10 +1,22 @@
-//! Acceptance on real data: MATH-500 answers against their own solutions, GSM8K `####`
-//! answers against re-spellings of themselves.
+//! ponder-verify's math grader on the datasets here (moved with them from ponder-verify):
+//! MATH-500 answers against their own solutions, GSM8K `####` answers against
+//! re-spellings of themselves, and the grader's benchmark on MATH-500.
+
+use std::path::PathBuf;
 
 use ponder_verify::math::bench::respell;
 use ponder_verify::math::{extract, grade};
 
-use crate::read_jsonl;
+/// The records of a JSON Lines file under this crate's directory.
+fn read_jsonl(rel: &str) -> Vec<serde_json::Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(k, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), k + 1)))
+        .collect()
+}
 
 fn math500() -> Vec<(String, String, String)> {
     read_jsonl("data/math500/test.jsonl")
@@ -101,7 +113,7 @@ fn with_commas(n: &str) -> String {
 /// grades equal to itself re-spelled.
 #[test]
 fn gsm8k_answers_parse_and_match_respellings() {
-    let records = read_jsonl("../ponder-eval/data/gsm8k/test.jsonl");
+    let records = read_jsonl("data/gsm8k/test.jsonl");
     assert_eq!(records.len(), 1319);
     let mut failures = Vec::new();
     for (k, r) in records.iter().enumerate() {
@@ -139,4 +151,16 @@ fn gsm8k_answers_parse_and_match_respellings() {
     }
     failures.iter().for_each(|f| eprintln!("  {f}"));
     assert!(failures.is_empty(), "{} failures", failures.len());
+}
+
+/// `math::bench::run` works on MATH-500 and its worst case is bounded; the report is
+/// printed (`--nocapture`) so the numbers can be read off a test run.
+#[test]
+fn bench_report_is_sane() {
+    let report = ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions().unwrap());
+    eprintln!("{report}");
+    assert_eq!(report.n_checks, 1500);
+    assert!(report.checks_per_sec > 0.0 && report.outputs_per_sec > 0.0);
+    // Loose: microseconds normally, 2 s only on a badly overloaded machine.
+    assert!(report.worst_pathological_us < 2e6, "{}", report.worst_pathological_us);
 }

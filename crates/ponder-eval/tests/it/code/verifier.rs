@@ -8,9 +8,8 @@ use ponder_core::strategy::{Candidate, Ctx, Strategy, VerifiedResampling};
 use ponder_core::testing::{Choice, ScriptedGenerator};
 use ponder_core::verifier::Verifier;
 use ponder_core::{derive_seed, Checker, FinishReason, Message, Problem, SamplingParams};
-use ponder_verify::code::{
-    code_problems, extract_code, CodeEquivalence, CodeProblem, HiddenTestsChecker, Limits, Pool, SandboxVerifier,
-};
+use ponder_eval::tasks::code::{code_problems, hidden_tests_checker, visible_tests_verifier, CodeProblem};
+use ponder_verify::code::{extract_code, CodeEquivalence, Limits, Pool, SandboxChecker, SandboxVerifier};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,11 +22,11 @@ fn pool() -> Arc<Pool> {
 }
 
 fn verifier() -> SandboxVerifier {
-    SandboxVerifier::new(pool(), Limits::default())
+    visible_tests_verifier(pool(), Limits::default())
 }
 
-fn checker() -> HiddenTestsChecker {
-    HiddenTestsChecker::new(pool(), Limits::default())
+fn checker() -> SandboxChecker {
+    hidden_tests_checker(pool(), Limits::default())
 }
 
 fn problem(id: &str) -> (Problem, &'static CodeProblem) {
