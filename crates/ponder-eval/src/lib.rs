@@ -7,8 +7,12 @@
 //! except that the code datasets (`humaneval`, `mbpp`) start a sandbox pool to grade with
 //! and `jsonl:PATH` reads its file.
 //!
-//! Evaluation: [`runner`] runs units (problem × strategy × budget × seed) and persists each
-//! in the [`store`] (SQLite) as it completes; [`analysis`] summarises a stored run,
+//! Evaluation, end to end: [`runs`] loads a run's problems, plans its units and reopens a
+//! stored run to resume it; [`runner`] runs units (problem × strategy × budget × seed) and
+//! persists each in the [`store`] (SQLite) as it completes; [`summary`] gives what
+//! `ponder eval` prints and writes (one accuracy computation, [`analysis::Counts`]), with
+//! the verifier measurement of [`flaws`] and the agreement between strategies;
+//! [`auto::build_strategy`] builds every strategy by name; [`analysis`] summarises a stored run,
 //! [`curves`] computes pass@k / maj@k / best-of-k curves from its samples, [`cost`] adds
 //! FLOPs, prices and cost-of-pass, [`report`] writes HTML/Markdown/CSV, [`plan`] fits a
 //! compute-optimal policy that [`auto::Auto`] applies.
@@ -24,7 +28,9 @@ pub mod plan;
 mod prompt;
 pub mod report;
 pub mod runner;
+pub mod runs;
 pub mod store;
+pub mod summary;
 pub mod tasks;
 
 use std::fmt;

@@ -57,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
     // Built once here so a bad name or budget fails before the model loads.
     let search = a.search.config()?;
     let policy = a.policy.as_deref().map(ponder_eval::plan::Policy::load).transpose()?;
-    crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
     common::check_scorer(&a.scorer)?;
     let checker: Arc<dyn Checker> = Arc::new(GoldChecker(EQUIVALENCE));
     if a.question.trim().is_empty() {
@@ -84,7 +84,7 @@ pub fn run(a: Args) -> Result<()> {
     let scorers =
         common::scorers(&a.scorer, a.gold.as_ref().map(|_| checker.clone()), &a.search, &a.model, &engine, prompt)?;
     let sampling = common::with_stops(sampling, &template);
-    let strategy = crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    let strategy = ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
     let messages = template.render(&problem)?;
     let rt = common::runtime()?;
     let ctx = ponder_core::strategy::Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) };
