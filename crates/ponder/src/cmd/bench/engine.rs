@@ -1,62 +1,40 @@
-//! `ponder bench`: measurements written as JSON and summarised in BENCHMARKS.md.
+//! `ponder bench engine`: prefill and batched-decode throughput of the engine against raw
+//! llama.cpp calls (the yardstick, `ponder_engine::raw`), and what the sampler costs per
+//! token on the actor thread.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use clap::Subcommand;
+use anyhow::Result;
+use clap::Args as ClapArgs;
 use ponder_core::{Generator, Message, SampleRequest, SamplingParams};
 use ponder_engine::{raw, Engine};
 use serde::Serialize;
 
+use super::report::ReportArgs;
 use crate::common::{self, ModelArgs};
 
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Prefill and batched-decode throughput of the engine against raw llama.cpp calls
-    Engine {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Parallel sequences to measure
-        #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
-        seqs: Vec<usize>,
-        /// Prompt length in tokens (approximately)
-        #[arg(long, default_value_t = 256)]
-        prompt_tokens: usize,
-        /// Tokens generated per sequence
-        #[arg(long, default_value_t = 64)]
-        gen_tokens: usize,
-        /// Runs per configuration and path; the best is kept
-        #[arg(long, default_value_t = 2)]
-        repeats: usize,
-        /// Also run raw llama.cpp with one KV stream per sequence (attention reads only a
-        /// sequence's own cells), the yardstick's other configuration
-        #[arg(long)]
-        raw_streams: bool,
-        /// JSON results go here
-        #[arg(long, default_value = "bench/engine.json")]
-        out: PathBuf,
-        /// Update the engine section of this Markdown file
-        #[arg(long, default_value = "BENCHMARKS.md")]
-        markdown: PathBuf,
-    },
-    /// Particle filtering on the engine against the same algorithm re-prefilling every
-    /// branch at every step (what a stateless HTTP backend pays)
-    Search(super::bench_search::Args),
-    /// Concurrent clients against one `ponder serve` gateway on the engine, against the same
-    /// requests as direct engine calls: errors, throughput, the gateway's added latency
-    Serve(super::bench_serve::Args),
-    /// Math grader checks per second (and worst case on pathological inputs); sandboxed
-    /// code checks per second at the pool's default size
-    Verify {
-        /// HumanEval canonical solutions to run in the sandbox
-        #[arg(long, default_value_t = 164)]
-        code_checks: usize,
-        #[arg(long, default_value = "bench/verify.json")]
-        out: PathBuf,
-        #[arg(long, default_value = "BENCHMARKS.md")]
-        markdown: PathBuf,
-    },
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Parallel sequences to measure
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    pub seqs: Vec<usize>,
+    /// Prompt length in tokens (approximately)
+    #[arg(long, default_value_t = 256)]
+    pub prompt_tokens: usize,
+    /// Tokens generated per sequence
+    #[arg(long, default_value_t = 64)]
+    pub gen_tokens: usize,
+    /// Runs per configuration and path; the best is kept
+    #[arg(long, default_value_t = 2)]
+    pub repeats: usize,
+    /// Also run raw llama.cpp with one KV stream per sequence (attention reads only a
+    /// sequence's own cells), the yardstick's other configuration
+    #[arg(long)]
+    pub raw_streams: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Serialize)]
@@ -116,60 +94,8 @@ fn sampler_cost(n_vocab: usize) -> SamplerCost {
     }
 }
 
-pub fn run(c: Command) -> Result<()> {
-    match c {
-        Command::Engine { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, out, markdown } => {
-            engine(model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, out, markdown)
-        }
-        Command::Verify { code_checks, out, markdown } => verify(code_checks, out, markdown),
-        Command::Search(a) => super::bench_search::run(a),
-        Command::Serve(a) => super::bench_serve::run(a),
-    }
-}
-
-pub(crate) fn write_json(out: &std::path::Path, value: &impl Serialize) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(out, serde_json::to_string_pretty(value)? + "\n").with_context(|| format!("writing {}", out.display()))
-}
-
-fn verify(code_checks: usize, out: PathBuf, markdown: PathBuf) -> Result<()> {
-    eprintln!("grading MATH-500 answer pairs and pathological inputs ...");
-    let math = ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions()?);
-    eprintln!("running {code_checks} HumanEval canonical solutions in the sandbox ...");
-    let code = ponder_verify::code::bench::run(ponder_eval::tasks::code::canonical_checks(code_checks))?;
-    write_json(&out, &serde_json::json!({ "math": &math, "code": &code }))?;
-    let mut table = String::from("| verifier | checks | checks/s | notes |\n|---|---:|---:|---|\n");
-    table.push_str(&format!(
-        "| math grader (1 thread) | {} | {:.0} | mean {:.1} µs, worst {:.0} µs per check; worst pathological input {:.1} ms |\n",
-        math.n_checks,
-        math.checks_per_sec,
-        math.mean_check_us,
-        math.worst_check_us,
-        math.pathological.iter().map(|p| p.micros).fold(0.0, f64::max) / 1000.0
-    ));
-    table.push_str(&format!(
-        "| code sandbox (pool of {}) | {} | {:.1} | {} passed; bubblewrap isolation: {} |\n",
-        code.n_workers, code.n_checks, code.checks_per_s, code.n_passed, code.isolated
-    ));
-    println!("{table}");
-    update_markdown(&markdown, "verify", &table)?;
-    println!("wrote {} and the verify section of {}", out.display(), markdown.display());
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn engine(
-    model: ModelArgs,
-    seqs: Vec<usize>,
-    prompt_tokens: usize,
-    gen_tokens: usize,
-    repeats: usize,
-    raw_streams: bool,
-    out: PathBuf,
-    markdown: PathBuf,
-) -> Result<()> {
+pub fn run(a: Args) -> Result<()> {
+    let Args { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, report } = a;
     if seqs.is_empty() || seqs.contains(&0) {
         anyhow::bail!("--seqs needs positive counts, got {seqs:?}");
     }
@@ -223,13 +149,8 @@ fn engine(
         "sampler over {} logits: greedy {:.0} µs, temperature {:.0} µs, top-p {:.0} µs per token",
         sampler.n_vocab, sampler.greedy_us, sampler.temperature_us, sampler.top_p_us
     );
-    let report = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows, sampler };
-    write_json(&out, &report)?;
-    let table = markdown_table(&report);
-    println!("{table}");
-    update_markdown(&markdown, "engine", &table)?;
-    println!("wrote {} and the engine section of {}", out.display(), markdown.display());
-    Ok(())
+    let result = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows, sampler };
+    report.write("engine", &result, &markdown_table(&result))
 }
 
 /// A prompt of about `n_tokens` tokens that no earlier run shares a prefix with.
@@ -288,17 +209,4 @@ fn markdown_table(r: &Report) -> String {
         r.sampler.n_vocab, r.sampler.greedy_us, r.sampler.temperature_us, r.sampler.top_p_us
     ));
     s
-}
-
-/// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, appending
-/// the section if it is missing.
-pub fn update_markdown(path: &std::path::Path, name: &str, body: &str) -> Result<()> {
-    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{open}\n{body}{close}");
-    let new = match (old.find(&open), old.find(&close)) {
-        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + close.len()..]),
-        _ => format!("{old}\n{section}\n"),
-    };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
 }

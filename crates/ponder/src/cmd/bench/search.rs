@@ -3,7 +3,6 @@
 //! branch at every step, as a stateless HTTP server without a prefix cache must. One run,
 //! same problems, same seeds.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -13,7 +12,7 @@ use ponder_core::strategy::{Ctx, SearchConfig};
 use ponder_core::{Generator, Usage};
 use serde::Serialize;
 
-use super::bench::{update_markdown, write_json};
+use super::report::ReportArgs;
 use crate::common::{self, ModelArgs};
 
 #[derive(ClapArgs, Debug)]
@@ -34,10 +33,8 @@ pub struct Args {
     /// Most tokens per particle
     #[arg(long, default_value_t = 160)]
     pub max_tokens: u32,
-    #[arg(long, default_value = "bench/search.json")]
-    pub out: PathBuf,
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    pub markdown: PathBuf,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -79,7 +76,7 @@ pub fn run(a: Args) -> Result<()> {
         let mut result = PathResult { path: name.into(), ..PathResult::default() };
         let started = Instant::now();
         for problem in &dataset.problems {
-            let strategy = common::strategy_with("pf", a.particles, &sampling, &search)?;
+            let strategy = ponder_core::strategy::build_with("pf", a.particles, sampling.clone(), &search)?;
             let ctx = Ctx { process: Some(&StepCheck), ..common::dataset_ctx(&generator, &dataset, None) };
             let messages = template.render(problem)?;
             let outcome = rt.block_on(strategy.solve(problem, &messages, &ctx))?;
@@ -103,7 +100,6 @@ pub fn run(a: Args) -> Result<()> {
         paths,
         speedup,
     };
-    write_json(&a.out, &report)?;
     let mut table = format!(
         "Particle filtering, {} particles, {} generated-task problems (level {}), steps ≤ {} tokens, ≤ {} tokens per particle, \
          scorer step-check, model `{}`, {} threads.\n\n\
@@ -117,8 +113,5 @@ pub fn run(a: Args) -> Result<()> {
         ));
     }
     table.push_str(&format!("\nRe-prefilling takes {speedup:.2}× the engine's wall time.\n"));
-    println!("{table}");
-    update_markdown(&a.markdown, "search", &table)?;
-    println!("wrote {} and the search section of {}", a.out.display(), a.markdown.display());
-    Ok(())
+    a.report.write("search", &report, &table)
 }

@@ -6,7 +6,6 @@
 //! parsing, checks, JSON and scheduling. Throughput and latency are also compared with the
 //! direct phase, where the same strategies run on the same engine without HTTP.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,10 +13,12 @@ use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
 use ponder_core::strategy;
 use ponder_core::{Message, Problem, SamplingParams};
+use ponder_http::wire;
 use ponder_server::{AppState, Backend, ServerConfig};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
+use super::report::ReportArgs;
 use crate::common::{self, ModelArgs};
 
 #[derive(ClapArgs, Debug)]
@@ -35,10 +36,8 @@ pub struct Args {
     pub max_tokens: u32,
     #[arg(long, default_value = "sc")]
     pub strategy: String,
-    #[arg(long, default_value = "bench/serve.json")]
-    pub out: PathBuf,
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    pub markdown: PathBuf,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Serialize, Default)]
@@ -93,6 +92,23 @@ fn question(i: usize) -> String {
     format!("What is {} + {}? Answer with the number only.", 3 + i % 17, 5 + i / 17)
 }
 
+/// Client `i`'s chat request: the question under the model prefix that names the
+/// strategy and budget, in the OpenAI shapes of ponder-http's client.
+fn chat_body(a: &Args, i: usize) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(format!("{}-{}:m", a.strategy, a.budget)));
+    body.insert("messages".into(), wire::messages(&[Message::user(question(i))]));
+    body.insert("max_tokens".into(), json!(a.max_tokens));
+    Value::Object(body)
+}
+
+/// The time the strategy ran inside the gateway (`ponder.timing.strategy_ms`), and the
+/// tokens it generated, from a chat response.
+fn inside_and_completion(v: &Value) -> Option<(f64, u64)> {
+    let inside = v.pointer("/ponder/timing/strategy_ms")?.as_f64()?;
+    Some((inside, wire::usage(v).completion))
+}
+
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.clients > 0 && a.budget > 0 && a.max_tokens > 0, "--clients, --budget and --max-tokens must be positive");
     let sampling = SamplingParams { max_tokens: a.max_tokens, ..SamplingParams::default() };
@@ -144,21 +160,17 @@ pub fn run(a: Args) -> Result<()> {
         let t = Instant::now();
         let tasks: Vec<_> = (0..a.clients)
             .map(|i| {
-                let body = json!({
-                    "model": format!("{}-{}:m", a.strategy, a.budget),
-                    "messages": [{ "role": "user", "content": question(i) }],
-                    "max_tokens": a.max_tokens,
-                });
+                let body = chat_body(&a, i);
                 let (http, url) = (http.clone(), url.clone());
                 tokio::spawn(async move {
                     let start = Instant::now();
                     let r = http.post(&url).json(&body).send().await?;
                     let status = r.status();
-                    let v: serde_json::Value = r.json().await?;
+                    let v: Value = r.json().await?;
                     let ms = start.elapsed().as_secs_f64() * 1000.0;
                     anyhow::ensure!(status.is_success(), "{status}: {v}");
-                    let inside = v["ponder"]["timing"]["strategy_ms"].as_f64().context("no timing")?;
-                    anyhow::Ok((ms, ms - inside, v["usage"]["completion_tokens"].as_u64().unwrap_or(0)))
+                    let (inside, completion) = inside_and_completion(&v).context("no ponder.timing.strategy_ms")?;
+                    anyhow::Ok((ms, ms - inside, completion))
                 })
             })
             .collect();
@@ -193,11 +205,7 @@ pub fn run(a: Args) -> Result<()> {
             added_mean_ms: mean,
         })
     })?;
-    super::bench::write_json(&a.out, &report)?;
-    let table = markdown(&report);
-    println!("{table}");
-    super::bench::update_markdown(&a.markdown, "serve", &table)?;
-    println!("wrote {} and the serve section of {}", a.out.display(), a.markdown.display());
+    a.report.write("serve", &report, &markdown(&report))?;
     anyhow::ensure!(report.direct.errors == 0 && report.gateway.errors == 0, "some requests failed");
     Ok(())
 }
