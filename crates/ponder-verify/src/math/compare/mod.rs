@@ -49,12 +49,15 @@ impl Outcome {
 
 type R = Result<Outcome, Exhausted>;
 
+/// Sample points: one assignment of a value to each variable per point.
+type Points = Vec<Vec<(String, f64)>>;
+
 pub(crate) struct Ctx<'o> {
     pub opts: &'o GraderOptions,
     pub budget: Budget,
     /// Sample points already drawn, by variable list (the same few lists recur across
     /// the items of a list).
-    points: Vec<(Vec<String>, Vec<Vec<(String, f64)>>)>,
+    points: Vec<(Vec<String>, Points)>,
 }
 
 impl<'o> Ctx<'o> {
@@ -63,7 +66,7 @@ impl<'o> Ctx<'o> {
     }
 
     /// Seeded sample points for `vars` (drawn once per list of names and check).
-    fn sample_points(&mut self, vars: &[String]) -> Result<Vec<Vec<(String, f64)>>, Exhausted> {
+    fn sample_points(&mut self, vars: &[String]) -> Result<Points, Exhausted> {
         // Setting up a numeric comparison costs work too, found or not.
         self.budget.spend(8 + 2 * vars.len() as u64)?;
         if let Some((_, pts)) = self.points.iter().find(|(v, _)| v == vars) {
@@ -435,7 +438,7 @@ pub(crate) fn close(a: f64, b: f64, rel_tol: f64) -> bool {
 
 /// Seeded sample points: positive values in [0.3, 3) for most, negative ones for some, so
 /// `|x|` and `x` differ while `\sqrt{x}` stays defined at most points.
-fn sample_points(opts: &GraderOptions, vars: &[String]) -> Vec<Vec<(String, f64)>> {
+fn sample_points(opts: &GraderOptions, vars: &[String]) -> Points {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     (0..opts.n_points.max(2))
         .map(|k| {
