@@ -191,12 +191,17 @@ fn issue16_solve_verify_resample_runs_on_tests() {
     assert_fails_with(&ponder(&["solve", "x", "--tests", empty.to_str().unwrap()]), "is empty");
 }
 
-/// Issue 16: `eval` on code datasets takes `--allow-unsandboxed` as `grade code` does (the
-/// flag parses; the run then fails on the bad limit, before any model loads).
+/// Issue 16: `eval` on code datasets (and `flaws`, which replays a code run in the sandbox)
+/// take `--allow-unsandboxed` as `grade code` does: the flag parses, and each command then
+/// fails on its other bad input, before any model or sandbox starts.
 #[test]
-fn issue16_eval_accepts_allow_unsandboxed() {
+fn issue16_code_commands_accept_allow_unsandboxed() {
     let o = ponder(&["eval", "--dataset", "humaneval", "--allow-unsandboxed", "--limit", "0", "--no-store"]);
     assert_fails_with(&o, "--limit must be at least 1, got 0");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("none.sqlite");
+    let o = ponder(&["flaws", "1", "--allow-unsandboxed", "--store", store.to_str().unwrap()]);
+    assert_fails_with(&o, "no run store at");
 }
 
 /// Issue 16: the default context loads without a warning (llama.cpp's complaint that the
