@@ -7,6 +7,8 @@
 //!    in their own file beside the code, `#[cfg(test)] mod tests;`); and in any other file,
 //!    the inline `#[cfg(test)] mod NAME { .. }` block that ends it (its lines, from the
 //!    `#[cfg(test)]`, are not counted).
+//! 3. Every `include_str!`/`include_bytes!` path stays inside the file's own crate: a file
+//!    compiled in from another crate is an edge Cargo cannot see, and breaks packaging.
 //!
 //! [`EXEMPT`] names each file allowed past rule 2 and why; an exemption no longer needed
 //! fails the test, so the list cannot go stale.
@@ -50,6 +52,37 @@ fn is_test_file(rel: &Path) -> bool {
     in_tests_dir || name == "tests.rs" || name.ends_with("_tests.rs")
 }
 
+/// The paths `text` compiles in with `include_str!("..")` or `include_bytes!("..")`.
+fn included_paths(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for mac in ["include_str!(\"", "include_bytes!(\""] {
+        let mut rest = text;
+        while let Some(at) = rest.find(mac) {
+            rest = &rest[at + mac.len()..];
+            if let Some(end) = rest.find('"') {
+                out.push(&rest[..end]);
+            }
+        }
+    }
+    out
+}
+
+/// `path` relative to the directory of `file` (both relative to the workspace), with `..`
+/// resolved lexically.
+fn resolve(file: &Path, path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in file.parent().unwrap_or(Path::new("")).join(path).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Lines of `text` before the inline `#[cfg(test)] mod NAME {` block, if it has one.
 fn code_lines(text: &str) -> usize {
     let lines: Vec<&str> = text.lines().collect();
@@ -73,6 +106,12 @@ fn every_source_file_says_what_it_is_and_stays_small() {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         if !text.starts_with("//!") {
             problems.push(format!("{}: the first line is not a `//!` line", rel.display()));
+        }
+        let own_crate: PathBuf = rel.components().take(2).collect();
+        for included in included_paths(&text) {
+            if !resolve(rel, included).starts_with(&own_crate) {
+                problems.push(format!("{}: includes {included:?}, outside {}", rel.display(), own_crate.display()));
+            }
         }
         if is_test_file(rel) {
             continue;
@@ -103,4 +142,13 @@ fn the_rules_read_files_as_stated() {
     assert_eq!(code_lines("//! a\nfn f() {}\n\n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\n"), 3);
     // A test module in its own file is declared, not inline: every line counts.
     assert_eq!(code_lines("//! a\n#[cfg(test)]\nmod tests;\nfn f() {}\n"), 4);
+    let text = "const A: &str = include_str!(\"../../data/x.jsonl\");\nconst B: &[u8] = include_bytes!(\"y.bin\");";
+    assert_eq!(included_paths(text), ["../../data/x.jsonl", "y.bin"]);
+    let file = Path::new("crates/ponder-eval/src/tasks/competition.rs");
+    assert_eq!(resolve(file, "../../data/x.jsonl"), Path::new("crates/ponder-eval/data/x.jsonl"));
+    // What competition.rs used to include, before issue 16.
+    assert_eq!(
+        resolve(file, "../../../ponder-verify/data/math500/test.jsonl"),
+        Path::new("crates/ponder-verify/data/math500/test.jsonl")
+    );
 }
