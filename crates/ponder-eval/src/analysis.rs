@@ -19,8 +19,77 @@ use serde::Serialize;
 use crate::cost::{CostSummary, Prices};
 use crate::curves::{self, CurveOptions, CurvePoint, Estimate, SampleView};
 use crate::runner::RunConfig;
-use crate::store::{OutcomeRow, ProblemRow, RunInfo, SampleRow, Store};
+use crate::store::{OutcomeRow, ProblemRow, RunInfo, SampleRow, Store, UnitRecord};
 use crate::Error;
+
+/// What accuracy needs of one unit, however it was obtained (stored, or just run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitCounts {
+    pub correct: bool,
+    /// No answer given (verify-resample: no sample passed its verifier).
+    pub abstained: bool,
+    pub n_samples: usize,
+    pub usage: Usage,
+}
+
+impl From<&OutcomeRow> for UnitCounts {
+    fn from(o: &OutcomeRow) -> UnitCounts {
+        UnitCounts { correct: o.correct, abstained: o.abstained, n_samples: o.n_samples, usage: o.usage }
+    }
+}
+
+impl From<&UnitRecord> for UnitCounts {
+    fn from(r: &UnitRecord) -> UnitCounts {
+        let o = &r.outcome;
+        UnitCounts { correct: r.correct, abstained: o.abstained, n_samples: o.candidates.len(), usage: o.usage }
+    }
+}
+
+/// Correct, wrong and abstained units, samples and usage over a set of units: the one
+/// accuracy computation behind `ponder eval`'s table and JSON and every [`GroupSummary`].
+/// An abstention that a checker still calls correct counts as correct, so
+/// `n = n_correct + n_wrong + n_abstained`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub n: usize,
+    pub n_correct: usize,
+    /// Answered and wrong.
+    pub n_wrong: usize,
+    pub n_abstained: usize,
+    /// Samples drawn, summed over units.
+    pub n_samples: usize,
+    /// Usage as stored, summed over units.
+    pub usage: Usage,
+}
+
+impl Counts {
+    pub fn of(units: impl IntoIterator<Item = UnitCounts>) -> Counts {
+        let mut c = Counts::default();
+        for u in units {
+            c.n += 1;
+            c.n_samples += u.n_samples;
+            c.usage += u.usage;
+            if u.correct {
+                c.n_correct += 1;
+            } else if u.abstained {
+                c.n_abstained += 1;
+            } else {
+                c.n_wrong += 1;
+            }
+        }
+        c
+    }
+
+    /// Correct units over all units; 0 without units.
+    pub fn accuracy(&self) -> f64 {
+        self.n_correct as f64 / self.n.max(1) as f64
+    }
+
+    /// Mean samples drawn per unit; 0 without units.
+    pub fn mean_samples(&self) -> f64 {
+        self.n_samples as f64 / self.n.max(1) as f64
+    }
+}
 
 /// A run with everything stored for it.
 #[derive(Debug, Clone)]
@@ -170,8 +239,7 @@ impl RunData {
         if rows.is_empty() {
             return None;
         }
-        let n_correct = rows.iter().filter(|o| o.correct).count();
-        let n_abstained = rows.iter().filter(|o| o.abstained && !o.correct).count();
+        let counts = Counts::of(rows.iter().map(|&o| UnitCounts::from(o)));
         // Per problem: mean correctness over its seeds; bootstrap over problems.
         let mut per_problem: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
         for o in &rows {
@@ -186,15 +254,15 @@ impl RunData {
         Some(GroupSummary {
             config: c.clone(),
             seeds: seeds.into_iter().collect(),
-            n_units: rows.len(),
-            n_correct,
-            n_wrong: rows.len() - n_correct - n_abstained,
-            n_abstained,
+            n_units: counts.n,
+            n_correct: counts.n_correct,
+            n_wrong: counts.n_wrong,
+            n_abstained: counts.n_abstained,
             accuracy: curves::bootstrap(&values, 1000, 0.95, salt),
-            mean_samples: rows.iter().map(|o| o.n_samples as f64).sum::<f64>() / rows.len() as f64,
+            mean_samples: counts.mean_samples(),
             stopped_early: rows.iter().filter(|o| o.stopped_early).count(),
-            cost: CostSummary::new(self.info.n_params, prices, &usages, n_correct),
-            raw_usage: rows.iter().map(|o| o.usage).sum(),
+            cost: CostSummary::new(self.info.n_params, prices, &usages, counts.n_correct),
+            raw_usage: counts.usage,
         })
     }
 

@@ -8,13 +8,36 @@
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
-use ponder_core::strategy::{Ctx, Outcome, Strategy, StrategyError};
+use ponder_core::strategy::{self, Ctx, Outcome, SearchConfig, Strategy, StrategyError};
 use ponder_core::{
     CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, Sample, SampleRequest, SampleStream,
     SamplingParams, StepSession, Usage,
 };
 
 use crate::plan::{agreement, Policy};
+use crate::Error;
+
+/// The strategy factory `ponder solve` and `ponder eval` share: `auto` applies `policy`
+/// (an error without one), every other name is ponder-core's, with `search` configuring
+/// the step-level search strategies. Fails on a bad name or budget before any model work.
+pub fn build_strategy(
+    name: &str,
+    budget: usize,
+    sampling: &SamplingParams,
+    search: &SearchConfig,
+    policy: Option<&Policy>,
+) -> Result<Box<dyn Strategy>, Error> {
+    let by_name = |n: &str, b: usize, s: &SamplingParams| {
+        strategy::build_with(n, b, s.clone(), search).map_err(|e| Error::Strategy(Box::new(e)))
+    };
+    if name == "auto" {
+        let Some(policy) = policy else {
+            return Err(Error::NeedsPolicy);
+        };
+        return Ok(Box::new(Auto::new(policy.clone(), sampling.clone(), by_name)?));
+    }
+    by_name(name, budget, sampling)
+}
 
 /// The `auto` strategy.
 pub struct Auto {
@@ -25,8 +48,8 @@ pub struct Auto {
 }
 
 impl Auto {
-    /// Builds the bins' strategies with `build` (the binary's strategy factory), so a policy
-    /// naming an unknown strategy fails here, before any model work.
+    /// Builds the bins' strategies with `build` (see [`build_strategy`]), so a policy naming
+    /// an unknown strategy fails here, before any model work.
     pub fn new<E>(
         policy: Policy,
         sampling: SamplingParams,

@@ -1,6 +1,6 @@
 //! Errors of ponder-eval.
 
-/// What can go wrong loading a dataset.
+/// What can go wrong loading a dataset, planning, running or reading a run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown dataset `{spec}`; known: {}", crate::KNOWN_SPECS)]
@@ -44,6 +44,18 @@ pub enum Error {
     /// A problem's strategy failed; units stored so far stay.
     #[error("{strategy} (budget {budget}, seed {seed}) on problem {problem}: {source}")]
     Unit { strategy: String, budget: usize, seed: u64, problem: String, source: Box<ponder_core::strategy::StrategyError> },
+    /// A strategy name or budget that does not build.
+    #[error(transparent)]
+    Strategy(Box<ponder_core::strategy::StrategyError>),
+    /// Strategy `auto` without a policy.
+    #[error("strategy auto needs --policy FILE (written by `ponder plan`)")]
+    NeedsPolicy,
+    /// Two problems of a dataset share an id (units are keyed by it).
+    #[error("dataset {spec}: problem id {id:?} appears twice; ids must be unique")]
+    DuplicateId { spec: String, id: String },
+    /// A run stored without the arguments it was started with cannot be resumed.
+    #[error("run {id} has no stored arguments to resume with")]
+    NoStoredArgs { id: i64 },
     /// A policy file (`ponder plan`, `--strategy auto`) that cannot be used.
     #[error("policy {path}: {reason}")]
     Policy { path: String, reason: String },

@@ -10,17 +10,100 @@
 //! abstentions at every k, and the k that maximises utility when a wrong answer costs a
 //! multiple of an abstention. The paper's claims: false positives cap accuracy whatever k
 //! is, and with costly wrong answers the best k is small.
+//!
+//! A `verify-resample` run measures its verifier as it goes: every candidate it drew has
+//! its verifier verdict stored as its score, and its hidden-test verdict as its
+//! correctness. [`verifier_report`] reads both off the store, with no sandbox.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use ponder_core::strategy::Candidate;
+use ponder_core::verifier::{best_k, expected_utility, Utility};
 use ponder_core::{FinishReason, Problem};
 use serde::Serialize;
 
 use crate::analysis::RunData;
 use crate::curves::{bootstrap, pass_at_k, Estimate};
+use crate::runs::Group;
 use crate::{Dataset, Error};
+
+/// How often a `verify-resample` run's verifier (visible tests) agreed with the truth
+/// (hidden tests), over every candidate drawn, and the k that maximises expected utility
+/// given those rates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifierReport {
+    pub n_candidates: usize,
+    /// Candidates passing the visible tests / the hidden tests / both.
+    pub n_visible_pass: usize,
+    pub n_hidden_pass: usize,
+    pub n_both_pass: usize,
+    /// P(visible pass | hidden fail): the rate `resample_odds` takes. `None` without any
+    /// wrong candidate.
+    pub false_positive_rate: Option<f64>,
+    /// P(visible pass | hidden pass). `None` without any correct candidate.
+    pub true_positive_rate: Option<f64>,
+    /// Fraction of visible-passing candidates that fail the hidden tests (what a user of
+    /// the verifier sees). `None` when nothing passed.
+    pub wrong_among_passing: Option<f64>,
+    /// Per-problem fraction of drawn candidates passing the hidden tests. Biased low on
+    /// problems that stopped early at a pass: a later sample might have failed.
+    pub success_rates: Vec<f64>,
+    pub utility: UtilityReport,
+    /// The k in 1..=[`MAX_K`] with the highest expected utility, at the measured rates (an
+    /// unmeasured rate is taken as tpr 1, fpr 0).
+    pub best_k: usize,
+    pub best_k_utility: f64,
+    /// Expected utility at the run's own budget.
+    pub budget_utility: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct UtilityReport {
+    pub correct: f64,
+    pub wrong_cost: f64,
+    pub abstain_cost: f64,
+}
+
+/// Largest k searched by [`verifier_report`].
+pub const MAX_K: usize = 100;
+
+/// Compares the verifier's verdicts (the candidates' scores: 1 = visible tests pass) of
+/// group `g` with the truth (each candidate graded on the hidden tests when stored), over
+/// `problems`, and runs the fLaws analysis under `utility`.
+pub fn verifier_report(data: &RunData, g: &Group, problems: &[Problem], utility: &Utility) -> VerifierReport {
+    let mut by_problem: HashMap<&str, Vec<(bool, bool)>> = HashMap::new();
+    for s in data.samples.iter().filter(|s| s.key.strategy == g.strategy && s.key.budget == g.budget && s.key.seed == g.seed) {
+        by_problem.entry(s.key.problem_id.as_str()).or_default().push((s.score == Some(1.0), s.correct));
+    }
+    let verdicts: Vec<Vec<(bool, bool)>> = problems.iter().map(|p| by_problem.remove(p.id.as_str()).unwrap_or_default()).collect();
+    let all: Vec<(bool, bool)> = verdicts.iter().flatten().copied().collect();
+    let count = |f: fn(&(bool, bool)) -> bool| all.iter().filter(|v| f(v)).count();
+    let n_visible_pass = count(|v| v.0);
+    let n_hidden_pass = count(|v| v.1);
+    let n_both_pass = count(|v| v.0 && v.1);
+    let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
+    let false_positive_rate = ratio(n_visible_pass - n_both_pass, all.len() - n_hidden_pass);
+    let true_positive_rate = ratio(n_both_pass, n_hidden_pass);
+    let success_rates: Vec<f64> =
+        verdicts.iter().map(|v| ratio(v.iter().filter(|x| x.1).count(), v.len()).unwrap_or(0.0)).collect();
+    let (tpr, fpr) = (true_positive_rate.unwrap_or(1.0), false_positive_rate.unwrap_or(0.0));
+    let (best_k, best_k_utility) = best_k(&success_rates, tpr, fpr, utility, MAX_K);
+    VerifierReport {
+        n_candidates: all.len(),
+        n_visible_pass,
+        n_hidden_pass,
+        n_both_pass,
+        false_positive_rate,
+        true_positive_rate,
+        wrong_among_passing: ratio(n_visible_pass - n_both_pass, n_visible_pass),
+        budget_utility: expected_utility(&success_rates, tpr, fpr, utility, g.budget),
+        success_rates,
+        utility: UtilityReport { correct: utility.correct, wrong_cost: utility.wrong, abstain_cost: utility.abstain },
+        best_k,
+        best_k_utility,
+    }
+}
 
 /// One candidate's two verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

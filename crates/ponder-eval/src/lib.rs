@@ -2,12 +2,17 @@
 //!
 //! A [`Dataset`] is problems plus the checker that grades answers to them. [`load`] turns
 //! a spec such as `gsm8k` or `arith:3` into one, and [`prompt`] turns a problem into
-//! messages. Data is compiled in (`include_str!`) or generated, so loading does no I/O,
+//! messages. Every dataset lives here, under `data/` with its provenance, and its loader
+//! under [`tasks`]. Data is compiled in (`include_str!`) or generated, so loading does no I/O,
 //! except that the code datasets (`humaneval`, `mbpp`) start a sandbox pool to grade with
 //! and `jsonl:PATH` reads its file.
 //!
-//! Evaluation: [`runner`] runs units (problem × strategy × budget × seed) and persists each
-//! in the [`store`] (SQLite) as it completes; [`analysis`] summarises a stored run,
+//! Evaluation, end to end: [`runs`] loads a run's problems, plans its units and reopens a
+//! stored run to resume it; [`runner`] runs units (problem × strategy × budget × seed) and
+//! persists each in the [`store`] (SQLite) as it completes; [`summary`] gives what
+//! `ponder eval` prints and writes (one accuracy computation, [`analysis::Counts`]), with
+//! the verifier measurement of [`flaws`] and the agreement between strategies;
+//! [`auto::build_strategy`] builds every strategy by name; [`analysis`] summarises a stored run,
 //! [`curves`] computes pass@k / maj@k / best-of-k curves from its samples, [`cost`] adds
 //! FLOPs, prices and cost-of-pass, [`report`] writes HTML/Markdown/CSV, [`plan`] fits a
 //! compute-optimal policy that [`auto::Auto`] applies.
@@ -23,7 +28,9 @@ pub mod plan;
 mod prompt;
 pub mod report;
 pub mod runner;
+pub mod runs;
 pub mod store;
+pub mod summary;
 pub mod tasks;
 
 use std::fmt;
@@ -32,7 +39,7 @@ use std::sync::Arc;
 use ponder_core::answer::{extract_answer, Equivalence, NumericEquivalence};
 use ponder_core::verifier::Verifier;
 use ponder_core::{Checker, GoldChecker, Problem};
-use ponder_verify::code::{self, CodeEquivalence, HiddenTestsChecker, Limits, Pool, Sandbox, SandboxVerifier};
+use ponder_verify::code::{extract_code, CodeEquivalence, Limits, Pool, Sandbox, SandboxConfig};
 use ponder_verify::math::MathEquivalence;
 
 pub use error::Error;
@@ -96,6 +103,9 @@ pub struct LoadOptions {
     /// Leave out rows of a `jsonl:` file that do not parse (they are returned in
     /// [`LoadedDataset::skipped`]) instead of failing.
     pub skip_bad_rows: bool,
+    /// Code datasets: run the programs without isolation when bubblewrap cannot isolate
+    /// (unsafe: they run with the caller's privileges), as `ponder grade code` allows.
+    pub allow_unsandboxed: bool,
 }
 
 /// A dataset and the rows of its file that were skipped.
@@ -112,7 +122,8 @@ pub fn load(spec: &str, seed: u64) -> Result<Dataset, Error> {
     load_with(spec, seed, LoadOptions::default()).map(|l| l.dataset)
 }
 
-/// [`load`] with options: `jsonl:PATH` files may have their bad rows skipped.
+/// [`load`] with options: `jsonl:PATH` files may have their bad rows skipped, code
+/// datasets may run unsandboxed.
 pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDataset, Error> {
     let spec = spec.trim();
     if let Some((base, range)) = slice_of(spec)? {
@@ -130,7 +141,7 @@ pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDa
         let loaded = tasks::jsonl::load(std::path::Path::new(path), options.skip_bad_rows)?;
         return Ok(LoadedDataset { dataset: math(spec, loaded.problems), skipped: loaded.skipped });
     }
-    load_builtin(spec, seed).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
+    load_builtin(spec, seed, options).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
 }
 
 /// `SPEC[FROM..TO]` or `SPEC[FROM..]`: problems FROM (inclusive) to TO (exclusive) in the
@@ -163,15 +174,15 @@ pub fn fingerprint(problems: &[Problem]) -> String {
     hex::encode(h.finalize())
 }
 
-fn load_builtin(spec: &str, seed: u64) -> Result<Dataset, Error> {
+fn load_builtin(spec: &str, seed: u64, options: LoadOptions) -> Result<Dataset, Error> {
     let parts: Vec<&str> = spec.split(':').collect();
     match parts.as_slice() {
         ["gsm8k"] => Ok(numeric("gsm8k", tasks::gsm8k::test()?)),
         ["math500"] => Ok(math("math500", tasks::competition::math500()?)),
         ["aime24"] => Ok(math("aime24", tasks::competition::aime24()?)),
         ["aime25"] => Ok(math("aime25", tasks::competition::aime25()?)),
-        ["humaneval"] => code_dataset("humaneval", code::humaneval()),
-        ["mbpp"] => code_dataset("mbpp", code::mbpp()),
+        ["humaneval"] => code_dataset("humaneval", tasks::code::humaneval(), options),
+        ["mbpp"] => code_dataset("mbpp", tasks::code::mbpp(), options),
         ["arith"] => arith(DEFAULT_ARITH_LEVEL, DEFAULT_GENERATED, seed),
         ["arith", level] => arith(parse_level(level)?, DEFAULT_GENERATED, seed),
         ["arith", level, count] => arith(parse_level(level)?, parse_count(count)?, seed),
@@ -213,24 +224,26 @@ fn math(name: &str, problems: Vec<Problem>) -> Dataset {
 /// HumanEval/MBPP: the question is the problem's prompt (HumanEval: signature and
 /// docstring; MBPP: the task and its first test), gold is the problem id, answers are the
 /// code in the output, graded on the hidden tests, verified on the visible ones; both
-/// share one sandbox pool of the default size. Fails when the sandbox cannot isolate.
-fn code_dataset(name: &str, problems: Vec<code::CodeProblem>) -> Result<Dataset, Error> {
-    let pool = Arc::new(Pool::with_default_size(Sandbox::new(Default::default())?));
+/// share one sandbox pool of the default size. Fails when the sandbox cannot isolate,
+/// unless `options.allow_unsandboxed`.
+fn code_dataset(name: &str, problems: Vec<tasks::code::CodeProblem>, options: LoadOptions) -> Result<Dataset, Error> {
+    let config = SandboxConfig { allow_unsandboxed: options.allow_unsandboxed, ..SandboxConfig::default() };
+    let pool = Arc::new(Pool::with_default_size(Sandbox::new(config)?));
     let problems = problems
         .iter()
         .map(|p| {
-            let id = code::problem_id(p);
+            let id = tasks::code::problem_id(p);
             Problem { question: p.prompt.clone(), gold: id.clone(), id, level: None, steps: Vec::new() }
         })
         .collect();
     Ok(Dataset {
         name: name.into(),
         problems,
-        checker: Arc::new(HiddenTestsChecker::new(Arc::clone(&pool), Limits::default())),
-        extract: code::extract_code,
+        checker: Arc::new(tasks::code::hidden_tests_checker(Arc::clone(&pool), Limits::default())),
+        extract: extract_code,
         equivalence: Arc::new(CodeEquivalence),
         kind: Kind::Code,
-        verifier: Some(Arc::new(SandboxVerifier::new(pool, Limits::default()))),
+        verifier: Some(Arc::new(tasks::code::visible_tests_verifier(pool, Limits::default()))),
     })
 }
 
@@ -298,7 +311,7 @@ mod tests {
             assert_eq!((p.id.as_str(), p.gold.as_str()), (first, first));
             assert_eq!(PromptTemplate::default_for(d.kind, true, "qwen2").name, "code-chat");
             assert!(d.verifier.is_some());
-            let code = &ponder_verify::code::code_problems()[first];
+            let code = &tasks::code::code_problems()[first];
             let reply = format!("Sure:\n```python\n{}\n```", code.reference_solution);
             assert!(d.checker.is_correct(p, (d.extract)(&reply).as_deref()), "{first}");
             let wrong = format!("```python\ndef {}(*args):\n    return None\n```", code.entry_point);

@@ -21,8 +21,7 @@ mod config;
 mod generator;
 mod reward;
 mod session;
-pub mod tools;
-mod wire;
+pub mod wire;
 
 pub use client::{Caps, ProbeMode};
 pub use config::{Api, EndpointConfig, HttpConfig, StepMode};

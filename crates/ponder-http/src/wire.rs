@@ -1,10 +1,11 @@
-//! OpenAI wire format: request bodies from the contract's types, samples and usage from
-//! response bodies. Parsing is lenient (servers differ) but never guesses a token count.
+//! OpenAI wire format, the client side: request bodies from the contract's types, samples
+//! and usage from response bodies. Parsing is lenient (servers differ) but never guesses a
+//! token count. Public so that other clients in the workspace (`ponder bench serve`) speak
+//! to servers in the same shapes.
 
+use ponder_core::answer::tools;
 use ponder_core::{derive_seed, FinishReason, Message, SamplingParams, ToolCall, Usage};
 use serde_json::{json, Map, Value};
-
-use crate::tools;
 
 /// A message as OpenAI's `messages` array holds it.
 pub fn message(m: &Message) -> Value {

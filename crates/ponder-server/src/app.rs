@@ -1,6 +1,6 @@
-//! The routes and what each request goes through: key, body size, parsing, ceilings, the
-//! key's token reservation (all before any generation), then the strategy, then the answer
-//! as one JSON body or as a stream of progress events and chunks.
+//! The routes and what each request goes through: key, body size and parsing here, then
+//! admission and the strategy (`run.rs`), then the answer as one JSON body (`response.rs`)
+//! or as a stream of progress events and chunks (`stream.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,23 +12,18 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ponder_core::process::SelfEval;
-use ponder_core::scorer::{MeanLogprob, OutcomeScorer};
-use ponder_core::strategy::{self, Candidate, Ctx, Outcome, SearchConfig, StrategyError};
-use ponder_core::{Generator, Problem, SampleRequest};
+use ponder_core::strategy::{self, SearchConfig};
 use ponder_http::RewardScorer;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::observe::{Observed, Progress};
-use crate::request::{self, Kind, Request};
-use crate::response::{extract, response_body, GatewayEquivalence, Ran, TokenLogprobs};
-use crate::settle::{Meter, Metered};
+use crate::request::{self, Kind};
+use crate::response::response_body;
+use crate::run::{admit, known_scorer, run};
 use crate::stream::stream;
 
 /// Everything the handlers share.
@@ -171,130 +166,6 @@ async fn apply_template(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
     let messages = request::messages(v.get("messages"), st.config.limits.max_messages)?;
     let prompt = st.backend.render(&messages).await.map_err(|e| ApiError::from_gen(&e, st.backend.is_upstream()))?;
     Ok(Json(json!({ "prompt": prompt })))
-}
-
-/// Checks the ceilings and reserves the key's worst case: nothing is generated before this.
-fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<Arc<Meter>, ApiError> {
-    let samples = req.samples() as u64;
-    let worst = samples.saturating_mul(u64::from(req.sampling.max_tokens));
-    let ceiling = req.max_total_tokens.map_or(st.config.limits.max_total_tokens, |c| c.min(st.config.limits.max_total_tokens));
-    if worst > ceiling {
-        return Err(ApiError::invalid(format!(
-            "budget {samples} x max_tokens {} = {worst} tokens is above the token ceiling of {ceiling}",
-            req.sampling.max_tokens
-        ))
-        .param(if req.max_total_tokens.is_some() { "ponder.max_total_tokens" } else { "max_tokens" })
-        .code("token_ceiling_exceeded"));
-    }
-    let prompt = match req.kind {
-        Kind::Chat => st.backend.prompt_tokens(&req.messages, req.tools.as_ref()).map_err(|e| ApiError::from_gen(&e, false))?,
-        Kind::Completion => req.messages.first().and_then(|m| st.backend.raw_tokens(&m.content)),
-    };
-    let reserve = samples.saturating_mul(u64::from(req.sampling.max_tokens) + prompt.unwrap_or(0) as u64);
-    Ok(Meter::new(st.keys.reserve(key, reserve)?, st.metrics.clone()))
-}
-
-fn known_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
-    match name {
-        "mean-logprob" | "self-eval" => Ok(()),
-        "reward" if st.reward.is_some() => Ok(()),
-        "reward" => Err(ApiError::invalid("scorer reward needs a [reward] model in the server config").param("ponder.scorer")),
-        other => Err(ApiError::invalid(format!("unknown scorer {other:?} (known: mean-logprob, self-eval, reward)")).param("ponder.scorer")),
-    }
-}
-
-/// Runs the request within the server's request timeout.
-pub(crate) async fn run(
-    st: Arc<AppState>,
-    req: Arc<Request>,
-    meter: Arc<Meter>,
-    progress: Option<mpsc::UnboundedSender<Progress>>,
-) -> Result<Ran, ApiError> {
-    let timeout = Duration::from_secs(st.config.limits.request_timeout_s);
-    match tokio::time::timeout(timeout, run_inner(st, req, meter, progress)).await {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "server_error",
-            format!("the request did not finish within {} s", timeout.as_secs()),
-        )
-        .code("timeout")),
-    }
-}
-
-/// Runs the request's strategy; `single` (with any `n`) draws plain samples, keeping their
-/// token logprobs. Everything the backend reports goes through `meter`.
-async fn run_inner(
-    st: Arc<AppState>,
-    req: Arc<Request>,
-    meter: Arc<Meter>,
-    progress: Option<mpsc::UnboundedSender<Progress>>,
-) -> Result<Ran, ApiError> {
-    let upstream = st.backend.is_upstream();
-    let inner = match req.kind {
-        Kind::Chat => st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref()),
-        Kind::Completion => st.backend.raw().map_err(|e| ApiError::from_gen(&e, upstream))?,
-    };
-    let mut generator: Arc<dyn Generator> = Arc::new(Metered { inner, meter });
-    if let Some(tx) = progress {
-        generator = Arc::new(Observed { inner: generator, tx });
-    }
-    let ctx_extract = extract;
-    let equivalence = GatewayEquivalence;
-    if req.strategy == "single" {
-        let sreq = SampleRequest { messages: req.messages.clone(), n: req.n, params: req.sampling.clone(), first_index: 0 };
-        let got = generator.sample(sreq).await.map_err(|e| ApiError::from_gen(&e, upstream))?;
-        let got = got.collect().await.map_err(|e| ApiError::from_gen(&e, upstream))?;
-        if let Some((i, e)) = got.failures.first() {
-            return Err(ApiError::from_gen(e, upstream).code(format!("sample_{i}_failed")));
-        }
-        let ctx = Ctx { generator: generator.as_ref(), equivalence: &equivalence, extract: ctx_extract, scorer: None, process: None, verifier: None };
-        let logprobs = got
-            .samples
-            .iter()
-            .map(|s| TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() })
-            .collect();
-        let candidates: Vec<Candidate> = got.samples.into_iter().map(|s| strategy::candidate(s, &ctx)).collect();
-        if candidates.is_empty() {
-            return Err(ApiError::from_strategy(&StrategyError::InsufficientCandidates(req.n), upstream));
-        }
-        let outcome = Outcome {
-            strategy: "single".into(),
-            answer: candidates.first().and_then(|c| c.answer.clone()),
-            chosen: Some(0),
-            candidates,
-            votes: Vec::new(),
-            usage: got.usage,
-            n_failed: 0,
-            stopped_early: false,
-            abstained: false,
-        };
-        return Ok((outcome, logprobs));
-    }
-    let strategy = strategy::build_with(&req.strategy, req.budget, req.sampling.clone(), &SearchConfig::default())
-        .map_err(|e| ApiError::from_strategy(&e, upstream))?;
-    let mean_logprob = MeanLogprob;
-    let scorer: &dyn OutcomeScorer = match (req.scorer.as_str(), &st.reward) {
-        ("reward", Some(r)) => r,
-        _ => &mean_logprob,
-    };
-    let self_eval = SelfEval::default();
-    let ctx = Ctx {
-        generator: generator.as_ref(),
-        equivalence: &equivalence,
-        extract: ctx_extract,
-        scorer: Some(scorer),
-        // Always offered: on a backend without step-wise sessions a search strategy fails
-        // at `open` with an error naming the missing capability.
-        process: Some(&self_eval),
-        verifier: None,
-    };
-    let problem = Problem { id: "request".into(), question: req.question(), gold: String::new(), level: None, steps: Vec::new() };
-    strategy
-        .solve(&problem, &req.messages, &ctx)
-        .await
-        .map(|o| (o, Vec::new()))
-        .map_err(|e: StrategyError| ApiError::from_strategy(&e, upstream))
 }
 
 async fn handle(st: &Arc<AppState>, kind: Kind, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {

@@ -9,7 +9,8 @@ use ponder_core::{
     SampleStream, StepParams, StepSession, CancelToken, Usage,
 };
 use ponder_engine::Engine;
-use ponder_http::{tools, Api, HttpGenerator, StepMode};
+use ponder_core::answer::tools;
+use ponder_http::{Api, HttpGenerator, StepMode};
 use serde_json::{Map, Value};
 
 use crate::settle::Meter;

@@ -25,6 +25,7 @@ mod observe;
 mod probe;
 mod request;
 mod response;
+mod run;
 mod settle;
 mod stream;
 mod tool_defs;

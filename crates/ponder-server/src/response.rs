@@ -1,37 +1,21 @@
 //! What a finished request answers: the chosen candidate (with the vote on tool-call
 //! arguments), OpenAI's `usage` and `logprobs` objects, and the `ponder` field.
 
-use ponder_core::answer::{extract_answer, Equivalence, NumericEquivalence};
+use ponder_core::answer::tools::{self, ToolEquivalence, TOOL_PREFIX};
+use ponder_core::answer::NumericEquivalence;
 use ponder_core::strategy::Outcome;
 use ponder_core::{FinishReason, ToolCall, Usage};
-use ponder_http::tools;
 use serde_json::{json, Value};
 
 use crate::app::now;
 use crate::request::{Kind, Request};
 
 /// Answers are numbers (the v1 rules) unless a candidate calls tools: then its answer is
-/// `tool:NAMES` and strategies vote on the tool name first.
-pub(crate) fn extract(text: &str) -> Option<String> {
-    let (_, calls) = tools::parse(text);
-    if calls.is_empty() {
-        extract_answer(text)
-    } else {
-        Some(format!("tool:{}", calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",")))
-    }
-}
+/// `tool:NAMES` and strategies vote on the tool names first.
+pub(crate) use ponder_core::answer::tools::extract_with_tools as extract;
 
-pub(crate) struct GatewayEquivalence;
-
-impl Equivalence for GatewayEquivalence {
-    fn key(&self, answer: &str) -> String {
-        if answer.starts_with("tool:") {
-            answer.to_string()
-        } else {
-            NumericEquivalence.key(answer)
-        }
-    }
-}
+/// The gateway's answer rules: tool answers as written, numbers by value.
+pub(crate) const EQUIVALENCE: ToolEquivalence<NumericEquivalence> = ToolEquivalence(NumericEquivalence);
 
 pub(crate) fn openai_usage(u: &Usage) -> Value {
     let prompt = u.prompt_computed + u.prompt_reused;
@@ -71,26 +55,14 @@ pub(crate) fn decide(o: &Outcome, ignore: &[String], id: &str) -> Decision {
     let mut pos = o.chosen.filter(|&p| p < o.candidates.len());
     let mut tool_vote = None;
     let chosen_answer = pos.and_then(|p| o.candidates[p].answer.clone());
-    if let Some(names) = chosen_answer.filter(|a| a.starts_with("tool:") && !o.votes.is_empty()) {
-        let mut groups: Vec<(String, usize, usize)> = Vec::new(); // (arguments key, count, first position)
-        for (p, c) in o.candidates.iter().enumerate() {
-            if c.answer.as_deref() != Some(names.as_str()) {
-                continue;
-            }
-            let (_, calls) = tools::parse(&c.text);
-            let key = calls.iter().map(|k| tools::canonical_arguments(&k.arguments, ignore)).collect::<Vec<_>>().join("|");
-            match groups.iter_mut().find(|g| g.0 == key) {
-                Some(g) => g.1 += 1,
-                None => groups.push((key, 1, p)),
-            }
-        }
-        groups.sort_by(|a, b| b.1.cmp(&a.1).then(o.candidates[a.2].index.cmp(&o.candidates[b.2].index)));
-        if let Some(best) = groups.first() {
-            pos = Some(best.2);
+    if let Some(names) = chosen_answer.filter(|a| a.starts_with(TOOL_PREFIX) && !o.votes.is_empty()) {
+        let vote = tools::vote_arguments(&o.candidates, &names, ignore);
+        if vote.chosen.is_some() {
+            pos = vote.chosen;
         }
         tool_vote = Some(json!({
-            "tool": names.trim_start_matches("tool:"),
-            "arguments": groups.iter().map(|g| json!({ "arguments": g.0, "count": g.1 })).collect::<Vec<_>>(),
+            "tool": names.trim_start_matches(TOOL_PREFIX),
+            "arguments": vote.votes.iter().map(|v| json!({ "arguments": v.key, "count": v.count })).collect::<Vec<_>>(),
             "ignored": ignore,
         }));
     }
@@ -239,13 +211,14 @@ pub(crate) fn response_body(o: &Outcome, req: &Request, id: &str, logprobs: &[To
 
 #[cfg(test)]
 mod tests {
+    use ponder_core::answer::Equivalence;
     use ponder_core::strategy::{self, Candidate};
 
     use super::*;
 
     fn cand(index: usize, text: &str) -> Candidate {
         let answer = extract(text);
-        let key = answer.as_deref().map(|a| GatewayEquivalence.key(a));
+        let key = answer.as_deref().map(|a| EQUIVALENCE.key(a));
         Candidate { index, text: text.into(), answer, key, n_tokens: 1, mean_logprob: None, finish: FinishReason::Eos, score: None }
     }
 

@@ -8,34 +8,36 @@ use std::time::Duration;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ponder_core::answer::Equivalence;
-use ponder_core::strategy::Outcome;
+use ponder_core::strategy::{tally, Candidate, Outcome};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::{now, run, AppState};
+use crate::app::{now, AppState};
 use crate::error::ApiError;
 use crate::observe::Progress;
 use crate::request::{Kind, ProgressMode, Request};
-use crate::response::{decide, extract, openai_usage, ponder_field, tool_calls_json, GatewayEquivalence};
+use crate::response::{decide, extract, openai_usage, ponder_field, tool_calls_json, EQUIVALENCE};
+use crate::run::run;
 use crate::settle::Meter;
 
-/// Votes so far, for progress events.
+/// What the strategy has done so far, for progress events; the votes are counted by
+/// ponder-core's `tally`, the same counter the strategies decide with.
 #[derive(Default)]
-struct Tally {
-    counts: Vec<(String, String, usize)>, // (key, answer, count)
+struct Running {
+    /// Each finished sample with an answer, as a candidate without its text.
+    answered: Vec<Candidate>,
     done: usize,
     failed: usize,
     steps: usize,
 }
 
-impl Tally {
+impl Running {
     fn leader(&self) -> Value {
-        let mut sorted: Vec<&(String, String, usize)> = self.counts.iter().collect();
-        sorted.sort_by_key(|x| std::cmp::Reverse(x.2));
+        let votes = tally(&self.answered, false);
         json!({
-            "leader": sorted.first().map(|x| &x.1),
-            "leader_votes": sorted.first().map_or(0, |x| x.2),
-            "runner_up_votes": sorted.get(1).map_or(0, |x| x.2),
+            "leader": votes.first().map(|v| &v.answer),
+            "leader_votes": votes.first().map_or(0, |v| v.count),
+            "runner_up_votes": votes.get(1).map_or(0, |v| v.count),
         })
     }
 
@@ -46,11 +48,16 @@ impl Tally {
                 self.done += 1;
                 let answer = extract(&s.text);
                 if let Some(a) = &answer {
-                    let k = GatewayEquivalence.key(a);
-                    match self.counts.iter_mut().find(|c| c.0 == k) {
-                        Some(c) => c.2 += 1,
-                        None => self.counts.push((k, a.clone(), 1)),
-                    }
+                    self.answered.push(Candidate {
+                        index: s.index,
+                        text: String::new(),
+                        key: Some(EQUIVALENCE.key(a)),
+                        answer: Some(a.clone()),
+                        n_tokens: s.n_tokens,
+                        mean_logprob: None,
+                        finish: s.finish.clone(),
+                        score: None,
+                    });
                 }
                 json!({ "event": "sample", "index": s.index, "tokens": s.n_tokens, "answer": answer })
             }
@@ -158,7 +165,7 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, met
         let req = task_req;
         let budget = req.samples();
         let mut ready = Some(ready_tx);
-        let mut tally = Tally::default();
+        let mut running = Running::default();
         let mut role_sent = false;
         let open = |ready: &mut Option<oneshot::Sender<Result<(), ApiError>>>, role_sent: &mut bool| -> Vec<Event> {
             if let Some(r) = ready.take() {
@@ -177,7 +184,7 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, met
                 r = &mut work => break r,
                 Some(p) = prx.recv() => {
                     let mut evs = open(&mut ready, &mut role_sent);
-                    let ev = tally.on(p, budget);
+                    let ev = running.on(p, budget);
                     evs.extend(progress_event(&req, &id, created, &ev));
                     for e in evs {
                         if etx.send(Ok(e)).await.is_err() {
@@ -190,7 +197,7 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, met
         };
         let mut evs = Vec::new();
         while let Ok(p) = prx.try_recv() {
-            let ev = tally.on(p, budget);
+            let ev = running.on(p, budget);
             evs.extend(progress_event(&req, &id, created, &ev));
         }
         match result {
@@ -237,6 +244,29 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, met
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(index: usize, text: &str) -> Progress {
+        Progress::Sample(ponder_core::Sample {
+            index,
+            text: text.into(),
+            n_tokens: 1,
+            token_logprobs: Vec::new(),
+            token_bytes: Vec::new(),
+            finish: ponder_core::FinishReason::Eos,
+        })
+    }
+
+    #[test]
+    fn progress_names_the_leader_as_the_vote_would() {
+        let mut running = Running::default();
+        let ev = running.on(sample(1, "It is 7."), 4);
+        assert_eq!((ev["leader"].as_str(), ev["leader_votes"].as_u64(), ev["runner_up_votes"].as_u64()), (Some("7"), Some(1), Some(0)));
+        running.on(sample(0, "The answer is 5."), 4);
+        running.on(sample(3, "no idea"), 4);
+        let ev = running.on(sample(2, "5 apples"), 4);
+        assert_eq!((ev["leader"].as_str(), ev["leader_votes"].as_u64(), ev["runner_up_votes"].as_u64()), (Some("5"), Some(2), Some(1)));
+        assert_eq!((ev["done"].as_u64(), ev["budget"].as_u64()), (Some(4), Some(4)));
+    }
 
     #[test]
     fn pieces_rebuild_the_text() {

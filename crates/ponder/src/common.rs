@@ -7,7 +7,7 @@ use clap::Args;
 use ponder_core::answer::{extract_answer, NumericEquivalence};
 use ponder_core::process::{Aggregate, ProcessAsOutcome, ProcessScorer, PromptFn, SelfEval, StepCheck};
 use ponder_core::scorer::{CheckerScorer, MeanLogprob, OutcomeScorer};
-use ponder_core::strategy::{self, Ctx, FinalPick, Resampling, SearchConfig, Strategy};
+use ponder_core::strategy::{Ctx, FinalPick, Resampling, SearchConfig};
 use ponder_engine::judge::Judge;
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 use ponder_core::{Checker, Generator, SamplingParams};
@@ -20,7 +20,9 @@ pub struct ModelArgs {
     /// A registry name (see `ponder models list`), a path to a .gguf file, or hf:ORG/REPO/FILE.gguf
     #[arg(long, short, env = "PONDER_MODEL", default_value = ponder_models::DEFAULT_MODEL)]
     pub model: String,
-    /// KV-cache cells shared by all parallel sequences
+    /// KV-cache cells shared by all parallel sequences (samples, branches, requests). One
+    /// sequence's prompt and completion never exceed the model's training context, however
+    /// large this is (SmolLM2: 8192); the default leaves room for many samples at once
     #[arg(long, default_value_t = 16384)]
     pub ctx: u32,
     /// CPU threads (default: all cores)
@@ -296,12 +298,6 @@ pub fn scorer(name: &str, checker: Option<Arc<dyn Checker>>) -> Result<Box<dyn O
         },
         other => bail!("unknown scorer {other:?} (known: {})", SCORERS.join(", ")),
     })
-}
-
-/// Builds a strategy, failing before any model is loaded; the search flags configure the
-/// step-level search strategies.
-pub fn strategy_with(name: &str, budget: usize, sampling: &SamplingParams, search: &SearchConfig) -> Result<Box<dyn Strategy>> {
-    Ok(strategy::build_with(name, budget, sampling.clone(), search)?)
 }
 
 pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;

@@ -45,9 +45,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // llama.cpp's own log lines arrive under the target `llama-cpp-2` and stay off unless
+    // PONDER_LOG asks for them. Among them is "n_ctx_seq (16384) > n_ctx_train (8192)" on
+    // every load with the default --ctx: with one KV cache shared by all sequences,
+    // llama.cpp takes all of --ctx as one sequence's room, while the engine caps each
+    // sequence at the training context (`Engine::info().context_len`).
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PONDER_LOG").unwrap_or_else(|_| "warn,llama_cpp_2=off".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PONDER_LOG")
+                .unwrap_or_else(|_| "warn,llama_cpp_2=off,llama-cpp-2=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -4,6 +4,8 @@ use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::Zero;
 
+use super::latex::unwrap_wrappers;
+
 /// Decides which answers count as the same for voting and grading.
 pub trait Equivalence: Send + Sync {
     /// A canonical key: two answers are equivalent iff their keys are equal.
@@ -98,7 +100,7 @@ const REPLACED: [(&str, &str); 16] = [
 /// Presentation removed: wrappers, spacing commands, `\dfrac`, then surrounding `$..$`,
 /// `\(..\)`, `**` and a trailing full stop until none is left.
 fn normalise(answer: &str) -> String {
-    let mut s = unwrap_commands(answer.trim());
+    let mut s = unwrap_wrappers(answer.trim(), &UNWRAPPED);
     for (from, to) in REPLACED {
         if s.contains(from) {
             s = s.replace(from, to);
@@ -120,43 +122,6 @@ fn strip_surrounding(mut s: &str) -> &str {
             return s;
         }
     }
-}
-
-/// `\text{a \textbf{b}}` → `a b`, in one pass: a stack remembers which `{` belonged to a
-/// wrapper so its `}` is dropped too.
-fn unwrap_commands(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut wrapper_braces: Vec<bool> = Vec::new();
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if c == '\\' {
-            let name_len = rest[1..].bytes().take_while(u8::is_ascii_alphabetic).count();
-            let name = &rest[1..1 + name_len];
-            let after = &rest[1 + name_len..];
-            let spaces = after.len() - after.trim_start_matches(' ').len();
-            if UNWRAPPED.contains(&name) && after[spaces..].starts_with('{') {
-                wrapper_braces.push(true);
-                rest = &after[spaces + 1..];
-                continue;
-            }
-            // Copy the whole command so `\{` or `\}` does not count as a brace.
-            let len = if name_len == 0 { 1 + rest[1..].chars().next().map_or(0, char::len_utf8) } else { 1 + name_len };
-            out.push_str(&rest[..len]);
-            rest = &rest[len..];
-            continue;
-        }
-        match c {
-            '{' => wrapper_braces.push(false),
-            '}' if wrapper_braces.pop() == Some(true) => {
-                rest = &rest[1..];
-                continue;
-            }
-            _ => {}
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
 }
 
 /// The value of a normalised answer, or `None` if it is not (just) a number.

@@ -5,7 +5,8 @@
 use crate::analysis::CurveSet;
 
 use super::plots::Series;
-use super::{csv_line, f, Section};
+use super::csv::{csv_line, f};
+use super::Section;
 
 /// One sentence stating the fit, or why there is none.
 pub(super) fn law_line(c: &CurveSet) -> String {

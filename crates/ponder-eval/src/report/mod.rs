@@ -9,8 +9,10 @@
 //! difficulty level.
 
 mod coverage;
+mod csv;
 pub mod flaws;
 pub mod plots;
+mod tables;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ use crate::analysis::{CurveSet, GroupSummary, LevelSummary, RunData};
 use crate::cost::Prices;
 use crate::curves::{CurveOptions, Estimate};
 use crate::Error;
+use csv::{curves_csv, levels_csv, summary_csv};
 use plots::{Plot, Series, XScale};
+use tables::{curve_table, esc, html_table, level_table, md_table, summary_table};
 
 /// What to put in a report.
 #[derive(Debug, Clone, Default)]
@@ -242,162 +246,6 @@ impl Plots {
     }
 }
 
-fn pct(e: &Estimate) -> String {
-    if e.mean.is_nan() {
-        return "n/a".into();
-    }
-    format!("{:.1}% [{:.1}, {:.1}]", 100.0 * e.mean, 100.0 * e.lo, 100.0 * e.hi)
-}
-
-fn num(x: Option<f64>) -> String {
-    match x {
-        None => "n/a".into(),
-        Some(x) if x >= 1e12 => format!("{:.2e}", x),
-        Some(x) if x >= 100.0 => format!("{x:.0}"),
-        Some(x) => format!("{x:.2}"),
-    }
-}
-
-/// A table: header and rows of cells (plain text).
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-fn summary_table(s: &Section<'_>, prices: bool) -> Table {
-    let mut header: Vec<String> = [
-        "strategy", "budget", "seeds", "units", "accuracy [95% CI]", "correct", "abstained", "samples/problem", "stopped early",
-        "prompt computed", "prompt reused", "generated", "scorer passes", "wall s", "tokens/problem*", "FLOPs/problem*",
-        "tokens/pass", "FLOPs/pass",
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect();
-    if prices {
-        header.extend(["$ total".to_string(), "$/pass".to_string()]);
-    }
-    let rows = s
-        .summaries
-        .iter()
-        .map(|g| {
-            let u = &g.raw_usage;
-            let mut r = vec![
-                g.config.strategy.clone(),
-                g.config.budget.to_string(),
-                g.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
-                g.n_units.to_string(),
-                pct(&g.accuracy),
-                g.n_correct.to_string(),
-                g.n_abstained.to_string(),
-                format!("{:.2}", g.mean_samples),
-                g.stopped_early.to_string(),
-                u.prompt_computed.to_string(),
-                u.prompt_reused.to_string(),
-                u.completion.to_string(),
-                u.scorer_passes.to_string(),
-                format!("{:.1}", u.wall_ms as f64 / 1000.0),
-                num(g.cost.tokens_per_problem()),
-                num(g.cost.flops_per_problem().filter(|&f| f > 0.0)),
-                num(g.cost.tokens_per_pass()),
-                num(g.cost.flops_per_pass().filter(|&f| f > 0.0)),
-            ];
-            if prices {
-                r.push(g.cost.dollars.map_or("n/a".into(), |d| format!("{d:.4}")));
-                r.push(g.cost.dollars_per_pass().map_or("n/a".into(), |d| format!("{d:.4}")));
-            }
-            r
-        })
-        .collect();
-    Table { header, rows }
-}
-
-fn curve_table(c: &CurveSet) -> Table {
-    let opt = |e: Option<Estimate>| e.map_or("–".to_string(), |e| pct(&e));
-    let rows = c
-        .points
-        .iter()
-        .zip(&c.tokens_at_k)
-        .map(|(p, t)| {
-            let best_sel = [Some(p.maj.mean), p.best.map(|e| e.mean), p.weighted.map(|e| e.mean)]
-                .into_iter()
-                .flatten()
-                .fold(f64::NEG_INFINITY, f64::max);
-            vec![
-                p.k.to_string(),
-                pct(&p.pass),
-                pct(&p.maj),
-                opt(p.best),
-                opt(p.weighted),
-                format!("{:.1} pts", 100.0 * (p.pass.mean - best_sel)),
-                format!("{t:.0}"),
-            ]
-        })
-        .collect();
-    Table {
-        header: ["k", "coverage pass@k", "maj@k", "best-of-k", "weighted@k", "verifier gap", "est. tokens/problem"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect(),
-        rows,
-    }
-}
-
-fn level_table(s: &Section<'_>) -> Table {
-    let mut levels: Vec<Option<u32>> = s.levels.iter().map(|l| l.level).collect();
-    levels.sort();
-    levels.dedup();
-    let mut header = vec!["strategy@budget".to_string()];
-    header.extend(levels.iter().map(|l| l.map_or("no level".to_string(), |l| format!("level {l}"))));
-    let rows = s
-        .summaries
-        .iter()
-        .map(|g| {
-            let mut r = vec![g.config.to_string()];
-            for lv in &levels {
-                r.push(
-                    s.levels
-                        .iter()
-                        .find(|l| l.config == g.config && l.level == *lv)
-                        .map_or("–".to_string(), |l| format!("{} (n={})", pct(&l.accuracy), l.n_units)),
-                );
-            }
-            r
-        })
-        .collect();
-    Table { header, rows }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn html_table(t: &Table) -> String {
-    let mut h = String::from("<table>\n<thead><tr>");
-    for c in &t.header {
-        let _ = write!(h, "<th>{}</th>", esc(c));
-    }
-    h.push_str("</tr></thead>\n<tbody>\n");
-    for r in &t.rows {
-        h.push_str("<tr>");
-        for c in r {
-            let _ = write!(h, "<td>{}</td>", esc(c));
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</tbody></table>\n");
-    h
-}
-
-fn md_table(t: &Table) -> String {
-    let cell = |c: &str| c.replace('|', "\\|");
-    let mut m = format!("| {} |\n", t.header.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(m, "|{}|", t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-    for r in &t.rows {
-        let _ = writeln!(m, "| {} |", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
-    }
-    m
-}
-
 fn run_facts(r: &RunData) -> Vec<(String, String)> {
     let c = &r.config;
     let expected = expected_units(r);
@@ -568,105 +416,4 @@ fn render_markdown(sections: &[Section<'_>], opts: &ReportOptions) -> String {
     }
     m.push_str("Accuracy intervals: 95% bootstrap over problems. FLOPs ≈ 2 × parameters × computed tokens; cost-of-pass = cost per correctly solved problem. Costs count one full prompt prefill per problem and strategy (cross-strategy prefix-cache hits are not credited).\n");
     m
-}
-
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn csv_line(cells: &[String]) -> String {
-    cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",") + "\n"
-}
-
-fn f(x: Option<f64>) -> String {
-    x.filter(|x| x.is_finite()).map_or(String::new(), |x| format!("{x}"))
-}
-
-fn summary_csv(sections: &[Section<'_>]) -> String {
-    let mut out = String::from(
-        "run,strategy,budget,seeds,units,correct,wrong,abstained,accuracy,accuracy_lo,accuracy_hi,mean_samples,stopped_early,\
-         prompt_computed,prompt_reused,completion,scorer_passes,wall_s,tokens_per_problem,flops_per_problem,tokens_per_pass,\
-         flops_per_pass,dollars,dollars_per_pass\n",
-    );
-    for s in sections {
-        for g in &s.summaries {
-            let u = &g.raw_usage;
-            out.push_str(&csv_line(&[
-                s.run.info.id.to_string(),
-                g.config.strategy.clone(),
-                g.config.budget.to_string(),
-                g.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
-                g.n_units.to_string(),
-                g.n_correct.to_string(),
-                g.n_wrong.to_string(),
-                g.n_abstained.to_string(),
-                f(Some(g.accuracy.mean)),
-                f(Some(g.accuracy.lo)),
-                f(Some(g.accuracy.hi)),
-                f(Some(g.mean_samples)),
-                g.stopped_early.to_string(),
-                u.prompt_computed.to_string(),
-                u.prompt_reused.to_string(),
-                u.completion.to_string(),
-                u.scorer_passes.to_string(),
-                f(Some(u.wall_ms as f64 / 1000.0)),
-                f(g.cost.tokens_per_problem()),
-                f(g.cost.flops_per_problem()),
-                f(g.cost.tokens_per_pass()),
-                f(g.cost.flops_per_pass()),
-                f(g.cost.dollars),
-                f(g.cost.dollars_per_pass()),
-            ]));
-        }
-    }
-    out
-}
-
-fn curves_csv(sections: &[Section<'_>]) -> String {
-    let mut out = String::from("run,source,n,k,metric,mean,lo,hi,est_tokens_per_problem\n");
-    for s in sections {
-        for c in &s.curves {
-            for (p, t) in c.points.iter().zip(&c.tokens_at_k) {
-                for (name, e) in [("pass", Some(p.pass)), ("maj", Some(p.maj)), ("best", p.best), ("weighted", p.weighted)] {
-                    if let Some(e) = e {
-                        out.push_str(&csv_line(&[
-                            s.run.info.id.to_string(),
-                            c.source.to_string(),
-                            c.n.to_string(),
-                            p.k.to_string(),
-                            name.to_string(),
-                            f(Some(e.mean)),
-                            f(Some(e.lo)),
-                            f(Some(e.hi)),
-                            f(Some(*t)),
-                        ]));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn levels_csv(sections: &[Section<'_>]) -> String {
-    let mut out = String::from("run,strategy,budget,level,units,accuracy,accuracy_lo,accuracy_hi\n");
-    for s in sections {
-        for l in &s.levels {
-            out.push_str(&csv_line(&[
-                s.run.info.id.to_string(),
-                l.config.strategy.clone(),
-                l.config.budget.to_string(),
-                l.level.map_or(String::new(), |l| l.to_string()),
-                l.n_units.to_string(),
-                f(Some(l.accuracy.mean)),
-                f(Some(l.accuracy.lo)),
-                f(Some(l.accuracy.hi)),
-            ]));
-        }
-    }
-    out
 }

@@ -1,8 +1,11 @@
 //! ponder-eval end to end without a model: the run store, the runner with interruption
 //! and resume, curves against the strategies' own outcomes, plans and reports. The
 //! generator is a deterministic stand-in (below); the real model runs in the `ponder`
-//! binary's tests.
+//! binary's tests. The datasets against the verifiers: the math grader on MATH-500 and
+//! GSM8K (`grader`), HumanEval and MBPP in the real sandbox (`code`).
 
+mod code;
+mod grader;
 mod harness;
 mod report;
 mod store;

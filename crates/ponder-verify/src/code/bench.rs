@@ -1,7 +1,7 @@
-//! Sandbox throughput: checks per second at the pool's default size, on HumanEval
-//! canonical solutions (what `ponder bench verify` reports).
+//! Sandbox throughput: checks per second at the pool's default size, on checks the caller
+//! brings (`ponder bench verify` brings HumanEval's canonical solutions from ponder-eval).
 
-use super::{humaneval, pool, Error, Limits, Pool, Sandbox, SandboxConfig};
+use super::{pool, CheckRequest, Error, Pool, Sandbox, SandboxConfig};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -16,23 +16,17 @@ pub struct BenchReport {
     pub checks_per_s: f64,
 }
 
-/// Runs `n` checks (HumanEval canonical solutions, cycling) through a default-size pool
-/// with the default sandbox. `Err` when the sandbox cannot be created.
-pub fn run(n: usize) -> Result<BenchReport, Error> {
+/// Runs `requests` through a default-size pool with the default sandbox. `Err` when the
+/// sandbox cannot be created.
+pub fn run(requests: Vec<CheckRequest>) -> Result<BenchReport, Error> {
     let sandbox = Sandbox::new(SandboxConfig::default())?;
     let pool = Pool::new(sandbox, pool::default_size());
-    Ok(run_on(&pool, n))
+    Ok(run_on(&pool, requests))
 }
 
 /// [`run`] on a given pool.
-pub fn run_on(pool: &Pool, n: usize) -> BenchReport {
-    let problems = humaneval();
-    let requests = problems
-        .iter()
-        .cycle()
-        .take(n)
-        .map(|p| p.request(p.reference_solution.clone(), Limits::default()))
-        .collect();
+pub fn run_on(pool: &Pool, requests: Vec<CheckRequest>) -> BenchReport {
+    let n = requests.len();
     let started = Instant::now();
     let outcomes = pool.check_many(requests);
     let wall_s = started.elapsed().as_secs_f64();

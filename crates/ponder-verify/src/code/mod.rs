@@ -14,30 +14,26 @@
 //! data, a broken protocol, an exit, or a reported test count other than the one sent is
 //! a failure, never a pass.
 //!
-//! Datasets: [`humaneval`] and [`mbpp`] (vendored under `data/`), [`split_tests`] for the
-//! visible/hidden split used by verified resampling; [`SandboxVerifier`] (visible tests)
-//! and [`HiddenTestsChecker`] (hidden tests) put them behind ponder-core's contracts.
+//! [`SandboxVerifier`] and [`SandboxChecker`] put the sandbox behind ponder-core's
+//! contracts, on tests the caller chooses per problem; the datasets (HumanEval, MBPP and
+//! their visible/hidden split) are ponder-eval's.
 
 mod bwrap;
 mod capture;
-mod dataset;
 mod judge;
 mod pool;
 mod process;
-mod pysrc;
+pub mod pysrc;
 mod sandbox;
 mod verdict;
 mod verifier;
 
 pub mod bench;
 
-pub use dataset::{humaneval, mbpp, split_tests, CodeProblem, TestStatement};
 pub use judge::compare_tokens;
 pub use pool::Pool;
 pub use sandbox::{Execution, Sandbox, SandboxConfig, SANDBOX_UIDS};
-pub use verifier::{
-    code_problems, describe, extract_code, problem_id, program, CodeEquivalence, HiddenTestsChecker, SandboxVerifier,
-};
+pub use verifier::{describe, extract_code, CodeEquivalence, SandboxChecker, SandboxVerifier, TestsFor};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -59,7 +55,7 @@ pub enum TestSpec {
     /// Python test code run against the program. Each top-level statement that contains
     /// an `assert` is one test, numbered from 0 in order; the other statements (imports,
     /// helpers, `candidate = f`) are setup. The first failing test is reported.
-    /// HumanEval's `check(candidate)` is flattened to this form by [`humaneval`].
+    /// ponder-eval flattens HumanEval's `check(candidate)` to this form.
     ///
     /// The tests run in their own process, not the program's. A name the tests do not
     /// define is a Python builtin if there is one (a program cannot redefine `abs` for its

@@ -470,8 +470,9 @@ fn reap_would_succeed(pid: libc::pid_t, pidfd_said_so: bool) -> bool {
     if pidfd_said_so {
         return true;
     }
-    // SAFETY: siginfo_t is plain data; waitid fills it. WNOWAIT leaves the zombie in place.
+    // SAFETY: siginfo_t is plain data, for which all zeroes is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid fills `info`, which lives for the call; WNOWAIT leaves the zombie in place.
     let r = unsafe {
         libc::waitid(
             libc::P_PID,

@@ -1,10 +1,11 @@
 //! Just enough Python lexing to cut a block of code into its top-level statements.
 //!
-//! Used to flatten HumanEval's `def check(candidate)` into separate test statements so they
-//! can be split into visible and hidden halves without running Python. It tracks strings
-//! (single, triple, escapes), comments, brackets and backslash continuations; that is what
-//! decides where a logical line starts. The vendored datasets are the test: every canonical
-//! solution must still pass its flattened tests.
+//! The judge numbers tests by it, and ponder-eval flattens HumanEval's `def check(candidate)`
+//! with it into separate test statements, so they can be split into visible and hidden
+//! halves without running Python. It tracks strings (single, triple, escapes), comments,
+//! brackets and backslash continuations; that is what decides where a logical line starts.
+//! The vendored datasets are the test: every canonical solution must still pass its
+//! flattened tests (ponder-eval's `code_datasets` tests).
 
 /// Lexer state carried from one physical line to the next.
 #[derive(Default)]
@@ -102,7 +103,7 @@ fn is_continuation_clause(code: &str) -> bool {
 /// Splits `src` into its top-level statements, each with its continuation lines and
 /// indented body, at the indentation of the first code line. Blank and comment lines
 /// before the first statement are dropped; trailing whitespace of each statement is trimmed.
-pub(crate) fn statements(src: &str) -> Vec<String> {
+pub fn statements(src: &str) -> Vec<String> {
     let lines: Vec<&str> = src.lines().collect();
     statement_spans(src)
         .into_iter()
@@ -140,7 +141,7 @@ pub(crate) fn statement_spans(src: &str) -> Vec<(usize, usize)> {
 }
 
 /// Removes `n` leading spaces from every line that has them (lines with fewer keep theirs).
-pub(crate) fn dedent(src: &str, n: usize) -> String {
+pub fn dedent(src: &str, n: usize) -> String {
     let mut out = String::with_capacity(src.len());
     for line in src.lines() {
         let spaces = line.len() - line.trim_start_matches(' ').len();
@@ -151,14 +152,14 @@ pub(crate) fn dedent(src: &str, n: usize) -> String {
 }
 
 /// Indentation (in bytes) of the first code line of `src`.
-pub(crate) fn first_indent(src: &str) -> usize {
+pub fn first_indent(src: &str) -> usize {
     src.lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map_or(0, |l| l.len() - l.trim_start().len())
 }
 
 /// Whether `keyword` occurs as a whole word in `src` outside strings and comments.
-pub(crate) fn has_keyword(src: &str, keyword: &str) -> bool {
+pub fn has_keyword(src: &str, keyword: &str) -> bool {
     let mut scan = Scan::default();
     let mut code = Some(String::with_capacity(src.len()));
     for line in src.lines() {
@@ -168,7 +169,7 @@ pub(crate) fn has_keyword(src: &str, keyword: &str) -> bool {
 }
 
 /// Whether `word` occurs in `code` with no identifier character on either side.
-pub(crate) fn has_word(code: &str, word: &str) -> bool {
+pub fn has_word(code: &str, word: &str) -> bool {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
     let mut from = 0;
     while let Some(pos) = code[from..].find(word).map(|p| p + from) {

@@ -1,10 +1,11 @@
-//! HumanEval and MBPP as verifiers: a candidate's code run on a problem's visible tests
-//! ([`SandboxVerifier`], what verified resampling sees) or on its hidden tests
-//! ([`HiddenTestsChecker`], the truth a run is graded by). The split is [`split_tests`]'s,
-//! so a verifier's false-positive rate can be measured from real runs (issue 4).
+//! Code answers behind ponder-core's contracts: [`extract_code`] reads the program out of a
+//! model's output, [`CodeEquivalence`] groups programs, and the sandbox judges them either
+//! as a [`Verifier`] ([`SandboxVerifier`], what verified resampling sees) or as the truth a
+//! run is graded by ([`SandboxChecker`]). Which tests a problem's code runs against is the
+//! caller's ([`TestsFor`]): ponder-eval's HumanEval/MBPP pass their visible half to the
+//! verifier and their hidden half to the checker; `ponder solve --tests FILE` passes a file.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ponder_core::answer::Equivalence;
@@ -13,22 +14,11 @@ use ponder_core::strategy::Candidate;
 use ponder_core::verifier::{Verification, Verifier};
 use ponder_core::{Checker, Problem, Usage};
 
-use super::{humaneval, mbpp, split_tests, CheckRequest, CodeProblem, Limits, Outcome, Pool, TestSpec};
+use super::{CheckRequest, Outcome, Pool};
 
-/// The id of `problem` as a ponder [`Problem`]: `humaneval/HumanEval/0`, `mbpp/11`.
-pub fn problem_id(problem: &CodeProblem) -> String {
-    if problem.task_id.starts_with("mbpp/") {
-        problem.task_id.clone()
-    } else {
-        format!("humaneval/{}", problem.task_id)
-    }
-}
-
-/// Every HumanEval and MBPP problem by [`problem_id`], parsed once.
-pub fn code_problems() -> &'static HashMap<String, CodeProblem> {
-    static PROBLEMS: OnceLock<HashMap<String, CodeProblem>> = OnceLock::new();
-    PROBLEMS.get_or_init(|| humaneval().into_iter().chain(mbpp()).map(|p| (problem_id(&p), p)).collect())
-}
+/// The check a problem's code is judged by: program and tests (with limits), or why the
+/// problem has none. Called with the problem and the answer's code (already extracted).
+pub type TestsFor = Arc<dyn Fn(&Problem, &str) -> Result<CheckRequest, String> + Send + Sync>;
 
 /// The code in a model's output: the last ```` ```python ```` block (also `py`, `python3`),
 /// else the last fenced block of any language, else the whole text. A block the output
@@ -58,31 +48,6 @@ pub fn extract_code(text: &str) -> Option<String> {
     (!code.trim().is_empty()).then_some(code)
 }
 
-/// The program to run for `code` written for `problem`. MBPP: the code itself. HumanEval:
-/// the prompt followed by the code. When the code defines the entry point itself (a chat
-/// model writes the whole function), it goes after the prompt on its own line, so its
-/// definition replaces the prompt's body-less one while the prompt's imports and helper
-/// functions stay (taking the code alone would lose them: `List` in 30 prompts).
-pub fn program(problem: &CodeProblem, code: &str) -> String {
-    if problem.task_id.starts_with("mbpp/") {
-        return code.to_string();
-    }
-    if defines(code, &problem.entry_point) {
-        format!("{}\n{}\n", problem.prompt, code)
-    } else {
-        format!("{}{}\n", problem.prompt, code)
-    }
-}
-
-/// Whether `code` has a top-level `def name(`.
-fn defines(code: &str, name: &str) -> bool {
-    code.lines().any(|l| {
-        l.strip_prefix("def ").or_else(|| l.strip_prefix("async def ")).is_some_and(|rest| {
-            rest.strip_prefix(name).is_some_and(|after| after.trim_start().starts_with('('))
-        })
-    })
-}
-
 /// Code answers are grouped by their text with trailing spaces and blank lines dropped:
 /// voting over programs is rarely useful, but it must not merge different programs.
 #[derive(Debug, Default, Clone, Copy)]
@@ -91,34 +56,6 @@ pub struct CodeEquivalence;
 impl Equivalence for CodeEquivalence {
     fn key(&self, answer: &str) -> String {
         answer.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// Which half of a problem's tests a check runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Half {
-    Visible,
-    Hidden,
-}
-
-/// Checks code answers to HumanEval/MBPP problems in a shared [`Pool`].
-#[derive(Clone)]
-struct Judge {
-    pool: Arc<Pool>,
-    limits: Limits,
-}
-
-impl Judge {
-    fn request(&self, problem: &Problem, code: &str, half: Half) -> Result<CheckRequest, String> {
-        let Some(code_problem) = code_problems().get(&problem.id) else {
-            return Err(format!("{} is not a HumanEval or MBPP problem", problem.id));
-        };
-        let (visible, hidden) = split_tests(code_problem);
-        let tests: TestSpec = match half {
-            Half::Visible => visible,
-            Half::Hidden => hidden,
-        };
-        Ok(CheckRequest { program: program(code_problem, code), tests, limits: self.limits.clone() })
     }
 }
 
@@ -139,25 +76,29 @@ pub fn describe(outcome: &Outcome) -> String {
     }
 }
 
-/// Verifier of verified resampling for code: the candidate's code on the problem's
-/// VISIBLE tests. Checks run on the pool's threads; the async caller waits on a oneshot
-/// channel, so no async thread blocks. A sandbox error is an error, not a failed check:
-/// counting it as a wrong program would bias the measured rates.
+/// A verifier for verified resampling: the candidate's code run on the tests [`TestsFor`]
+/// gives (for a dataset, the problem's VISIBLE tests). Checks run on the pool's threads;
+/// the async caller waits on a oneshot channel, so no async thread blocks. A sandbox error
+/// is an error, not a failed check: counting it as a wrong program would bias the measured
+/// rates.
 #[derive(Clone)]
 pub struct SandboxVerifier {
-    judge: Judge,
+    name: String,
+    pool: Arc<Pool>,
+    tests: TestsFor,
 }
 
 impl SandboxVerifier {
-    pub fn new(pool: Arc<Pool>, limits: Limits) -> Self {
-        Self { judge: Judge { pool, limits } }
+    /// `name` is what [`Verifier::name`] reports: `visible-tests`, `tests`.
+    pub fn new(name: impl Into<String>, pool: Arc<Pool>, tests: TestsFor) -> Self {
+        Self { name: name.into(), pool, tests }
     }
 }
 
 #[async_trait]
 impl Verifier for SandboxVerifier {
     fn name(&self) -> &str {
-        "visible-tests"
+        &self.name
     }
 
     async fn verify(&self, problem: &Problem, candidate: &Candidate) -> Result<Verification, ScoreError> {
@@ -165,13 +106,13 @@ impl Verifier for SandboxVerifier {
         let Some(code) = code else {
             return Ok(Verification { passed: false, detail: "no code".into(), usage: Usage::default() });
         };
-        let request = self.judge.request(problem, &code, Half::Visible).map_err(|reason| ScoreError::Unavailable {
+        let request = (self.tests)(problem, &code).map_err(|reason| ScoreError::Unavailable {
             scorer: self.name().into(),
             problem: problem.id.clone(),
             reason,
         })?;
         let (reply, outcome) = futures::channel::oneshot::channel();
-        let pool = Arc::clone(&self.judge.pool);
+        let pool = Arc::clone(&self.pool);
         // A short-lived thread waits on the pool so that the async caller only awaits;
         // `Pool::check` blocks until a worker is free.
         std::thread::Builder::new()
@@ -179,7 +120,7 @@ impl Verifier for SandboxVerifier {
             .spawn(move || {
                 let _ = reply.send(pool.check(request)); // the caller may have been cancelled
             })
-            .map_err(|e| ScoreError::Failed { scorer: "visible-tests".into(), reason: format!("spawning a thread: {e}") })?;
+            .map_err(|e| ScoreError::Failed { scorer: self.name().into(), reason: format!("spawning a thread: {e}") })?;
         let started = std::time::Instant::now();
         let outcome = outcome
             .await
@@ -195,26 +136,28 @@ impl Verifier for SandboxVerifier {
     }
 }
 
-/// The truth for code datasets: the answer's code on the problem's HIDDEN tests. Blocks
-/// the calling thread for one sandbox check; call it off async threads.
+/// The truth for code answers: the answer's code on the tests [`TestsFor`] gives (for a
+/// dataset, the problem's HIDDEN tests). Blocks the calling thread for one sandbox check;
+/// call it off async threads.
 #[derive(Clone)]
-pub struct HiddenTestsChecker {
-    judge: Judge,
+pub struct SandboxChecker {
+    pool: Arc<Pool>,
+    tests: TestsFor,
 }
 
-impl HiddenTestsChecker {
-    pub fn new(pool: Arc<Pool>, limits: Limits) -> Self {
-        Self { judge: Judge { pool, limits } }
+impl SandboxChecker {
+    pub fn new(pool: Arc<Pool>, tests: TestsFor) -> Self {
+        Self { pool, tests }
     }
 
     /// The sandbox's verdict on `answer` (already extracted code), or why there is none.
     pub fn check(&self, problem: &Problem, answer: &str) -> Result<Outcome, String> {
-        let request = self.judge.request(problem, answer, Half::Hidden)?;
-        Ok(self.judge.pool.check(request))
+        let request = (self.tests)(problem, answer)?;
+        Ok(self.pool.check(request))
     }
 }
 
-impl Checker for HiddenTestsChecker {
+impl Checker for SandboxChecker {
     fn is_correct(&self, problem: &Problem, answer: Option<&str>) -> bool {
         answer.is_some_and(|code| self.check(problem, code).is_ok_and(|o| o.is_passed()))
     }
@@ -243,27 +186,6 @@ mod tests {
         check("    return a + b\n", Some("    return a + b\n"));
         check("   \n", None);
         check("```python\n```", None);
-    }
-
-    #[test]
-    fn problems_are_found_by_id() {
-        let problems = code_problems();
-        assert_eq!(problems.len(), 164 + 500);
-        assert_eq!(problems["humaneval/HumanEval/0"].entry_point, "has_close_elements");
-        assert_eq!(problems["mbpp/11"].entry_point, "remove_Occ");
-    }
-
-    #[test]
-    fn program_keeps_the_prompt_for_humaneval() {
-        let he = &code_problems()["humaneval/HumanEval/0"];
-        let body = "    return False\n";
-        assert_eq!(program(he, body), format!("{}{body}\n", he.prompt));
-        let whole = "def has_close_elements(numbers, threshold):\n    return False\n";
-        assert_eq!(program(he, whole), format!("{}\n{whole}\n", he.prompt));
-        assert!(!defines("    def has_close_elements(x):", "has_close_elements"));
-        assert!(!defines("def has_close_elements_2(x):", "has_close_elements"));
-        let mbpp = &code_problems()["mbpp/11"];
-        assert_eq!(program(mbpp, "def remove_Occ(s, ch): pass"), "def remove_Occ(s, ch): pass");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Throughput of the math grader: checks per second over MATH-500 pairs, and the worst
 //! time of one check on pathological inputs (deep nesting, huge exponents, 100 kB).
 //!
-//! Single-threaded, in-process, on the MATH-500 test split vendored in
-//! `data/math500/test.jsonl` (embedded, so the numbers need no files at run time).
+//! Single-threaded, in-process, on `(answer, solution)` records the caller brings
+//! (`ponder bench verify` brings MATH-500's from ponder-eval).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -11,12 +11,10 @@ use serde::Serialize;
 
 use super::{extract, Grader};
 
-const MATH500: &str = include_str!("../../data/math500/test.jsonl");
-
 /// What [`run`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// Answer pairs graded (each MATH-500 answer against its own solution's box, a
+    /// Answer pairs graded (each record's answer against its own solution's box, a
     /// re-spelling of itself, and the next record's answer).
     pub n_checks: usize,
     pub checks_per_sec: f64,
@@ -52,16 +50,9 @@ impl fmt::Display for BenchReport {
     }
 }
 
-/// Gold/pred pairs from MATH-500: the answer against its solution's last box, against a
-/// re-spelling of itself, and against the next record's answer.
-pub fn math500_pairs() -> Vec<(String, String)> {
-    let records: Vec<(String, String)> = MATH500
-        .lines()
-        .filter_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            Some((v["answer"].as_str()?.to_string(), v["solution"].as_str()?.to_string()))
-        })
-        .collect();
+/// Gold/pred pairs from `(answer, solution)` records: the answer against its solution's
+/// last box, against a re-spelling of itself, and against the next record's answer.
+pub fn answer_pairs(records: &[(String, String)]) -> Vec<(String, String)> {
     let mut pairs = Vec::with_capacity(records.len() * 3);
     for (k, (answer, solution)) in records.iter().enumerate() {
         pairs.push((answer.clone(), extract(solution).unwrap_or_default()));
@@ -70,17 +61,6 @@ pub fn math500_pairs() -> Vec<(String, String)> {
         pairs.push((answer.clone(), other.clone()));
     }
     pairs
-}
-
-/// MATH-500 solutions with their answers, for `grade_output`.
-fn math500_outputs() -> Vec<(String, String)> {
-    MATH500
-        .lines()
-        .filter_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            Some((v["answer"].as_str()?.to_string(), v["solution"].as_str()?.to_string()))
-        })
-        .collect()
 }
 
 /// The same answer in other clothes: `\dfrac`, `\left(`, surrounding `$`.
@@ -127,10 +107,11 @@ pub fn pathological_inputs() -> Vec<(&'static str, String, String)> {
     ]
 }
 
-/// Measures throughput and pathological worst cases.
-pub fn run() -> BenchReport {
+/// Measures throughput on `records` (`(answer, solution)`, see [`answer_pairs`]) and the
+/// pathological worst cases.
+pub fn run(records: &[(String, String)]) -> BenchReport {
     let grader = Grader::default();
-    let pairs = math500_pairs();
+    let pairs = answer_pairs(records);
     let mut worst = Duration::ZERO;
     let start = Instant::now();
     for (gold, pred) in &pairs {
@@ -140,9 +121,8 @@ pub fn run() -> BenchReport {
     }
     let total = start.elapsed();
 
-    let outputs = math500_outputs();
     let start = Instant::now();
-    for (gold, solution) in &outputs {
+    for (gold, solution) in records {
         std::hint::black_box(grader.grade_output(gold, solution));
     }
     let outputs_total = start.elapsed();
@@ -161,7 +141,7 @@ pub fn run() -> BenchReport {
         checks_per_sec: n as f64 / total.as_secs_f64().max(1e-9),
         mean_check_us: micros(total) / n.max(1) as f64,
         worst_check_us: micros(worst),
-        outputs_per_sec: outputs.len() as f64 / outputs_total.as_secs_f64().max(1e-9),
+        outputs_per_sec: records.len() as f64 / outputs_total.as_secs_f64().max(1e-9),
         pathological,
         worst_pathological_us,
     }

@@ -164,7 +164,7 @@ impl Default for GraderOptions {
         GraderOptions {
             rel_tol: 1e-6,
             n_points: 6,
-            seed: 0x5eed_0f_9a7e,
+            seed: 0x5e_ed0f_9a7e,
             min_rounded_decimals: Some(2),
             rounded_pred_decimals: None,
             percent_matches_fraction: true,

@@ -263,42 +263,12 @@ fn join_space_thousands(s: &str) -> String {
     s.replace(' ', "")
 }
 
-/// `\text{X}` → `X` for every text-like wrapper, in one pass (a stack remembers which
-/// `{` belonged to a wrapper).
+/// `\text{X}` → `X` for every text-like wrapper (ponder-core's one implementation, with
+/// the grader's longer list of wrappers).
 pub(crate) fn unwrap_text_commands(s: &str) -> String {
     const WRAPPERS: &[&str] =
         &["text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mathbf", "mbox", "boxed", "fbox", "operatorname"];
-    let mut out = String::with_capacity(s.len());
-    let mut wrapper_braces: Vec<bool> = Vec::new();
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if c == '\\' {
-            let name_len = rest[1..].bytes().take_while(u8::is_ascii_alphabetic).count();
-            let name = &rest[1..1 + name_len];
-            let after = &rest[1 + name_len..];
-            let spaces = after.len() - after.trim_start_matches(' ').len();
-            if WRAPPERS.contains(&name) && after[spaces..].starts_with('{') {
-                wrapper_braces.push(true);
-                rest = &after[spaces + 1..];
-                continue;
-            }
-            let len = if name_len == 0 { 1 + rest[1..].chars().next().map_or(0, char::len_utf8) } else { 1 + name_len };
-            out.push_str(&rest[..len]);
-            rest = &rest[len..];
-            continue;
-        }
-        match c {
-            '{' => wrapper_braces.push(false),
-            '}' if wrapper_braces.pop() == Some(true) => {
-                rest = &rest[1..];
-                continue;
-            }
-            _ => {}
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
+    ponder_core::answer::unwrap_wrappers(s, WRAPPERS)
 }
 
 #[cfg(test)]

@@ -187,15 +187,11 @@ fn keys() {
 /// Every MATH-500 answer parses (so "same text" is not what carries the acceptance test).
 #[test]
 fn math500_answers_all_parse() {
-    let data = include_str!("../../data/math500/test.jsonl");
-    let unparsed: Vec<String> = data
-        .lines()
-        .filter_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            let a = v["answer"].as_str()?.to_string();
-            prepare(&normalize::clean(&a)).parsed().is_none().then_some(a)
-        })
-        .collect();
+    let data = include_str!("../../data/math500-answers/answers.jsonl");
+    let answers: Vec<String> =
+        data.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))).collect();
+    assert_eq!(answers.len(), 500);
+    let unparsed: Vec<&String> = answers.iter().filter(|a| prepare(&normalize::clean(a)).parsed().is_none()).collect();
     assert!(unparsed.is_empty(), "unparsed: {unparsed:?}");
 }
 

@@ -3,7 +3,7 @@
 //! were graded `passed` when the program and its tests shared one interpreter.
 
 use super::{asserts, sandbox};
-use ponder_verify::code::{humaneval, Limits, Outcome};
+use ponder_verify::code::{Limits, Outcome};
 
 /// A forged verdict line, written to every descriptor that takes it, then a quiet exit.
 const WRITE_VERDICT_EVERYWHERE: &str = r#"
@@ -242,19 +242,6 @@ fn stop_iteration_from_the_program_is_an_error() {
     let program = "def f(x):\n    raise StopIteration\n";
     assert_fails(program, "assert all(map(f, [1, 2, 3]))");
     assert_fails(program, "assert list(map(f, [1, 2])) == []");
-}
-
-/// Forged before: HumanEval/38's tests encode with the program's `encode_cyclic`, so a
-/// program that remembers what it encoded could decode anything.
-#[test]
-fn humaneval_helpers_are_the_prompts_not_the_programs() {
-    let problem = &humaneval()[38];
-    let program = format!(
-        "{}    return seen.get(s, s)\n\nseen = {{}}\ndef encode_cyclic(s):\n    seen[s[::-1]] = s\n    return s[::-1]\n",
-        problem.prompt
-    );
-    let outcome = sandbox().check(&problem.request(program, Limits::default()));
-    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
 }
 
 /// Replies written ahead of the harness, or garbled, break the protocol: a failure, even

@@ -1,14 +1,12 @@
-//! Integration tests of the code sandbox, with real bubblewrap and Python: the vendored
-//! datasets, hostile programs, and the judge modes.
+//! Integration tests of the code sandbox, with real bubblewrap and Python: programs that
+//! try to forge their verdict, hostile programs, and the judge modes. The vendored datasets
+//! through the sandbox are ponder-eval's tests (`code_datasets`).
 
-mod datasets;
 mod forgery;
 mod hostile;
 mod modes;
-mod verifier;
 
-use ponder_verify::code::{CheckRequest, Limits, Pool, Sandbox, SandboxConfig, TestSpec};
-use std::sync::OnceLock;
+use ponder_verify::code::{CheckRequest, Limits, Sandbox, SandboxConfig, TestSpec};
 
 /// The default sandbox; these tests need bubblewrap (Debian package `bubblewrap`).
 fn sandbox() -> Sandbox {
@@ -16,12 +14,6 @@ fn sandbox() -> Sandbox {
         Ok(sandbox) => sandbox,
         Err(e) => panic!("{e}"),
     }
-}
-
-/// One default-size pool shared by the dataset tests.
-fn shared_pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool::with_default_size(sandbox()))
 }
 
 fn asserts(program: &str, tests: &str) -> CheckRequest {

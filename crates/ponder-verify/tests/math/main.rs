@@ -1,10 +1,10 @@
-//! Integration tests of the math grader: conformance with Math-Verify's cases, the
-//! MATH-500 and GSM8K acceptance checks, no-panic and bounded-time properties, and
-//! pathological inputs. One binary (`cargo test -p ponder-verify --test math`).
+//! Integration tests of the math grader: conformance with Math-Verify's cases, answer
+//! pairs written apart from the grader, no-panic and bounded-time properties, and
+//! pathological inputs. One binary (`cargo test -p ponder-verify --test math`). The
+//! MATH-500 and GSM8K acceptance checks need the datasets and are ponder-eval's tests
+//! (`grader`).
 
-mod bench;
 mod conformance;
-mod datasets;
 mod pathological;
 mod props;
 mod unseen;

@@ -33,17 +33,22 @@ pub struct Args {
     /// Sandbox checks in flight
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Run the programs without isolation when bubblewrap is unavailable (unsafe: they run
+    /// with your privileges), as `ponder grade code` does
+    #[arg(long)]
+    pub allow_unsandboxed: bool,
 }
 
-fn analyse(store: &Store, id: i64, strategy: Option<&str>, concurrency: usize, rt: &tokio::runtime::Runtime) -> Result<(RunData, flaws::FlawsReport)> {
+fn analyse(store: &Store, id: i64, strategy: Option<&str>, a: &Args, rt: &tokio::runtime::Runtime) -> Result<(RunData, flaws::FlawsReport)> {
     let data = RunData::load(store, id)?;
     let c = &data.config;
-    let dataset = ponder_eval::load_with(&c.dataset, c.dataset_seed, LoadOptions { skip_bad_rows: c.skip_bad_rows })?.dataset;
+    let options = LoadOptions { skip_bad_rows: c.skip_bad_rows, allow_unsandboxed: a.allow_unsandboxed };
+    let dataset = ponder_eval::load_with(&c.dataset, c.dataset_seed, options)?.dataset;
     let Some(strategy) = strategy.map(str::to_string).or_else(|| c.strategies.first().cloned()) else {
         bail!("run {id} has no strategy");
     };
     eprintln!("run {id}: checking every {strategy} candidate against the visible tests ...");
-    let draws = rt.block_on(flaws::gather(&data, &dataset, &strategy, concurrency))?;
+    let draws = rt.block_on(flaws::gather(&data, &dataset, &strategy, a.concurrency))?;
     let report = flaws::analyse(&draws, 0);
     Ok((data, report))
 }
@@ -52,11 +57,11 @@ pub fn run(a: Args) -> Result<()> {
     let path = a.store.clone().unwrap_or_else(store::default_path);
     let store = Store::open_existing(&path)?;
     let rt = common::runtime()?;
-    let (data, report) = analyse(&store, a.run, a.strategy.as_deref(), a.concurrency, &rt)?;
+    let (data, report) = analyse(&store, a.run, a.strategy.as_deref(), &a, &rt)?;
     let label = format!("run {} ({}, {})", a.run, data.config.model, data.config.dataset);
     let reference = match a.reference {
         Some(id) => {
-            let (rdata, r) = analyse(&store, id, None, a.concurrency, &rt)?;
+            let (rdata, r) = analyse(&store, id, None, &a, &rt)?;
             if rdata.config.dataset != data.config.dataset {
                 bail!("run {id} is on {}, run {} on {}: a reference must be on the same dataset", rdata.config.dataset, a.run, data.config.dataset);
             }

@@ -1,8 +1,6 @@
 //! One module per subcommand.
 
 pub mod bench;
-pub mod bench_search;
-pub mod bench_serve;
 pub mod eval;
 pub mod flaws;
 pub mod grade;

@@ -20,7 +20,7 @@ pub fn run(c: Command) -> Result<()> {
     match c {
         Command::List => {
             println!("cache: {}", fetcher.cache_dir.display());
-            println!("{:<14} {:>8}  {:<22} {}", "name", "size", "licence", "status");
+            println!("{:<14} {:>8}  {:<22} status", "name", "size", "licence");
             for st in fetcher.list() {
                 let status = st.path.map_or_else(|| "not pulled".to_string(), |p| p.display().to_string());
                 let size = format!("{} MB", st.spec.size_bytes / 1_000_000);

@@ -1,11 +1,18 @@
 //! `ponder solve`: one question, one strategy; prints the answer, the vote table and usage.
+//! With `--tests FILE` the question is a code question: answers are the code in the
+//! output, and the file's asserts, run in the sandbox, are verify-resample's verifier.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use ponder_core::strategy::Outcome;
+use ponder_core::strategy::{Ctx, Outcome};
 use ponder_core::{Checker, GoldChecker, Problem};
+use ponder_verify::code::{
+    describe, extract_code, CheckRequest, CodeEquivalence, Limits, Pool, Sandbox, SandboxChecker, SandboxConfig,
+    SandboxVerifier, TestSpec, TestsFor,
+};
 
 use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, EQUIVALENCE};
 
@@ -15,7 +22,8 @@ pub struct Args {
     pub question: String,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// single, sc, adaptive-sc, bon, weighted-bon, verify-resample, beam, dvts, pf, pgibbs, astar
+    /// single, sc, adaptive-sc, bon, weighted-bon, verify-resample (needs --tests), beam,
+    /// dvts, pf, pgibbs, astar, or auto (needs --policy)
     #[arg(long, short, default_value = "sc")]
     pub strategy: String,
     /// Samples the strategy may draw
@@ -33,8 +41,18 @@ pub struct Args {
     #[command(flatten)]
     pub search: SearchArgs,
     /// The known answer, to report correctness (and for --scorer checker)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tests")]
     pub gold: Option<String>,
+    /// A code question: Python tests (assert statements) the answer's code must pass, run
+    /// in the bubblewrap sandbox. Answers are the code in the output, verify-resample draws
+    /// until one passes them, --scorer checker scores by them, and the chosen answer's
+    /// verdict is printed
+    #[arg(long, value_name = "FILE")]
+    pub tests: Option<PathBuf>,
+    /// With --tests: run the code without isolation when bubblewrap is unavailable (unsafe:
+    /// it runs with your privileges), as `ponder grade code` does
+    #[arg(long, requires = "tests")]
+    pub allow_unsandboxed: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Print every candidate
@@ -52,20 +70,54 @@ pub struct Args {
     pub prompt: Option<String>,
 }
 
+/// The sandbox that judges code answers against `--tests`: a verifier for
+/// verify-resample and the checker the chosen answer is reported by.
+struct CodeTests {
+    verifier: SandboxVerifier,
+    checker: SandboxChecker,
+}
+
+impl CodeTests {
+    fn load(path: &Path, allow_unsandboxed: bool) -> Result<CodeTests> {
+        let tests = std::fs::read_to_string(path).with_context(|| format!("reading tests file {}", path.display()))?;
+        if tests.trim().is_empty() {
+            anyhow::bail!("tests file {} is empty", path.display());
+        }
+        let sandbox = Sandbox::new(SandboxConfig { allow_unsandboxed, ..SandboxConfig::default() })?;
+        let pool = Arc::new(Pool::with_default_size(sandbox));
+        let checks: TestsFor = Arc::new(move |_: &Problem, code: &str| {
+            Ok(CheckRequest { program: code.to_string(), tests: TestSpec::Asserts(tests.clone()), limits: Limits::default() })
+        });
+        Ok(CodeTests {
+            verifier: SandboxVerifier::new("tests", Arc::clone(&pool), Arc::clone(&checks)),
+            checker: SandboxChecker::new(pool, checks),
+        })
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     // Built once here so a bad name or budget fails before the model loads.
     let search = a.search.config()?;
     let policy = a.policy.as_deref().map(ponder_eval::plan::Policy::load).transpose()?;
-    crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
     common::check_scorer(&a.scorer)?;
-    let checker: Arc<dyn Checker> = Arc::new(GoldChecker(EQUIVALENCE));
     if a.question.trim().is_empty() {
         anyhow::bail!("the question is empty");
     }
     if a.scorer == "step-check" && (a.gold.is_none() || a.steps.is_empty()) {
         anyhow::bail!("--scorer step-check needs --gold and --steps (the reference intermediate results)");
     }
+    if a.strategy == "verify-resample" && a.tests.is_none() {
+        anyhow::bail!(
+            "strategy verify-resample needs a verifier: --tests FILE (Python asserts the answer's code must pass)"
+        );
+    }
+    let code = a.tests.as_deref().map(|path| CodeTests::load(path, a.allow_unsandboxed)).transpose()?;
+    let checker: Arc<dyn Checker> = match &code {
+        Some(c) => Arc::new(c.checker.clone()),
+        None => Arc::new(GoldChecker(EQUIVALENCE)),
+    };
     // Read before the model loads, so a bad template fails fast.
     let template = a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?;
     let engine = a.model.load()?;
@@ -76,18 +128,29 @@ pub fn run(a: Args) -> Result<()> {
         level: None,
         steps: a.steps.clone(),
     };
+    let kind = if code.is_some() { ponder_eval::Kind::Code } else { ponder_eval::Kind::Answer };
     let template = match template {
         Some(t) => t,
-        None => common::prompt_template(None, ponder_eval::Kind::Answer, &engine)?,
+        None => common::prompt_template(None, kind, &engine)?,
     };
     let prompt = common::prompt_fn(&template);
-    let scorers =
-        common::scorers(&a.scorer, a.gold.as_ref().map(|_| checker.clone()), &a.search, &a.model, &engine, prompt)?;
+    let known = a.gold.is_some() || code.is_some();
+    let scorers = common::scorers(&a.scorer, known.then(|| checker.clone()), &a.search, &a.model, &engine, prompt)?;
     let sampling = common::with_stops(sampling, &template);
-    let strategy = crate::cmd::eval::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    let strategy = ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
     let messages = template.render(&problem)?;
     let rt = common::runtime()?;
-    let ctx = ponder_core::strategy::Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) };
+    let ctx = match &code {
+        Some(c) => Ctx {
+            generator: &engine,
+            equivalence: &CodeEquivalence,
+            extract: extract_code,
+            scorer: scorers.outcome.as_deref(),
+            process: scorers.process.as_deref(),
+            verifier: Some(&c.verifier),
+        },
+        None => Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) },
+    };
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -97,6 +160,12 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(gold) = &a.gold {
         let ok = checker.is_correct(&Problem { gold: gold.clone(), ..problem }, outcome.answer.as_deref());
         println!("correct: {ok} (gold {gold})");
+    } else if let (Some(c), Some(path)) = (&code, &a.tests) {
+        let verdict = match outcome.answer.as_deref() {
+            Some(answer) => c.checker.check(&problem, answer).map_or_else(|e| e, |o| describe(&o)),
+            None => "no answer".to_string(),
+        };
+        println!("tests ({}): {verdict}", path.display());
     }
     Ok(())
 }

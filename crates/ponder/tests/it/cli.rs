@@ -166,3 +166,68 @@ fn grade_code_runs_each_line_in_the_sandbox() {
     assert_eq!(statuses, ["failed", "passed", "timeout"]);
     assert_eq!(verdicts[0]["test"], 1, "the second assert is the one that fails");
 }
+
+/// Issue 16: `solve --strategy verify-resample` takes its verifier from `--tests FILE`, and
+/// refuses to run without one. Tests no program can pass make every draw fail the
+/// verifier, so the strategy abstains after its whole budget, whatever the model writes.
+#[test]
+fn issue16_solve_verify_resample_runs_on_tests() {
+    let o = ponder(&["solve", "Write a function add(a, b).", "--strategy", "verify-resample"]);
+    assert_fails_with(&o, "verify-resample needs a verifier: --tests FILE");
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("tests.py");
+    std::fs::write(&tests, "assert False, 'no program passes'\n").unwrap();
+    let o = ponder(&[
+        "solve", "Write a Python function add(a, b) that returns a + b.", "--strategy", "verify-resample", "--budget", "2",
+        "--max-tokens", "48", "--tests", tests.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in ["answer: (none)", "samples: 2/2", "scorer passes 2", &format!("tests ({}): no answer", tests.display())] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let empty = dir.path().join("empty.py");
+    std::fs::write(&empty, "\n").unwrap();
+    assert_fails_with(&ponder(&["solve", "x", "--tests", empty.to_str().unwrap()]), "is empty");
+}
+
+/// Issue 16: `eval` on code datasets (and `flaws`, which replays a code run in the sandbox)
+/// take `--allow-unsandboxed` as `grade code` does: the flag parses, and each command then
+/// fails on its other bad input, before any model or sandbox starts.
+#[test]
+fn issue16_code_commands_accept_allow_unsandboxed() {
+    let o = ponder(&["eval", "--dataset", "humaneval", "--allow-unsandboxed", "--limit", "0", "--no-store"]);
+    assert_fails_with(&o, "--limit must be at least 1, got 0");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("none.sqlite");
+    let o = ponder(&["flaws", "1", "--allow-unsandboxed", "--store", store.to_str().unwrap()]);
+    assert_fails_with(&o, "no run store at");
+}
+
+/// Issue 16: the default context loads without a warning (llama.cpp's complaint that the
+/// shared KV cache is larger than the training context stays out of a normal run).
+#[test]
+fn issue16_default_context_loads_quietly() {
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", "single", "--max-tokens", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("WARN") && !err.contains("n_ctx_train"), "{err}");
+}
+
+/// Issue 16: `bench` writes into the directory `--out` names, and says so; nothing else is
+/// written (no BENCHMARKS.md unless `--markdown` asks). Without `--out` it refuses.
+#[test]
+fn issue16_bench_writes_where_it_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let o = ponder(&["bench", "verify", "--code-checks", "2", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = out.join("verify.json");
+    assert!(stdout(&o).contains(&format!("wrote {} and {}", json.display(), out.join("verify.md").display())), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["code"]["n_checks"], 2);
+    assert!(std::fs::read_to_string(out.join("verify.md")).unwrap().contains("| code sandbox"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the results directory is written");
+    let o = ponder(&["bench", "verify"]);
+    assert!(!o.status.success() && stderr(&o).contains("--out <DIR>"), "{}", stderr(&o));
+}
