@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The official `openai` client against `ponder serve` on the default model.
+"""The official `openai` client against `ponder serve` on SmolLM2-135M (fast, real).
 
 Checks non-streaming and streaming answers with the strategy chosen both ways (model
 prefix `sc-4:smollm2-135m` and `extra_body={"ponder": {...}}`), that `usage` is the sum
@@ -181,7 +181,9 @@ def errors_are_typed(client):
 
 def start_server(binary):
     env = dict(os.environ, PONDER_THREADS=os.environ.get("PONDER_THREADS", "1"))
-    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [binary, "serve", "--model", MODEL, "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env
+    )
     found = {}
 
     def read():

@@ -28,6 +28,9 @@ use crate::sampler;
 pub(crate) type SessionId = u64;
 type SeqId = i32;
 type Reply<T> = oneshot::Sender<Result<(T, Usage), GenError>>;
+/// A probe sequence: its tokens, and where to copy KV from (a branch and how many of its
+/// tokens are computed), or `None` to use the prefix cache.
+type ProbeSeq = (Vec<LlamaToken>, Option<(SeqId, usize)>);
 
 pub(crate) struct SampleJob {
     pub prompt: Vec<LlamaToken>,
@@ -228,11 +231,8 @@ impl<'m> Actor<'m> {
                 }
                 continue;
             }
-            loop {
-                match rx.try_recv() {
-                    Ok(cmd) => self.handle(cmd),
-                    Err(_) => break,
-                }
+            while let Ok(cmd) = rx.try_recv() {
+                self.handle(cmd);
             }
             self.reap_cancelled();
             self.admit_waiting();
@@ -574,13 +574,12 @@ impl<'m> Actor<'m> {
     }
 
     /// Probe sequences for `branches`: each branch's tokens plus `suffix`, its KV copied.
-    #[allow(clippy::type_complexity)]
     fn probe_branches(
         &mut self,
         session: SessionId,
         branches: &[BranchId],
         suffix: &[LlamaToken],
-    ) -> Result<Vec<(Vec<LlamaToken>, Option<(SeqId, usize)>)>, GenError> {
+    ) -> Result<Vec<ProbeSeq>, GenError> {
         if suffix.is_empty() {
             return Err(GenError::InvalidRequest("a probe needs a non-empty suffix".into()));
         }
@@ -602,7 +601,7 @@ impl<'m> Actor<'m> {
     /// branch and how many of its tokens are computed) or `None` to use the prefix cache.
     fn start_probe(
         &mut self,
-        sequences: Vec<(Vec<LlamaToken>, Option<(SeqId, usize)>)>,
+        sequences: Vec<ProbeSeq>,
         candidates: Vec<LlamaToken>,
         keep: bool,
         reply: Reply<Vec<Vec<f32>>>,

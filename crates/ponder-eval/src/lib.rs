@@ -144,9 +144,12 @@ pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDa
     load_builtin(spec, seed, options).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
 }
 
+/// FROM and, if given, TO of a dataset slice.
+type Slice = (usize, Option<usize>);
+
 /// `SPEC[FROM..TO]` or `SPEC[FROM..]`: problems FROM (inclusive) to TO (exclusive) in the
 /// dataset's order, so a held-out half can be named (`gsm8k[100..200]`).
-fn slice_of(spec: &str) -> Result<Option<(&str, (usize, Option<usize>))>, Error> {
+fn slice_of(spec: &str) -> Result<Option<(&str, Slice)>, Error> {
     let Some(inner) = spec.strip_suffix(']') else { return Ok(None) };
     let Some((base, range)) = inner.rsplit_once('[') else { return Ok(None) };
     let bad = |reason: &str| Error::BadSlice { spec: spec.to_string(), reason: reason.to_string() };

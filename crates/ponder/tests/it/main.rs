@@ -8,6 +8,9 @@ mod real_models;
 mod serve;
 mod search;
 
+/// The model tests run on when they do not name one (the product's default is larger).
+const FAST_MODEL: &str = "smollm2-135m";
+
 fn ponder(args: &[&str]) -> Output {
     ponder_env(args, &[])
 }
@@ -16,7 +19,8 @@ fn ponder_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponder"));
     // One llama.cpp thread per process: tests run in parallel on two cores and spinning
     // OpenMP threads slow down badly when oversubscribed.
-    cmd.args(args).env("NO_COLOR", "1").env("PONDER_THREADS", "1");
+    // SmolLM2 wherever a test needs a real model, not a good one; the Qwen tests name theirs.
+    cmd.args(args).env("NO_COLOR", "1").env("PONDER_THREADS", "1").env("PONDER_MODEL", FAST_MODEL);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -28,6 +28,7 @@ fn serve(args: &[&str]) -> Server {
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
         .env("PONDER_THREADS", "1")
+        .env("PONDER_MODEL", FAST_MODEL)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
