@@ -20,12 +20,12 @@ pub fn run(c: Command) -> Result<()> {
     match c {
         Command::List => {
             println!("cache: {}", fetcher.cache_dir.display());
-            println!("{:<14} {:>8}  {:<22} status", "name", "size", "licence");
+            println!("{:<20} {:>8}  {:<22} status", "name", "size", "licence");
             for st in fetcher.list() {
                 let status = st.path.map_or_else(|| "not pulled".to_string(), |p| p.display().to_string());
                 let size = format!("{} MB", st.spec.size_bytes / 1_000_000);
-                println!("{:<14} {:>8}  {:<22} {}", st.spec.name, size, st.spec.license, status);
-                println!("{:<14} {}", "", st.spec.description);
+                println!("{:<20} {:>8}  {:<22} {}", st.spec.name, size, st.spec.license, status);
+                println!("{:<20} {}", "", st.spec.description);
             }
             Ok(())
         }

@@ -4,6 +4,7 @@ use std::process::{Command, Output};
 
 mod cli;
 mod eval_store;
+mod models_pull;
 mod real_models;
 mod serve;
 mod search;
