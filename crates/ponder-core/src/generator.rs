@@ -36,11 +36,50 @@ pub struct SamplingParams {
     /// Keep going past end-of-generation tokens (benchmarks that need fixed lengths).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Report [`TokenStats`] for every generated token over the `k` most likely
+    /// candidates (DeepConf uses 20); 0 turns them off, and they cost nothing then.
+    #[serde(default)]
+    pub token_stats_k: u32,
+    /// End a sample as soon as its group confidence falls below a threshold
+    /// (DeepConf's online termination); needs `token_stats_k > 0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_stop: Option<ConfidenceStop>,
+}
+
+/// DeepConf's early stop (Fu et al., 2025): a sample ends with
+/// [`FinishReason::LowConfidence`] once the mean token confidence of its last `window`
+/// tokens is below `threshold`. Its tokens still count as generated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfidenceStop {
+    pub window: u32,
+    pub threshold: f32,
+}
+
+/// What the model's distribution looked like when a token was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokenStats {
+    /// DeepConf's token confidence: minus the mean log-probability of the `k` most likely
+    /// tokens (untempered). High when the distribution is peaked.
+    pub confidence: f32,
+    /// Entropy of the untempered next-token distribution, in nats.
+    pub entropy: f32,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 0.7, top_p: 1.0, top_k: 0, min_p: 0.0, seed: 0, max_tokens: 256, stop: Vec::new(), ignore_eos: false }
+        Self {
+            temperature: 0.7,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            seed: 0,
+            max_tokens: 256,
+            stop: Vec::new(),
+            ignore_eos: false,
+            token_stats_k: 0,
+            confidence_stop: None,
+        }
     }
 }
 
@@ -68,9 +107,26 @@ impl SamplingParams {
         if self.max_tokens == 0 {
             return bad("max_tokens must be at least 1, got 0".into());
         }
+        if self.token_stats_k > MAX_TOKEN_STATS_K {
+            return bad(format!("token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}", self.token_stats_k));
+        }
+        if let Some(c) = self.confidence_stop {
+            if self.token_stats_k == 0 {
+                return bad("confidence_stop needs token_stats_k > 0 (the confidence it reads)".into());
+            }
+            if c.window == 0 || !c.threshold.is_finite() {
+                return bad(format!(
+                    "confidence_stop needs window >= 1 and a finite threshold, got window {} threshold {}",
+                    c.window, c.threshold
+                ));
+            }
+        }
         Ok(())
     }
 }
+
+/// Most candidates [`TokenStats`] may average over (OpenAI's `top_logprobs` allows 20).
+pub const MAX_TOKEN_STATS_K: u32 = 20;
 
 /// The seed of sample or branch `index` under base seed `seed` (splitmix64), so results
 /// do not depend on the order in which a backend schedules samples.
@@ -95,6 +151,8 @@ pub enum FinishReason {
     Length,
     /// The sequence reached the end of the context window.
     ContextFull,
+    /// [`ConfidenceStop`] ended it: its recent tokens were not confident enough.
+    LowConfidence,
 }
 
 /// One complete sample.
@@ -110,6 +168,9 @@ pub struct Sample {
     /// token has none); empty when the backend does not report tokens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_bytes: Vec<Vec<u8>>,
+    /// Per generated token, when asked for with `token_stats_k` (else empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_stats: Vec<TokenStats>,
     pub finish: FinishReason,
 }
 

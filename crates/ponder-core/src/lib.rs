@@ -5,6 +5,7 @@
 //! deterministic generator in tests and unchanged on the engine or over HTTP.
 
 pub mod answer;
+pub mod confidence;
 pub mod generator;
 pub mod problem;
 pub mod process;
@@ -15,8 +16,8 @@ pub mod verifier;
 mod usage;
 
 pub use generator::{
-    derive_seed, BranchId, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
-    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession,
+    derive_seed, BranchId, CancelToken, ConfidenceStop, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
+    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession, TokenStats, MAX_TOKEN_STATS_K,
 };
 pub use process::{Aggregate, Partial, ProcessScorer};
 pub use problem::{Checker, GoldChecker, Message, Problem, Role, ToolCall};

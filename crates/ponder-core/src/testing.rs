@@ -16,17 +16,24 @@ use crate::process::{Partial, ProcessScorer};
 use crate::scorer::{ScoreError, Scores};
 use crate::{Message, Problem, Usage};
 
-/// One possible sample text with its relative weight and per-token logprob.
+/// One possible sample text with its relative weight, per-token logprob and per-token
+/// confidence (reported when `token_stats_k > 0`).
 #[derive(Debug, Clone)]
 pub struct Choice {
     pub text: String,
     pub weight: f64,
     pub logprob: f32,
+    pub confidence: f32,
 }
 
 impl Choice {
+    /// A choice whose tokens' confidence is `-logprob` (more likely, more confident).
     pub fn new(text: impl Into<String>, weight: f64, logprob: f32) -> Self {
-        Self { text: text.into(), weight, logprob }
+        Self { text: text.into(), weight, logprob, confidence: -logprob }
+    }
+
+    pub fn with_confidence(self, confidence: f32) -> Self {
+        Self { confidence, ..self }
     }
 }
 
@@ -105,15 +112,29 @@ impl Generator for ScriptedGenerator {
                         Some(GenEvent::Failed { index, error: GenError::Backend(format!("scripted failure of sample {index}")) })
                     } else {
                         let c = me.pick(derive_seed(params.seed, index as u64));
-                        let n = n_words(&c.text).max(1);
+                        let words: Vec<&str> = c.text.split_whitespace().collect();
+                        let mut n = words.len().max(1);
+                        let (mut text, mut finish) = (c.text.clone(), FinishReason::Eos);
+                        // Every token of a choice is equally confident, so a confidence
+                        // stop ends it after its first full window, as an engine would.
+                        if let Some(stop) = params.confidence_stop {
+                            let window = stop.window as usize;
+                            if c.confidence < stop.threshold && n > window {
+                                n = window;
+                                text = words[..window].join(" ");
+                                finish = FinishReason::LowConfidence;
+                            }
+                        }
                         usage.completion += n as u64;
+                        let stats = TokenStats { confidence: c.confidence, entropy: 0.0 };
                         Some(GenEvent::Sample(Sample {
                             index,
-                            text: c.text.clone(),
+                            text,
                             n_tokens: n,
                             token_logprobs: vec![c.logprob; n],
                             token_bytes: Vec::new(),
-                            finish: FinishReason::Eos,
+                            token_stats: if params.token_stats_k > 0 { vec![stats; n] } else { Vec::new() },
+                            finish,
                         }))
                     }
                 }

@@ -16,8 +16,10 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
+use ponder_core::confidence::GroupWindow;
 use ponder_core::{
-    derive_seed, BranchId, CancelToken, FinishReason, GenError, GenEvent, Sample, SamplingParams, Step, StepParams, Usage,
+    derive_seed, BranchId, CancelToken, FinishReason, GenError, GenEvent, Sample, SamplingParams, Step, StepParams,
+    TokenStats, Usage,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -96,6 +98,10 @@ struct Run {
     ends: Vec<usize>,
     /// A probe reads these tokens' log-probabilities from its logits instead of sampling.
     probe: Option<Arc<Vec<LlamaToken>>>,
+    /// Per generated token, when the params ask for them.
+    stats: Vec<TokenStats>,
+    /// The running group of `params.confidence_stop`.
+    group: Option<GroupWindow>,
 }
 
 struct Seq {
@@ -919,10 +925,20 @@ impl<'m> Actor<'m> {
             return;
         }
         let logits = self.ctx.get_logits_ith(idx);
+        let k = run.params.token_stats_k as usize;
+        let stats = (k > 0).then(|| sampler::token_stats(logits, k));
         let picked = self.sampler.pick(logits, &run.params, &mut s.rng);
         let token = LlamaToken(picked.token as i32);
         run.n_generated += 1;
         run.logprobs.push(picked.logprob);
+        // DeepConf's online stop: the group of the latest tokens fell below the threshold.
+        let mut low_confidence = false;
+        if let Some(st) = stats {
+            run.stats.push(st);
+            if let (Some(g), Some(stop)) = (run.group.as_mut(), run.params.confidence_stop) {
+                low_confidence = g.push(st.confidence).is_some_and(|m| m < stop.threshold);
+            }
+        }
         let owner = s.owner;
         let finish = if self.model.vocab().is_eog(token) && !run.params.ignore_eos {
             Some(FinishReason::Eos)
@@ -932,6 +948,7 @@ impl<'m> Actor<'m> {
             let from = run.bytes.len();
             run.bytes.extend_from_slice(&piece);
             run_finish(run, from, s.tokens.len() - s.n_prompt, s.tokens.len(), self.limits.n_ctx_seq)
+                .or(low_confidence.then_some(FinishReason::LowConfidence))
         };
         run.ends.push(run.bytes.len());
         if let Some(u) = self.usage_of(owner) {
@@ -991,6 +1008,7 @@ impl<'m> Actor<'m> {
                     n_tokens: run.n_generated,
                     token_logprobs: run.logprobs,
                     token_bytes,
+                    token_stats: run.stats,
                     finish,
                 };
                 self.free_seq(id);
@@ -1034,7 +1052,20 @@ pub(crate) fn kv_need(prompt: usize, n: usize, max_tokens: usize, n_ctx_seq: usi
 
 impl Run {
     fn new(params: Arc<SamplingParams>, delimiter: Option<Vec<u8>>, max_tokens: usize, max_total: usize) -> Self {
-        Self { params, delimiter, max_tokens, max_total, n_generated: 0, bytes: Vec::new(), logprobs: Vec::new(), ends: Vec::new(), probe: None }
+        let group = params.confidence_stop.map(|c| GroupWindow::new(c.window as usize));
+        Self {
+            params,
+            delimiter,
+            max_tokens,
+            max_total,
+            n_generated: 0,
+            bytes: Vec::new(),
+            logprobs: Vec::new(),
+            ends: Vec::new(),
+            probe: None,
+            stats: Vec::new(),
+            group,
+        }
     }
 }
 

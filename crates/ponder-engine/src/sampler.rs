@@ -164,6 +164,56 @@ impl Sampler {
     }
 }
 
+/// DeepConf's statistics of the untempered distribution of `logits`: minus the mean
+/// log-probability of the `k` most likely tokens, and the entropy. Two passes: one
+/// lane-wise for the partition function and entropy, one that keeps the top `k` logits
+/// (almost every logit is rejected by one comparison with the current k-th).
+pub fn token_stats(logits: &[f32], k: usize) -> ponder_core::TokenStats {
+    let max = max_of(logits);
+    // With w = exp(l - max) and Z = Σw: H = ln Z - Σ w·(l - max) / Z.
+    let mut zs = [0f32; LANES];
+    let mut ws = [0f32; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let d = c[j] - max;
+            let w = exp_nonpositive(d);
+            zs[j] += w;
+            // exp underflows to 0 below -87; 0·(-inf) would be NaN for masked logits.
+            ws[j] += if w > 0.0 { w * d } else { 0.0 };
+        }
+    }
+    let mut z: f32 = zs.iter().sum();
+    let mut wd: f32 = ws.iter().sum();
+    for &l in rest {
+        let w = exp_nonpositive(l - max);
+        z += w;
+        if w > 0.0 {
+            wd += w * (l - max);
+        }
+    }
+    let log_z = max + z.ln();
+    let entropy = (z.ln() - wd / z).max(0.0);
+
+    let k = k.clamp(1, logits.len());
+    // Ascending, so top[0] is the bar a logit must clear.
+    let mut top: Vec<f32> = Vec::with_capacity(k + 1);
+    for &l in logits {
+        // A masked token (-inf) has no log-probability to average.
+        if (top.len() == k && l <= top[0]) || l == f32::NEG_INFINITY {
+            continue;
+        }
+        let at = top.partition_point(|&t| t < l);
+        top.insert(at, l);
+        if top.len() > k {
+            top.remove(0);
+        }
+    }
+    let mean_logprob = top.iter().map(|&l| f64::from(l - log_z)).sum::<f64>() / top.len().max(1) as f64;
+    ponder_core::TokenStats { confidence: -mean_logprob as f32, entropy }
+}
+
 /// log Σ exp(l), given the largest logit.
 fn log_partition(logits: &[f32], max: f32) -> f32 {
     let mut acc = [0f32; LANES];
@@ -259,6 +309,50 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    /// The statistics computed the slow, obvious way in f64.
+    fn reference_stats(logits: &[f32], k: usize) -> (f64, f64) {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let z: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+        let log_z = max + z.ln();
+        let entropy: f64 = logits
+            .iter()
+            .map(|&l| {
+                let lp = l as f64 - log_z;
+                if lp.exp() > 0.0 { -lp.exp() * lp } else { 0.0 }
+            })
+            .sum();
+        let mut sorted: Vec<f64> = logits.iter().map(|&l| l as f64 - log_z).collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let conf = -sorted[..k.min(sorted.len())].iter().sum::<f64>() / k.min(sorted.len()) as f64;
+        (conf, entropy)
+    }
+
+    #[test]
+    fn token_stats_match_the_definition() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (n, k, spread) in [(5usize, 20usize, 1.0f32), (1000, 20, 4.0), (152_064, 20, 6.0), (49_152, 5, 2.0)] {
+            let logits: Vec<f32> = (0..n).map(|_| rng.gen::<f32>() * spread * 4.0 - spread).collect();
+            let got = token_stats(&logits, k);
+            let (conf, ent) = reference_stats(&logits, k);
+            assert!((got.confidence as f64 - conf).abs() < 1e-3 * conf.abs().max(1.0), "n {n}: {} vs {conf}", got.confidence);
+            assert!((got.entropy as f64 - ent).abs() < 1e-3 * ent.max(1.0), "n {n}: {} vs {ent}", got.entropy);
+        }
+        // A peaked distribution is confident and has low entropy; a flat one the opposite.
+        let mut peaked = vec![0.0f32; 1000];
+        peaked[3] = 30.0;
+        let flat = vec![0.0f32; 1000];
+        let (p, f) = (token_stats(&peaked, 20), token_stats(&flat, 20));
+        assert!(p.confidence > f.confidence && p.entropy < f.entropy, "{p:?} {f:?}");
+        assert!((f.entropy - (1000f32).ln()).abs() < 1e-3 && (f.confidence - (1000f32).ln()).abs() < 1e-3, "{f:?}");
+        // Masked logits (-inf) neither poison the sums nor enter the top k.
+        let mut masked = vec![f32::NEG_INFINITY; 100];
+        masked[0] = 1.0;
+        masked[1] = 1.0;
+        let m = token_stats(&masked, 20);
+        assert!(m.entropy.is_finite() && (m.entropy - 2f32.ln()).abs() < 1e-4, "{m:?}");
+        assert!((m.confidence - 2f32.ln()).abs() < 1e-4, "only the two finite tokens count: {m:?}");
+    }
 
     fn params(t: f32) -> SamplingParams {
         SamplingParams { temperature: t, ..SamplingParams::default() }

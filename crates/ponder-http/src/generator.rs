@@ -230,7 +230,7 @@ impl HttpGenerator {
                 // is only used when the server returns logprobs).
                 let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
                 let token_bytes = wire::token_bytes(c, chat);
-                Sample { index, text, n_tokens, token_logprobs, token_bytes, finish: wire::finish(c, &p.stop) }
+                Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, &p.stop) }
             })
             .collect();
         Ok((samples, usage))

@@ -322,6 +322,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         max_tokens: max_tokens as u32,
         stop,
         ignore_eos: opt_bool(o, "ignore_eos", "ignore_eos")?.unwrap_or(false),
+        ..SamplingParams::default()
     };
     check_sampling(&sampling)?;
     let n = opt_u64(o, "n", "n")?.unwrap_or(1);

@@ -252,6 +252,7 @@ mod tests {
             n_tokens: 1,
             token_logprobs: Vec::new(),
             token_bytes: Vec::new(),
+            token_stats: Vec::new(),
             finish: ponder_core::FinishReason::Eos,
         })
     }

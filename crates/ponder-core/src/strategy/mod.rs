@@ -5,6 +5,7 @@ mod adaptive_sc;
 mod astar;
 mod beam;
 mod best_of_n;
+mod deepconf;
 mod dvts;
 pub mod particle_filter;
 mod particle_gibbs;
@@ -24,6 +25,7 @@ pub use adaptive_sc::{leader_stays_probability, AdaptiveSelfConsistency};
 pub use astar::AStar;
 pub use beam::BeamSearch;
 pub use best_of_n::BestOfN;
+pub use deepconf::{DeepConf, DeepConfMode};
 pub use dvts::Dvts;
 pub use particle_filter::{ParticleFilter, PfStep};
 pub use particle_gibbs::ParticleGibbs;
@@ -128,7 +130,7 @@ pub trait Strategy: Send + Sync {
 pub const SEARCH_STRATEGIES: &[&str] = &["beam", "dvts", "pf", "pgibbs", "astar"];
 
 pub const STRATEGIES: &[&str] =
-    &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar"];
+    &["single", "sc", "adaptive-sc", "deepconf", "deepconf-online", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar"];
 
 /// Builds a strategy by name, search strategies with the default [`SearchConfig`].
 pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
@@ -149,6 +151,8 @@ pub fn build_with(
         "single" => Box::new(Single { sampling }),
         "sc" => Box::new(SelfConsistency { n_samples: budget, sampling }),
         "adaptive-sc" => Box::new(AdaptiveSelfConsistency::new(budget, sampling)),
+        "deepconf" => Box::new(DeepConf::new(budget, sampling, DeepConfMode::Offline)),
+        "deepconf-online" => Box::new(DeepConf::new(budget, sampling, DeepConfMode::Online)),
         "bon" => Box::new(BestOfN { n_samples: budget, sampling }),
         "weighted-bon" => Box::new(WeightedBestOfN { n_samples: budget, sampling }),
         "verify-resample" => Box::new(VerifiedResampling::new(budget, sampling)),

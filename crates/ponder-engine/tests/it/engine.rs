@@ -155,6 +155,45 @@ fn stop_strings_and_max_tokens_end_samples() {
 }
 
 #[test]
+fn token_confidence_is_reported_and_a_confidence_stop_ends_samples_at_one_window() {
+    let engine = smol(uncached());
+    let vocab = 49_152f32;
+    // Greedy picks the top token, so its -logprob can be no more than the mean over the top 20.
+    let p = SamplingParams { token_stats_k: 20, ..greedy(24) };
+    let got = block(async { engine.sample(req(1, p)).await?.collect().await }).unwrap();
+    let s = &got.samples[0];
+    assert_eq!(s.token_stats.len(), s.token_logprobs.len(), "one entry per generated token");
+    for (st, lp) in s.token_stats.iter().zip(&s.token_logprobs) {
+        assert!(st.confidence.is_finite() && st.confidence + 1e-4 >= -lp, "{st:?} vs chosen logprob {lp}");
+        assert!(st.entropy >= 0.0 && st.entropy <= vocab.ln() + 1e-3, "{st:?}");
+    }
+    // Without the option nothing is computed or sent.
+    let plain = block(async { engine.sample(req(1, greedy(8))).await?.collect().await }).unwrap();
+    assert!(plain.samples[0].token_stats.is_empty());
+
+    // A threshold no group can reach ends every sample after exactly one window;
+    // one no group can miss ends none. The tokens are counted either way.
+    let stop = |threshold| SamplingParams {
+        token_stats_k: 20,
+        confidence_stop: Some(ponder_core::ConfidenceStop { window: 4, threshold }),
+        ..sampled(9, 24)
+    };
+    let got = block(async { engine.sample(req(3, stop(1e9))).await?.collect().await }).unwrap();
+    for s in &got.samples {
+        assert!(s.finish == FinishReason::LowConfidence || (s.finish == FinishReason::Eos && s.n_tokens < 4), "{s:?}");
+        assert!(s.n_tokens <= 4 && s.token_stats.len() == s.n_tokens);
+    }
+    let tokens: u64 = got.samples.iter().map(|s| s.n_tokens as u64).sum();
+    assert_eq!(got.usage.completion, tokens);
+    let got = block(async { engine.sample(req(3, stop(-1.0))).await?.collect().await }).unwrap();
+    assert!(got.samples.iter().all(|s| s.finish != FinishReason::LowConfidence));
+    // A stop without the statistics it reads is refused.
+    let bad = SamplingParams { token_stats_k: 0, ..stop(1.0) };
+    let err = block(async { engine.sample(req(1, bad)).await.map(|_| ()) }).unwrap_err();
+    assert!(err.to_string().contains("token_stats_k"), "{err}");
+}
+
+#[test]
 fn cancelling_frees_every_sequence() {
     let engine = smol(uncached());
     block(async {

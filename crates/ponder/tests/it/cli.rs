@@ -29,6 +29,27 @@ fn eval_prints_accuracy_per_strategy() {
 }
 
 #[test]
+fn deepconf_offline_and_online_run_on_a_real_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let o = ponder(&[
+        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", "deepconf,deepconf-online", "--budget", "6",
+        "--max-tokens", "64", "--json", json.to_str().unwrap(), "--no-store",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["deepconf", "deepconf-online"]);
+    for s in v.as_array().unwrap() {
+        for r in s["records"].as_array().unwrap() {
+            let samples = r["n_samples"].as_u64().unwrap();
+            assert!((1..=6).contains(&samples), "{r}");
+            assert!(r["usage"]["completion"].as_u64().unwrap() > 0, "{r}");
+        }
+    }
+}
+
+#[test]
 fn eval_verify_resample_on_humaneval_reports_abstentions_and_the_verifier() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");

@@ -68,6 +68,8 @@ struct SamplerCost {
     greedy_us: f64,
     temperature_us: f64,
     top_p_us: f64,
+    /// DeepConf's per-token statistics over the top 20 (`token_stats_k`), on top of a pick.
+    token_stats_us: f64,
 }
 
 /// Mean microseconds per pick, over logits shaped like a model's (a few large, most small).
@@ -86,8 +88,19 @@ fn sampler_cost(n_vocab: usize) -> SamplerCost {
         std::hint::black_box(sink);
         t.elapsed().as_secs_f64() * 1e6 / n as f64
     };
+    let stats_us = {
+        let n = 400;
+        let t = Instant::now();
+        let mut sink = 0f32;
+        for _ in 0..n {
+            sink += ponder_engine::sampler::token_stats(&logits, 20).confidence;
+        }
+        std::hint::black_box(sink);
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
     SamplerCost {
         n_vocab,
+        token_stats_us: stats_us,
         greedy_us: time(SamplingParams::greedy()),
         temperature_us: time(SamplingParams { temperature: 0.7, ..SamplingParams::default() }),
         top_p_us: time(SamplingParams { temperature: 0.7, top_p: 0.95, ..SamplingParams::default() }),
@@ -146,8 +159,8 @@ pub fn run(a: Args) -> Result<()> {
     }
     let sampler = sampler_cost(engine.model().n_vocab().max(1) as usize);
     eprintln!(
-        "sampler over {} logits: greedy {:.0} µs, temperature {:.0} µs, top-p {:.0} µs per token",
-        sampler.n_vocab, sampler.greedy_us, sampler.temperature_us, sampler.top_p_us
+        "sampler over {} logits: greedy {:.0} µs, temperature {:.0} µs, top-p {:.0} µs per token; token confidence (top 20) {:.0} µs more",
+        sampler.n_vocab, sampler.greedy_us, sampler.temperature_us, sampler.top_p_us, sampler.token_stats_us
     );
     let result = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows, sampler };
     report.write("engine", &result, &markdown_table(&result))
@@ -205,8 +218,8 @@ fn markdown_table(r: &Report) -> String {
     }
     s.push_str(&format!(
         "\nSampler, per token on the actor thread over {} logits: greedy {:.0} µs, temperature {:.0} µs, \
-         temperature with top-p {:.0} µs.\n",
-        r.sampler.n_vocab, r.sampler.greedy_us, r.sampler.temperature_us, r.sampler.top_p_us
+         temperature with top-p {:.0} µs; DeepConf's token confidence and entropy (top 20) {:.0} µs more.\n",
+        r.sampler.n_vocab, r.sampler.greedy_us, r.sampler.temperature_us, r.sampler.top_p_us, r.sampler.token_stats_us
     ));
     s
 }

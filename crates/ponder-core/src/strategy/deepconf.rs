@@ -1,0 +1,337 @@
+//! DeepConf: confidence-filtered voting (Fu et al., 2025, "Deep Think with Confidence",
+//! arXiv:2508.15260).
+//! Budget unit: traces started, at most N; tokens of traces stopped early still count.
+//! A trace's confidence is its lowest group confidence (the mean token confidence over a
+//! sliding window of `window` tokens; [`crate::confidence`]).
+//!
+//! Offline (§3.2):
+//! 1 draw N traces  2 keep the `keep` fraction with the highest confidence
+//! 3 vote, each kept trace weighted by its confidence.
+//!
+//! Online (§3.3, Algorithm 2):
+//! 1 draw `warmup` traces in full; the stopping threshold s is the (1 - `keep`) quantile of
+//!   their confidences (keep 0.1 is DeepConf-low, 0.9 DeepConf-high)
+//! 2 draw the rest in rounds; the backend ends a trace as soon as one of its groups falls
+//!   below s ([`ConfidenceStop`]); stopped traces do not vote
+//! 3 after each finished trace, stop once the leading answer holds `consensus` of the
+//!   confidence-weighted vote, cancelling the traces still running
+//! 4 answer with the confidence-weighted vote of the warm-up and finished traces.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use crate::confidence::{lowest_group, quantile};
+use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams};
+use crate::{Message, Problem, Usage};
+
+/// Offline filters after the fact; online stops weak traces and the whole draw early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeepConfMode {
+    Offline,
+    Online,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeepConf {
+    pub n_traces: usize,
+    pub sampling: SamplingParams,
+    pub mode: DeepConfMode,
+    /// Fraction of traces kept (offline) or the fraction of warm-up confidences the
+    /// online threshold lets through.
+    pub keep: f64,
+    /// Tokens per group.
+    pub window: usize,
+    /// Top candidates per token confidence (the paper's k).
+    pub top_k: u32,
+    /// Online: traces drawn in full to set the threshold.
+    pub warmup: usize,
+    /// Online: stop once the leader holds this share of the weighted vote.
+    pub consensus: f64,
+    /// Online: traces started together after the warm-up.
+    pub round_size: usize,
+}
+
+impl DeepConf {
+    /// The paper's settings scaled to short traces: k = 20, keep 90% (DeepConf-high),
+    /// consensus 0.95; groups of 32 tokens (the paper's 2048 is longer than most of
+    /// our traces, which would make every trace a single group).
+    pub fn new(n_traces: usize, sampling: SamplingParams, mode: DeepConfMode) -> Self {
+        Self {
+            n_traces,
+            sampling,
+            mode,
+            keep: 0.9,
+            window: 32,
+            top_k: 20,
+            warmup: n_traces.div_ceil(4).max(2).min(n_traces),
+            consensus: 0.95,
+            round_size: 4,
+        }
+    }
+
+    fn params(&self, stop: Option<ConfidenceStop>) -> SamplingParams {
+        SamplingParams { token_stats_k: self.top_k, confidence_stop: stop, ..self.sampling.clone() }
+    }
+
+    /// A candidate whose score is the trace's lowest group confidence.
+    fn scored(&self, sample: Sample, ctx: &Ctx<'_>) -> Result<Candidate, StrategyError> {
+        if sample.token_stats.is_empty() && sample.n_tokens > 0 {
+            return Err(GenError::Unsupported(
+                "per-token confidence (deepconf needs top log-probabilities for every generated token)".into(),
+            )
+            .into());
+        }
+        let conf: Vec<f32> = sample.token_stats.iter().map(|s| s.confidence).collect();
+        let score = lowest_group(&conf, self.window).map(f64::from);
+        Ok(Candidate { score, ..candidate(sample, ctx) })
+    }
+
+    async fn offline(&self, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let req = SampleRequest { messages: messages.to_vec(), n: self.n_traces, params: self.params(None), first_index: 0 };
+        let got = ctx.generator.sample(req).await?.collect().await?;
+        if got.samples.is_empty() {
+            return Err(StrategyError::InsufficientCandidates(self.n_traces));
+        }
+        let candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
+        let mut by_conf: Vec<&Candidate> = candidates.iter().collect();
+        by_conf.sort_by(|a, b| b.score.unwrap_or(f64::MIN).total_cmp(&a.score.unwrap_or(f64::MIN)).then(a.index.cmp(&b.index)));
+        let n_keep = ((candidates.len() as f64 * self.keep).ceil() as usize).clamp(1, candidates.len());
+        let kept: Vec<usize> = by_conf[..n_keep].iter().map(|c| c.index).collect();
+        Ok(self.decide(candidates, &kept, got.usage, got.failures.len(), false))
+    }
+
+    async fn online(&self, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let warmup = self.warmup.clamp(1, self.n_traces);
+        let req = SampleRequest { messages: messages.to_vec(), n: warmup, params: self.params(None), first_index: 0 };
+        let got = ctx.generator.sample(req).await?.collect().await?;
+        let mut usage = got.usage;
+        let mut n_failed = got.failures.len();
+        let mut candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
+        let confs: Vec<f32> = candidates.iter().filter_map(|c| c.score.map(|s| s as f32)).collect();
+        let threshold = quantile(&confs, 1.0 - self.keep);
+        let mut kept: Vec<usize> = candidates.iter().map(|c| c.index).collect();
+        let mut started = warmup;
+        let mut stopped_early = self.settled(&candidates, &kept) && started < self.n_traces;
+        while started < self.n_traces && !stopped_early {
+            let n = self.round_size.max(1).min(self.n_traces - started);
+            let stop = threshold.map(|threshold| ConfidenceStop { window: self.window as u32, threshold });
+            let req = SampleRequest { messages: messages.to_vec(), n, params: self.params(stop), first_index: started };
+            let mut stream = ctx.generator.sample(req).await?;
+            started += n;
+            while let Some(result) = stream.next().await {
+                let Ok(sample) = result else {
+                    n_failed += 1;
+                    continue;
+                };
+                let c = self.scored(sample, ctx)?;
+                if c.finish != FinishReason::LowConfidence {
+                    kept.push(c.index);
+                }
+                candidates.push(c);
+                if self.settled(&candidates, &kept) {
+                    // Failed and stopped traces were drawn too.
+                    stopped_early = candidates.len() + n_failed < self.n_traces;
+                    stream.cancel();
+                    break;
+                }
+            }
+            usage += stream.finish().await?;
+        }
+        if candidates.is_empty() {
+            return Err(StrategyError::InsufficientCandidates(started));
+        }
+        candidates.sort_by_key(|c| c.index);
+        Ok(self.decide(candidates, &kept, usage, n_failed, stopped_early))
+    }
+
+    /// Whether the leader of the weighted vote over `kept` holds `consensus` of it.
+    fn settled(&self, candidates: &[Candidate], kept: &[usize]) -> bool {
+        let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
+        let votes = tally(&voters, true);
+        let total: f64 = votes.iter().map(|v| v.weight).sum();
+        votes.first().is_some_and(|v| total > 0.0 && v.weight / total >= self.consensus)
+    }
+
+    /// The weighted vote over the `kept` traces; every trace stays in `candidates`.
+    fn decide(&self, candidates: Vec<Candidate>, kept: &[usize], usage: Usage, n_failed: usize, stopped_early: bool) -> Outcome {
+        let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
+        let votes = tally(&voters, true);
+        // The most confident member of the winning class speaks for it.
+        let chosen = votes
+            .first()
+            .and_then(|v| {
+                voters
+                    .iter()
+                    .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
+                    .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
+                    .and_then(|c| position_of(&candidates, c.index))
+            })
+            .or(Some(0));
+        Outcome {
+            strategy: self.name().into(),
+            answer: votes.first().map(|v| v.answer.clone()),
+            chosen,
+            candidates,
+            votes,
+            usage,
+            n_failed,
+            stopped_early,
+            abstained: false,
+        }
+    }
+}
+
+#[async_trait]
+impl Strategy for DeepConf {
+    fn name(&self) -> &str {
+        match self.mode {
+            DeepConfMode::Offline => "deepconf",
+            DeepConfMode::Online => "deepconf-online",
+        }
+    }
+    fn budget(&self) -> usize {
+        self.n_traces
+    }
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        match self.mode {
+            DeepConfMode::Offline => self.offline(messages, ctx).await,
+            DeepConfMode::Online => self.online(messages, ctx).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::answer::Equivalence;
+    use crate::generator::{GenEvent, Generator, GeneratorInfo, SampleStream, StepSession};
+    use crate::testing::{Choice, ScriptedGenerator};
+
+    struct Exact;
+    impl Equivalence for Exact {
+        fn key(&self, a: &str) -> String {
+            a.trim().to_string()
+        }
+    }
+
+    fn after_answer(text: &str) -> Option<String> {
+        text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
+    }
+
+    fn ctx(g: &dyn Generator) -> Ctx<'_> {
+        Ctx { generator: g, equivalence: &Exact, extract: after_answer, scorer: None, process: None, verifier: None }
+    }
+
+    fn problem() -> Problem {
+        Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
+    }
+
+    /// Reads the generator's own stream for `n` traces: the oracle's input.
+    fn reference(g: &ScriptedGenerator, n: usize, params: SamplingParams) -> Vec<Sample> {
+        let req = SampleRequest { messages: vec![Message::user("q")], n, params, first_index: 0 };
+        block_on(async { g.sample(req).await.expect("valid").collect().await.expect("usage") }).samples
+    }
+
+    /// Unsure and usually wrong, or sure and usually right.
+    fn menu() -> Vec<Choice> {
+        vec![
+            Choice::new("hmm maybe it is answer: 41", 3.0, -1.0).with_confidence(2.0),
+            Choice::new("so answer: 42", 2.0, -1.0).with_confidence(9.0),
+        ]
+    }
+
+    #[test]
+    fn offline_keeps_the_confident_traces_and_weights_their_votes() {
+        let g = ScriptedGenerator::new(menu());
+        let dc = DeepConf { keep: 0.5, ..DeepConf::new(16, SamplingParams { seed: 3, ..Default::default() }, DeepConfMode::Offline) };
+        let out = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect("solves");
+
+        // Oracle from the raw traces: the top half by confidence, confidence-weighted.
+        let mut traces = reference(&ScriptedGenerator::new(menu()), 16, dc.params(None));
+        let plain_majority = {
+            let mut c: BTreeMap<String, usize> = BTreeMap::new();
+            for t in &traces {
+                *c.entry(after_answer(&t.text).unwrap()).or_default() += 1;
+            }
+            c.into_iter().max_by_key(|(_, n)| *n).map(|(a, _)| a)
+        };
+        assert_eq!(plain_majority.as_deref(), Some("41"), "precondition: plain voting is wrong under this seed");
+        traces.sort_by(|a, b| b.token_stats[0].confidence.total_cmp(&a.token_stats[0].confidence).then(a.index.cmp(&b.index)));
+        let mut weight: BTreeMap<String, f64> = BTreeMap::new();
+        for t in &traces[..8] {
+            *weight.entry(after_answer(&t.text).unwrap()).or_default() += f64::from(t.token_stats[0].confidence);
+        }
+        let want = weight.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(a, _)| a.clone());
+        assert_eq!(out.answer, want);
+        assert_eq!(out.answer.as_deref(), Some("42"));
+        assert_eq!(out.candidates.len(), 16, "every trace is reported, voting or not");
+        let voters: usize = out.votes.iter().map(|v| v.count).sum();
+        assert_eq!(voters, 8);
+        let tokens: u64 = out.candidates.iter().map(|c| c.n_tokens as u64).sum();
+        assert_eq!(out.usage.completion, tokens);
+    }
+
+    #[test]
+    fn online_stops_weak_traces_at_one_window_and_stops_drawing_on_consensus() {
+        let g = ScriptedGenerator::new(menu());
+        let sampling = SamplingParams { seed: 11, ..Default::default() };
+        let dc = DeepConf { window: 3, warmup: 4, ..DeepConf::new(32, sampling, DeepConfMode::Online) };
+        // Precondition: both kinds in the warm-up, so the threshold lies between them.
+        let warm = reference(&ScriptedGenerator::new(menu()), 4, dc.params(None));
+        let warm_confs: Vec<f32> = warm.iter().map(|s| s.token_stats[0].confidence).collect();
+        assert!(warm_confs.contains(&2.0) && warm_confs.contains(&9.0), "{warm_confs:?}");
+
+        let out = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect("solves");
+        assert_eq!(out.answer.as_deref(), Some("42"));
+        for c in &out.candidates {
+            let weak = c.score == Some(2.0);
+            if c.index >= 4 && weak {
+                assert_eq!(c.finish, FinishReason::LowConfidence, "trace {} should stop", c.index);
+                assert_eq!(c.n_tokens, 3, "stopped after one window");
+            } else {
+                assert_eq!(c.finish, FinishReason::Eos, "trace {} should finish", c.index);
+            }
+        }
+        // Stopped traces do not vote; warm-up traces do.
+        let voters: usize = out.votes.iter().map(|v| v.count).sum();
+        let stopped = out.candidates.iter().filter(|c| c.finish == FinishReason::LowConfidence).count();
+        assert_eq!(voters, out.candidates.len() - stopped);
+        assert!(stopped > 0);
+        assert!(out.stopped_early && out.candidates.len() < 32, "consensus stops the draw: {} traces", out.candidates.len());
+        let tokens: u64 = out.candidates.iter().map(|c| c.n_tokens as u64).sum();
+        assert_eq!(out.usage.completion, tokens, "stopped traces' tokens are counted");
+    }
+
+    /// A backend that cannot report top log-probabilities (the fault under test).
+    struct NoStats(ScriptedGenerator);
+
+    #[async_trait]
+    impl Generator for NoStats {
+        fn info(&self) -> GeneratorInfo {
+            self.0.info()
+        }
+        async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
+            let got = self.0.sample(req).await?.collect().await?;
+            let samples = got.samples.into_iter().map(|s| GenEvent::Sample(Sample { token_stats: Vec::new(), ..s }));
+            let events = futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
+            Ok(SampleStream::new(events, crate::generator::CancelToken::default()))
+        }
+        async fn open(&self, m: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+            self.0.open(m, seed).await
+        }
+    }
+
+    #[test]
+    fn a_backend_without_token_confidence_is_a_clear_error() {
+        let g = NoStats(ScriptedGenerator::new(menu()));
+        let dc = DeepConf::new(4, SamplingParams::default(), DeepConfMode::Offline);
+        let err = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect_err("refused");
+        assert!(err.to_string().contains("per-token confidence"), "{err}");
+    }
+}
