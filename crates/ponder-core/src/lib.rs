@@ -7,9 +7,11 @@
 pub mod answer;
 pub mod confidence;
 pub mod generator;
+pub mod outcome;
 pub mod problem;
 pub mod process;
 pub mod scorer;
+pub mod scorer_spec;
 pub mod strategy;
 pub mod testing;
 pub mod verifier;

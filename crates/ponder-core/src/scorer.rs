@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::strategy::Candidate;
+use crate::outcome::Candidate;
 use crate::{Checker, Problem, Usage};
 
 /// Scores and what computing them cost.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::scorer::ScoreError;
-use crate::strategy::Candidate;
+use crate::outcome::Candidate;
 use crate::{Problem, Usage};
 
 /// A verifier's decision on one candidate.

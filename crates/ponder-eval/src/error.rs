@@ -44,12 +44,9 @@ pub enum Error {
     /// A problem's strategy failed; units stored so far stay.
     #[error("{strategy} (budget {budget}, seed {seed}) on problem {problem}: {source}")]
     Unit { strategy: String, budget: usize, seed: u64, problem: String, source: Box<ponder_core::strategy::StrategyError> },
-    /// A strategy name or budget that does not build.
+    /// A strategy spec that does not parse, check or build.
     #[error(transparent)]
     Strategy(Box<ponder_core::strategy::StrategyError>),
-    /// Strategy `auto` without a policy.
-    #[error("strategy auto needs --policy FILE (written by `ponder plan`)")]
-    NeedsPolicy,
     /// Two problems of a dataset share an id (units are keyed by it).
     #[error("dataset {spec}: problem id {id:?} appears twice; ids must be unique")]
     DuplicateId { spec: String, id: String },

@@ -12,13 +12,12 @@
 //! persists each in the [`store`] (SQLite) as it completes; [`summary`] gives what
 //! `ponder eval` prints and writes (one accuracy computation, [`analysis::Counts`]), with
 //! the verifier measurement of [`flaws`] and the agreement between strategies;
-//! [`auto::build_strategy`] builds every strategy by name; [`analysis`] summarises a stored run,
+//! [`runs::Plan`] builds each strategy from its spec; [`analysis`] summarises a stored run,
 //! [`curves`] computes pass@k / maj@k / best-of-k curves from its samples, [`cost`] adds
 //! FLOPs, prices and cost-of-pass, [`report`] writes HTML/Markdown/CSV, [`plan`] fits a
-//! compute-optimal policy that [`auto::Auto`] applies.
+//! compute-optimal policy that strategy `auto` (ponder-core) applies.
 
 pub mod analysis;
-pub mod auto;
 pub mod cost;
 pub mod coverage;
 pub mod curves;

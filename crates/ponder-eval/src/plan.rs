@@ -1,7 +1,7 @@
 //! Compute-optimal allocation (Snell et al. 2024): bin problems by difficulty, measured by
 //! how much the first few ("probe") samples agree, and pick per bin the strategy and
 //! budget that a stored run found best, under a total compute budget. The result is a
-//! [`Policy`] file that strategy `auto` ([`crate::auto::Auto`]) applies at answer time:
+//! [`Policy`] file that strategy `auto` (`ponder_core::strategy::Auto`) applies at answer time:
 //! draw the probe samples, look up the bin, then spend its budget (reusing the probes).
 //!
 //! Costs are computed tokens (prompt computed + generated) per unit, as if each strategy
@@ -14,124 +14,39 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use ponder_core::strategy::StrategySpec;
+use serde::Serialize;
 
 use crate::analysis::{Config, RunData};
 use crate::store::{OutcomeRow, SampleRow};
 use crate::Error;
 
-/// Strategies that draw samples of one request numbered from 0, so the probe samples are
-/// their first samples.
-pub const REUSES_PROBES: &[&str] = &["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"];
+pub use ponder_core::strategy::{agreement, Fitted, Policy, PolicyBin};
 
 /// Probe samples per problem by default.
 pub const DEFAULT_PROBE: usize = 4;
 
-/// What strategy `auto` does: probe, find the bin, spend.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Policy {
-    /// Format version (1).
-    pub version: u32,
-    /// Samples drawn first; their agreement (the size of the largest answer class, 0..=probe)
-    /// picks the bin.
-    pub probe: usize,
-    /// Covering 0..=probe without gaps or overlaps, in order.
-    pub bins: Vec<PolicyBin>,
-    /// Where the policy was fitted, and what it promised there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fitted: Option<Fitted>,
+/// Reads and checks a policy file.
+pub fn load_policy(path: &Path) -> Result<Policy, Error> {
+    let bad = |reason: String| Error::Policy { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let p: Policy = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    p.validate().map_err(bad)?;
+    Ok(p)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyBin {
-    /// Agreement range, inclusive: the largest class among the probes has this many samples.
-    pub min_agree: usize,
-    pub max_agree: usize,
-    pub strategy: String,
-    pub budget: usize,
-    /// Units of the fitting run in this bin, and what the choice achieved on them.
-    #[serde(default)]
-    pub n_units: usize,
-    #[serde(default)]
-    pub accuracy: f64,
-    #[serde(default)]
-    pub tokens_per_unit: f64,
+/// The policy a run stored inline.
+pub fn policy_from_value(v: &serde_json::Value) -> Result<Policy, Error> {
+    let bad = |reason: String| Error::Policy { path: "(stored with the run)".into(), reason };
+    let p: Policy = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
+    p.validate().map_err(bad)?;
+    Ok(p)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fitted {
-    pub run: i64,
-    pub dataset: String,
-    pub model: String,
-    pub n_units: usize,
-    pub accuracy: f64,
-    pub tokens_per_unit: f64,
-    /// The best single strategy and budget of the run, for comparison.
-    pub baseline: String,
-    pub baseline_accuracy: f64,
-    pub baseline_tokens_per_unit: f64,
-    /// 1 − policy tokens / baseline tokens.
-    pub savings: f64,
-}
-
-impl Policy {
-    /// Reads and checks a policy file.
-    pub fn load(path: &Path) -> Result<Policy, Error> {
-        let bad = |reason: String| Error::Policy { path: path.display().to_string(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let p: Policy = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        p.validate().map_err(bad)?;
-        Ok(p)
-    }
-
-    pub fn from_value(v: &serde_json::Value) -> Result<Policy, Error> {
-        let bad = |reason: String| Error::Policy { path: "(stored with the run)".into(), reason };
-        let p: Policy = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
-        p.validate().map_err(bad)?;
-        Ok(p)
-    }
-
-    /// Checks the bins cover 0..=probe in order and name usable strategies.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.version != 1 {
-            return Err(format!("unsupported version {} (this ponder reads version 1)", self.version));
-        }
-        if self.probe == 0 {
-            return Err("probe must be at least 1".into());
-        }
-        let mut next = 0;
-        for b in &self.bins {
-            if b.min_agree != next || b.max_agree < b.min_agree {
-                return Err(format!("bins must cover agreement 0..={} in order; bin {}..={} does not follow", self.probe, b.min_agree, b.max_agree));
-            }
-            if b.strategy.trim().is_empty() || b.strategy == "auto" {
-                return Err(format!("bin {}..={}: strategy {:?} cannot be used", b.min_agree, b.max_agree, b.strategy));
-            }
-            if b.budget == 0 {
-                return Err(format!("bin {}..={}: budget must be at least 1", b.min_agree, b.max_agree));
-            }
-            next = b.max_agree + 1;
-        }
-        if next != self.probe + 1 {
-            return Err(format!("bins must cover agreement 0..={}", self.probe));
-        }
-        Ok(())
-    }
-
-    /// The bin for `agree` (clamped to 0..=probe).
-    pub fn bin_for(&self, agree: usize) -> &PolicyBin {
-        let agree = agree.min(self.probe);
-        self.bins.iter().find(|b| (b.min_agree..=b.max_agree).contains(&agree)).unwrap_or_else(|| &self.bins[self.bins.len() - 1])
-    }
-}
-
-/// The size of the largest answer class among `keys` (samples without an answer count for none).
-pub fn agreement<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> usize {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for k in keys.into_iter().flatten() {
-        *counts.entry(k).or_default() += 1;
-    }
-    counts.values().copied().max().unwrap_or(0)
+/// What a stored configuration name is capable of, by its spec (false for a name this
+/// ponder no longer reads).
+fn capable(c: &Config, f: impl Fn(&StrategySpec) -> bool) -> bool {
+    StrategySpec::parse(&c.strategy, Some(c.budget)).is_ok_and(|s| f(&s))
 }
 
 /// How to fit.
@@ -197,12 +112,13 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
         .collect();
     let source = configs
         .iter()
-        .filter(|c| ["sc", "bon", "weighted-bon"].contains(&c.strategy.as_str()) && c.budget >= p)
+        .filter(|c| capable(c, |s| s.config().probe_source()) && c.budget >= p)
         .find(|c| run.outcomes.iter().filter(|o| o.key.strategy == c.strategy && o.key.budget == c.budget).all(|o| o.n_samples >= p))
         .cloned()
         .ok_or_else(|| {
             Error::Insufficient(format!(
-                "plan needs a run with sc, bon or weighted-bon at a budget of at least the probe count ({p}); this run has: {}",
+                "plan needs a run with {} at a budget of at least the probe count ({p}); this run has: {}",
+                StrategySpec::all().iter().filter(|s| s.config().probe_source()).map(StrategySpec::name).collect::<Vec<_>>().join(", "),
                 configs.iter().map(Config::to_string).collect::<Vec<_>>().join(", ")
             ))
         })?;
@@ -240,7 +156,7 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
     let auto_cost = |u: &UnitData, ci: usize| {
         let c = kept[ci];
         let t = u.results[ci].1;
-        if REUSES_PROBES.contains(&c.strategy.as_str()) {
+        if capable(c, StrategySpec::reuses_probes) {
             t.max(u.probe_tokens)
         } else {
             t + u.probe_tokens

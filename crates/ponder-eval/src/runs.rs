@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use ponder_core::strategy::{SearchConfig, Strategy};
+use ponder_core::strategy::{Strategy, StrategySpec};
+use serde_json::{Map, Value};
 use ponder_core::{Message, Problem, SamplingParams};
 
-use crate::auto::build_strategy;
-use crate::plan::Policy;
 use crate::runner::{Job, RunConfig};
 use crate::store::{RunInfo, Store, UnitKey};
 use crate::tasks::jsonl::BadRow;
@@ -90,21 +89,29 @@ pub struct Plan {
 
 impl Plan {
     /// `sampling` is the run's, stop strings of its prompt template included; each seed
-    /// of `config.seeds` replaces its seed.
-    pub fn new(
-        config: &RunConfig,
-        sampling: &SamplingParams,
-        search: &SearchConfig,
-        policy: Option<&Policy>,
-    ) -> Result<Plan, Error> {
+    /// of `config.seeds` replaces its seed. Each strategy of `config.strategies` is a
+    /// shorthand spec whose budget is each of `config.budgets` unless it says `@N`;
+    /// `defaults` fill the fields it leaves out ([`StrategySpec::parse_with`]: the CLI's
+    /// search flags, `auto`'s policy). A configuration is keyed by the label of its spec as
+    /// written (the defaults are the same for the whole run, and runs stored before specs
+    /// existed keep their keys: `pf`, not `pf` with every flag spelled out) and its budget,
+    /// so one given twice runs once.
+    pub fn new(config: &RunConfig, sampling: &SamplingParams, defaults: &Map<String, Value>) -> Result<Plan, Error> {
         let mut groups: Vec<(Group, Box<dyn Strategy>)> = Vec::new();
         for &seed in &config.seeds {
             let sampling = SamplingParams { seed, ..sampling.clone() };
+            // No budgets: each spec's own.
+            let budgets: Vec<Option<usize>> =
+                if config.budgets.is_empty() { vec![None] } else { config.budgets.iter().copied().map(Some).collect() };
             for name in &config.strategies {
-                for &budget in &config.budgets {
-                    let s = build_strategy(name, budget, &sampling, search, policy)?;
-                    let g = Group { strategy: s.name().to_string(), budget: s.budget(), seed };
+                for &budget in &budgets {
+                    let strategy_err = |e| Error::Strategy(Box::new(e));
+                    let spec = StrategySpec::parse_with(name, budget, defaults).map_err(strategy_err)?;
+                    let policy: Map<String, Value> = defaults.iter().filter(|(k, _)| *k == "policy").map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let written = StrategySpec::parse_with(name, budget, &policy).map_err(strategy_err)?;
+                    let g = Group { strategy: written.label(), budget: spec.budget(), seed };
                     if !groups.iter().any(|(x, _)| *x == g) {
+                        let s = spec.build(sampling.clone()).map_err(|e| Error::Strategy(Box::new(e)))?;
                         groups.push((g, s));
                     }
                 }
@@ -169,8 +176,7 @@ mod tests {
 
     #[test]
     fn fixed_budgets_run_once_and_stored_units_are_skipped() {
-        let plan = Plan::new(&config(&["single", "sc"], &[2, 4], &[7, 8]), &SamplingParams::default(), &SearchConfig::default(), None)
-            .unwrap();
+        let plan = Plan::new(&config(&["single", "sc", "sc@4"], &[2, 4], &[7, 8]), &SamplingParams::default(), &Map::new()).unwrap();
         let names: Vec<String> = plan.groups.iter().map(|(g, _)| format!("{}@{} s{}", g.strategy, g.budget, g.seed)).collect();
         assert_eq!(names, ["single@1 s7", "sc@2 s7", "sc@4 s7", "single@1 s8", "sc@2 s8", "sc@4 s8"]);
         let problems = load_problems("arith:1:3", 0, LoadOptions::default(), 3).unwrap().problems;
@@ -182,12 +188,23 @@ mod tests {
         assert!(jobs.iter().all(|j| j.key != stored.iter().next().unwrap().clone()), "a stored unit runs again");
     }
 
+    /// Runs stored before specs keyed `pf` with the search flags apart; they still do, and
+    /// a spec's own parameters make a configuration of their own.
+    #[test]
+    fn issue13_units_are_keyed_by_the_spec_as_written() {
+        let flags: Map<String, Value> = serde_json::from_value(serde_json::json!({"resampling": "systematic"})).unwrap();
+        let c = config(&["pf", "pf{ess_threshold = 0.5}"], &[4], &[0]);
+        let plan = Plan::new(&c, &SamplingParams::default(), &flags).unwrap();
+        let keys: Vec<String> = plan.groups.iter().map(|(g, _)| format!("{}@{}", g.strategy, g.budget)).collect();
+        assert_eq!(keys, ["pf@4", "pf{ ess_threshold = 0.5 }@4"]);
+    }
+
     #[test]
     fn bad_plans_and_problem_sets_are_errors() {
-        let search = SearchConfig::default();
-        let e = Plan::new(&config(&["auto"], &[4], &[0]), &SamplingParams::default(), &search, None).err().unwrap();
-        assert_eq!(e.to_string(), "strategy auto needs --policy FILE (written by `ponder plan`)");
-        assert!(Plan::new(&config(&["nope"], &[4], &[0]), &SamplingParams::default(), &search, None).is_err());
+        let none = Map::new();
+        let e = Plan::new(&config(&["auto"], &[4], &[0]), &SamplingParams::default(), &none).err().unwrap();
+        assert_eq!(e.to_string(), "strategy auto: policy is missing: give a policy file from `ponder plan` (--policy FILE)");
+        assert!(Plan::new(&config(&["nope"], &[4], &[0]), &SamplingParams::default(), &none).is_err());
         let mut c = config(&["sc"], &[4], &[0]);
         c.dataset_fingerprint = "stale".into();
         let e = load_resumed(3, &c, LoadOptions::default()).err().unwrap();

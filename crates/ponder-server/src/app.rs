@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ponder_core::strategy::{self, SearchConfig};
+use ponder_core::strategy::StrategySpec;
 use ponder_http::RewardScorer;
 use serde_json::{json, Value};
 
@@ -23,7 +23,7 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::request::{self, Kind};
 use crate::response::response_body;
-use crate::run::{admit, known_scorer, run};
+use crate::run::{admit, check_scorer, run};
 use crate::stream::stream;
 
 /// Everything the handlers share.
@@ -142,7 +142,7 @@ async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<J
             "id": st.model, "object": "model", "created": 0, "owned_by": "ponder",
             "max_model_len": info.context_len,
             "ponder": {
-                "backend": info.backend, "strategies": strategy::STRATEGIES, "prefix": "STRATEGY[-BUDGET]:MODEL",
+                "backend": info.backend, "strategies": StrategySpec::names(), "prefix": "STRATEGY[-BUDGET]:MODEL",
                 "step_sessions": st.backend.step_sessions(),
             },
         }],
@@ -172,14 +172,16 @@ async fn handle(st: &Arc<AppState>, kind: Kind, headers: HeaderMap, body: Body) 
     let key = st.keys.authenticate(&headers)?;
     let bytes = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
     let req = request::parse(kind, &bytes, &st.model, &st.config)?;
-    known_scorer(st, &req.scorer)?;
-    // Unknown strategies and bad budgets fail here, before any generation.
-    strategy::build_with(&req.strategy, req.budget, req.sampling.clone(), &SearchConfig::default())
-        .map_err(|e| ApiError::from_strategy(&e, false))?;
-    if req.strategy == "verify-resample" {
-        return Err(ApiError::invalid("strategy verify-resample needs a verifier, which the gateway does not have")
-            .param("ponder.strategy")
-            .code("unsupported_strategy"));
+    // The spec was checked as the body was parsed; what it needs is checked here, before
+    // any generation.
+    check_scorer(st, &req)?;
+    if req.strategy.needs().verifier {
+        let name = req.strategy.name();
+        return Err(ApiError::invalid(format!(
+            "strategy {name} needs a verifier (tests a candidate must pass), and a request cannot give the gateway one"
+        ))
+        .param("ponder.strategy")
+        .code("unsupported_strategy"));
     }
     let meter = admit(st, &req, key.as_deref())?;
     let id = new_id(if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });

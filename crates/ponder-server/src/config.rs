@@ -4,8 +4,9 @@
 //! model = "smollm2-135m"          # the id served in /v1/models (default: the model's name)
 //!
 //! [defaults]                      # what a request gets when it does not say
-//! strategy = "sc"
-//! budget = 8
+//! strategy = "sc"                 # a spec: "pf@8", or a table, below
+//! budget = 8                      # n of a spec that leaves it out
+//! # strategy = { strategy = "pf", n = 8, resampling = "systematic" }
 //! max_tokens = 256
 //! temperature = 0.7
 //!
@@ -37,12 +38,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
-    pub strategy: String,
+    /// A strategy spec (ponder-core's `StrategySpec`): a shorthand string or a table.
+    pub strategy: serde_json::Value,
     pub budget: usize,
     pub max_tokens: u32,
     pub temperature: f32,
     pub top_p: f32,
-    /// Outcome scorer for bon / weighted-bon: `mean-logprob` or `reward`.
+    /// Scorer for bon / weighted-bon (and search): `mean-logprob`, `self-eval` or `reward`.
     pub scorer: String,
 }
 
@@ -133,8 +135,12 @@ impl ServerConfig {
         if d.max_tokens == 0 || d.max_tokens > l.max_tokens {
             return Err(format!("defaults.max_tokens {} must be in 1..={}", d.max_tokens, l.max_tokens));
         }
-        ponder_core::strategy::build(&d.strategy, d.budget, ponder_core::SamplingParams::default())
+        let spec = ponder_core::strategy::StrategySpec::from_value(d.strategy.clone(), Some(d.budget))
             .map_err(|e| format!("defaults.strategy: {e}"))?;
+        if spec.budget() > l.max_budget {
+            return Err(format!("defaults.strategy: budget {} must be in 1..={}", spec.budget(), l.max_budget));
+        }
+        d.scorer.parse::<ponder_core::scorer_spec::ScorerSpec>().map_err(|e| format!("defaults.scorer: {e}"))?;
         if self.keys.iter().any(|k| k.key.trim().is_empty()) {
             return Err("an API key is empty".into());
         }

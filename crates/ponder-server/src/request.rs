@@ -2,9 +2,13 @@
 //! field by field so that every mistake is a 4xx naming its parameter.
 //!
 //! Strategy and budget come from, in increasing precedence: the server's defaults, the
-//! model prefix (`sc-16:smollm2-135m`, `adaptive-sc:smollm2-135m`), the `ponder` object.
+//! model prefix (`sc-16:smollm2-135m`, `adaptive-sc:smollm2-135m`), the `ponder` object,
+//! whose `strategy` is a spec (ponder-core's `StrategySpec`): a shorthand string
+//! (`"pf@8"`) or an object (`{"strategy": "pf", "n": 8, "resampling": "systematic"}`).
 
 use axum::http::StatusCode;
+use ponder_core::scorer_spec::ScorerSpec;
+use ponder_core::strategy::{StrategyError, StrategySpec};
 use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall};
 use serde_json::{Map, Value};
 
@@ -38,9 +42,8 @@ pub struct Request {
     /// Choices wanted (only `single` may give more than one).
     pub n: usize,
     pub sampling: SamplingParams,
-    pub strategy: String,
-    pub budget: usize,
-    pub scorer: String,
+    pub strategy: StrategySpec,
+    pub scorer: ScorerSpec,
     pub return_candidates: bool,
     /// The request's own ceiling on budget x max_tokens.
     pub max_total_tokens: Option<u64>,
@@ -55,11 +58,7 @@ pub struct Request {
 impl Request {
     /// Samples this request may draw at most.
     pub fn samples(&self) -> usize {
-        if self.strategy == "single" {
-            self.n
-        } else {
-            self.budget
-        }
+        self.strategy.budget()
     }
 
     /// The question, for scorers: the last user turn.
@@ -229,7 +228,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     let d = &cfg.defaults;
     let (mut strategy, mut budget) = (d.strategy.clone(), d.budget);
     if let Some((s, b)) = model_prefix(&model, served)? {
-        strategy = s;
+        strategy = Value::String(s);
         budget = b.unwrap_or(budget);
     }
     let mut scorer = d.scorer.clone();
@@ -241,8 +240,10 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
             if let Some(k) = p.keys().find(|k| !PONDER_FIELDS.contains(&k.as_str())) {
                 return Err(invalid(format!("unknown field ponder.{k} (known: {})", PONDER_FIELDS.join(", ")), &format!("ponder.{k}")));
             }
-            if let Some(s) = opt_str(p, "strategy", "ponder.strategy")? {
-                strategy = s.to_string();
+            match p.get("strategy") {
+                None | Some(Value::Null) => {}
+                Some(v @ (Value::String(_) | Value::Object(_))) => strategy = v.clone(),
+                Some(_) => return Err(invalid("ponder.strategy must be a spec: a string (\"pf@8\") or an object", "ponder.strategy")),
             }
             if let Some(b) = opt_u64(p, "budget", "ponder.budget")? {
                 budget = usize::try_from(b).unwrap_or(usize::MAX);
@@ -329,17 +330,23 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     if n == 0 {
         return Err(invalid("n must be at least 1", "n"));
     }
-    if n > 1 && strategy != "single" {
-        return Err(invalid(
-            format!("n = {n} needs strategy single (strategy {strategy} returns one answer; raise its budget instead)"),
-            "n",
-        ));
-    }
+    let mut strategy = StrategySpec::from_value(strategy, Some(budget)).map_err(|e| spec_error(&e))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
-    if budget == 0 {
-        return Err(invalid("budget must be at least 1, got 0", "ponder.budget").code("invalid_budget"));
-    }
-    let samples = if strategy == "single" { n } else { budget };
+    let n = match &mut strategy {
+        // OpenAI's `n` is single's own: n independent samples, every one a choice.
+        StrategySpec::Single(c) if n > 1 => {
+            c.n = n;
+            n
+        }
+        StrategySpec::Single(c) => c.n,
+        other if n > 1 => {
+            let name = other.name();
+            return Err(invalid(format!("n = {n} needs strategy single (strategy {name} returns one answer; raise its budget instead)"), "n"));
+        }
+        _ => 1,
+    };
+    let scorer: ScorerSpec = scorer.parse().map_err(|e: ponder_core::scorer_spec::ScorerSpecError| invalid(e.to_string(), "ponder.scorer"))?;
+    let samples = strategy.budget();
     if samples > cfg.limits.max_budget {
         return Err(invalid(
             format!("budget {samples} is above this server's ceiling of {} samples per request", cfg.limits.max_budget),
@@ -352,7 +359,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tool_defs::check(t)?;
         ignore_arguments.extend(tool_defs::non_semantic(t));
     }
-    let logprobs = logprobs(o, kind, &strategy)?;
+    let logprobs = logprobs(o, kind, strategy.name())?;
     let stream = opt_bool(o, "stream", "stream")?.unwrap_or(false);
     check_stream_options(o, stream)?;
     Ok(Request {
@@ -363,7 +370,6 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         n,
         sampling,
         strategy,
-        budget,
         scorer,
         return_candidates,
         max_total_tokens,
@@ -373,6 +379,20 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
         logprobs,
     })
+}
+
+/// A spec that does not parse or check, as a 400 naming the parameter: the field of the
+/// spec (`ponder.strategy.ess_threshold`), else the spec or the budget. The message is
+/// ponder-core's, the same the CLI and the config file give.
+pub(crate) fn spec_error(e: &StrategyError) -> ApiError {
+    match e {
+        StrategyError::InvalidConfig { field, .. } => {
+            invalid(e.to_string(), &format!("ponder.strategy.{field}")).code("invalid_strategy")
+        }
+        StrategyError::InvalidBudget(_) => invalid(e.to_string(), "ponder.budget").code("invalid_budget"),
+        StrategyError::UnknownStrategy { .. } => invalid(e.to_string(), "ponder.strategy").code("unknown_strategy"),
+        _ => invalid(e.to_string(), "ponder.strategy").code("invalid_strategy"),
+    }
 }
 
 /// The sampling parameters' ranges (the generator contract's), each error naming its field.
@@ -450,12 +470,22 @@ mod tests {
     #[test]
     fn strategy_from_prefix_and_body() {
         let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
-        assert_eq!((r.strategy.as_str(), r.budget), ("sc", 16));
+        assert_eq!(r.strategy.to_string(), "sc@16");
         let r = parse_chat(r#"{"model":"adaptive-sc:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
-        assert_eq!((r.strategy.as_str(), r.budget), ("adaptive-sc", 8));
+        assert_eq!(r.strategy.to_string(), "adaptive-sc@8");
         let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"bon","budget":3}}"#)
             .unwrap();
-        assert_eq!((r.strategy.as_str(), r.budget), ("bon", 3));
+        assert_eq!(r.strategy.to_string(), "bon@3");
+        // A whole spec, as an object or a shorthand; the budget fills `n` when it is left out.
+        let r = parse_chat(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":{"strategy":"pf","resampling":"systematic"},"budget":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.strategy.to_string(), r#"pf@4{ resampling = "systematic" }"#);
+        let r = parse_chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"beam@6{width = 3}"}}"#).unwrap();
+        assert_eq!(r.strategy.to_string(), "beam@6{ width = 3 }");
+        let r = parse_chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"single"},"n":3}"#).unwrap();
+        assert_eq!((r.strategy.to_string().as_str(), r.n, r.samples()), ("single@3", 3, 3));
     }
 
     #[test]
@@ -471,6 +501,10 @@ mod tests {
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":999999}"#, "max_tokens", 400),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"budgett":2}}"#, "ponder.budgett", 400),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#, "n", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":{"strategy":"pf","ess_threshold":2}}}"#, "ponder.strategy.ess_threshold", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"beam{widht = 2}"}}"#, "ponder.strategy", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"nope"}}"#, "ponder.strategy", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"scorer":"nope"}}"#, "ponder.scorer", 400),
         ];
         for (body, param, status) in cases {
             let e = parse_chat(body).unwrap_err();

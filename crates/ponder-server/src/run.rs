@@ -5,11 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
 use axum::http::StatusCode;
-use ponder_core::process::SelfEval;
-use ponder_core::scorer::{MeanLogprob, OutcomeScorer};
-use ponder_core::strategy::{self, Candidate, Ctx, Outcome, SearchConfig, StrategyError};
-use ponder_core::{Generator, Problem, SampleRequest};
+use ponder_core::scorer::OutcomeScorer;
+use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, ScorerSpecError, Scorers};
+use ponder_core::strategy::Ctx;
+use ponder_core::{
+    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest, SampleStream, StepSession,
+};
+use ponder_http::RewardScorer;
 use tokio::sync::mpsc;
 
 use crate::app::AppState;
@@ -40,13 +47,38 @@ pub(crate) fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Res
     Ok(Meter::new(st.keys.reserve(key, reserve)?, st.metrics.clone()))
 }
 
-pub(crate) fn known_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
-    match name {
-        "mean-logprob" | "self-eval" => Ok(()),
-        "reward" if st.reward.is_some() => Ok(()),
-        "reward" => Err(ApiError::invalid("scorer reward needs a [reward] model in the server config").param("ponder.scorer")),
-        other => Err(ApiError::invalid(format!("unknown scorer {other:?} (known: mean-logprob, self-eval, reward)")).param("ponder.scorer")),
+/// The model-backed scorers the gateway has: its reward server, if configured.
+struct GatewayModels<'a>(Option<&'a RewardScorer>);
+
+impl ScorerModels for GatewayModels<'_> {
+    fn reward(&self) -> Result<Arc<dyn OutcomeScorer>, String> {
+        match self.0 {
+            Some(r) => Ok(Arc::new(r.clone())),
+            None => Err("needs a reward model server: `[reward]` in the `ponder serve` config".into()),
+        }
     }
+}
+
+/// The request's scorers through ponder-core's builder (the CLI's too); self-evaluation
+/// judges whole candidates for best-of-N through `generator`, so that work is metered.
+fn scorers(st: &AppState, req: &Request, generator: Arc<dyn Generator>) -> Result<Scorers, ApiError> {
+    let messages = req.messages.clone();
+    let env = ScorerEnv { checker: None, generator, prompt: Arc::new(move |_| messages.clone()), self_eval_question: None };
+    let models = GatewayModels(st.reward.as_ref());
+    let bad = |e: ScorerSpecError| ApiError::invalid(e.to_string()).param("ponder.scorer");
+    let mut scorers = req.scorer.build(&env, &models).map_err(bad)?;
+    // Searches judge steps with self-evaluation unless the request names a process scorer
+    // (the gateway's default scorer, mean-logprob, judges only whole candidates).
+    if scorers.process.is_none() && req.strategy.needs().process_scorer {
+        scorers.process = ScorerSpec::SelfEval.build(&env, &models).map_err(bad)?.process;
+    }
+    Ok(scorers)
+}
+
+/// Fails when the request's scorer cannot be built here (before any generation).
+pub(crate) fn check_scorer(st: &AppState, req: &Request) -> Result<(), ApiError> {
+    let generator = st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref());
+    scorers(st, req, generator).map(drop)
 }
 
 /// Runs the request within the server's request timeout.
@@ -68,8 +100,8 @@ pub(crate) async fn run(
     }
 }
 
-/// Runs the request's strategy; `single` (with any `n`) draws plain samples, keeping their
-/// token logprobs. Everything the backend reports goes through `meter`.
+/// Runs the request's strategy, built from its spec. Everything the backend reports goes
+/// through `meter`; with `logprobs` the samples' token logprobs are kept on the way.
 async fn run_inner(
     st: Arc<AppState>,
     req: Arc<Request>,
@@ -85,60 +117,70 @@ async fn run_inner(
     if let Some(tx) = progress {
         generator = Arc::new(Observed { inner: generator, tx });
     }
-    let ctx_extract = extract;
-    let equivalence = EQUIVALENCE;
-    if req.strategy == "single" {
-        let sreq = SampleRequest { messages: req.messages.clone(), n: req.n, params: req.sampling.clone(), first_index: 0 };
-        let got = generator.sample(sreq).await.map_err(|e| ApiError::from_gen(&e, upstream))?;
-        let got = got.collect().await.map_err(|e| ApiError::from_gen(&e, upstream))?;
-        if let Some((i, e)) = got.failures.first() {
-            return Err(ApiError::from_gen(e, upstream).code(format!("sample_{i}_failed")));
-        }
-        let ctx = Ctx { generator: generator.as_ref(), equivalence: &equivalence, extract: ctx_extract, scorer: None, process: None, verifier: None };
-        let logprobs = got
-            .samples
-            .iter()
-            .map(|s| TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() })
-            .collect();
-        let candidates: Vec<Candidate> = got.samples.into_iter().map(|s| strategy::candidate(s, &ctx)).collect();
-        if candidates.is_empty() {
-            return Err(ApiError::from_strategy(&StrategyError::InsufficientCandidates(req.n), upstream));
-        }
-        let outcome = Outcome {
-            strategy: "single".into(),
-            answer: candidates.first().and_then(|c| c.answer.clone()),
-            chosen: Some(0),
-            candidates,
-            votes: Vec::new(),
-            usage: got.usage,
-            n_failed: 0,
-            stopped_early: false,
-            abstained: false,
-        };
-        return Ok((outcome, logprobs));
+    let kept = Arc::new(Mutex::new(BTreeMap::new()));
+    if req.logprobs {
+        generator = Arc::new(KeepLogprobs { inner: generator, kept: kept.clone() });
     }
-    let strategy = strategy::build_with(&req.strategy, req.budget, req.sampling.clone(), &SearchConfig::default())
-        .map_err(|e| ApiError::from_strategy(&e, upstream))?;
-    let mean_logprob = MeanLogprob;
-    let scorer: &dyn OutcomeScorer = match (req.scorer.as_str(), &st.reward) {
-        ("reward", Some(r)) => r,
-        _ => &mean_logprob,
-    };
-    let self_eval = SelfEval::default();
+    let strategy = req.strategy.build(req.sampling.clone()).map_err(|e| ApiError::from_strategy(&e, upstream))?;
+    let scorers = scorers(&st, &req, generator.clone())?;
+    let equivalence = EQUIVALENCE;
     let ctx = Ctx {
         generator: generator.as_ref(),
         equivalence: &equivalence,
-        extract: ctx_extract,
-        scorer: Some(scorer),
-        // Always offered: on a backend without step-wise sessions a search strategy fails
-        // at `open` with an error naming the missing capability.
-        process: Some(&self_eval),
+        extract,
+        scorer: scorers.outcome.as_deref(),
+        // On a backend without step-wise sessions a search strategy fails at `open` with an
+        // error naming the missing capability.
+        process: scorers.process.as_deref(),
         verifier: None,
     };
     let problem = Problem { id: "request".into(), question: req.question(), gold: String::new(), level: None, steps: Vec::new() };
-    strategy
-        .solve(&problem, &req.messages, &ctx)
-        .await
-        .map(|o| (o, Vec::new()))
-        .map_err(|e: StrategyError| ApiError::from_strategy(&e, upstream))
+    let outcome = strategy.solve(&problem, &req.messages, &ctx).await.map_err(|e| ApiError::from_strategy(&e, upstream))?;
+    // Every choice is a sample of its own: one that failed fails the request.
+    if req.n > 1 && outcome.n_failed > 0 {
+        return Err(ApiError::internal(format!("{} of {} samples failed", outcome.n_failed, req.n)).code("sample_failed"));
+    }
+    let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+    let logprobs = outcome.candidates.iter().filter_map(|c| kept.get(&c.index).cloned()).collect();
+    Ok((outcome, logprobs))
+}
+
+/// Keeps each sample's token logprobs by sample index (a strategy's candidates do not).
+struct KeepLogprobs {
+    inner: Arc<dyn Generator>,
+    kept: Arc<Mutex<BTreeMap<usize, TokenLogprobs>>>,
+}
+
+#[async_trait]
+impl Generator for KeepLogprobs {
+    fn info(&self) -> GeneratorInfo {
+        self.inner.info()
+    }
+
+    async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
+        let inner = self.inner.sample(req).await?;
+        let outer = CancelToken::default();
+        let state = (Some(inner), outer.clone(), self.kept.clone());
+        let events = futures::stream::unfold(state, |(inner, outer, kept)| async move {
+            let mut inner = inner?;
+            if outer.is_cancelled() {
+                inner.cancel();
+            }
+            match inner.next().await {
+                Some(Ok(s)) => {
+                    if let Ok(mut k) = kept.lock() {
+                        k.insert(s.index, TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() });
+                    }
+                    Some((GenEvent::Sample(s), (Some(inner), outer, kept)))
+                }
+                Some(Err((index, error))) => Some((GenEvent::Failed { index, error }, (Some(inner), outer, kept))),
+                None => inner.finish().await.ok().map(|u| (GenEvent::Done(u), (None, outer, kept))),
+            }
+        });
+        Ok(SampleStream::new(events, outer))
+    }
+
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        self.inner.open(messages, seed).await
+    }
 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ponder_core::answer::{extract_answer, NumericEquivalence};
-use ponder_core::process::{Aggregate, ProcessAsOutcome, ProcessScorer, PromptFn, SelfEval, StepCheck};
-use ponder_core::scorer::{CheckerScorer, MeanLogprob, OutcomeScorer};
-use ponder_core::strategy::{Ctx, FinalPick, Resampling, SearchConfig};
+use ponder_core::process::{Aggregate, ProcessScorer, PromptFn};
+use ponder_core::scorer::OutcomeScorer;
+use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, Scorers};
+use ponder_core::strategy::{Ctx, FinalPick, Policy, Resampling, StrategyError, StrategySpec};
+use serde_json::{Map, Value};
 use ponder_engine::judge::Judge;
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 use ponder_core::{Checker, Generator, SamplingParams};
@@ -96,46 +98,48 @@ impl SamplingArgs {
     }
 }
 
-/// The scorers `--scorer` accepts: outcome scorers, then process scorers (which the
-/// outcome strategies use on each complete candidate).
-pub const SCORERS: &[&str] = &["mean-logprob", "checker", "self-eval", "step-check", "prm", "judge"];
+/// A flag's value as the spec field's type reads it (serde), naming the flag when it does not.
+fn serde_flag<T: serde::de::DeserializeOwned + serde::Serialize>(flag: &str, s: Option<&str>) -> Result<Option<Value>> {
+    let Some(s) = s else { return Ok(None) };
+    let v: T = serde_json::from_value(Value::String(s.to_string())).with_context(|| format!("{flag} {s:?}"))?;
+    Ok(Some(serde_json::to_value(v)?))
+}
 
-/// Scorers that judge partial solutions step by step.
-pub const PROCESS_SCORERS: &[&str] = &["self-eval", "step-check", "prm", "judge"];
-
-/// Flags of the step-level search strategies and their process scorers.
+/// Flags of the step-level search strategies and their process scorers. Each search flag
+/// fills the field of that name in every strategy spec that has it and does not set it
+/// itself; left out, the spec type's default holds (`ponder strategies` lists them).
 #[derive(Args, Debug, Clone)]
 pub struct SearchArgs {
-    /// Ends a step in search strategies (\n is a newline); empty: steps end only at --max-step-tokens
-    #[arg(long, default_value = "\\n\\n")]
-    pub delimiter: String,
-    /// Most tokens in one step
-    #[arg(long, default_value_t = 128)]
-    pub max_step_tokens: u32,
-    /// beam/dvts: children per kept beam (M); beam keeps budget/M beams, dvts runs budget/M subtrees
-    #[arg(long, default_value_t = 4)]
-    pub beam_width: usize,
-    /// Most steps of a search
-    #[arg(long, default_value_t = 40)]
-    pub max_steps: usize,
-    /// How a branch's step scores become one: last, min, product, mean
-    #[arg(long, default_value = "last")]
-    pub aggregate: String,
-    /// pf/pgibbs resampling: multinomial or systematic
-    #[arg(long, default_value = "multinomial")]
-    pub resampling: String,
-    /// pf/pgibbs: resample only when the effective sample size falls below this fraction of the particles
-    #[arg(long, default_value_t = 1.0)]
-    pub ess_threshold: f64,
-    /// pf/pgibbs: softmax temperature on the particles' log-weights
-    #[arg(long, default_value_t = 1.0)]
-    pub pf_temperature: f64,
-    /// pf/pgibbs final answer: argmax (highest weight) or sample (drawn by weight)
-    #[arg(long, default_value = "argmax")]
-    pub final_pick: String,
-    /// pgibbs: sweeps (total particles spent = budget x sweeps)
-    #[arg(long, default_value_t = 2)]
-    pub sweeps: usize,
+    /// Ends a step in search strategies (\n is a newline); empty: steps end only at --max-step-tokens [spec: step.delimiter]
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// Most tokens in one step [spec: step.max_step_tokens]
+    #[arg(long)]
+    pub max_step_tokens: Option<u32>,
+    /// beam/dvts/astar: children per kept beam (M) [spec: width]
+    #[arg(long)]
+    pub beam_width: Option<usize>,
+    /// Most steps of a search [spec: step.max_steps]
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// How a branch's step scores become one: last, min, product, mean [spec: step.aggregate]
+    #[arg(long)]
+    pub aggregate: Option<String>,
+    /// pf/pgibbs resampling: multinomial or systematic [spec: resampling]
+    #[arg(long)]
+    pub resampling: Option<String>,
+    /// pf/pgibbs: resample only when the effective sample size falls below this fraction of the particles [spec: ess_threshold]
+    #[arg(long)]
+    pub ess_threshold: Option<f64>,
+    /// pf/pgibbs: softmax temperature on the particles' log-weights [spec: temperature]
+    #[arg(long)]
+    pub pf_temperature: Option<f64>,
+    /// pf/pgibbs final answer: argmax (highest weight) or sample (drawn by weight) [spec: final_pick]
+    #[arg(long)]
+    pub final_pick: Option<String>,
+    /// pgibbs: sweeps (total particles spent = budget x sweeps) [spec: sweeps]
+    #[arg(long)]
+    pub sweeps: Option<usize>,
     /// GGUF causal LM used as token-probability PRM for --scorer prm (registry name, path or hf:)
     #[arg(long)]
     pub prm_model: Option<String>,
@@ -165,43 +169,67 @@ fn unescape(s: &str) -> String {
 }
 
 impl SearchArgs {
-    pub fn config(&self) -> Result<SearchConfig> {
-        let aggregate = Aggregate::parse(&self.aggregate)
-            .with_context(|| format!("unknown --aggregate {:?} (known: {})", self.aggregate, Aggregate::NAMES.join(", ")))?;
-        let resampling = match self.resampling.as_str() {
-            "multinomial" => Resampling::Multinomial,
-            "systematic" => Resampling::Systematic,
-            other => bail!("unknown --resampling {other:?} (known: multinomial, systematic)"),
+    /// The flags given, as (flag, spec field path, value).
+    fn given(&self) -> Result<Vec<(&'static str, &'static str, Value)>> {
+        let mut out = Vec::new();
+        let mut add = |flag, field, v: Option<Value>| {
+            if let Some(v) = v {
+                out.push((flag, field, v));
+            }
         };
-        let final_pick = match self.final_pick.as_str() {
-            "argmax" => FinalPick::Argmax,
-            "sample" => FinalPick::Sample,
-            other => bail!("unknown --final-pick {other:?} (known: argmax, sample)"),
+        add("--delimiter", "step.delimiter", self.delimiter.as_deref().map(|d| Value::from(unescape(d))));
+        add("--max-step-tokens", "step.max_step_tokens", self.max_step_tokens.map(Value::from));
+        add("--beam-width", "width", self.beam_width.map(Value::from));
+        add("--max-steps", "step.max_steps", self.max_steps.map(Value::from));
+        add("--aggregate", "step.aggregate", serde_flag::<Aggregate>("--aggregate", self.aggregate.as_deref())?);
+        add("--resampling", "resampling", serde_flag::<Resampling>("--resampling", self.resampling.as_deref())?);
+        add("--ess-threshold", "ess_threshold", self.ess_threshold.map(Value::from));
+        add("--pf-temperature", "temperature", self.pf_temperature.map(Value::from));
+        add("--final-pick", "final_pick", serde_flag::<FinalPick>("--final-pick", self.final_pick.as_deref())?);
+        add("--sweeps", "sweeps", self.sweeps.map(Value::from));
+        Ok(out)
+    }
+
+    /// The fields the flags (and `--policy`, for `auto`) fill in each spec.
+    pub fn defaults(&self, policy: Option<&Policy>) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for (_, field, v) in self.given()? {
+            match field.split_once('.') {
+                Some((outer, inner)) => {
+                    let sub = out.entry(outer.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(sub) = sub {
+                        sub.insert(inner.to_string(), v);
+                    }
+                }
+                None => {
+                    out.insert(field.to_string(), v);
+                }
+            }
+        }
+        if let Some(p) = policy {
+            out.insert("policy".into(), serde_json::to_value(p)?);
+        }
+        Ok(out)
+    }
+
+    /// Says which flag set a field a spec rejects.
+    pub fn explain(&self, e: StrategyError) -> anyhow::Error {
+        let flag = match &e {
+            StrategyError::InvalidConfig { field, .. } => {
+                self.given().ok().and_then(|g| g.into_iter().find(|(_, f, _)| f == field)).map(|(flag, ..)| flag)
+            }
+            _ => None,
         };
-        if self.beam_width == 0 {
-            bail!("--beam-width must be at least 1");
+        match flag {
+            Some(flag) => anyhow::anyhow!("{e} (set by {flag})"),
+            None => e.into(),
         }
-        if self.max_steps == 0 || self.max_step_tokens == 0 || self.sweeps == 0 {
-            bail!("--max-steps, --max-step-tokens and --sweeps must be at least 1");
-        }
-        if !(0.0..=1.0).contains(&self.ess_threshold) {
-            bail!("--ess-threshold must be in [0, 1], got {}", self.ess_threshold);
-        }
-        if !(self.pf_temperature.is_finite() && self.pf_temperature > 0.0) {
-            bail!("--pf-temperature must be a positive number, got {}", self.pf_temperature);
-        }
-        Ok(SearchConfig {
-            delimiter: unescape(&self.delimiter),
-            max_step_tokens: self.max_step_tokens,
-            beam_width: self.beam_width,
-            max_steps: self.max_steps,
-            aggregate,
-            resampling,
-            ess_threshold: self.ess_threshold,
-            pf_temperature: self.pf_temperature,
-            final_pick,
-            sweeps: self.sweeps,
-        })
+    }
+
+    /// Strategy `s` (a shorthand) at `budget`, with these flags and `policy` filling the
+    /// fields it leaves out.
+    pub fn spec(&self, s: &str, budget: usize, policy: Option<&Policy>) -> Result<StrategySpec> {
+        StrategySpec::parse_with(s, Some(budget), &self.defaults(policy)?).map_err(|e| self.explain(e))
     }
 
     /// Loads the reward model first, so a PRM that fails to load ends the command before
@@ -224,9 +252,7 @@ impl SearchArgs {
         };
         TokenPrm::new(engine, format).map_err(|e| anyhow::anyhow!("the PRM model cannot be used: {e}"))
     }
-}
 
-impl SearchArgs {
     /// Loads the judge model first, so a judge that fails to load ends the command before
     /// any generation.
     pub fn judge(&self, model: &ModelArgs) -> Result<Judge> {
@@ -244,60 +270,47 @@ impl SearchArgs {
     }
 }
 
-/// The scorers a command runs with.
-#[derive(Default)]
-pub struct Scorers {
-    pub outcome: Option<Box<dyn OutcomeScorer>>,
-    pub process: Option<Arc<dyn ProcessScorer>>,
+/// The model-backed scorers the CLI can load: a PRM and a judge, by flag.
+struct CliModels<'a> {
+    search: &'a SearchArgs,
+    model: &'a ModelArgs,
 }
 
-/// Checks a scorer name before any model loads.
-pub fn check_scorer(name: &str) -> Result<()> {
-    if SCORERS.contains(&name) {
-        Ok(())
-    } else {
-        bail!("unknown scorer {name:?} (known: {})", SCORERS.join(", "))
+impl ScorerModels for CliModels<'_> {
+    fn prm(&self) -> std::result::Result<Arc<dyn ProcessScorer>, String> {
+        self.search.prm(self.model).map(|p| Arc::new(p) as Arc<dyn ProcessScorer>).map_err(|e| format!("{e:#}"))
+    }
+    fn judge(&self) -> std::result::Result<Arc<dyn ProcessScorer>, String> {
+        self.search.judge(self.model).map(|j| Arc::new(j) as Arc<dyn ProcessScorer>).map_err(|e| format!("{e:#}"))
     }
 }
 
-/// Builds the scorers: an outcome scorer by name, or a process scorer that search
-/// strategies use step by step and outcome strategies use on whole candidates.
+/// Builds the scorers through ponder-core's one builder: an outcome scorer, or a process
+/// scorer that search strategies use step by step and outcome strategies use on whole
+/// candidates.
 pub fn scorers(
-    name: &str,
+    spec: ScorerSpec,
     checker: Option<Arc<dyn Checker>>,
     search: &SearchArgs,
     model: &ModelArgs,
     engine: &Engine,
     prompt: PromptFn,
 ) -> Result<Scorers> {
-    if !PROCESS_SCORERS.contains(&name) {
-        return Ok(Scorers { outcome: Some(scorer(name, checker)?), process: None });
-    }
-    let process: Arc<dyn ProcessScorer> = match name {
-        "self-eval" => {
-            let mut s = SelfEval::default();
-            if let Some(q) = &search.self_eval_question {
-                s.question = unescape(q);
-            }
-            Arc::new(s)
-        }
-        "step-check" => Arc::new(StepCheck),
-        "judge" => Arc::new(search.judge(model)?),
-        _ => Arc::new(search.prm(model)?),
+    let env = ScorerEnv {
+        checker,
+        generator: Arc::new(engine.clone()),
+        prompt,
+        self_eval_question: search.self_eval_question.as_deref().map(unescape),
     };
-    let outcome = ProcessAsOutcome { scorer: process.clone(), generator: Arc::new(engine.clone()), prompt };
-    Ok(Scorers { outcome: Some(Box::new(outcome)), process: Some(process) })
+    Ok(spec.build(&env, &CliModels { search, model })?)
 }
 
-pub fn scorer(name: &str, checker: Option<Arc<dyn Checker>>) -> Result<Box<dyn OutcomeScorer>> {
-    Ok(match name {
-        "mean-logprob" => Box::new(MeanLogprob),
-        "checker" => match checker {
-            Some(c) => Box::new(CheckerScorer(c)),
-            None => bail!("scorer checker needs a dataset (ponder eval) or a --gold answer"),
-        },
-        other => bail!("unknown scorer {other:?} (known: {})", SCORERS.join(", ")),
-    })
+/// Fails before any model loads when the strategy needs a process scorer `--scorer` is not.
+pub fn check_needs(spec: &StrategySpec, scorer: ScorerSpec) -> Result<()> {
+    if spec.needs().process_scorer && !scorer.is_process() {
+        return Err(StrategyError::NeedsProcessScorer(spec.name().into()).into());
+    }
+    Ok(())
 }
 
 pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;

@@ -33,6 +33,8 @@ enum Command {
     /// Run a verifier over JSONL cases, one JSON verdict per line.
     #[command(subcommand)]
     Grade(cmd::grade::Command),
+    /// List every strategy with its parameters, defaults and budget unit, and the scorers.
+    Strategies(cmd::strategies::Args),
     /// List or fetch models.
     #[command(subcommand)]
     Models(cmd::models::Command),
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Runs(c) => cmd::runs::run(c),
         Command::Flaws(a) => cmd::flaws::run(a),
+        Command::Strategies(a) => cmd::strategies::run(a),
         Command::Models(c) => cmd::models::run(c),
         Command::Grade(c) => cmd::grade::run(c),
         Command::Bench(c) => cmd::bench::run(c),

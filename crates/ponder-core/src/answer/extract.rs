@@ -131,7 +131,7 @@ fn last_answer_phrase(text: &str) -> Option<Stated<'_>> {
         // Text answers and prose count only in a concluding sentence (no digit after it):
         // "the answer: first, we note .. 3 + 4 = 7" is working, not an answer.
         let concluding = !bytes[end..].iter().any(u8::is_ascii_digit);
-        match stated_answer(sentence, concluding) {
+        match stated_answer(sentence, concluding).filter(|a| !a.is_empty()) {
             Some(a) => return Some(Stated::Answer(a)),
             None if concluding => prose = Some(Stated::Prose),
             None => {}
@@ -207,7 +207,8 @@ fn has_words(s: &str) -> bool {
 
 /// A few words without digits or markup: a text answer (`Paris`, `yes`, `New York`).
 fn is_short_text(s: &str) -> bool {
-    s.len() <= 40
+    !s.is_empty()
+        && s.len() <= 40
         && s.split_whitespace().count() <= 3
         && s.chars().all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
 }
@@ -372,6 +373,8 @@ mod tests {
         check(r"\boxed{3} then \boxed{", Some("3"));
         check(r"The answer is 4. \boxed{5}", Some("5"));
         check(r"\boxedx{3} 8", Some("8"));
+        // An empty clause before a comma is no answer (found by the property test below).
+        check(r"answer is ,answer\boxed", None);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 
 use super::{extract_answer, Equivalence};
-use crate::strategy::{tally, Candidate, Vote};
+use crate::outcome::{tally, Candidate, Vote};
 use crate::{FinishReason, ToolCall};
 
 const OPEN: &str = "<tool_call>";

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use super::{validate, Partial, ProcessScorer};
 use crate::generator::Generator;
 use crate::scorer::{OutcomeScorer, ScoreError, Scores};
-use crate::strategy::Candidate;
+use crate::outcome::Candidate;
 use crate::{Message, Problem};
 
 /// Puts a problem to the model (the same prompt the candidates were drawn with).

@@ -80,6 +80,7 @@ pub enum Aggregate {
     /// The weakest step.
     Min,
     /// All steps correct, as independent events.
+    #[serde(alias = "prod")]
     Product,
     Mean,
 }

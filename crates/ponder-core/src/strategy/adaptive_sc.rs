@@ -9,11 +9,63 @@
 //! 4 return the majority answer over the samples drawn.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use statrs::function::beta::beta_reg;
 
-use super::{candidate, majority, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
-use crate::generator::{SampleRequest, SamplingParams};
-use crate::{Message, Problem, Usage};
+use super::rounds::{draw_in_rounds, Drawn, Settle};
+use super::spec::{check_n, ConfigError, StrategyConfig};
+use super::{majority, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use crate::generator::SamplingParams;
+use crate::{Message, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdaptiveScConfig {
+    /// Most samples N.
+    pub n: usize,
+    /// Stop once the leader stays leader with at least this probability.
+    pub threshold: f64,
+    /// Samples started together per round.
+    pub round_size: usize,
+}
+
+impl Default for AdaptiveScConfig {
+    fn default() -> Self {
+        Self { n: 8, threshold: 0.95, round_size: 4 }
+    }
+}
+
+impl StrategyConfig for AdaptiveScConfig {
+    fn name(&self) -> &'static str {
+        "adaptive-sc"
+    }
+    fn about(&self) -> &'static str {
+        "adaptive self-consistency (Aggarwal et al. 2023): vote, stop once the leader is settled"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "samples (at most)"
+    }
+    fn reuses_probes(&self) -> bool {
+        true
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)?;
+        let t = self.threshold;
+        ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || format!("must be in (0, 1], got {t}"))?;
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(AdaptiveSelfConsistency {
+            max_samples: self.n,
+            sampling,
+            threshold: self.threshold,
+            round_size: self.round_size,
+        }))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct AdaptiveSelfConsistency {
@@ -27,7 +79,8 @@ pub struct AdaptiveSelfConsistency {
 
 impl AdaptiveSelfConsistency {
     pub fn new(max_samples: usize, sampling: SamplingParams) -> Self {
-        Self { max_samples, sampling, threshold: 0.95, round_size: 4 }
+        let d = AdaptiveScConfig::default();
+        Self { max_samples, sampling, threshold: d.threshold, round_size: d.round_size }
     }
 }
 
@@ -44,6 +97,17 @@ fn top_two(candidates: &[Candidate]) -> (usize, usize) {
     (v1, v2)
 }
 
+/// Step 2-3: settled once P(leader stays) reaches the threshold.
+struct BetaRule(f64);
+
+#[async_trait]
+impl Settle for BetaRule {
+    async fn settle(&mut self, drawn: &mut Drawn, _fresh: bool) -> Result<bool, StrategyError> {
+        let (v1, v2) = top_two(&drawn.candidates);
+        Ok(v1 > 0 && leader_stays_probability(v1, v2) >= self.0)
+    }
+}
+
 #[async_trait]
 impl Strategy for AdaptiveSelfConsistency {
     fn name(&self) -> &str {
@@ -53,35 +117,10 @@ impl Strategy for AdaptiveSelfConsistency {
         self.max_samples
     }
     async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let (mut usage, mut n_failed, mut started) = (Usage::default(), 0, 0);
-        let mut stopped_early = false;
-        while started < self.max_samples && !stopped_early {
-            let n = self.round_size.max(1).min(self.max_samples - started);
-            let req = SampleRequest { messages: messages.to_vec(), n, params: self.sampling.clone(), first_index: started };
-            let mut stream = ctx.generator.sample(req).await?;
-            started += n;
-            while let Some(result) = stream.next().await {
-                match result {
-                    Ok(sample) => candidates.push(candidate(sample, ctx)),
-                    Err(_) => n_failed += 1,
-                }
-                let (v1, v2) = top_two(&candidates);
-                if v1 > 0 && leader_stays_probability(v1, v2) >= self.threshold {
-                    // Failed samples were drawn too: counting only candidates would call a
-                    // stop on the budget's last sample early.
-                    stopped_early = candidates.len() + n_failed < self.max_samples;
-                    stream.cancel();
-                    break;
-                }
-            }
-            usage += stream.finish().await?;
-        }
-        if candidates.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(started));
-        }
-        candidates.sort_by_key(|c| c.index);
-        Ok(majority(self.name(), candidates, usage, n_failed, stopped_early))
+        let mut rule = BetaRule(self.threshold);
+        let mut d = draw_in_rounds(messages, self.max_samples, self.round_size, &self.sampling, ctx, &mut rule).await?;
+        d.candidates.sort_by_key(|c| c.index);
+        Ok(majority(self.name(), d.candidates, d.usage, d.n_failed, d.stopped_early))
     }
 }
 

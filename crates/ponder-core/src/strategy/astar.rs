@@ -7,7 +7,7 @@
 //!   fewer steps, then to the one pushed first
 //! 3 finished: it is the answer, stop. At `max_steps` steps: it cannot grow; keep it as a
 //!   leaf and pop the next. Budget spent: stop
-//! 4 otherwise expand it into M = `beam_width` children (fewer if the budget has fewer
+//! 4 otherwise expand it into M = `width` children (fewer if the budget has fewer
 //!   scorings left): the branch goes on as the first child and M−1 forks (KV shared), so
 //!   the expanded node holds nothing more; extend the children in one batch, score, push
 //!
@@ -23,25 +23,61 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::search::{outcome, Searcher};
-use super::{Ctx, Outcome, SearchConfig, Strategy, StrategyError, Track};
+use super::search::{outcome, Searcher, StepConfig};
+use super::spec::{check_n, ConfigError, Needs, StrategyConfig};
+use super::{Ctx, Outcome, Strategy, StrategyError, Track};
 use crate::generator::SamplingParams;
 use crate::process::Aggregate;
 use crate::{Message, Problem};
 
-#[derive(Debug, Clone)]
-pub struct AStar {
-    /// Process-scorer step scorings.
-    pub budget: usize,
-    pub sampling: SamplingParams,
-    pub search: SearchConfig,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AstarConfig {
+    /// Process-scorer passes N (step scorings).
+    pub n: usize,
+    /// Children per expanded node.
+    pub width: usize,
+    pub step: StepConfig,
 }
 
-impl AStar {
-    pub fn new(budget: usize, sampling: SamplingParams, search: SearchConfig) -> Self {
-        Self { budget, sampling, search }
+impl Default for AstarConfig {
+    fn default() -> Self {
+        Self { n: 8, width: 4, step: StepConfig::default() }
     }
+}
+
+impl StrategyConfig for AstarConfig {
+    fn name(&self) -> &'static str {
+        "astar"
+    }
+    fn about(&self) -> &'static str {
+        "A* over reasoning steps: expand the best-scoring partial first"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "process-scorer passes"
+    }
+    fn needs(&self) -> Needs {
+        Needs { process_scorer: true, session: true, ..Needs::default() }
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)?;
+        ConfigError::check(self.width >= 1, "width", || "must be at least 1, got 0".into())?;
+        self.step.validate()
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(AStar { config: self.clone(), sampling }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AStar {
+    pub config: AstarConfig,
+    pub sampling: SamplingParams,
 }
 
 /// A partial solution in the queue.
@@ -89,12 +125,12 @@ impl Strategy for AStar {
         "astar"
     }
     fn budget(&self) -> usize {
-        self.budget
+        self.config.n
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let mut s =
-            Searcher::open(self.name(), self.budget, problem, messages, ctx, &self.sampling, &self.search).await?;
-        let (n, m, aggregate) = (self.budget, self.search.beam_width.max(1), self.search.aggregate);
+            Searcher::open(self.name(), self.config.n, problem, messages, ctx, &self.sampling, &self.config.step).await?;
+        let (n, m, aggregate) = (self.config.n, self.config.width.max(1), self.config.step.aggregate);
         let mut seq = 0;
         let mut queue = BinaryHeap::from([Node::new(s.root(), aggregate, &mut seq)]);
         // Leaves popped but not expandable (at the step limit).
@@ -106,7 +142,7 @@ impl Strategy for AStar {
                 leaves.push(node);
                 break;
             }
-            if node.track.steps.len() >= self.search.steps() {
+            if node.track.steps.len() >= self.config.step.steps() {
                 s.release([node.track.branch]).await?;
                 leaves.push(node);
                 continue;

@@ -3,9 +3,55 @@
 
 use async_trait::async_trait;
 
+use serde::{Deserialize, Serialize};
+
+use super::spec::{check_n, ConfigError, Needs, StrategyConfig};
 use super::{draw, score, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
 use crate::{Message, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BonConfig {
+    /// Samples N.
+    pub n: usize,
+}
+
+impl Default for BonConfig {
+    fn default() -> Self {
+        Self { n: 8 }
+    }
+}
+
+impl StrategyConfig for BonConfig {
+    fn name(&self) -> &'static str {
+        "bon"
+    }
+    fn about(&self) -> &'static str {
+        "best-of-N: the highest-scoring of N samples (outcome scorer)"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "samples (+ one scorer pass each)"
+    }
+    fn needs(&self) -> Needs {
+        Needs { scorer: true, ..Needs::default() }
+    }
+    fn reuses_probes(&self) -> bool {
+        true
+    }
+    fn probe_source(&self) -> bool {
+        true
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(BestOfN { n_samples: self.n, sampling }))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BestOfN {

@@ -20,59 +20,95 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::confidence::{lowest_group, quantile};
-use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams};
+use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams, MAX_TOKEN_STATS_K};
 use crate::{Message, Problem, Usage};
 
 /// Offline filters after the fact; online stops weak traces and the whole draw early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeepConfMode {
+    #[default]
     Offline,
     Online,
 }
 
-#[derive(Debug, Clone)]
-pub struct DeepConf {
-    pub n_traces: usize,
-    pub sampling: SamplingParams,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeepConfConfig {
+    /// Most traces N.
+    pub n: usize,
     pub mode: DeepConfMode,
-    /// Fraction of traces kept (offline) or the fraction of warm-up confidences the
-    /// online threshold lets through.
+    /// Fraction of traces kept (offline), or of warm-up confidences the online threshold
+    /// lets through: 0.9 is DeepConf-high, 0.1 DeepConf-low.
     pub keep: f64,
-    /// Tokens per group.
+    /// Tokens per group. The paper's 2048 is longer than most traces of these models,
+    /// which would make every trace one group; 32 keeps local dips visible.
     pub window: usize,
     /// Top candidates per token confidence (the paper's k).
     pub top_k: u32,
-    /// Online: traces drawn in full to set the threshold.
-    pub warmup: usize,
+    /// Online: traces drawn in full to set the threshold; left out, a quarter of N (at least 2).
+    pub warmup: Option<usize>,
     /// Online: stop once the leader holds this share of the weighted vote.
     pub consensus: f64,
     /// Online: traces started together after the warm-up.
     pub round_size: usize,
 }
 
-impl DeepConf {
-    /// The paper's settings scaled to short traces: k = 20, keep 90% (DeepConf-high),
-    /// consensus 0.95; groups of 32 tokens (the paper's 2048 is longer than most of
-    /// our traces, which would make every trace a single group).
-    pub fn new(n_traces: usize, sampling: SamplingParams, mode: DeepConfMode) -> Self {
-        Self {
-            n_traces,
-            sampling,
-            mode,
-            keep: 0.9,
-            window: 32,
-            top_k: 20,
-            warmup: n_traces.div_ceil(4).max(2).min(n_traces),
-            consensus: 0.95,
-            round_size: 4,
+impl Default for DeepConfConfig {
+    fn default() -> Self {
+        Self { n: 8, mode: DeepConfMode::Offline, keep: 0.9, window: 32, top_k: 20, warmup: None, consensus: 0.95, round_size: 4 }
+    }
+}
+
+impl StrategyConfig for DeepConfConfig {
+    fn name(&self) -> &'static str {
+        "deepconf"
+    }
+    fn about(&self) -> &'static str {
+        "DeepConf (Fu et al. 2025): confidence-filtered, confidence-weighted voting; online mode stops weak traces and the draw early"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "traces (at most)"
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)?;
+        let k = self.keep;
+        ConfigError::check(k > 0.0 && k <= 1.0, "keep", || format!("must be in (0, 1], got {k}"))?;
+        ConfigError::check(self.window >= 1, "window", || "must be at least 1, got 0".into())?;
+        let t = self.top_k;
+        ConfigError::check((1..=MAX_TOKEN_STATS_K).contains(&t), "top_k", || format!("must be in 1..={MAX_TOKEN_STATS_K}, got {t}"))?;
+        if let Some(w) = self.warmup {
+            ConfigError::check(w >= 1 && w <= self.n, "warmup", || format!("must be in 1..=n ({}), got {w}", self.n))?;
         }
+        let c = self.consensus;
+        ConfigError::check(c > 0.0 && c <= 1.0, "consensus", || format!("must be in (0, 1], got {c}"))?;
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(DeepConf { config: self.clone(), sampling }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeepConf {
+    pub config: DeepConfConfig,
+    pub sampling: SamplingParams,
+}
+
+impl DeepConf {
+    fn warmup(&self) -> usize {
+        let n = self.config.n;
+        self.config.warmup.unwrap_or(n.div_ceil(4).max(2)).clamp(1, n)
     }
 
     fn params(&self, stop: Option<ConfidenceStop>) -> SamplingParams {
-        SamplingParams { token_stats_k: self.top_k, confidence_stop: stop, ..self.sampling.clone() }
+        SamplingParams { token_stats_k: self.config.top_k, confidence_stop: stop, ..self.sampling.clone() }
     }
 
     /// A candidate whose score is the trace's lowest group confidence.
@@ -84,39 +120,39 @@ impl DeepConf {
             .into());
         }
         let conf: Vec<f32> = sample.token_stats.iter().map(|s| s.confidence).collect();
-        let score = lowest_group(&conf, self.window).map(f64::from);
+        let score = lowest_group(&conf, self.config.window).map(f64::from);
         Ok(Candidate { score, ..candidate(sample, ctx) })
     }
 
     async fn offline(&self, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
-        let req = SampleRequest { messages: messages.to_vec(), n: self.n_traces, params: self.params(None), first_index: 0 };
+        let req = SampleRequest { messages: messages.to_vec(), n: self.config.n, params: self.params(None), first_index: 0 };
         let got = ctx.generator.sample(req).await?.collect().await?;
         if got.samples.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(self.n_traces));
+            return Err(StrategyError::InsufficientCandidates(self.config.n));
         }
         let candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
         let mut by_conf: Vec<&Candidate> = candidates.iter().collect();
         by_conf.sort_by(|a, b| b.score.unwrap_or(f64::MIN).total_cmp(&a.score.unwrap_or(f64::MIN)).then(a.index.cmp(&b.index)));
-        let n_keep = ((candidates.len() as f64 * self.keep).ceil() as usize).clamp(1, candidates.len());
+        let n_keep = ((candidates.len() as f64 * self.config.keep).ceil() as usize).clamp(1, candidates.len());
         let kept: Vec<usize> = by_conf[..n_keep].iter().map(|c| c.index).collect();
         Ok(self.decide(candidates, &kept, got.usage, got.failures.len(), false))
     }
 
     async fn online(&self, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
-        let warmup = self.warmup.clamp(1, self.n_traces);
+        let warmup = self.warmup();
         let req = SampleRequest { messages: messages.to_vec(), n: warmup, params: self.params(None), first_index: 0 };
         let got = ctx.generator.sample(req).await?.collect().await?;
         let mut usage = got.usage;
         let mut n_failed = got.failures.len();
         let mut candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
         let confs: Vec<f32> = candidates.iter().filter_map(|c| c.score.map(|s| s as f32)).collect();
-        let threshold = quantile(&confs, 1.0 - self.keep);
+        let threshold = quantile(&confs, 1.0 - self.config.keep);
         let mut kept: Vec<usize> = candidates.iter().map(|c| c.index).collect();
         let mut started = warmup;
-        let mut stopped_early = self.settled(&candidates, &kept) && started < self.n_traces;
-        while started < self.n_traces && !stopped_early {
-            let n = self.round_size.max(1).min(self.n_traces - started);
-            let stop = threshold.map(|threshold| ConfidenceStop { window: self.window as u32, threshold });
+        let mut stopped_early = self.settled(&candidates, &kept) && started < self.config.n;
+        while started < self.config.n && !stopped_early {
+            let n = self.config.round_size.max(1).min(self.config.n - started);
+            let stop = threshold.map(|threshold| ConfidenceStop { window: self.config.window as u32, threshold });
             let req = SampleRequest { messages: messages.to_vec(), n, params: self.params(stop), first_index: started };
             let mut stream = ctx.generator.sample(req).await?;
             started += n;
@@ -132,7 +168,7 @@ impl DeepConf {
                 candidates.push(c);
                 if self.settled(&candidates, &kept) {
                     // Failed and stopped traces were drawn too.
-                    stopped_early = candidates.len() + n_failed < self.n_traces;
+                    stopped_early = candidates.len() + n_failed < self.config.n;
                     stream.cancel();
                     break;
                 }
@@ -151,7 +187,7 @@ impl DeepConf {
         let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
         let votes = tally(&voters, true);
         let total: f64 = votes.iter().map(|v| v.weight).sum();
-        votes.first().is_some_and(|v| total > 0.0 && v.weight / total >= self.consensus)
+        votes.first().is_some_and(|v| total > 0.0 && v.weight / total >= self.config.consensus)
     }
 
     /// The weighted vote over the `kept` traces; every trace stays in `candidates`.
@@ -186,16 +222,13 @@ impl DeepConf {
 #[async_trait]
 impl Strategy for DeepConf {
     fn name(&self) -> &str {
-        match self.mode {
-            DeepConfMode::Offline => "deepconf",
-            DeepConfMode::Online => "deepconf-online",
-        }
+        "deepconf"
     }
     fn budget(&self) -> usize {
-        self.n_traces
+        self.config.n
     }
     async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
-        match self.mode {
+        match self.config.mode {
             DeepConfMode::Offline => self.offline(messages, ctx).await,
             DeepConfMode::Online => self.online(messages, ctx).await,
         }
@@ -249,7 +282,8 @@ mod tests {
     #[test]
     fn offline_keeps_the_confident_traces_and_weights_their_votes() {
         let g = ScriptedGenerator::new(menu());
-        let dc = DeepConf { keep: 0.5, ..DeepConf::new(16, SamplingParams { seed: 3, ..Default::default() }, DeepConfMode::Offline) };
+        let config = DeepConfConfig { n: 16, keep: 0.5, ..Default::default() };
+        let dc = DeepConf { config, sampling: SamplingParams { seed: 3, ..Default::default() } };
         let out = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect("solves");
 
         // Oracle from the raw traces: the top half by confidence, confidence-weighted.
@@ -281,7 +315,8 @@ mod tests {
     fn online_stops_weak_traces_at_one_window_and_stops_drawing_on_consensus() {
         let g = ScriptedGenerator::new(menu());
         let sampling = SamplingParams { seed: 11, ..Default::default() };
-        let dc = DeepConf { window: 3, warmup: 4, ..DeepConf::new(32, sampling, DeepConfMode::Online) };
+        let config = DeepConfConfig { n: 32, mode: DeepConfMode::Online, window: 3, warmup: Some(4), ..Default::default() };
+        let dc = DeepConf { config, sampling };
         // Precondition: both kinds in the warm-up, so the threshold lies between them.
         let warm = reference(&ScriptedGenerator::new(menu()), 4, dc.params(None));
         let warm_confs: Vec<f32> = warm.iter().map(|s| s.token_stats[0].confidence).collect();
@@ -330,7 +365,7 @@ mod tests {
     #[test]
     fn a_backend_without_token_confidence_is_a_clear_error() {
         let g = NoStats(ScriptedGenerator::new(menu()));
-        let dc = DeepConf::new(4, SamplingParams::default(), DeepConfMode::Offline);
+        let dc = DeepConf { config: DeepConfConfig { n: 4, ..Default::default() }, sampling: SamplingParams::default() };
         let err = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect_err("refused");
         assert!(err.to_string().contains("per-token confidence"), "{err}");
     }

@@ -3,88 +3,50 @@
 
 mod adaptive_sc;
 mod astar;
+pub mod auto;
 mod beam;
 mod best_of_n;
 mod deepconf;
 mod dvts;
-pub mod particle_filter;
+mod particle_filter;
 mod particle_gibbs;
+mod replay;
+mod rounds;
 pub mod search;
 mod self_consistency;
 mod single;
+pub mod smc;
+pub mod spec;
 mod verified_resampling;
-mod voting;
 mod weighted_best_of_n;
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-pub use adaptive_sc::{leader_stays_probability, AdaptiveSelfConsistency};
-pub use astar::AStar;
-pub use beam::BeamSearch;
-pub use best_of_n::BestOfN;
-pub use deepconf::{DeepConf, DeepConfMode};
-pub use dvts::Dvts;
-pub use particle_filter::{ParticleFilter, PfStep};
-pub use particle_gibbs::ParticleGibbs;
-pub use search::{FinalPick, Resampling, SearchConfig, Track};
-pub use self_consistency::SelfConsistency;
-pub use single::Single;
-pub use verified_resampling::VerifiedResampling;
-pub use voting::{tally, Vote};
-pub use weighted_best_of_n::WeightedBestOfN;
+pub use adaptive_sc::{leader_stays_probability, AdaptiveScConfig, AdaptiveSelfConsistency};
+pub use astar::{AStar, AstarConfig};
+pub use auto::{agreement, Auto, AutoConfig, Fitted, Policy, PolicyBin};
+pub use beam::{BeamConfig, BeamSearch};
+pub use best_of_n::{BestOfN, BonConfig};
+pub use deepconf::{DeepConf, DeepConfConfig, DeepConfMode};
+pub use dvts::{Dvts, DvtsConfig};
+pub use particle_filter::{ParticleFilter, PfConfig};
+pub use particle_gibbs::{ParticleGibbs, PgConfig};
+pub use search::{StepConfig, Track};
+pub use self_consistency::{ScConfig, SelfConsistency};
+pub use single::{Single, SingleConfig};
+pub use smc::{FinalPick, PfStep, Resampling};
+pub use spec::{Needs, StrategyConfig, StrategySpec};
+pub use verified_resampling::{VerifiedResampling, VerifyResampleConfig};
+pub use weighted_best_of_n::{WeightedBestOfN, WeightedBonConfig};
+
+pub use crate::outcome::{tally, Candidate, Outcome, Vote};
 
 use crate::answer::Equivalence;
-use crate::generator::{FinishReason, GenError, Generator, Sample, SampleRequest, SamplingParams};
+use crate::generator::{GenError, Generator, Sample, SampleRequest, SamplingParams};
 use crate::process::ProcessScorer;
 use crate::scorer::{self, OutcomeScorer, ScoreError};
 use crate::verifier::Verifier;
 use crate::{Message, Problem, Usage};
-
-/// One complete candidate solution with its extracted answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub index: usize,
-    pub text: String,
-    pub answer: Option<String>,
-    /// Equivalence-class key of `answer`.
-    pub key: Option<String>,
-    pub n_tokens: usize,
-    pub mean_logprob: Option<f64>,
-    pub finish: FinishReason,
-    /// Set by strategies that score candidates.
-    pub score: Option<f64>,
-}
-
-/// What a strategy decided, and what it cost.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub strategy: String,
-    /// The chosen final answer; `None` when no candidate had one.
-    pub answer: Option<String>,
-    /// Index into `candidates` of the candidate whose text is returned.
-    pub chosen: Option<usize>,
-    pub candidates: Vec<Candidate>,
-    /// Equivalence classes, best first (empty for strategies that do not vote).
-    pub votes: Vec<Vote>,
-    pub usage: Usage,
-    /// Samples whose generation failed (partial-failure rule: the rest decide).
-    pub n_failed: usize,
-    /// Stopped before spending the whole budget.
-    pub stopped_early: bool,
-    /// Gave no answer on purpose (verified resampling found no passing sample); counted
-    /// apart from wrong answers.
-    #[serde(default)]
-    pub abstained: bool,
-}
-
-impl Outcome {
-    pub fn chosen_text(&self) -> Option<&str> {
-        self.chosen.and_then(|i| self.candidates.get(i)).map(|c| c.text.as_str())
-    }
-}
 
 /// What a strategy may use.
 pub struct Ctx<'a> {
@@ -103,6 +65,12 @@ pub enum StrategyError {
     UnknownStrategy { name: String, known: String },
     #[error("budget must be at least 1, got {0}")]
     InvalidBudget(usize),
+    /// A field of a spec fails its check.
+    #[error("strategy {strategy}: {field} {message}")]
+    InvalidConfig { strategy: String, field: String, message: String },
+    /// A spec that does not parse (unknown field, wrong type, bad shorthand).
+    #[error("bad strategy spec: {0}")]
+    BadSpec(String),
     #[error("strategy {0} needs a scorer")]
     NeedsScorer(String),
     #[error("strategy {0} needs a process scorer (--scorer self-eval, step-check or prm)")]
@@ -123,48 +91,6 @@ pub trait Strategy: Send + Sync {
     /// Most samples the strategy may draw.
     fn budget(&self) -> usize;
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError>;
-}
-
-/// The strategies `build` knows.
-/// The step-level search strategies (they need a process scorer and a step session).
-pub const SEARCH_STRATEGIES: &[&str] = &["beam", "dvts", "pf", "pgibbs", "astar"];
-
-pub const STRATEGIES: &[&str] =
-    &["single", "sc", "adaptive-sc", "deepconf", "deepconf-online", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar"];
-
-/// Builds a strategy by name, search strategies with the default [`SearchConfig`].
-pub fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-    build_with(name, budget, sampling, &SearchConfig::default())
-}
-
-/// Builds a strategy by name; `search` configures the step-level search strategies.
-pub fn build_with(
-    name: &str,
-    budget: usize,
-    sampling: SamplingParams,
-    search: &SearchConfig,
-) -> Result<Box<dyn Strategy>, StrategyError> {
-    if budget == 0 {
-        return Err(StrategyError::InvalidBudget(0));
-    }
-    Ok(match name {
-        "single" => Box::new(Single { sampling }),
-        "sc" => Box::new(SelfConsistency { n_samples: budget, sampling }),
-        "adaptive-sc" => Box::new(AdaptiveSelfConsistency::new(budget, sampling)),
-        "deepconf" => Box::new(DeepConf::new(budget, sampling, DeepConfMode::Offline)),
-        "deepconf-online" => Box::new(DeepConf::new(budget, sampling, DeepConfMode::Online)),
-        "bon" => Box::new(BestOfN { n_samples: budget, sampling }),
-        "weighted-bon" => Box::new(WeightedBestOfN { n_samples: budget, sampling }),
-        "verify-resample" => Box::new(VerifiedResampling::new(budget, sampling)),
-        "beam" => Box::new(BeamSearch::new(budget, sampling, search.clone())),
-        "dvts" => Box::new(Dvts::new(budget, sampling, search.clone())),
-        "pf" => Box::new(ParticleFilter::new(budget, sampling, search.clone())),
-        "pgibbs" => Box::new(ParticleGibbs::new(budget, sampling, search.clone())),
-        "astar" => Box::new(AStar::new(budget, sampling, search.clone())),
-        _ => {
-            return Err(StrategyError::UnknownStrategy { name: name.into(), known: STRATEGIES.join(", ") });
-        }
-    })
 }
 
 /// A candidate from a sample: extracts and keys its answer.
@@ -216,16 +142,6 @@ pub(crate) fn position_of(candidates: &[Candidate], index: usize) -> Option<usiz
     candidates.iter().position(|c| c.index == index)
 }
 
-/// Candidates grouped by answer key (candidates without an answer are left out).
-pub(crate) fn groups(candidates: &[Candidate]) -> BTreeMap<&str, Vec<&Candidate>> {
-    let mut out: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
-    for c in candidates {
-        if let Some(k) = c.key.as_deref() {
-            out.entry(k).or_default().push(c);
-        }
-    }
-    out
-}
 #[cfg(test)] mod tests;
 #[cfg(test)] mod search_tests;
 

@@ -1,5 +1,5 @@
 //! What the step-level search strategies (beam, DVTS, particle filtering, particle Gibbs,
-//! A*) share: their configuration and the bookkeeping of branches in a step session.
+//! A*) share: their step configuration and the bookkeeping of branches in a step session.
 //!
 //! [`Searcher`] is the one place where a search touches its session: it extends every
 //! unfinished branch it is given in one `extend` call (one batch on the engine), scores
@@ -14,74 +14,36 @@ use crate::generator::{BranchId, FinishReason, GenError, SamplingParams, Step, S
 use crate::process::{self, Aggregate, Partial, ProcessScorer};
 use crate::{Message, Problem, Usage};
 
+use super::spec::ConfigError;
 use super::{Candidate, Ctx, Outcome, StrategyError};
 
-/// How particle filtering draws the next generation of particles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resampling {
-    /// N independent draws from the weights.
-    #[default]
-    Multinomial,
-    /// One uniform offset, N evenly spaced points (lower variance).
-    Systematic,
-}
-
-/// How particle filtering picks the answer among the finished particles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FinalPick {
-    /// The particle with the highest weight.
-    #[default]
-    Argmax,
-    /// A particle drawn in proportion to its weight (the paper's posterior sample).
-    Sample,
-}
-
-/// Configuration of the search strategies; `Default` gives the documented defaults.
+/// How a search cuts solutions into steps and scores branches: the part of the
+/// configuration every search strategy shares. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchConfig {
-    /// Ends a step (kept in its text). Default: a blank line.
+#[serde(default, deny_unknown_fields)]
+pub struct StepConfig {
+    /// Ends a step (kept in its text); empty: steps end only at `max_step_tokens`.
     pub delimiter: String,
     /// Most tokens in one step; a longer step is cut there (and may go on next step).
     pub max_step_tokens: u32,
-    /// Beam search and DVTS: children per kept beam (M). Beam keeps N/M beams; DVTS runs
-    /// N/M subtrees.
-    pub beam_width: usize,
     /// Most steps before every live branch is stopped.
     pub max_steps: usize,
     /// How a branch's step scores become one score.
     pub aggregate: Aggregate,
-    /// Particle filtering: resampling scheme.
-    pub resampling: Resampling,
-    /// Particle filtering: resample only when the effective sample size falls below this
-    /// fraction of the particle count (1.0: every step).
-    pub ess_threshold: f64,
-    /// Particle filtering: softmax temperature on the log-weights.
-    pub pf_temperature: f64,
-    pub final_pick: FinalPick,
-    /// Particle Gibbs: sweeps (each a particle filtering run with a reference trajectory).
-    pub sweeps: usize,
 }
 
-impl Default for SearchConfig {
+impl Default for StepConfig {
     fn default() -> Self {
-        Self {
-            delimiter: "\n\n".into(),
-            max_step_tokens: 128,
-            beam_width: 4,
-            max_steps: 40,
-            aggregate: Aggregate::Last,
-            resampling: Resampling::Multinomial,
-            ess_threshold: 1.0,
-            pf_temperature: 1.0,
-            final_pick: FinalPick::Argmax,
-            sweeps: 2,
-        }
+        Self { delimiter: "\n\n".into(), max_step_tokens: 128, max_steps: 40, aggregate: Aggregate::Last }
     }
 }
 
-impl SearchConfig {
+impl StepConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::check(self.max_step_tokens >= 1, "step.max_step_tokens", || "must be at least 1, got 0".into())?;
+        ConfigError::check(self.max_steps >= 1, "step.max_steps", || "must be at least 1, got 0".into())
+    }
+
     /// Step parameters for a solution capped at `sampling.max_tokens` tokens in total.
     pub fn step_params(&self, sampling: &SamplingParams) -> StepParams {
         StepParams {
@@ -96,11 +58,11 @@ impl SearchConfig {
     pub fn steps(&self) -> usize {
         self.max_steps.max(1)
     }
+}
 
-    /// Children per expanded branch (M), within `1..=budget`.
-    pub fn width(&self, budget: usize) -> usize {
-        self.beam_width.clamp(1, budget.max(1))
-    }
+/// Children per expanded branch (M) for a budget, within `1..=budget`.
+pub fn clamp_width(width: usize, budget: usize) -> usize {
+    width.clamp(1, budget.max(1))
 }
 
 /// One branch of a search: its steps, their scores and how it ended.
@@ -275,7 +237,7 @@ impl<'a> Searcher<'a> {
         messages: &[Message],
         ctx: &Ctx<'a>,
         sampling: &SamplingParams,
-        search: &SearchConfig,
+        step: &StepConfig,
     ) -> Result<Self, StrategyError> {
         let scorer = ctx.process.ok_or_else(|| StrategyError::NeedsProcessScorer(strategy.into()))?;
         if budget == 0 {
@@ -287,7 +249,7 @@ impl<'a> Searcher<'a> {
             session,
             scorer,
             problem,
-            params: search.step_params(sampling),
+            params: step.step_params(sampling),
             scorer_usage: Usage::default(),
             scored: 0,
             alive,

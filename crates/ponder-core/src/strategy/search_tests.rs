@@ -15,7 +15,7 @@ use proptest::strategy::Strategy as _;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::particle_filter::{ess, resample, softmax};
+use super::smc::{ess, resample, softmax};
 use super::*;
 use crate::answer::Equivalence;
 use crate::generator::{
@@ -166,8 +166,82 @@ impl StepSession for Recording {
     }
 }
 
+/// Every search knob in one bag, so a test can set any of them and run any search.
+#[derive(Debug, Clone)]
+struct SearchConfig {
+    beam_width: usize,
+    max_steps: usize,
+    aggregate: crate::Aggregate,
+    resampling: Resampling,
+    ess_threshold: f64,
+    pf_temperature: f64,
+    final_pick: FinalPick,
+    sweeps: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        let (pf, pg, beam) = (PfConfig::default(), PgConfig::default(), BeamConfig::default());
+        SearchConfig {
+            beam_width: beam.width,
+            max_steps: beam.step.max_steps,
+            aggregate: beam.step.aggregate,
+            resampling: pf.resampling,
+            ess_threshold: pf.ess_threshold,
+            pf_temperature: pf.temperature,
+            final_pick: pf.final_pick,
+            sweeps: pg.sweeps,
+        }
+    }
+}
+
+impl SearchConfig {
+    fn step(&self) -> StepConfig {
+        StepConfig { max_steps: self.max_steps, aggregate: self.aggregate, ..StepConfig::default() }
+    }
+    fn pf(&self, n: usize) -> PfConfig {
+        PfConfig {
+            n,
+            resampling: self.resampling,
+            ess_threshold: self.ess_threshold,
+            temperature: self.pf_temperature,
+            final_pick: self.final_pick,
+            step: self.step(),
+        }
+    }
+    fn pg(&self, n: usize) -> PgConfig {
+        let pf = self.pf(n);
+        PgConfig {
+            n,
+            sweeps: self.sweeps,
+            resampling: pf.resampling,
+            ess_threshold: pf.ess_threshold,
+            temperature: pf.temperature,
+            final_pick: pf.final_pick,
+            step: pf.step,
+        }
+    }
+    /// The strategy `name` with these knobs, built directly (no spec checks: tests go
+    /// outside the ranges a spec allows).
+    fn build(&self, name: &str, n: usize, sampling: SamplingParams) -> Box<dyn Strategy> {
+        let (width, step) = (self.beam_width, self.step());
+        match name {
+            "beam" => Box::new(BeamSearch { config: BeamConfig { n, width, step }, sampling }),
+            "dvts" => Box::new(Dvts { config: DvtsConfig { n, width, step }, sampling }),
+            "astar" => Box::new(AStar { config: AstarConfig { n, width, step }, sampling }),
+            "pf" => Box::new(ParticleFilter { config: self.pf(n), sampling }),
+            "pgibbs" => Box::new(ParticleGibbs { config: self.pg(n), sampling }),
+            other => panic!("{other} is not a search strategy"),
+        }
+    }
+}
+
 fn search(width: usize) -> SearchConfig {
     SearchConfig { beam_width: width, max_steps: 12, ..SearchConfig::default() }
+}
+
+fn build(name: &str, n: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+    StrategySpec::parse(name, Some(n))?.build(sampling)
 }
 
 fn ctx<'a>(generator: &'a dyn Generator, process: Option<&'a dyn crate::ProcessScorer>) -> Ctx<'a> {
@@ -182,7 +256,7 @@ fn solve(
     generator: &dyn Generator,
     scorer: &ScriptedProcessScorer,
 ) -> Result<Outcome, StrategyError> {
-    let s = build_with(name, budget, sampling(seed), config).expect("a search strategy builds");
+    let s = config.build(name, budget, sampling(seed));
     block_on(s.solve(&problem(), &messages(), &ctx(generator, Some(scorer))))
 }
 
@@ -193,7 +267,7 @@ fn traced_pf(
     generator: &dyn Generator,
     scorer: &ScriptedProcessScorer,
 ) -> Result<(Outcome, Vec<PfStep>), StrategyError> {
-    let pf = ParticleFilter::new(budget, sampling(seed), config.clone());
+    let pf = ParticleFilter { config: config.pf(budget), sampling: sampling(seed) };
     block_on(pf.solve_traced(&problem(), &messages(), &ctx(generator, Some(scorer))))
 }
 
@@ -204,7 +278,7 @@ fn traced_pgibbs(
     generator: &dyn Generator,
     scorer: &ScriptedProcessScorer,
 ) -> Result<(Outcome, Vec<PfStep>), StrategyError> {
-    let pg = ParticleGibbs::new(budget, sampling(seed), config.clone());
+    let pg = ParticleGibbs { config: config.pg(budget), sampling: sampling(seed) };
     block_on(pg.solve_traced(&problem(), &messages(), &ctx(generator, Some(scorer))))
 }
 
@@ -231,15 +305,17 @@ fn search_strategies_need_a_process_scorer() {
 }
 
 #[test]
-fn build_with_passes_the_search_config() {
+fn specs_build_their_search_and_shape_it() {
     for name in SEARCHES {
-        let s = build_with(name, 6, sampling(0), &search(3)).expect("builds");
+        let s = build(name, 6, sampling(0)).expect("builds");
         assert_eq!((s.name(), s.budget()), (name, 6));
     }
-    assert_eq!(BeamSearch::new(7, sampling(0), search(2)).shape(), (2, 3));
-    assert_eq!(BeamSearch::new(3, sampling(0), search(8)).shape(), (3, 1), "M is clamped to N");
-    assert_eq!(Dvts::new(16, sampling(0), search(4)).shape(), (4, 4));
-    assert_eq!(Dvts::new(2, sampling(0), search(0)).shape(), (1, 2), "M is at least 1");
+    let beam = |n, width| BeamSearch { config: BeamConfig { n, width, ..BeamConfig::default() }, sampling: sampling(0) };
+    let dvts = |n, width| Dvts { config: DvtsConfig { n, width, ..DvtsConfig::default() }, sampling: sampling(0) };
+    assert_eq!(beam(7, 2).shape(), (2, 3));
+    assert_eq!(beam(3, 8).shape(), (3, 1), "M is clamped to N");
+    assert_eq!(dvts(16, 4).shape(), (4, 4));
+    assert_eq!(dvts(2, 0).shape(), (1, 2), "M is at least 1");
 }
 
 #[test]
@@ -266,7 +342,7 @@ fn pf_rejects_a_temperature_it_cannot_divide_by() {
         let config = SearchConfig { pf_temperature: t, ..search(2) };
         for name in ["pf", "pgibbs"] {
             let err = solve(name, 4, 0, &config, &generator, &scorer).unwrap_err();
-            assert!(err.to_string().contains("pf_temperature"), "{name} {t}: {err}");
+            assert!(err.to_string().contains("temperature"), "{name} {t}: {err}");
         }
     }
 }
@@ -472,9 +548,9 @@ fn softmax_and_ess_known_values() {
     assert_eq!(softmax(&[f64::NEG_INFINITY; 2]), vec![0.5, 0.5]);
     assert!(softmax(&[]).is_empty());
     assert_eq!(ess(&[]), 0.0);
-    let x = particle_filter::log_weight(0.9, 2.0);
+    let x = smc::log_weight(0.9, 2.0);
     assert!((x - (9.0f64).ln() / 2.0).abs() < 1e-12);
-    assert!(particle_filter::log_weight(1.0, 1.0).is_finite() && particle_filter::log_weight(0.0, 1.0).is_finite());
+    assert!(smc::log_weight(1.0, 1.0).is_finite() && smc::log_weight(0.0, 1.0).is_finite());
 }
 
 #[test]
@@ -672,7 +748,7 @@ proptest! {
         aggregate in arb_aggregate(),
     ) {
         let config = SearchConfig { aggregate, ..search(width) };
-        let (m, k) = BeamSearch::new(n, sampling(seed), config.clone()).shape();
+        let (m, k) = BeamSearch { config: BeamConfig { n, width: config.beam_width, step: config.step() }, sampling: sampling(seed) }.shape();
         prop_assert!(m >= 1 && m <= n && m * k <= n);
         let scorer = ScriptedProcessScorer::new(hashed);
         let generator = Recorder::new(choices.clone());
@@ -701,7 +777,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let config = search(width);
-        let (m, subtrees) = Dvts::new(n, sampling(seed), config.clone()).shape();
+        let (m, subtrees) = Dvts { config: DvtsConfig { n, width: config.beam_width, step: config.step() }, sampling: sampling(seed) }.shape();
         let scorer = ScriptedProcessScorer::new(hashed);
         let generator = Recorder::new(choices.clone());
         let o = solve("dvts", n, seed, &config, &generator, &scorer).expect("solves");

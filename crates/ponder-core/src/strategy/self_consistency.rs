@@ -5,9 +5,52 @@
 
 use async_trait::async_trait;
 
+use serde::{Deserialize, Serialize};
+
+use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{draw, majority, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
 use crate::{Message, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScConfig {
+    /// Samples N.
+    pub n: usize,
+}
+
+impl Default for ScConfig {
+    fn default() -> Self {
+        Self { n: 8 }
+    }
+}
+
+impl StrategyConfig for ScConfig {
+    fn name(&self) -> &'static str {
+        "sc"
+    }
+    fn about(&self) -> &'static str {
+        "self-consistency (Wang et al. 2022): majority vote over N samples"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "samples"
+    }
+    fn reuses_probes(&self) -> bool {
+        true
+    }
+    fn probe_source(&self) -> bool {
+        true
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(SelfConsistency { n_samples: self.n, sampling }))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SelfConsistency {

@@ -208,24 +208,34 @@ impl OutcomeScorer for Miscount {
 // build
 // ---------------------------------------------------------------------------------------
 
+/// Every strategy but `auto` (it needs a policy; tested in `auto.rs`).
+fn strategies() -> Vec<&'static str> {
+    StrategySpec::names().iter().copied().filter(|n| *n != "auto").collect()
+}
+
+fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+    StrategySpec::parse(name, Some(budget))?.build(sampling)
+}
+
 #[test]
 fn build_rejects_unknown_name_listing_known_ones() {
     let err = build("beam-of-dreams", 4, sampling(0)).err().expect("an unknown name must not build");
     let StrategyError::UnknownStrategy { name, known } = &err else { panic!("expected UnknownStrategy, got {err:?}") };
     assert_eq!(name, "beam-of-dreams");
     let listed: Vec<&str> = known.split(", ").collect();
-    assert_eq!(listed, STRATEGIES);
+    assert_eq!(listed, StrategySpec::names());
     let message = err.to_string();
     assert!(message.contains("\"beam-of-dreams\""), "{message}");
-    for s in STRATEGIES {
+    for s in StrategySpec::names() {
         assert!(message.contains(s), "{message} should list {s}");
     }
 }
 
 #[test]
 fn build_rejects_zero_budget() {
-    for name in STRATEGIES {
-        let err = build(name, 0, sampling(0)).err().unwrap_or_else(|| panic!("{name} built with budget 0"));
+    for name in strategies() {
+        // `single` takes no budget from the caller; `@0` says n = 0 all the same.
+        let err = build(&format!("{name}@0"), 4, sampling(0)).err().unwrap_or_else(|| panic!("{name} built with n = 0"));
         assert_eq!(err, StrategyError::InvalidBudget(0), "{name}");
         assert_eq!(err.to_string(), "budget must be at least 1, got 0");
     }
@@ -234,13 +244,13 @@ fn build_rejects_zero_budget() {
 #[test]
 fn build_knows_each_listed_strategy_and_its_budget() {
     for expected in ["single", "sc", "adaptive-sc", "bon", "weighted-bon"] {
-        assert!(STRATEGIES.contains(&expected), "{expected} missing from STRATEGIES");
+        assert!(strategies().contains(&expected), "{expected} missing from the spec");
     }
-    for name in STRATEGIES {
+    for name in strategies() {
         for budget in [1, 7, 32] {
             let s = build(name, budget, sampling(0)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(s.name(), *name);
-            let want = if *name == "single" { 1 } else { budget };
+            assert_eq!(s.name(), name);
+            let want = if name == "single" { 1 } else { budget };
             assert_eq!(s.budget(), want, "{name} with budget {budget}");
         }
     }
@@ -688,10 +698,10 @@ fn scored_strategies_decide_from_the_survivors() {
 fn every_sample_failing_is_insufficient_candidates() {
     let budget = 6;
     // Search strategies draw through step sessions (their failures are tested in search_tests).
-    for name in STRATEGIES.iter().filter(|n| !SEARCH_STRATEGIES.contains(n)) {
+    for name in strategies().into_iter().filter(|n| !StrategySpec::default_of(n).is_ok_and(|s| s.needs().session)) {
         let generator = ScriptedGenerator::new(menu(&[("answer: 1", 1.0)])).failing((0..budget).collect());
         let err = run_on(name, budget, 0, &generator, Some(&MeanLogprob), "42").expect_err("nothing to decide from");
-        let attempted = if *name == "single" { 1 } else { budget };
+        let attempted = if name == "single" { 1 } else { budget };
         assert_eq!(err, StrategyError::InsufficientCandidates(attempted), "{name}");
         assert!(err.to_string().contains("insufficient_candidates"));
         assert_eq!(generator.started(), attempted, "{name}");

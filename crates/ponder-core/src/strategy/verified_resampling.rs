@@ -7,10 +7,57 @@
 //! Which k is worth it given the verifier's false-positive rate: `verifier::best_k`.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::{candidate, Candidate, Ctx, Outcome, Strategy, StrategyError};
-use crate::generator::{SampleRequest, SamplingParams};
-use crate::{Message, Problem, Usage};
+use super::rounds::{draw_in_rounds, Drawn, Settle};
+use super::spec::{check_n, ConfigError, Needs, StrategyConfig};
+use super::{Ctx, Outcome, Strategy, StrategyError};
+use crate::generator::SamplingParams;
+use crate::verifier::Verifier;
+use crate::{Message, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyResampleConfig {
+    /// Most samples k.
+    pub n: usize,
+    /// Samples started together per round.
+    pub round_size: usize,
+}
+
+impl Default for VerifyResampleConfig {
+    fn default() -> Self {
+        Self { n: 8, round_size: 4 }
+    }
+}
+
+impl StrategyConfig for VerifyResampleConfig {
+    fn name(&self) -> &'static str {
+        "verify-resample"
+    }
+    fn about(&self) -> &'static str {
+        "verified resampling (Stroebl et al. 2024): the first sample the verifier passes, else abstain"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "samples (at most; + one verifier run each)"
+    }
+    fn needs(&self) -> Needs {
+        Needs { verifier: true, ..Needs::default() }
+    }
+    fn reuses_probes(&self) -> bool {
+        true
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)?;
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(VerifiedResampling { max_samples: self.n, sampling, round_size: self.round_size }))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct VerifiedResampling {
@@ -21,7 +68,30 @@ pub struct VerifiedResampling {
 
 impl VerifiedResampling {
     pub fn new(max_samples: usize, sampling: SamplingParams) -> Self {
-        Self { max_samples, sampling, round_size: 4 }
+        Self { max_samples, sampling, round_size: VerifyResampleConfig::default().round_size }
+    }
+}
+
+/// Step 2-3: verify each sample as it finishes; settled by the first that passes.
+struct FirstPass<'a> {
+    problem: &'a Problem,
+    verifier: &'a dyn Verifier,
+    passed: Option<usize>,
+}
+
+#[async_trait]
+impl Settle for FirstPass<'_> {
+    async fn settle(&mut self, drawn: &mut Drawn, fresh: bool) -> Result<bool, StrategyError> {
+        let at = drawn.candidates.len().wrapping_sub(1);
+        let Some(c) = drawn.candidates.last_mut().filter(|_| fresh) else { return Ok(false) };
+        let v = self.verifier.verify(self.problem, c).await?;
+        drawn.usage += v.usage;
+        drawn.usage.scorer_passes += 1;
+        c.score = Some(if v.passed { 1.0 } else { 0.0 });
+        if v.passed {
+            self.passed = Some(at);
+        }
+        Ok(v.passed)
     }
 }
 
@@ -35,46 +105,19 @@ impl Strategy for VerifiedResampling {
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let verifier = ctx.verifier.ok_or_else(|| StrategyError::NeedsVerifier(self.name().into()))?;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let (mut usage, mut n_failed, mut started) = (Usage::default(), 0, 0);
-        let mut passed: Option<usize> = None;
-        while started < self.max_samples && passed.is_none() {
-            let n = self.round_size.max(1).min(self.max_samples - started);
-            let req = SampleRequest { messages: messages.to_vec(), n, params: self.sampling.clone(), first_index: started };
-            let mut stream = ctx.generator.sample(req).await?;
-            started += n;
-            while let Some(result) = stream.next().await {
-                let Ok(sample) = result else {
-                    n_failed += 1;
-                    continue;
-                };
-                let mut c = candidate(sample, ctx);
-                let v = verifier.verify(problem, &c).await?;
-                usage += v.usage;
-                usage.scorer_passes += 1;
-                c.score = Some(if v.passed { 1.0 } else { 0.0 });
-                candidates.push(c);
-                if v.passed {
-                    passed = Some(candidates.len() - 1);
-                    stream.cancel();
-                    break;
-                }
-            }
-            usage += stream.finish().await?;
-        }
-        if candidates.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(started));
-        }
+        let mut rule = FirstPass { problem, verifier, passed: None };
+        let d = draw_in_rounds(messages, self.max_samples, self.round_size, &self.sampling, ctx, &mut rule).await?;
+        let passed = rule.passed;
         Ok(Outcome {
             strategy: self.name().into(),
-            answer: passed.and_then(|i| candidates[i].answer.clone()),
+            answer: passed.and_then(|i| d.candidates[i].answer.clone()),
             chosen: passed,
-            stopped_early: passed.is_some() && candidates.len() + n_failed < self.max_samples,
+            stopped_early: d.stopped_early,
             abstained: passed.is_none(),
-            candidates,
+            candidates: d.candidates,
             votes: Vec::new(),
-            usage,
-            n_failed,
+            usage: d.usage,
+            n_failed: d.n_failed,
         })
     }
 }

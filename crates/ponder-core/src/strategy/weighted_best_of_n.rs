@@ -5,9 +5,55 @@
 
 use async_trait::async_trait;
 
+use serde::{Deserialize, Serialize};
+
+use super::spec::{check_n, ConfigError, Needs, StrategyConfig};
 use super::{draw, position_of, score, tally, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
 use crate::{Message, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightedBonConfig {
+    /// Samples N.
+    pub n: usize,
+}
+
+impl Default for WeightedBonConfig {
+    fn default() -> Self {
+        Self { n: 8 }
+    }
+}
+
+impl StrategyConfig for WeightedBonConfig {
+    fn name(&self) -> &'static str {
+        "weighted-bon"
+    }
+    fn about(&self) -> &'static str {
+        "weighted best-of-N: the answer whose samples' scores sum highest"
+    }
+    fn budget(&self) -> usize {
+        self.n
+    }
+    fn budget_unit(&self) -> &'static str {
+        "samples (+ one scorer pass each)"
+    }
+    fn needs(&self) -> Needs {
+        Needs { scorer: true, ..Needs::default() }
+    }
+    fn reuses_probes(&self) -> bool {
+        true
+    }
+    fn probe_source(&self) -> bool {
+        true
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_n(self.n)
+    }
+    fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
+        Ok(Box::new(WeightedBestOfN { n_samples: self.n, sampling }))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WeightedBestOfN {

@@ -3,7 +3,7 @@
 
 use super::*;
 use ponder_core::process::{Partial, ProcessScorer, SelfEval, StepCheck};
-use ponder_core::strategy::{self, Ctx, SearchConfig};
+use ponder_core::strategy::{Ctx, PfConfig, StepConfig, StrategySpec};
 use ponder_core::{answer::NumericEquivalence, Problem};
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 
@@ -160,15 +160,10 @@ fn particle_filtering_recomputes_little_on_the_engine() {
     let engine = smol(EngineConfig { n_ctx: 8192, ..uncached() });
     let prompt_len = engine.tokenize(&engine.render(&question()).unwrap()).len() as u64;
     let run = |g: &Engine, particles: usize, steps: usize, step_tokens: u32| {
-        let cfg = SearchConfig {
-            delimiter: String::new(),
-            max_step_tokens: step_tokens,
-            max_steps: steps,
-            ..SearchConfig::default()
-        };
+        let step = StepConfig { delimiter: String::new(), max_step_tokens: step_tokens, max_steps: steps, ..StepConfig::default() };
         let total = step_tokens * steps as u32;
         let sampling = SamplingParams { ignore_eos: true, ..sampled(5, total) };
-        let pf = strategy::build_with("pf", particles, sampling, &cfg).unwrap();
+        let pf = StrategySpec::Pf(PfConfig { n: particles, step, ..PfConfig::default() }).build(sampling).unwrap();
         let ctx = Ctx {
             generator: g,
             equivalence: &NumericEquivalence,

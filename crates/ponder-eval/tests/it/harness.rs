@@ -1,7 +1,7 @@
 //! The runner, resume, curves and plans on a scripted generator.
 
 use ponder_eval::analysis::{Config, RunData};
-use ponder_eval::auto::Auto;
+use ponder_core::strategy::Auto;
 use ponder_eval::curves::CurveOptions;
 use ponder_eval::plan::{self, PlanOptions};
 
@@ -109,10 +109,7 @@ fn a_fitted_policy_is_what_auto_does_on_the_same_run() {
     assert!(fitted.frontier.windows(2).all(|w| w[1].accuracy > w[0].accuracy && w[1].tokens_per_unit >= w[0].tokens_per_unit));
 
     // Run `auto` with the policy on the same problems and seed: same accuracy as fitted.
-    let auto = Auto::new(policy.clone(), SamplingParams { seed: 0, ..SamplingParams::default() }, |n, b, s| {
-        ponder_core::strategy::build(n, b, s.clone())
-    })
-    .unwrap();
+    let auto = Auto::new(policy.clone(), SamplingParams { seed: 0, ..SamplingParams::default() }).unwrap();
     let mut c2 = c.clone();
     c2.strategies = vec!["auto".into()];
     let run2 = store.create_run(&c2.to_json(), "scripted", &d.name, 0, &problems).unwrap();
@@ -149,5 +146,5 @@ fn plans_need_a_sampling_strategy_with_enough_samples() {
     run_units(&mut store, run, &c, &d, &problems, &g, None);
     let data = RunData::load(&store, run).unwrap();
     let err = plan::fit(&data, &PlanOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("plan needs a run with sc, bon or weighted-bon"), "{err}");
+    assert!(err.contains("plan needs a run with sc, bon, weighted-bon at a budget"), "{err}");
 }

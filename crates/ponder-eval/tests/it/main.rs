@@ -126,8 +126,9 @@ fn strategies(c: &RunConfig) -> Vec<(UnitKey, Box<dyn Strategy>)> {
     for &seed in &c.seeds {
         for name in &c.strategies {
             for &b in &c.budgets {
-                let s = ponder_core::strategy::build(name, b, SamplingParams { seed, ..c.sampling.clone() }).unwrap();
-                let key = UnitKey { problem_id: String::new(), strategy: s.name().into(), budget: s.budget(), seed };
+                let spec = ponder_core::strategy::StrategySpec::parse(name, Some(b)).unwrap();
+                let s = spec.build(SamplingParams { seed, ..c.sampling.clone() }).unwrap();
+                let key = UnitKey { problem_id: String::new(), strategy: spec.label(), budget: s.budget(), seed };
                 if !out.iter().any(|(k, _)| *k == key) {
                     out.push((key, s));
                 }

@@ -10,3 +10,4 @@ pub mod report;
 pub mod runs;
 pub mod serve;
 pub mod solve;
+pub mod strategies;

@@ -33,7 +33,7 @@ pub struct Args {
     /// Accept only requests with this key (repeat for several; adds to the config's keys)
     #[arg(long, env = "PONDER_API_KEY")]
     pub api_key: Vec<String>,
-    /// Default strategy for requests that name none
+    /// Default strategy spec for requests that name none (`sc`, `pf@8`, `ponder strategies` lists them)
     #[arg(long)]
     pub strategy: Option<String>,
     /// Default budget for requests that name none
@@ -60,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     cfg.keys.extend(a.api_key.iter().map(|k| ponder_server::config::KeyConfig { key: k.clone(), token_budget: None }));
     if let Some(s) = &a.strategy {
-        cfg.defaults.strategy = s.clone();
+        cfg.defaults.strategy = serde_json::Value::String(s.clone());
     }
     if let Some(b) = a.budget {
         cfg.defaults.budget = b;

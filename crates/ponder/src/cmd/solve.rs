@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use ponder_core::strategy::{Ctx, Outcome};
+use ponder_core::scorer_spec::ScorerSpec;
+use ponder_core::strategy::{Ctx, Outcome, StrategySpec};
 use ponder_core::{Checker, GoldChecker, Problem};
 use ponder_verify::code::{
     describe, extract_code, CheckRequest, CodeEquivalence, Limits, Pool, Sandbox, SandboxChecker, SandboxConfig,
@@ -22,13 +23,14 @@ pub struct Args {
     pub question: String,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// single, sc, adaptive-sc, bon, weighted-bon, verify-resample (needs --tests), beam,
-    /// dvts, pf, pgibbs, astar, or auto (needs --policy)
+    /// A strategy spec (`ponder strategies` lists them): a name (sc, pf, ...), NAME@N, or
+    /// NAME@N{TOML inline table of parameters}, e.g. 'pf@8{resampling = "systematic"}'.
+    /// verify-resample needs --tests, auto needs --policy
     #[arg(long, short, default_value = "sc")]
     pub strategy: String,
-    /// Samples the strategy may draw
-    #[arg(long, short, default_value_t = 8)]
-    pub budget: usize,
+    /// The strategy's budget N where the spec does not say @N [default: the strategy's own]
+    #[arg(long, short)]
+    pub budget: Option<usize>,
     /// mean-logprob or checker (needs --gold) for bon and weighted-bon; self-eval, step-check
     /// (needs --gold and --steps), prm (needs --prm-model) or judge (needs --judge-model) for
     /// search strategies, and for bon
@@ -97,20 +99,25 @@ impl CodeTests {
 
 pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
-    // Built once here so a bad name or budget fails before the model loads.
-    let search = a.search.config()?;
-    let policy = a.policy.as_deref().map(ponder_eval::plan::Policy::load).transpose()?;
-    ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
-    common::check_scorer(&a.scorer)?;
+    let policy = a.policy.as_deref().map(ponder_eval::plan::load_policy).transpose()?;
+    // Checked here so a bad spec fails before the model loads.
+    let spec = match a.budget {
+        Some(b) => a.search.spec(&a.strategy, b, policy.as_ref())?,
+        None => StrategySpec::parse_with(&a.strategy, None, &a.search.defaults(policy.as_ref())?).map_err(|e| a.search.explain(e))?,
+    };
+    spec.validate()?;
+    let scorer: ScorerSpec = a.scorer.parse()?;
     if a.question.trim().is_empty() {
         anyhow::bail!("the question is empty");
     }
-    if a.scorer == "step-check" && (a.gold.is_none() || a.steps.is_empty()) {
+    if scorer == ScorerSpec::StepCheck && (a.gold.is_none() || a.steps.is_empty()) {
         anyhow::bail!("--scorer step-check needs --gold and --steps (the reference intermediate results)");
     }
-    if a.strategy == "verify-resample" && a.tests.is_none() {
+    common::check_needs(&spec, scorer)?;
+    if spec.needs().verifier && a.tests.is_none() {
         anyhow::bail!(
-            "strategy verify-resample needs a verifier: --tests FILE (Python asserts the answer's code must pass)"
+            "strategy {} needs a verifier: --tests FILE (Python asserts the answer's code must pass)",
+            spec.name()
         );
     }
     let code = a.tests.as_deref().map(|path| CodeTests::load(path, a.allow_unsandboxed)).transpose()?;
@@ -135,9 +142,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     let prompt = common::prompt_fn(&template);
     let known = a.gold.is_some() || code.is_some();
-    let scorers = common::scorers(&a.scorer, known.then(|| checker.clone()), &a.search, &a.model, &engine, prompt)?;
+    let scorers = common::scorers(scorer, known.then(|| checker.clone()), &a.search, &a.model, &engine, prompt)?;
     let sampling = common::with_stops(sampling, &template);
-    let strategy = ponder_eval::auto::build_strategy(&a.strategy, a.budget, &sampling, &search, policy.as_ref())?;
+    let strategy = spec.build(sampling)?;
     let messages = template.render(&problem)?;
     let rt = common::runtime()?;
     let ctx = match &code {

@@ -33,13 +33,14 @@ fn deepconf_offline_and_online_run_on_a_real_model() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");
     let o = ponder(&[
-        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", "deepconf,deepconf-online", "--budget", "6",
+        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", r#"deepconf,deepconf{mode = "online", warmup = 2}"#, "--budget", "6",
         "--max-tokens", "64", "--json", json.to_str().unwrap(), "--no-store",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
-    assert_eq!(names, ["deepconf", "deepconf-online"]);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("deepconf") && names[1].contains("online"), "{names:?}");
     for s in v.as_array().unwrap() {
         for r in s["records"].as_array().unwrap() {
             let samples = r["n_samples"].as_u64().unwrap();
@@ -251,4 +252,28 @@ fn issue16_bench_writes_where_it_is_told() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the results directory is written");
     let o = ponder(&["bench", "verify"]);
     assert!(!o.status.success() && stderr(&o).contains("--out <DIR>"), "{}", stderr(&o));
+}
+
+/// Issue 13: `ponder strategies --json` lists every strategy of the spec, with its
+/// parameters at their defaults and its budget unit; the listed example parses back.
+#[test]
+fn issue13_strategies_lists_every_spec() {
+    let o = ponder(&["strategies", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let names: Vec<&str> = v["strategies"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ponder_core::strategy::StrategySpec::names());
+    for s in v["strategies"].as_array().unwrap() {
+        assert!(s["budget_unit"].as_str().is_some_and(|u| !u.is_empty()), "{s}");
+        assert!(s["parameters"].is_object(), "{s}");
+        let example = s["example"].as_str().unwrap();
+        if s["name"] != "auto" {
+            let spec = ponder_core::strategy::StrategySpec::parse(example, None).unwrap_or_else(|e| panic!("{example}: {e}"));
+            assert_eq!(spec.to_string(), example);
+        }
+    }
+    assert_eq!(v["strategies"][8]["parameters"]["step"]["max_steps"], 40, "pf's nested defaults are listed");
+    assert!(v["scorers"].as_array().unwrap().iter().any(|s| s["name"] == "self-eval" && s["process"] == true));
+    let text = ponder(&["strategies"]);
+    assert!(stdout(&text).contains("budget unit: particles"), "{}", stdout(&text));
 }

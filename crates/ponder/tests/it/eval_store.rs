@@ -191,7 +191,7 @@ fn bad_stores_unknown_runs_and_missing_policies_are_clear_errors() {
     assert_fails_with(&ponder(&["report", "1", "--store", missing.to_str().unwrap()]), "no run store at");
     assert!(!missing.exists(), "reading commands never create a store");
 
-    assert_fails_with(&ponder(&["eval", "--strategy", "auto", "--store", e]), "strategy auto needs --policy");
+    assert_fails_with(&ponder(&["eval", "--strategy", "auto", "--store", e]), "strategy auto: policy is missing: give a policy file from `ponder plan` (--policy FILE)");
     let bad_policy = dir.path().join("policy.json");
     std::fs::write(&bad_policy, r#"{"version": 1, "probe": 4, "bins": [{"min_agree": 0, "max_agree": 2, "strategy": "sc", "budget": 8}]}"#).unwrap();
     assert_fails_with(

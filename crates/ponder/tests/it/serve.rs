@@ -139,3 +139,45 @@ fn serve_refuses_bad_setups() {
     assert_fails_with(&ponder(&["serve", "--upstream", "localhost:9"]), "http://");
     assert_fails_with(&ponder(&["serve", "--budget", "0"]), "budget");
 }
+
+/// Issue 13: one spec type behind the CLI, the config file and the gateway, so a bad spec
+/// gives the same message from each (the gateway's as an OpenAI-shaped 400 naming the field).
+#[test]
+fn issue13_a_bad_spec_gives_the_same_error_everywhere() {
+    let want = "strategy pf: ess_threshold must be in [0, 1], got 2";
+    assert_fails_with(&ponder(&["solve", "2+2?", "--strategy", "pf@8{ess_threshold = 2}", "--scorer", "self-eval"]), want);
+    assert_fails_with(&ponder(&["eval", "--strategy", "sc,pf@8{ess_threshold = 2}", "--scorer", "self-eval", "--no-store"]), want);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("spec.toml");
+    std::fs::write(&cfg, "[defaults]\nstrategy = { strategy = \"pf\", n = 8, ess_threshold = 2.0 }\n").unwrap();
+    assert_fails_with(&ponder(&["serve", "--config", cfg.to_str().unwrap()]), want);
+
+    let server = serve(&[]);
+    let request = |strategy: serde_json::Value| {
+        let body = serde_json::json!({
+            "model": FAST_MODEL, "max_tokens": 4,
+            "messages": [{"role": "user", "content": "2+2?"}],
+            "ponder": {"strategy": strategy, "scorer": "self-eval"},
+        });
+        let (status, text) = http(&server.addr, "POST", "/v1/chat/completions", Some(&body));
+        (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
+    };
+    for bad in [serde_json::json!({"strategy": "pf", "n": 8, "ess_threshold": 2}), serde_json::json!("pf@8{ess_threshold = 2}")] {
+        let (status, v) = request(bad);
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["message"], want, "{v}");
+        assert_eq!(v["error"]["param"], "ponder.strategy.ess_threshold", "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["code"], "invalid_strategy", "{v}");
+    }
+    // Every strategy the CLI takes, the gateway takes with its parameters; one it cannot
+    // serve (no verifier) is a 400 saying why.
+    let (status, v) = request(serde_json::json!({"strategy": "adaptive-sc", "n": 4, "threshold": 0.6, "round_size": 2}));
+    assert_eq!(status, 200, "{v}");
+    assert!(v["ponder"]["strategy"].as_str().is_some(), "{v}");
+    let (status, v) = request(serde_json::json!("bon@2"));
+    assert_eq!(status, 200, "self-eval scores bon's candidates in the gateway too: {v}");
+    let (status, v) = request(serde_json::json!("verify-resample@2"));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("needs a verifier"), "{v}");
+}

@@ -49,5 +49,5 @@ async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {
 
 #[allow(dead_code)]
 fn build(name: &str, budget: usize, max_tokens: u32) -> Box<dyn strategy::Strategy> {
-    strategy::build(name, budget, sampling(max_tokens)).unwrap()
+    strategy::StrategySpec::parse(name, Some(budget)).and_then(|s| s.build(sampling(max_tokens))).unwrap()
 }

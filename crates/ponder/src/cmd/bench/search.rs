@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use ponder_core::process::StepCheck;
-use ponder_core::strategy::{Ctx, SearchConfig};
+use ponder_core::strategy::{Ctx, PfConfig, StepConfig, StrategySpec};
 use ponder_core::{Generator, Usage};
 use serde::Serialize;
 
@@ -64,7 +64,8 @@ pub fn run(a: Args) -> Result<()> {
     let engine = a.model.load()?;
     let dataset = ponder_eval::load(&format!("arith:{}:{}", a.level, a.problems), 0)?;
     let template = common::prompt_template(None, dataset.kind, &engine)?;
-    let search = SearchConfig { max_step_tokens: a.step_tokens, ..SearchConfig::default() };
+    let step = StepConfig { max_step_tokens: a.step_tokens, ..StepConfig::default() };
+    let spec = StrategySpec::Pf(PfConfig { n: a.particles, step, ..PfConfig::default() });
     let sampling = common::with_stops(
         ponder_core::SamplingParams { temperature: 0.7, max_tokens: a.max_tokens, ..Default::default() },
         &template,
@@ -76,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         let mut result = PathResult { path: name.into(), ..PathResult::default() };
         let started = Instant::now();
         for problem in &dataset.problems {
-            let strategy = ponder_core::strategy::build_with("pf", a.particles, sampling.clone(), &search)?;
+            let strategy = spec.build(sampling.clone())?;
             let ctx = Ctx { process: Some(&StepCheck), ..common::dataset_ctx(&generator, &dataset, None) };
             let messages = template.render(problem)?;
             let outcome = rt.block_on(strategy.solve(problem, &messages, &ctx))?;

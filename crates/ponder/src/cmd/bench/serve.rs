@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use ponder_core::strategy;
+use ponder_core::strategy::StrategySpec;
 use ponder_core::{Message, Problem, SamplingParams};
 use ponder_http::wire;
 use ponder_server::{AppState, Backend, ServerConfig};
@@ -112,13 +112,14 @@ fn inside_and_completion(v: &Value) -> Option<(f64, u64)> {
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.clients > 0 && a.budget > 0 && a.max_tokens > 0, "--clients, --budget and --max-tokens must be positive");
     let sampling = SamplingParams { max_tokens: a.max_tokens, ..SamplingParams::default() };
-    strategy::build(&a.strategy, a.budget, sampling.clone())?;
+    let spec = StrategySpec::parse(&a.strategy, Some(a.budget))?;
+    spec.validate()?;
     let engine = a.model.load()?;
     let cfg = a.model.engine_config();
     let rt = common::runtime()?;
     let report = rt.block_on(async {
         // Warm-up: load the weights into the caches, start the actor's batches.
-        let warm = strategy::build(&a.strategy, a.budget.min(4), sampling.clone())?;
+        let warm = StrategySpec::parse(&a.strategy, Some(a.budget.min(4)))?.build(sampling.clone())?;
         let problem = |i: usize| Problem { id: format!("q{i}"), question: question(i), gold: String::new(), level: None, steps: Vec::new() };
         warm.solve(&problem(0), &[Message::user(question(0))], &common::ctx(&engine, None)).await?;
 
@@ -126,10 +127,10 @@ pub fn run(a: Args) -> Result<()> {
         let t = Instant::now();
         let tasks: Vec<_> = (0..a.clients)
             .map(|i| {
-                let (engine, sampling, name, budget) = (engine.clone(), sampling.clone(), a.strategy.clone(), a.budget);
+                let (engine, sampling, spec) = (engine.clone(), sampling.clone(), spec.clone());
                 let p = problem(i);
                 tokio::spawn(async move {
-                    let s = strategy::build(&name, budget, sampling)?;
+                    let s = spec.build(sampling)?;
                     let start = Instant::now();
                     let o = s.solve(&p, &[Message::user(p.question.clone())], &common::ctx(&engine, None)).await?;
                     anyhow::Ok((start.elapsed().as_secs_f64() * 1000.0, o.usage.completion))

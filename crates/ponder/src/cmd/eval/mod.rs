@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ponder_core::strategy::{Ctx, SearchConfig};
+use ponder_core::scorer_spec::ScorerSpec;
+use ponder_core::strategy::{Ctx, StrategySpec};
 use ponder_core::{Generator, SamplingParams};
 use ponder_eval::analysis::{RunData, UnitCounts};
-use ponder_eval::auto::build_strategy;
-use ponder_eval::plan::Policy;
+use ponder_eval::plan::{load_policy, policy_from_value, Policy};
 use ponder_eval::runner::{self, Finish, RunConfig};
 use ponder_eval::runs::{self, Group, Plan, Problems};
 use ponder_eval::store::{self, Store, UnitRecord};
@@ -41,13 +41,14 @@ pub struct Args {
     /// Use the first N problems
     #[arg(long, short, default_value_t = 50)]
     pub limit: usize,
-    /// One or more strategies, comma-separated: single, sc, adaptive-sc, bon, weighted-bon,
-    /// verify-resample (code datasets: the visible tests are its verifier), the search
-    /// strategies, or auto (needs --policy)
-    #[arg(long, short, default_value = "sc", value_delimiter = ',')]
+    /// One or more strategy specs, comma-separated (`ponder strategies` lists them): a name,
+    /// NAME@N, or NAME@N{TOML inline table}, e.g. 'sc,pf@8{resampling = "systematic"}'.
+    /// verify-resample on code datasets uses the visible tests as its verifier; auto needs --policy
+    #[arg(long, short, default_value = "sc")]
     pub strategy: Vec<String>,
-    /// Samples per problem, one or more comma-separated (single always draws one)
-    #[arg(long, short, default_value = "8", value_delimiter = ',')]
+    /// Budgets N, one or more comma-separated, for each spec that does not say @N (single
+    /// always draws one) [default: each strategy's own]
+    #[arg(long, short, value_delimiter = ',')]
     pub budget: Vec<usize>,
     /// Run every strategy and budget with this many seeds: --seed, --seed + 1, ...
     #[arg(long, default_value_t = 1)]
@@ -130,31 +131,32 @@ pub fn run(a: Args) -> Result<()> {
 /// Every flag that can be checked before loading anything.
 struct Checked {
     sampling: SamplingParams,
-    search: SearchConfig,
-    policy: Option<Policy>,
+    /// What the search flags and the policy fill in each spec.
+    defaults: serde_json::Map<String, serde_json::Value>,
+    scorer: ScorerSpec,
 }
 
 /// `stored_policy`: the policy a resumed run keeps inline (its file may be gone).
 fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
     let sampling = a.sampling.params()?;
-    let search = a.search.config()?;
-    if a.strategy.is_empty() || a.strategy.iter().any(|s| s.trim().is_empty()) {
+    let strategies = strategies(a);
+    if strategies.is_empty() || strategies.iter().any(|s| s.is_empty()) {
         bail!("--strategy needs at least one strategy name");
-    }
-    if a.budget.is_empty() {
-        bail!("--budget needs at least one value");
     }
     let policy = match (&a.policy, stored_policy) {
         (_, Some(p)) => Some(p),
-        (Some(path), None) => Some(Policy::load(path)?),
+        (Some(path), None) => Some(load_policy(path)?),
         (None, None) => None,
     };
-    for s in &a.strategy {
-        for &b in &a.budget {
-            build_strategy(s.trim(), b, &sampling, &search, policy.as_ref())?;
+    let defaults = a.search.defaults(policy.as_ref())?;
+    let scorer: ScorerSpec = a.scorer.parse()?;
+    for s in &strategies {
+        let budgets: Vec<Option<usize>> = if a.budget.is_empty() { vec![None] } else { a.budget.iter().copied().map(Some).collect() };
+        for b in budgets {
+            let spec = StrategySpec::parse_with(s, b, &defaults).map_err(|e| a.search.explain(e))?;
+            common::check_needs(&spec, scorer)?;
         }
     }
-    common::check_scorer(&a.scorer)?;
     if a.limit == 0 {
         bail!("--limit must be at least 1, got 0");
     }
@@ -169,7 +171,12 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
             bail!("{flag} must be a finite number, got {cost}");
         }
     }
-    Ok(Checked { sampling, search, policy })
+    Ok(Checked { sampling, defaults, scorer })
+}
+
+/// The specs of `--strategy`, each flag value split at its top-level commas.
+fn strategies(a: &Args) -> Vec<String> {
+    a.strategy.iter().flat_map(|s| StrategySpec::split_list(s)).map(str::to_string).collect()
 }
 
 fn load_options(a: &Args) -> LoadOptions {
@@ -207,10 +214,10 @@ fn fresh(a: Args) -> Result<()> {
         dataset_seed: a.sampling.seed,
         limit: a.limit,
         skip_bad_rows: a.skip_bad_rows,
-        strategies: a.strategy.iter().map(|s| s.trim().to_string()).collect(),
+        strategies: strategies(&a),
         budgets: a.budget.clone(),
         seeds: (0..a.seeds as u64).map(|i| a.sampling.seed.wrapping_add(i)).collect(),
-        scorer: a.scorer.clone(),
+        scorer: checked.scorer.to_string(),
         model: a.model.model.clone(),
         ctx: a.model.ctx,
         sampling: checked.sampling.clone(),
@@ -218,7 +225,7 @@ fn fresh(a: Args) -> Result<()> {
         wrong_cost: a.wrong_cost,
         abstain_cost: a.abstain_cost,
         prompt: a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?,
-        policy: checked.policy.as_ref().map(serde_json::to_value).transpose()?,
+        policy: checked.defaults.get("policy").cloned(),
         dataset_fingerprint: ponder_eval::fingerprint(&loaded.problems),
         n_problems: loaded.problems.len(),
         ponder_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -249,7 +256,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     a.store = Some(path);
     a.no_store = false;
     // The policy as stored, not the file (which may have changed or gone since).
-    let stored_policy = config.policy.as_ref().map(Policy::from_value).transpose()?;
+    let stored_policy = config.policy.as_ref().map(policy_from_value).transpose()?;
     let checked = check(&a, stored_policy)?;
     let loaded = runs::load_resumed(id, &config, load_options(&a))?;
     warn_skipped(&config.dataset, &loaded);
@@ -260,7 +267,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
 
 /// Loads the model, runs the missing units, prints the table.
 fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, loaded: Problems) -> Result<()> {
-    let Checked { sampling, search, policy } = checked;
+    let Checked { sampling, defaults, scorer } = checked;
     let Problems { dataset, problems, .. } = loaded;
     let engine = load_engine(&a)?;
     store.set_n_params(id, engine.info().n_params)?;
@@ -287,9 +294,12 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
     println!("prompt template {}", template.name);
     let sampling = common::with_stops(sampling, &template);
     let scorers =
-        common::scorers(&a.scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, common::prompt_fn(&template))?;
+        common::scorers(scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, common::prompt_fn(&template))?;
 
-    let plan = Plan::new(&config, &sampling, &search, policy.as_ref())?;
+    let plan = Plan::new(&config, &sampling, &defaults).map_err(|e| match e {
+        ponder_eval::Error::Strategy(e) => a.search.explain(*e),
+        other => other.into(),
+    })?;
     let jobs = plan.jobs(&problems, &rendered, &store.stored_units(id)?);
     let n_units = plan.n_units(problems.len());
     let seeds = config.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
@@ -350,7 +360,7 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         for job in jobs {
             let engine = load_engine(&a)?;
             let scorers = common::scorers(
-                &a.scorer,
+                scorer,
                 Some(dataset.checker.clone()),
                 &a.search,
                 &a.model,

@@ -1,0 +1,185 @@
+//! Specs: every surface reads the same type; printing and parsing round-trip (proptest
+//! over generated specs, through the shorthand, JSON and TOML); errors name the field.
+
+use proptest::prelude::{any, prop, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig};
+use proptest::strategy::Strategy as _;
+use serde_json::json;
+
+use super::*;
+use crate::process::Aggregate;
+use crate::strategy::search::StepConfig;
+use crate::strategy::smc::{FinalPick, Resampling};
+use crate::strategy::{DeepConfConfig, DeepConfMode};
+
+fn check(input: &str, expected: &str) {
+    let spec = StrategySpec::parse(input, Some(8)).unwrap_or_else(|e| panic!("{input}: {e}"));
+    assert_eq!(spec.to_string(), expected, "{input}");
+}
+
+#[test]
+fn shorthand_reads_todays_cli_forms() {
+    check("sc", "sc@8");
+    check("sc@16", "sc@16");
+    check("single", "single");
+    check("single@4", "single@4");
+    check("pf@8", "pf@8");
+    check("pf", "pf@8");
+    check("adaptive-sc@12", "adaptive-sc@12");
+    check(" beam @ 16 ", "beam@16");
+    check(r#"pf@8{resampling = "systematic"}"#, r#"pf@8{ resampling = "systematic" }"#);
+    check("beam@16{width=2, step={max_steps=9}}", "beam@16{ step = { max_steps = 9 }, width = 2 }");
+    // A field at its default is not printed.
+    check("dvts@4{width = 4}", "dvts@4");
+    // The budget comes from `@N` before the caller's.
+    assert_eq!(StrategySpec::parse("sc@3", Some(8)).unwrap().budget(), 3);
+    assert_eq!(StrategySpec::parse("sc", None).unwrap(), StrategySpec::Sc(ScConfig::default()));
+}
+
+#[test]
+fn names_are_serdes_and_every_config_says_its_own() {
+    let names = StrategySpec::names();
+    assert_eq!(
+        names,
+        ["single", "sc", "adaptive-sc", "deepconf", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "auto"]
+    );
+    for (spec, name) in StrategySpec::all().iter().zip(names) {
+        assert_eq!(spec.name(), *name, "the config's name is its serde tag");
+        assert_eq!(spec.to_json()["strategy"], json!(name));
+    }
+    assert_eq!(StrategySpec::all().len(), names.len(), "every strategy has defaults for every field");
+}
+
+#[test]
+fn capabilities_replace_the_lists() {
+    let with = |f: fn(&StrategySpec) -> bool| -> Vec<&'static str> {
+        StrategySpec::all().iter().filter(|s| f(s)).map(StrategySpec::name).collect()
+    };
+    assert_eq!(with(|s| s.needs().process_scorer), ["beam", "dvts", "pf", "pgibbs", "astar"]);
+    assert_eq!(with(|s| s.needs().session), ["beam", "dvts", "pf", "pgibbs", "astar"]);
+    assert_eq!(with(|s| s.needs().verifier), ["verify-resample"]);
+    assert_eq!(with(|s| s.needs().scorer), ["bon", "weighted-bon"]);
+    assert_eq!(with(StrategySpec::reuses_probes), ["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"]);
+    assert_eq!(with(|s| s.config().probe_source()), ["sc", "bon", "weighted-bon"]);
+}
+
+#[test]
+fn errors_name_the_field_the_same_way_from_every_form() {
+    let want = "strategy pf: ess_threshold must be in [0, 1], got 2";
+    let short = StrategySpec::parse("pf@8{ess_threshold = 2}", None).unwrap_err();
+    let json = StrategySpec::from_value(json!({"strategy": "pf", "n": 8, "ess_threshold": 2.0}), None).unwrap_err();
+    let toml_value: toml::Value = toml::from_str("strategy = \"pf\"\nn = 8\ness_threshold = 2.0").unwrap();
+    let from_toml = StrategySpec::from_value(serde_json::to_value(toml_value).unwrap(), None).unwrap_err();
+    for e in [&short, &json, &from_toml] {
+        assert_eq!(e.to_string(), want);
+        assert!(matches!(e, StrategyError::InvalidConfig { field, .. } if field == "ess_threshold"), "{e:?}");
+    }
+    let nested = StrategySpec::parse("beam@4{step = {max_steps = 0}}", None).unwrap_err();
+    assert_eq!(nested.to_string(), "strategy beam: step.max_steps must be at least 1, got 0");
+    let unknown = StrategySpec::parse("beam@4{widht = 2}", None).unwrap_err().to_string();
+    assert!(unknown.starts_with("bad strategy spec: unknown field `widht`, expected one of"), "{unknown}");
+    let same = StrategySpec::from_value(json!({"strategy": "beam", "widht": 2}), None).unwrap_err().to_string();
+    assert_eq!(unknown, same);
+    let name = StrategySpec::parse("nope@3", None).unwrap_err().to_string();
+    assert!(name.starts_with("unknown strategy \"nope\" (known: single, sc,"), "{name}");
+    assert_eq!(StrategySpec::parse("sc@0", None).unwrap_err(), StrategyError::InvalidBudget(0));
+    assert!(StrategySpec::parse("sc@x", None).unwrap_err().to_string().contains("whole number"));
+    assert!(StrategySpec::parse("single@2{n = 3", None).unwrap_err().to_string().contains("TOML inline table"));
+    let auto = StrategySpec::parse("auto", Some(8)).unwrap_err().to_string();
+    assert!(auto.starts_with("strategy auto: policy is missing"), "{auto}");
+}
+
+#[test]
+fn defaults_fill_only_the_fields_a_strategy_has_and_never_override() {
+    let defaults: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(json!({"width": 2, "ess_threshold": 0.5, "step": {"max_steps": 3}})).unwrap();
+    let beam = StrategySpec::parse_with("beam@8{width = 4}", None, &defaults).unwrap();
+    assert_eq!(beam.to_string(), "beam@8{ step = { max_steps = 3 } }", "width stays the spec's own");
+    let pf = StrategySpec::parse_with("pf", Some(6), &defaults).unwrap();
+    assert_eq!(pf.to_string(), "pf@6{ ess_threshold = 0.5, step = { max_steps = 3 } }");
+    assert_eq!(StrategySpec::parse_with("sc", Some(6), &defaults).unwrap().to_string(), "sc@6");
+}
+
+#[test]
+fn lists_split_at_top_level_commas_only() {
+    assert_eq!(StrategySpec::split_list("single,sc"), ["single", "sc"]);
+    assert_eq!(
+        StrategySpec::split_list(r#"sc, pf@8{resampling = "systematic", step = {delimiter = ",", max_steps = 3}},bon"#),
+        ["sc", r#"pf@8{resampling = "systematic", step = {delimiter = ",", max_steps = 3}}"#, "bon"]
+    );
+}
+
+fn arb_step() -> impl proptest::strategy::Strategy<Value = StepConfig> {
+    let aggregate = prop_oneof![Just(Aggregate::Last), Just(Aggregate::Min), Just(Aggregate::Product), Just(Aggregate::Mean)];
+    (prop::sample::select(vec!["\n\n", "\n", "", ", {}@\"'"]), 1u32..512, 1usize..64, aggregate).prop_map(
+        |(delimiter, max_step_tokens, max_steps, aggregate)| StepConfig {
+            delimiter: delimiter.into(),
+            max_step_tokens,
+            max_steps,
+            aggregate,
+        },
+    )
+}
+
+fn arb_smc() -> impl proptest::strategy::Strategy<Value = (Resampling, f64, f64, FinalPick, StepConfig)> {
+    (
+        prop_oneof![Just(Resampling::Multinomial), Just(Resampling::Systematic)],
+        0.0f64..=1.0,
+        0.01f64..10.0,
+        prop_oneof![Just(FinalPick::Argmax), Just(FinalPick::Sample)],
+        arb_step(),
+    )
+}
+
+/// Every strategy but `auto` (a policy is data of its own), with every field varied.
+fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
+    let n = 1usize..256;
+    prop_oneof![
+        n.clone().prop_map(|n| StrategySpec::Single(SingleConfig { n })),
+        n.clone().prop_map(|n| StrategySpec::Sc(ScConfig { n })),
+        (n.clone(), 0.01f64..=1.0, 1usize..16).prop_map(|(n, threshold, round_size)| StrategySpec::AdaptiveSc(
+            AdaptiveScConfig { n, threshold, round_size }
+        )),
+        (n.clone(), any::<bool>(), 0.01f64..=1.0, 1usize..64, 1u32..=20, any::<Option<u8>>(), 0.01f64..=1.0, 1usize..16)
+            .prop_map(|(n, online, keep, window, top_k, warmup, consensus, round_size)| {
+                let mode = if online { DeepConfMode::Online } else { DeepConfMode::Offline };
+                let warmup = warmup.map(|w| (usize::from(w) % n) + 1);
+                StrategySpec::Deepconf(DeepConfConfig { n, mode, keep, window, top_k, warmup, consensus, round_size })
+            }),
+        n.clone().prop_map(|n| StrategySpec::Bon(BonConfig { n })),
+        n.clone().prop_map(|n| StrategySpec::WeightedBon(WeightedBonConfig { n })),
+        (n.clone(), 1usize..16).prop_map(|(n, round_size)| StrategySpec::VerifyResample(VerifyResampleConfig { n, round_size })),
+        (n.clone(), 1usize..9, arb_step()).prop_map(|(n, width, step)| StrategySpec::Beam(BeamConfig { n, width, step })),
+        (n.clone(), 1usize..9, arb_step()).prop_map(|(n, width, step)| StrategySpec::Dvts(DvtsConfig { n, width, step })),
+        (n.clone(), 1usize..9, arb_step()).prop_map(|(n, width, step)| StrategySpec::Astar(AstarConfig { n, width, step })),
+        (n.clone(), arb_smc()).prop_map(|(n, (resampling, ess_threshold, temperature, final_pick, step))| {
+            StrategySpec::Pf(PfConfig { n, resampling, ess_threshold, temperature, final_pick, step })
+        }),
+        (n, 1usize..5, arb_smc()).prop_map(|(n, sweeps, (resampling, ess_threshold, temperature, final_pick, step))| {
+            StrategySpec::Pg(PgConfig { n, sweeps, resampling, ess_threshold, temperature, final_pick, step })
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn print_then_parse_is_the_same_spec(spec in arb_spec(), budget in any::<Option<u8>>()) {
+        spec.validate().expect("generated specs are valid");
+        let budget = budget.map(|b| usize::from(b) + 1);
+        // The shorthand, whatever budget the caller offers.
+        prop_assert_eq!(&StrategySpec::parse(&spec.to_string(), budget).expect("shorthand parses"), &spec);
+        // JSON, and the label plus the budget (how a run's store keys it).
+        let json = serde_json::to_string(&spec).expect("serialises");
+        prop_assert_eq!(&StrategySpec::from_value(serde_json::from_str(&json).unwrap(), budget).expect("JSON parses"), &spec);
+        if spec.config().takes_budget() {
+            prop_assert_eq!(&StrategySpec::parse(&spec.label(), Some(spec.budget())).expect("label parses"), &spec);
+        }
+        // TOML, as `ponder serve --config` reads a table.
+        let toml_text = toml::to_string(&spec).expect("TOML serialises");
+        let table: toml::Value = toml::from_str(&toml_text).expect("TOML parses");
+        prop_assert_eq!(&StrategySpec::from_value(serde_json::to_value(table).unwrap(), budget).expect("TOML spec"), &spec);
+        let direct: StrategySpec = toml::from_str(&toml_text).expect("serde reads TOML straight");
+        prop_assert_eq!(&direct, &spec);
+    }
+}
