@@ -201,3 +201,42 @@ pub fn choices(v: &Value) -> Vec<Value> {
     cs.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
     cs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both logprob shapes a completions choice comes in give the same reading.
+    fn check(choice: Value, logprobs: &[f32], tokens: &[&str], top: &[(&str, f32)]) {
+        let (lp, toks) = completion_logprobs(&choice);
+        assert_eq!(lp, logprobs);
+        assert_eq!(toks.unwrap(), tokens);
+        let mut got = first_top_logprobs(&choice);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, f32)> = top.iter().map(|(t, x)| (t.to_string(), *x)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn completion_logprobs_in_openai_and_llama_server_shapes() {
+        let legacy = json!({ "text": " Yes", "logprobs": { "tokens": [" Yes"], "token_logprobs": [-0.25],
+            "top_logprobs": [{ " Yes": -0.25, " No": -1.5 }] } });
+        let chat_shape = json!({ "text": " Yes", "logprobs": { "content": [{ "id": 7, "token": " Yes", "bytes": [32, 89, 101, 115],
+            "logprob": -0.25, "top_logprobs": [{ "id": 7, "token": " Yes", "logprob": -0.25 }, { "id": 8, "token": " No", "logprob": -1.5 }] }] } });
+        for choice in [legacy, chat_shape] {
+            check(choice, &[-0.25], &[" Yes"], &[(" No", -1.5), (" Yes", -0.25)]);
+        }
+        assert!(first_top_logprobs(&json!({ "text": "x", "logprobs": null })).is_empty());
+    }
+
+    #[test]
+    fn off_sampling_values_are_sent_where_the_server_takes_them() {
+        let p = SamplingParams::default();
+        let mut explicit = Map::new();
+        sampling(&mut explicit, &p, 8, &[], 1, true);
+        assert_eq!((explicit["top_k"].clone(), explicit["top_p"].clone(), explicit["min_p"].clone()), (json!(0), json!(1.0), json!(0.0)));
+        let mut bare = Map::new();
+        sampling(&mut bare, &p, 8, &[], 1, false);
+        assert!(!bare.contains_key("top_k") && !bare.contains_key("min_p") && bare.contains_key("top_p"));
+    }
+}

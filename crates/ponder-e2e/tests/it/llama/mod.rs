@@ -14,6 +14,7 @@ use ponder_core::Usage;
 
 use super::*;
 
+mod gateway;
 mod probes;
 mod restart;
 mod sampling;

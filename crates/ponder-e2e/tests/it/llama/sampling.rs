@@ -29,6 +29,9 @@ async fn first_tokens(g: &dyn Generator, messages: &[Message]) -> Vec<String> {
         let req = SampleRequest { messages: messages.to_vec(), n: 200.min(N - first_index), params: params(), first_index };
         let got = g.sample(req).await.unwrap().collect().await.unwrap();
         assert!(got.failures.is_empty(), "{:?}", got.failures);
+        // Both report the drawn token's log-probability (the engine's own; llama-server's
+        // through completions logprobs).
+        assert!(got.samples.iter().all(|s| s.n_tokens == 1 && s.token_logprobs.len() == 1 && s.token_logprobs[0] <= 0.0));
         out.extend(got.samples.into_iter().map(|s| s.text));
     }
     out

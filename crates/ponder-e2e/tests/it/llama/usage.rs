@@ -46,6 +46,12 @@ async fn usage_of_n_samples_and_parallel_requests_equals_the_servers_counters() 
     assert_eq!(tokens(&got.usage), tokens(&server_count), "ponder {:?} server {server_count:?}", got.usage);
     assert!(got.usage.is_exact());
     assert_eq!(got.samples.iter().map(|s| s.n_tokens as u64).sum::<u64>(), got.usage.completion);
+    // Chat logprobs come back with each sample (llama-server leaves out tokens that end
+    // inside a UTF-8 character or a stop string, so there may be fewer than n_tokens).
+    for s in &got.samples {
+        assert!(!s.token_logprobs.is_empty() && s.token_logprobs.len() <= s.n_tokens, "{s:?}");
+        assert!(s.token_logprobs.iter().all(|x| x.is_finite() && *x <= 0.0), "{s:?}");
+    }
     // The same prompt again: the server's prompt cache serves most of it, and the split
     // between computed and reused still matches.
     let req = SampleRequest { messages: question(), n: 3, params: sampling(8), first_index: 6 };
