@@ -54,6 +54,9 @@ pub struct Caps {
     pub probe: ProbeMode,
     /// `top_k` and `min_p` are accepted: every request sends all sampling parameters.
     pub sampling_fields: bool,
+    /// Requests the server runs at once, where it says (llama-server's `/props`
+    /// `total_slots`), else 0.
+    pub slots: usize,
     /// The server is another `ponder serve` (reports exact usage breakdowns).
     pub ponder: bool,
 }
@@ -104,6 +107,17 @@ impl Pool {
             })
             .collect();
         Ok(Pool { http, endpoints, cfg })
+    }
+
+    /// Caps endpoint `i` at the `slots` requests its server runs at once. More would wait in
+    /// the server's queue with the attempt's timeout running: under load they time out,
+    /// are retried and computed twice (issue 15: 87 lost attempts in 64 requests).
+    pub fn limit(&self, i: usize, slots: usize) {
+        let ep = &self.endpoints[i];
+        let configured = self.cfg.endpoints[i].max_concurrency;
+        if slots > 0 && slots < configured {
+            ep.sem.forget_permits(configured - slots);
+        }
     }
 
     /// The endpoint for a prompt: the same prompt always goes to the same endpoint.
@@ -299,6 +313,9 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     };
     if let Ok(h) = pool.probe(i, "/health", None).await {
         caps.ponder = h.get("server").and_then(Value::as_str) == Some("ponder");
+    }
+    if let Ok(p) = pool.probe(i, "/props", None).await {
+        caps.slots = p.get("total_slots").and_then(Value::as_u64).unwrap_or(0) as usize;
     }
     let hi = json!([{ "role": "user", "content": "Say OK." }]);
     // A ponder upstream samples plainly when asked for `single`; others never see the field.

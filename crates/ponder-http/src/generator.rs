@@ -39,7 +39,9 @@ impl HttpGenerator {
         let pool = Pool::new(cfg.clone())?;
         let mut found = Vec::new();
         for i in 0..pool.endpoints.len() {
-            found.push(detect(&pool, i, cfg.model.as_deref()).await?);
+            let caps = detect(&pool, i, cfg.model.as_deref()).await?;
+            pool.limit(i, caps.slots);
+            found.push(caps);
         }
         // Several endpoints: what all of them support.
         let mut caps = found[0].clone();

@@ -15,6 +15,8 @@ async fn capabilities_of_llama_server() {
     let c = g.caps();
     assert!(c.chat && c.completions && c.chat_logprobs && c.completion_logprobs && c.template && c.sampling_fields, "{c:?}");
     assert!(!c.ponder && !c.continue_final_message, "{c:?}");
+    // Requests beyond its 4 slots would queue inside the server with their timeout running.
+    assert_eq!(c.slots, 4);
     assert_eq!(c.probe, ProbeMode::TopLogprobs);
     assert_eq!(g.step_mode(), StepMode::Completions);
     // llama-server answers `n` but its `usage` covers the first choice only (issue 15's
