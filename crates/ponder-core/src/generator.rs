@@ -231,7 +231,8 @@ pub enum GenEvent {
     Sample(Sample),
     /// One sample failed; the others go on (partial-failure rule).
     Failed { index: usize, error: GenError },
-    /// The last event: total usage, counting cancelled samples' tokens too.
+    /// The last event: total usage, counting cancelled samples' tokens too (or, where a
+    /// backend cannot learn them, counting those calls in `Usage::unreported`).
     Done(Usage),
 }
 

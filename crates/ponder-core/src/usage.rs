@@ -17,12 +17,22 @@ pub struct Usage {
     pub scorer_passes: u64,
     /// Wall-clock milliseconds of the call.
     pub wall_ms: u64,
+    /// Calls cancelled before their server reported what they computed (HTTP backends:
+    /// an aborted request has no `usage`). Their tokens are in no count above, which are
+    /// then lower bounds; 0 means every count is exact. Counted, never estimated.
+    #[serde(default)]
+    pub unreported: u64,
 }
 
 impl Usage {
     /// All tokens the model computed: prompt computed plus completion.
     pub fn computed_tokens(&self) -> u64 {
         self.prompt_computed + self.completion
+    }
+
+    /// Every count is exact (no call went unreported).
+    pub fn is_exact(&self) -> bool {
+        self.unreported == 0
     }
 
     /// Sum of two usages of calls that ran one after the other (wall times add).
@@ -40,6 +50,7 @@ impl Add for Usage {
             completion: self.completion + o.completion,
             scorer_passes: self.scorer_passes + o.scorer_passes,
             wall_ms: self.wall_ms + o.wall_ms,
+            unreported: self.unreported + o.unreported,
         }
     }
 }

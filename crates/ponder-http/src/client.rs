@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::config::HttpConfig;
-use crate::Error;
+use crate::{wire, Error};
 
 /// How next-token probes (self-evaluation) reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -39,7 +39,9 @@ pub struct Caps {
     pub context_len: usize,
     pub chat: bool,
     pub completions: bool,
-    /// `n` > 1 gives that many choices in one response.
+    /// `n` > 1 gives that many choices in one response, and its `usage` counts all of them.
+    /// llama-server answers `n` but reports the first choice's usage only: there ponder
+    /// sends parallel requests instead, each with its own exact usage (issue 15).
     pub n: bool,
     /// Chosen-token logprobs on `chat/completions`.
     pub chat_logprobs: bool,
@@ -50,6 +52,11 @@ pub struct Caps {
     /// `continue_final_message` on `chat/completions` (vLLM).
     pub continue_final_message: bool,
     pub probe: ProbeMode,
+    /// `top_k` and `min_p` are accepted: every request sends all sampling parameters.
+    pub sampling_fields: bool,
+    /// Requests the server runs at once, where it says (llama-server's `/props`
+    /// `total_slots`), else 0.
+    pub slots: usize,
     /// The server is another `ponder serve` (reports exact usage breakdowns).
     pub ponder: bool,
 }
@@ -72,10 +79,15 @@ pub(crate) struct Pool {
 
 /// One failed attempt.
 enum Attempt {
-    /// Worth retrying (429, 5xx, transport errors, broken bodies).
-    Retry(String, Option<Duration>),
+    /// Worth retrying (429, 5xx, transport errors, broken bodies); `lost`: the server may
+    /// have computed something for it that no usage will report.
+    Retry { msg: String, after: Option<Duration>, lost: bool },
     Fatal(GenError),
 }
+
+/// A call's answer, and how many of its attempts may have computed work that went
+/// unreported (timed out, cut off, answered 5xx or garbage): added to `Usage::unreported`.
+pub(crate) type Counted = (Result<Value, GenError>, u64);
 
 impl Pool {
     pub fn new(cfg: HttpConfig) -> Result<Pool, Error> {
@@ -97,6 +109,17 @@ impl Pool {
         Ok(Pool { http, endpoints, cfg })
     }
 
+    /// Caps endpoint `i` at the `slots` requests its server runs at once. More would wait in
+    /// the server's queue with the attempt's timeout running: under load they time out,
+    /// are retried and computed twice (issue 15: 87 lost attempts in 64 requests).
+    pub fn limit(&self, i: usize, slots: usize) {
+        let ep = &self.endpoints[i];
+        let configured = self.cfg.endpoints[i].max_concurrency;
+        if slots > 0 && slots < configured {
+            ep.sem.forget_permits(configured - slots);
+        }
+    }
+
     /// The endpoint for a prompt: the same prompt always goes to the same endpoint.
     pub fn route(&self, key: &impl Hash) -> usize {
         let mut h = DefaultHasher::new();
@@ -106,15 +129,16 @@ impl Pool {
 
     /// POSTs `body` to `path` under the routed endpoint's base URL, retrying on the next
     /// endpoints; gives up at the deadline or when `cancel` fires.
-    pub async fn post(&self, route: usize, path: &str, body: &Value, cancel: Option<&CancelToken>) -> Result<Value, GenError> {
+    pub async fn post(&self, route: usize, path: &str, body: &Value, cancel: Option<&CancelToken>) -> Counted {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.deadline_ms);
         self.request(route, path, Some(body), cancel, deadline, self.cfg.retries, false).await
     }
 
-    /// A single GET or POST against the server root of endpoint `i`, for probes.
+    /// A single GET or POST against the server root of endpoint `i`, for probes and
+    /// rendering (they compute no tokens).
     pub async fn probe(&self, i: usize, path: &str, body: Option<&Value>) -> Result<Value, GenError> {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.probe_timeout_ms);
-        self.request(i, path, body, None, deadline, 0, true).await
+        self.request(i, path, body, None, deadline, 0, true).await.0
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -127,9 +151,10 @@ impl Pool {
         deadline: Instant,
         retries: u32,
         at_root: bool,
-    ) -> Result<Value, GenError> {
+    ) -> Counted {
         let work = async {
             let mut last = String::new();
+            let mut lost = 0;
             for attempt in 0..=retries {
                 let ep = &self.endpoints[(route + attempt as usize) % self.endpoints.len()];
                 let url = format!("{}{path}", if at_root { &ep.root } else { &ep.url });
@@ -139,14 +164,15 @@ impl Pool {
                 }
                 let outcome = match tokio::time::timeout(left, self.attempt(ep, &url, body, left)).await {
                     Ok(o) => o,
-                    Err(_) => Err(Attempt::Retry(format!("{url}: no answer before the deadline"), None)),
+                    Err(_) => Err(Attempt::Retry { msg: format!("{url}: no answer before the deadline"), after: None, lost: true }),
                 };
                 let retry_after = match outcome {
-                    Ok(v) => return Ok(v),
-                    Err(Attempt::Fatal(e)) => return Err(e),
-                    Err(Attempt::Retry(msg, after)) => {
+                    Ok(v) => return (Ok(v), lost),
+                    Err(Attempt::Fatal(e)) => return (Err(e), lost),
+                    Err(Attempt::Retry { msg, after, lost: l }) => {
                         tracing::debug!(attempt, "upstream call failed: {msg}");
                         last = msg;
+                        lost += u64::from(l);
                         after
                     }
                 };
@@ -164,13 +190,15 @@ impl Pool {
                     tokio::time::sleep(wait).await;
                 }
             }
-            Err(GenError::Backend(if last.is_empty() { format!("{path}: deadline passed before any attempt") } else { last }))
+            let e = GenError::Backend(if last.is_empty() { format!("{path}: deadline passed before any attempt") } else { last });
+            (Err(e), lost)
         };
         match cancel {
             None => work.await,
             Some(token) => tokio::select! {
                 r = work => r,
-                _ = cancelled(token) => Err(GenError::Backend("cancelled".into())),
+                // The caller counts the call cut off here as unreported.
+                _ = cancelled(token) => (Err(GenError::Backend("cancelled".into())), 0),
             },
         }
     }
@@ -186,7 +214,11 @@ impl Pool {
         if let Some(k) = &ep.api_key {
             req = req.bearer_auth(k);
         }
-        let resp = req.send().await.map_err(|e| Attempt::Retry(format!("{url}: {}", describe(&e)), None))?;
+        // A connection never made computed nothing; one cut off later may have.
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: {}", describe(&e)), after: None, lost: !e.is_connect() })?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -194,17 +226,22 @@ impl Pool {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
-        let bytes = resp.bytes().await.map_err(|e| Attempt::Retry(format!("{url}: reading the body: {}", describe(&e)), None))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: reading the body: {}", describe(&e)), after: None, lost: true })?;
         if !status.is_success() {
             let msg = error_message(&bytes);
             let text = format!("{url} answered {status}: {msg}");
-            return Err(if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-                Attempt::Retry(text, retry_after)
-            } else {
-                Attempt::Fatal(GenError::InvalidRequest(text))
+            return Err(match status.as_u16() {
+                // Refused before any work: busy, or the request took too long to arrive.
+                429 | 408 | 503 => Attempt::Retry { msg: text, after: retry_after, lost: false },
+                _ if status.is_server_error() => Attempt::Retry { msg: text, after: retry_after, lost: true },
+                _ => Attempt::Fatal(GenError::InvalidRequest(text)),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| Attempt::Retry(format!("{url}: invalid JSON in the answer: {e}"), None))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: invalid JSON in the answer: {e}"), after: None, lost: true })
     }
 }
 
@@ -255,7 +292,7 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     let unreachable = |reason: String| Error::Unreachable { url: ep.url.clone(), reason };
     let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
     let models =
-        pool.request(i, "/models", None, None, deadline, 0, false).await.map_err(|e| unreachable(e.to_string()))?;
+        pool.request(i, "/models", None, None, deadline, 0, false).await.0.map_err(|e| unreachable(e.to_string()))?;
     let entries = models.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
     let ids: Vec<String> = entries.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect();
     let model = match want_model {
@@ -272,10 +309,13 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     let mut caps = Caps { model: model.clone(), models: ids, context_len, ..Caps::default() };
     let api = |path: &'static str, body: Value| {
         let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
-        async move { pool.request(i, path, Some(&body), None, deadline, 0, false).await }
+        async move { pool.request(i, path, Some(&body), None, deadline, 0, false).await.0 }
     };
     if let Ok(h) = pool.probe(i, "/health", None).await {
         caps.ponder = h.get("server").and_then(Value::as_str) == Some("ponder");
+    }
+    if let Ok(p) = pool.probe(i, "/props", None).await {
+        caps.slots = p.get("total_slots").and_then(Value::as_u64).unwrap_or(0) as usize;
     }
     let hi = json!([{ "role": "user", "content": "Say OK." }]);
     // A ponder upstream samples plainly when asked for `single`; others never see the field.
@@ -290,7 +330,8 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
         Ok(v) => {
             let choices = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
             caps.chat = !choices.is_empty();
-            caps.n = choices.len() == 2;
+            // Each choice generated exactly one token: a usage that covers both says 2.
+            caps.n = choices.len() == 2 && wire::usage(&v).completion == 2;
             caps.chat_logprobs = choices.first().and_then(|c| c.pointer("/logprobs/content")).is_some_and(Value::is_array);
         }
         Err(_) => {
@@ -300,10 +341,9 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     match api("/completions", plain(json!({ "model": model, "prompt": "Hello", "max_tokens": 1, "logprobs": 5, "temperature": 0.0 }))).await {
         Ok(v) => {
             caps.completions = true;
-            let lp = v.pointer("/choices/0/logprobs");
-            caps.completion_logprobs = lp.and_then(|l| l.get("token_logprobs")).is_some_and(Value::is_array);
-            let top = lp.and_then(|l| l.pointer("/top_logprobs/0")).and_then(Value::as_object).is_some_and(|o| !o.is_empty());
-            if top {
+            let choice = v.pointer("/choices/0").cloned().unwrap_or(Value::Null);
+            caps.completion_logprobs = !wire::completion_logprobs(&choice).0.is_empty();
+            if !wire::first_top_logprobs(&choice).is_empty() {
                 caps.probe = ProbeMode::TopLogprobs;
             }
         }
@@ -311,6 +351,19 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
             caps.completions = api("/completions", plain(json!({ "model": model, "prompt": "Hello", "max_tokens": 1 }))).await.is_ok();
         }
     }
+    // The sampling fields OpenAI lacks, at their off values: a server that takes them
+    // gets them on every request.
+    let off = |mut body: Value| {
+        body["top_k"] = json!(0);
+        body["min_p"] = json!(0.0);
+        body["top_p"] = json!(1.0);
+        plain(body)
+    };
+    caps.sampling_fields = if caps.chat {
+        api("/chat/completions", off(json!({ "model": model, "messages": hi, "max_tokens": 1 }))).await.is_ok()
+    } else {
+        api("/completions", off(json!({ "model": model, "prompt": "Hello", "max_tokens": 1 }))).await.is_ok()
+    };
     caps.template = pool
         .probe(i, "/apply-template", Some(&json!({ "messages": hi })))
         .await

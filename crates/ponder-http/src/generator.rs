@@ -39,7 +39,9 @@ impl HttpGenerator {
         let pool = Pool::new(cfg.clone())?;
         let mut found = Vec::new();
         for i in 0..pool.endpoints.len() {
-            found.push(detect(&pool, i, cfg.model.as_deref()).await?);
+            let caps = detect(&pool, i, cfg.model.as_deref()).await?;
+            pool.limit(i, caps.slots);
+            found.push(caps);
         }
         // Several endpoints: what all of them support.
         let mut caps = found[0].clone();
@@ -49,6 +51,7 @@ impl HttpGenerator {
             caps.n &= c.n;
             caps.chat_logprobs &= c.chat_logprobs;
             caps.completion_logprobs &= c.completion_logprobs;
+            caps.sampling_fields &= c.sampling_fields;
             caps.template &= c.template;
             caps.continue_final_message &= c.continue_final_message;
             caps.ponder &= c.ponder;
@@ -146,13 +149,14 @@ impl HttpGenerator {
         match caps.probe {
             ProbeMode::Ponder => {
                 let body = json!({ "model": caps.model, "prompts": prompts, "suffix": suffix, "candidates": candidates });
-                let v = pool.post(route, "/ponder/probe", &body, None).await?;
+                let (v, lost) = pool.post(route, "/ponder/probe", &body, None).await;
+                let v = v?;
                 let lps: Vec<Vec<f32>> = serde_json::from_value(v.get("logprobs").cloned().unwrap_or(Value::Null))
                     .map_err(|e| GenError::Backend(format!("/ponder/probe answered without logprobs: {e}")))?;
                 if lps.len() != prompts.len() || lps.iter().any(|r| r.len() != candidates.len()) {
                     return Err(GenError::Backend("/ponder/probe answered with the wrong shape".into()));
                 }
-                Ok((lps, wire::usage(&v)))
+                Ok((lps, Usage { unreported: lost, ..wire::usage(&v) }))
             }
             ProbeMode::TopLogprobs => {
                 let calls = prompts.iter().map(|p| {
@@ -163,10 +167,10 @@ impl HttpGenerator {
                 });
                 let mut out = Vec::new();
                 let mut usage = Usage::default();
-                for r in futures::future::join_all(calls).await {
+                for (r, lost) in futures::future::join_all(calls).await {
                     let v = r?;
-                    usage += wire::usage(&v);
-                    let top = v.pointer("/choices/0/logprobs/top_logprobs/0").and_then(Value::as_object).cloned().unwrap_or_default();
+                    usage += Usage { unreported: lost, ..wire::usage(&v) };
+                    let top = wire::first_top_logprobs(v.pointer("/choices/0").unwrap_or(&Value::Null));
                     out.push(candidates.iter().map(|c| top_logprob(&top, c)).collect());
                 }
                 usage.scorer_passes += prompts.len() as u64;
@@ -179,13 +183,14 @@ impl HttpGenerator {
         }
     }
 
-    /// One request for the samples `indices` (consecutive) of `req`.
-    async fn request(&self, req: &SampleRequest, indices: &[usize], route: usize, cancel: &CancelToken) -> Result<(Vec<Sample>, Usage), GenError> {
+    /// One request for the samples `indices` (consecutive) of `req`, and its attempts whose
+    /// work went unreported.
+    async fn request(&self, req: &SampleRequest, indices: &[usize], route: usize, cancel: &CancelToken) -> (Result<(Vec<Sample>, Usage), GenError>, u64) {
         let p = &req.params;
         let n = indices.len();
         let mut body = Map::new();
         body.insert("model".into(), json!(self.shared.caps.model));
-        wire::sampling(&mut body, p, p.max_tokens, &p.stop, wire::seed(p.seed, indices[0] as u64));
+        wire::sampling(&mut body, p, p.max_tokens, &p.stop, wire::seed(p.seed, indices[0] as u64), self.shared.caps.sampling_fields);
         if n > 1 {
             body.insert("n".into(), json!(n));
         }
@@ -211,29 +216,8 @@ impl HttpGenerator {
         if self.shared.caps.ponder {
             body.insert("ponder".into(), json!({ "strategy": "single", "progress": "none" }));
         }
-        let v = self.shared.pool.post(route, path, &Value::Object(body), Some(cancel)).await?;
-        let choices = wire::choices(&v);
-        if choices.len() != n {
-            return Err(GenError::Backend(format!("{path} returned {} choices for n = {n}", choices.len())));
-        }
-        let usage = wire::usage(&v);
-        let samples = choices
-            .iter()
-            .zip(indices)
-            .map(|(c, &index)| {
-                let (text, token_logprobs) = if chat {
-                    (wire::chat_text(c), wire::chat_logprobs(c))
-                } else {
-                    (c.get("text").and_then(Value::as_str).unwrap_or("").to_string(), wire::completion_logprobs(c).0)
-                };
-                // One choice: the server's count. Several: each choice's logprobs count (n
-                // is only used when the server returns logprobs).
-                let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
-                let token_bytes = wire::token_bytes(c, chat);
-                Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, &p.stop) }
-            })
-            .collect();
-        Ok((samples, usage))
+        let (v, lost) = self.shared.pool.post(route, path, &Value::Object(body), Some(cancel)).await;
+        (v.and_then(|v| samples(&v, path, chat, indices, &p.stop)), lost)
     }
 
     fn per_request(&self) -> usize {
@@ -285,13 +269,14 @@ impl Generator for HttpGenerator {
                 .map(|chunk| {
                     let (this, req, token) = (this.clone(), req.clone(), token.clone());
                     async move {
-                        let r = this.request(&req, &chunk, route, &token).await;
-                        (chunk, r)
+                        let (r, lost) = this.request(&req, &chunk, route, &token).await;
+                        (chunk, r, lost)
                     }
                 })
                 .collect();
             let mut usage = Usage::default();
-            while let Some((chunk, result)) = running.next().await {
+            while let Some((chunk, result, lost)) = running.next().await {
+                usage.unreported += lost;
                 match result {
                     Ok((samples, u)) => {
                         usage += u;
@@ -299,8 +284,9 @@ impl Generator for HttpGenerator {
                             let _ = tx.send(GenEvent::Sample(s));
                         }
                     }
-                    // Cancelled samples are not failures: they are simply not reported.
-                    Err(_) if token.is_cancelled() => {}
+                    // Cancelled samples are not failures: they are not reported. The aborted
+                    // request's usage never comes, so what it computed is unknown, not zero.
+                    Err(_) if token.is_cancelled() => usage.unreported += 1,
                     Err(error) => {
                         for index in chunk {
                             let _ = tx.send(GenEvent::Failed { index, error: error.clone() });
@@ -323,11 +309,38 @@ impl Generator for HttpGenerator {
     }
 }
 
-/// The logprob of the top-k token that `candidate` starts with (the longest such), or -inf.
-fn top_logprob(top: &Map<String, Value>, candidate: &str) -> f32 {
+/// The samples `indices` from one response, with its usage.
+fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], stop: &[String]) -> Result<(Vec<Sample>, Usage), GenError> {
+    let n = indices.len();
+    let choices = wire::choices(v);
+    if choices.len() != n {
+        return Err(GenError::Backend(format!("{path} returned {} choices for n = {n}", choices.len())));
+    }
+    let usage = wire::usage(v);
+    let samples = choices
+        .iter()
+        .zip(indices)
+        .map(|(c, &index)| {
+            let (text, token_logprobs) = if chat {
+                (wire::chat_text(c), wire::chat_logprobs(c))
+            } else {
+                (c.get("text").and_then(Value::as_str).unwrap_or("").to_string(), wire::completion_logprobs(c).0)
+            };
+            // One choice: the server's count. Several: each choice's logprobs count (n
+            // is only used when the server returns logprobs).
+            let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
+            let token_bytes = wire::token_bytes(c, chat);
+            Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, stop) }
+        })
+        .collect();
+    Ok((samples, usage))
+}
+
+/// The logprob of the top-k token that `candidate` starts with (the longest such; the
+/// likeliest of equal texts), or -inf.
+fn top_logprob(top: &[(String, f32)], candidate: &str) -> f32 {
     top.iter()
         .filter(|(tok, _)| !tok.is_empty() && candidate.starts_with(tok.as_str()))
-        .max_by_key(|(tok, _)| tok.len())
-        .and_then(|(_, lp)| lp.as_f64())
-        .map_or(f32::NEG_INFINITY, |x| x as f32)
+        .max_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.1.total_cmp(&b.1)))
+        .map_or(f32::NEG_INFINITY, |(_, lp)| *lp)
 }

@@ -4,7 +4,7 @@
 //! [`HttpGenerator::connect`] probes the server once (models, `n`, logprobs, the
 //! completions endpoint, prompt rendering, next-token probes) and then serves
 //! [`Generator::sample`] through `chat/completions` (one request with `n` when the server
-//! honours it, else parallel requests) and step-wise sessions through `completions` on a
+//! honours it and its `usage` counts every choice, else parallel requests) and step-wise sessions through `completions` on a
 //! prompt ponder renders (or the server's `continue_final_message`). Several endpoints
 //! may serve one model: all samples of one prompt go to the same endpoint (hash of the
 //! prompt) so its prefix cache hits. Each endpoint has a concurrency limit; 429 and 5xx

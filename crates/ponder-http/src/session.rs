@@ -90,7 +90,7 @@ impl HttpSession {
         stop.extend(s.stop.iter().cloned());
         let mut body = Map::new();
         body.insert("model".into(), json!(caps.model));
-        wire::sampling(&mut body, s, max_tokens as u32, &stop, derive_seed(b.seed, b.steps) >> 1);
+        wire::sampling(&mut body, s, max_tokens as u32, &stop, derive_seed(b.seed, b.steps) >> 1, caps.sampling_fields);
         let path = match self.mode {
             StepMode::ContinueFinalMessage => {
                 let mut ms = wire::messages(&self.messages).as_array().cloned().unwrap_or_default();
@@ -114,9 +114,10 @@ impl HttpSession {
         if caps.ponder {
             body.insert("ponder".into(), json!({ "strategy": "single", "progress": "none" }));
         }
-        let v = self.gen.shared.pool.post(self.route, path, &Value::Object(body), None).await?;
+        let (v, lost) = self.gen.shared.pool.post(self.route, path, &Value::Object(body), None).await;
+        let v = v?;
         let choice = wire::choices(&v).into_iter().next().ok_or_else(|| GenError::Backend(format!("{path} returned no choice")))?;
-        let usage = wire::usage(&v);
+        let usage = Usage { unreported: lost, ..wire::usage(&v) };
         let (mut text, logprobs, tokens) = if self.mode == StepMode::ContinueFinalMessage {
             (wire::chat_text(&choice), wire::chat_logprobs(&choice), None)
         } else {

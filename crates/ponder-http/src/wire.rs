@@ -44,18 +44,20 @@ pub fn seed(base: u64, index: u64) -> u64 {
     derive_seed(base, index) >> 1
 }
 
-/// Sampling fields shared by both endpoints; `top_k`/`min_p`/`ignore_eos` only when set
-/// (servers that do not know them may reject them).
-pub fn sampling(body: &mut Map<String, Value>, p: &SamplingParams, max_tokens: u32, stop: &[String], seed: u64) {
+/// Sampling fields shared by both endpoints. With `explicit` (the server accepted them at
+/// start-up) top-k, top-p and min-p go on every request, off values included, so a
+/// server's own defaults (llama-server: top-k 40, top-p 0.95, min-p 0.05; vLLM: the
+/// model's generation config) never apply silently (issue 15). Without it `top_k` and
+/// `min_p` go only when set, and a server that does not know them says so.
+pub fn sampling(body: &mut Map<String, Value>, p: &SamplingParams, max_tokens: u32, stop: &[String], seed: u64, explicit: bool) {
     body.insert("max_tokens".into(), json!(max_tokens));
     body.insert("temperature".into(), json!(p.temperature));
-    if p.top_p < 1.0 {
-        body.insert("top_p".into(), json!(p.top_p));
-    }
-    if p.top_k > 0 {
+    // `top_p` is OpenAI's own field: every compatible server takes it.
+    body.insert("top_p".into(), json!(p.top_p));
+    if explicit || p.top_k > 0 {
         body.insert("top_k".into(), json!(p.top_k));
     }
-    if p.min_p > 0.0 {
+    if explicit || p.min_p > 0.0 {
         body.insert("min_p".into(), json!(p.min_p));
     }
     if p.ignore_eos {
@@ -137,9 +139,11 @@ pub fn chat_logprobs(choice: &Value) -> Vec<f32> {
 }
 
 /// Bytes of each chosen token of a chat (`logprobs.content[].bytes`, else `.token`) or
-/// completions (`logprobs.tokens`) choice; empty when the server reports none.
+/// completions (`logprobs.tokens`; llama-server answers in the chat shape there too) choice;
+/// empty when the server reports none.
 pub fn token_bytes(choice: &Value, chat: bool) -> Vec<Vec<u8>> {
-    let entries = if chat { choice.pointer("/logprobs/content") } else { choice.pointer("/logprobs/tokens") };
+    let content = choice.pointer("/logprobs/content");
+    let (entries, chat) = if chat || content.is_some() { (content, true) } else { (choice.pointer("/logprobs/tokens"), false) };
     let Some(entries) = entries.and_then(Value::as_array) else { return Vec::new() };
     entries
         .iter()
@@ -153,9 +157,15 @@ pub fn token_bytes(choice: &Value, chat: bool) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Chosen-token logprobs and token strings of a completions choice.
+/// Chosen-token logprobs and token strings of a completions choice: OpenAI's legacy shape
+/// (`token_logprobs`, `tokens`) or the chat shape (`content[]`) llama-server uses.
 pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
     let lp = choice.get("logprobs");
+    if let Some(content) = lp.and_then(|l| l.get("content")).and_then(Value::as_array) {
+        let values = content.iter().map(|t| t.get("logprob").and_then(Value::as_f64).unwrap_or(f64::NEG_INFINITY) as f32).collect();
+        let tokens = content.iter().map(|t| t.get("token").and_then(Value::as_str).unwrap_or("").to_string()).collect();
+        return (values, Some(tokens));
+    }
     let values = lp
         .and_then(|l| l.get("token_logprobs"))
         .and_then(Value::as_array)
@@ -168,9 +178,65 @@ pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
     (values, tokens)
 }
 
+/// The top log-probabilities at the first generated token of a completions choice, as
+/// (token text, logprob): OpenAI's legacy `top_logprobs[0]` map or llama-server's
+/// `content[0].top_logprobs` list. Empty when the server gave none.
+pub fn first_top_logprobs(choice: &Value) -> Vec<(String, f32)> {
+    let lp = choice.get("logprobs");
+    if let Some(list) = lp.and_then(|l| l.pointer("/content/0/top_logprobs")).and_then(Value::as_array) {
+        return list
+            .iter()
+            .filter_map(|t| Some((t.get("token")?.as_str()?.to_string(), t.get("logprob")?.as_f64()? as f32)))
+            .collect();
+    }
+    lp.and_then(|l| l.pointer("/top_logprobs/0"))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(t, x)| Some((t.clone(), x.as_f64()? as f32))).collect())
+        .unwrap_or_default()
+}
+
 /// Choices in index order.
 pub fn choices(v: &Value) -> Vec<Value> {
     let mut cs = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
     cs.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
     cs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both logprob shapes a completions choice comes in give the same reading.
+    fn check(choice: Value, logprobs: &[f32], tokens: &[&str], top: &[(&str, f32)]) {
+        let (lp, toks) = completion_logprobs(&choice);
+        assert_eq!(lp, logprobs);
+        assert_eq!(toks.unwrap(), tokens);
+        let mut got = first_top_logprobs(&choice);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, f32)> = top.iter().map(|(t, x)| (t.to_string(), *x)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn completion_logprobs_in_openai_and_llama_server_shapes() {
+        let legacy = json!({ "text": " Yes", "logprobs": { "tokens": [" Yes"], "token_logprobs": [-0.25],
+            "top_logprobs": [{ " Yes": -0.25, " No": -1.5 }] } });
+        let chat_shape = json!({ "text": " Yes", "logprobs": { "content": [{ "id": 7, "token": " Yes", "bytes": [32, 89, 101, 115],
+            "logprob": -0.25, "top_logprobs": [{ "id": 7, "token": " Yes", "logprob": -0.25 }, { "id": 8, "token": " No", "logprob": -1.5 }] }] } });
+        for choice in [legacy, chat_shape] {
+            check(choice, &[-0.25], &[" Yes"], &[(" No", -1.5), (" Yes", -0.25)]);
+        }
+        assert!(first_top_logprobs(&json!({ "text": "x", "logprobs": null })).is_empty());
+    }
+
+    #[test]
+    fn off_sampling_values_are_sent_where_the_server_takes_them() {
+        let p = SamplingParams::default();
+        let mut explicit = Map::new();
+        sampling(&mut explicit, &p, 8, &[], 1, true);
+        assert_eq!((explicit["top_k"].clone(), explicit["top_p"].clone(), explicit["min_p"].clone()), (json!(0), json!(1.0), json!(0.0)));
+        let mut bare = Map::new();
+        sampling(&mut bare, &p, 8, &[], 1, false);
+        assert!(!bare.contains_key("top_k") && !bare.contains_key("min_p") && bare.contains_key("top_p"));
+    }
 }

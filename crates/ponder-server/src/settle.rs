@@ -67,6 +67,7 @@ fn since(before: &Usage, after: &Usage) -> Usage {
         completion: after.completion.saturating_sub(before.completion),
         scorer_passes: after.scorer_passes.saturating_sub(before.scorer_passes),
         wall_ms: 0,
+        unreported: after.unreported.saturating_sub(before.unreported),
     }
 }
 

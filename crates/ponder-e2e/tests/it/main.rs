@@ -1,8 +1,9 @@
 //! The crates end to end, as a user runs them: `ponder serve`'s gateway over real HTTP on
 //! the real engine (SmolLM2-135M, one thread) and on upstreams the tests control
 //! (`gateway`), ponder-http's backend against that gateway, directly and through a
-//! fault-injecting proxy (`http`); and the workspace's tidy rules (`tidy`). One harness
-//! serves both: a loaded engine, shared, and gateways on free ports.
+//! fault-injecting proxy (`http`); ponder-http against llama.cpp's own `llama-server`
+//! (`llama`); and the workspace's tidy rules (`tidy`). One harness serves them all: a
+//! loaded engine, shared, gateways on free ports, and llama-servers on the same model.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -12,21 +13,26 @@ use ponder_server::{AppState, Backend, ServerConfig};
 
 mod gateway;
 mod http;
+mod llama;
 mod tidy;
 
 const MODEL: &str = "smollm2-135m";
+
+/// The default model's GGUF file, fetched on first use.
+fn model_path() -> std::path::PathBuf {
+    let mut fetcher = ponder_models::Fetcher::from_env().expect("cache dir");
+    fetcher.allow_download = true;
+    let spec = ponder_models::find(MODEL).expect("registry model");
+    fetcher.resolve(&ponder_models::ModelRef::Named(spec)).expect("model is fetchable")
+}
 
 /// The default model, loaded once per test binary and shared.
 fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let mut fetcher = ponder_models::Fetcher::from_env().expect("cache dir");
-            fetcher.allow_download = true;
-            let spec = ponder_models::find(MODEL).expect("registry model");
-            let path = fetcher.resolve(&ponder_models::ModelRef::Named(spec)).expect("model is fetchable");
             // One thread: tests run in parallel on two cores.
-            Engine::load(path, EngineConfig { n_ctx: 8192, n_threads: 1, ..EngineConfig::default() }).expect("model loads")
+            Engine::load(model_path(), EngineConfig { n_ctx: 8192, n_threads: 1, ..EngineConfig::default() }).expect("model loads")
         })
         .clone()
 }

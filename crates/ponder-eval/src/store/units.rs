@@ -167,5 +167,7 @@ fn usage_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Usage> {
         completion: u(r.get(at + 2)?),
         scorer_passes: u(r.get(at + 3)?),
         wall_ms: u(r.get(at + 4)?),
+        // Not stored: the engine, which eval runs on, always reports its usage.
+        unreported: 0,
     })
 }

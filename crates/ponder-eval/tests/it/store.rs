@@ -20,7 +20,7 @@ fn record(problem: &str, n: usize) -> UnitRecord {
             score: Some(0.25 * i as f64),
         })
         .collect();
-    let usage = Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001 };
+    let usage = Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0 };
     UnitRecord {
         key: UnitKey { problem_id: problem.into(), strategy: "bon".into(), budget: n, seed: u64::MAX - 1 },
         outcome: Outcome {
@@ -59,7 +59,7 @@ fn units_round_trip_once_with_exact_totals() {
     assert_eq!(RunConfig::from_json(run, &info.config).unwrap(), c);
     let o = &store.outcomes(run).unwrap()[0];
     assert_eq!(o.key.seed, u64::MAX - 1, "seeds are stored bit for bit");
-    assert_eq!(o.usage, Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001 });
+    assert_eq!(o.usage, Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0 });
     let samples = store.samples(run).unwrap();
     assert_eq!(samples.len(), 3);
     assert_eq!(samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(), 10);

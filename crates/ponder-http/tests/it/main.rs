@@ -1,6 +1,7 @@
-//! The HTTP backend against small local servers standing in for the servers it meets: a
-//! vLLM-like server, a bare chat-only one, a llama.cpp-server-like one, and a scripted
-//! reward server. Against a real `ponder serve` gateway on the real engine, and through a
+//! The HTTP backend against small local servers standing in for the servers this machine
+//! cannot run: a vLLM-like server, a bare chat-only one, one with OpenAI's legacy
+//! completions logprobs, and a scripted reward server. Against llama.cpp's real
+//! `llama-server`, a real `ponder serve` gateway on the real engine, and through a
 //! fault-injecting proxy, it is tested in ponder-e2e (no dependency on ponder-server here).
 
 use std::sync::Arc;

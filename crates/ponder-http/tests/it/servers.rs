@@ -102,8 +102,9 @@ async fn without_continuation_search_is_refused_clearly() {
     // What a gateway on this backend answers is ponder-e2e's `http::upstream` test.
 }
 
-/// A llama.cpp-server-like upstream: renders prompts (`/apply-template`), serves
-/// completions with top logprobs and no `stop_reason`.
+/// A server that renders prompts (`/apply-template`) and answers completions in OpenAI's
+/// legacy logprobs shape (`top_logprobs` as a map, as vLLM does) without `stop_reason`.
+/// The real llama-server (which answers in the chat shape) is tested in ponder-e2e.
 async fn llama_like() -> (String, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let completions = |State(seen): State<Arc<Seen>>, Json(b): Json<Value>| async move {

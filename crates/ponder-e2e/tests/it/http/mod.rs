@@ -24,24 +24,24 @@ async fn gateway() -> String {
     gateway_on(Backend::Engine(engine())).await
 }
 
-fn question() -> Vec<Message> {
+pub(crate) fn question() -> Vec<Message> {
     vec![Message::user("What is 2 + 3? Answer with the number.")]
 }
 
-fn sampling(max_tokens: u32) -> SamplingParams {
+pub(crate) fn sampling(max_tokens: u32) -> SamplingParams {
     SamplingParams { temperature: 0.8, seed: 11, max_tokens, ..SamplingParams::default() }
 }
 
-fn ctx(g: &dyn Generator) -> Ctx<'_> {
+pub(crate) fn ctx(g: &dyn Generator) -> Ctx<'_> {
     static EQ: NumericEquivalence = NumericEquivalence;
     Ctx { generator: g, equivalence: &EQ, extract: extract_answer, scorer: None, process: None, verifier: None }
 }
 
-fn problem() -> ponder_core::Problem {
+pub(crate) fn problem() -> ponder_core::Problem {
     ponder_core::Problem { id: "t".into(), question: "2 + 3".into(), gold: "5".into(), level: None, steps: Vec::new() }
 }
 
-async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {
+pub(crate) async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {
     let mut cfg = HttpConfig::single(url);
     f(&mut cfg);
     HttpGenerator::connect(cfg).await.expect("connects")
