@@ -3,7 +3,7 @@
 //! with self-evaluation runs end to end against the server.
 
 use ponder_core::process::{Partial, ProcessScorer, SelfEval};
-use ponder_core::strategy::{self, Ctx, SearchConfig};
+use ponder_core::strategy::{BeamConfig, Ctx, StepConfig, StrategySpec};
 use ponder_core::Generator;
 
 use super::*;
@@ -42,8 +42,8 @@ async fn self_evaluation_over_llama_server_matches_the_engine() {
 async fn beam_search_with_self_evaluation_runs_over_llama_server() {
     let server = LlamaServer::start().await;
     let g = connect(&server.url(), |_| {}).await;
-    let cfg = SearchConfig { max_step_tokens: 16, max_steps: 3, ..SearchConfig::default() };
-    let beam = strategy::build_with("beam", 4, sampling(48), &cfg).unwrap();
+    let step = StepConfig { max_step_tokens: 16, max_steps: 3, ..StepConfig::default() };
+    let beam = StrategySpec::Beam(BeamConfig { n: 4, step, ..BeamConfig::default() }).build(sampling(48)).unwrap();
     let scorer = SelfEval::default();
     let before = server.counters().await;
     let c = Ctx { process: Some(&scorer), ..ctx(&g) };
