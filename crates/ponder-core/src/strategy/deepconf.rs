@@ -20,6 +20,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::rounds::{draw_more_in_rounds, Drawn, Settle};
 use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::confidence::{lowest_group, quantile};
@@ -142,44 +143,27 @@ impl DeepConf {
         let warmup = self.warmup();
         let req = SampleRequest { messages: messages.to_vec(), n: warmup, params: self.params(None), first_index: 0 };
         let got = ctx.generator.sample(req).await?.collect().await?;
-        let mut usage = got.usage;
-        let mut n_failed = got.failures.len();
-        let mut candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
+        let (usage, n_failed) = (got.usage, got.failures.len());
+        let candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
         let confs: Vec<f32> = candidates.iter().filter_map(|c| c.score.map(|s| s as f32)).collect();
         let threshold = quantile(&confs, 1.0 - self.config.keep);
-        let mut kept: Vec<usize> = candidates.iter().map(|c| c.index).collect();
-        let mut started = warmup;
-        let mut stopped_early = self.settled(&candidates, &kept) && started < self.config.n;
-        while started < self.config.n && !stopped_early {
-            let n = self.config.round_size.max(1).min(self.config.n - started);
+        let kept: Vec<usize> = candidates.iter().map(|c| c.index).collect();
+        let settled = self.settled(&candidates, &kept);
+        let mut drawn = Drawn { candidates, n_failed, started: warmup, usage, stopped_early: settled && warmup < self.config.n };
+        let mut rule = Consensus { deepconf: self, kept };
+        if !settled && warmup < self.config.n {
+            // Steps 2-3: later traces stop below the threshold; the rest vote until settled.
             let stop = threshold.map(|threshold| ConfidenceStop { window: self.config.window as u32, threshold });
-            let req = SampleRequest { messages: messages.to_vec(), n, params: self.params(stop), first_index: started };
-            let mut stream = ctx.generator.sample(req).await?;
-            started += n;
-            while let Some(result) = stream.next().await {
-                let Ok(sample) = result else {
-                    n_failed += 1;
-                    continue;
-                };
-                let c = self.scored(sample, ctx)?;
-                if c.finish != FinishReason::LowConfidence {
-                    kept.push(c.index);
-                }
-                candidates.push(c);
-                if self.settled(&candidates, &kept) {
-                    // Failed and stopped traces were drawn too.
-                    stopped_early = candidates.len() + n_failed < self.config.n;
-                    stream.cancel();
-                    break;
-                }
-            }
-            usage += stream.finish().await?;
+            let make = |sample: Sample| self.scored(sample, ctx);
+            let (n, round) = (self.config.n, self.config.round_size);
+            drawn = draw_more_in_rounds(drawn, messages, n, round, &self.params(stop), ctx, &make, &mut rule).await?;
         }
-        if candidates.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(started));
+        if drawn.candidates.is_empty() {
+            return Err(StrategyError::InsufficientCandidates(drawn.started));
         }
+        let mut candidates = drawn.candidates;
         candidates.sort_by_key(|c| c.index);
-        Ok(self.decide(candidates, &kept, usage, n_failed, stopped_early))
+        Ok(self.decide(candidates, &rule.kept, drawn.usage, drawn.n_failed, drawn.stopped_early))
     }
 
     /// Whether the leader of the weighted vote over `kept` holds `consensus` of it.
@@ -216,6 +200,23 @@ impl DeepConf {
             stopped_early,
             abstained: false,
         }
+    }
+}
+
+/// Online steps 2-3: a finished trace votes unless the backend stopped it; settled once
+/// the leader holds `consensus` of the weighted vote.
+struct Consensus<'a> {
+    deepconf: &'a DeepConf,
+    kept: Vec<usize>,
+}
+
+#[async_trait]
+impl Settle for Consensus<'_> {
+    async fn settle(&mut self, drawn: &mut Drawn, fresh: bool) -> Result<bool, StrategyError> {
+        if let Some(c) = drawn.candidates.last().filter(|c| fresh && c.finish != FinishReason::LowConfidence) {
+            self.kept.push(c.index);
+        }
+        Ok(self.deepconf.settled(&drawn.candidates, &self.kept))
     }
 }
 

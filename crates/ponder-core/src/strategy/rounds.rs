@@ -2,11 +2,13 @@
 //! resampling share. Samples start `round_size` at a time; each finished sample is shown
 //! to a [`Settle`] rule, and once the rule is settled the samples still running are
 //! cancelled (their tokens so far still count in usage) and no new round starts.
+//! DeepConf's online mode goes on from its warm-up with the same loop
+//! ([`draw_more_in_rounds`]).
 
 use async_trait::async_trait;
 
 use super::{candidate, Candidate, Ctx, StrategyError};
-use crate::generator::{SampleRequest, SamplingParams};
+use crate::generator::{Sample, SampleRequest, SamplingParams};
 use crate::{Message, Usage};
 
 /// What has been drawn so far.
@@ -40,7 +42,23 @@ pub(crate) async fn draw_in_rounds(
     ctx: &Ctx<'_>,
     rule: &mut dyn Settle,
 ) -> Result<Drawn, StrategyError> {
-    let mut drawn = Drawn::default();
+    let plain = |sample: Sample| Ok(candidate(sample, ctx));
+    draw_more_in_rounds(Drawn::default(), messages, max_samples, round_size, sampling, ctx, &plain, rule).await
+}
+
+/// [`draw_in_rounds`] going on from what `drawn` already holds (its next sample index is
+/// `drawn.started`), each sample made a candidate by `make`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn draw_more_in_rounds(
+    mut drawn: Drawn,
+    messages: &[Message],
+    max_samples: usize,
+    round_size: usize,
+    sampling: &SamplingParams,
+    ctx: &Ctx<'_>,
+    make: &(dyn Fn(Sample) -> Result<Candidate, StrategyError> + Sync),
+    rule: &mut dyn Settle,
+) -> Result<Drawn, StrategyError> {
     let mut settled = false;
     while drawn.started < max_samples && !settled {
         let n = round_size.max(1).min(max_samples - drawn.started);
@@ -50,7 +68,7 @@ pub(crate) async fn draw_in_rounds(
         while let Some(result) = stream.next().await {
             let fresh = match result {
                 Ok(sample) => {
-                    drawn.candidates.push(candidate(sample, ctx));
+                    drawn.candidates.push(make(sample)?);
                     true
                 }
                 Err(_) => {
