@@ -1,5 +1,6 @@
 //! [`HttpGenerator`]: `Generator` over an OpenAI-compatible server.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,9 @@ pub(crate) struct Shared {
     pub pool: Pool,
     pub caps: Caps,
     pub step_mode: StepMode,
+    /// Probe candidates' first tokens as the server's `/tokenize` splits them (`None`: the
+    /// server has no tokenizer endpoint).
+    pub first_tokens: tokio::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 /// A backend on one model served over HTTP. Cheap to clone; clones share endpoints,
@@ -76,7 +80,7 @@ impl HttpGenerator {
             return Err(Error::Config("api completions, but the server's completions did not answer".into()));
         }
         tracing::info!(?caps, ?step_mode, "HTTP backend ready");
-        Ok(HttpGenerator { shared: Arc::new(Shared { pool, caps, step_mode }), api, extra: Arc::new(Map::new()) })
+        Ok(HttpGenerator { shared: Arc::new(Shared { pool, caps, step_mode, first_tokens: Default::default() }), api, extra: Arc::new(Map::new()) })
     }
 
     pub fn caps(&self) -> &Caps {
@@ -131,7 +135,9 @@ impl HttpGenerator {
 
     /// For each prompt, the log-probabilities of each candidate's first token after
     /// `suffix`: exact through a ponder upstream, from the top 20 logprobs elsewhere
-    /// (candidates outside them get -inf).
+    /// (candidates outside them get -inf). The first token is the one the server's
+    /// `/tokenize` gives (llama-server); a server without it leaves only the candidate's
+    /// text to match, which a shorter token that begins it would stand in for.
     pub async fn probe_prompts(&self, prompts: &[String], suffix: &str, candidates: &[String]) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let route = self.shared.pool.route(&prompts.first().cloned().unwrap_or_default());
         self.probe_at(route, prompts, suffix, candidates).await
@@ -159,6 +165,7 @@ impl HttpGenerator {
                 Ok((lps, Usage { unreported: lost, ..wire::usage(&v) }))
             }
             ProbeMode::TopLogprobs => {
+                let firsts = self.first_tokens(route, candidates).await;
                 let calls = prompts.iter().map(|p| {
                     let body = json!({
                         "model": caps.model, "prompt": format!("{p}{suffix}"), "max_tokens": 1, "logprobs": 20, "temperature": 0.0,
@@ -171,7 +178,16 @@ impl HttpGenerator {
                     let v = r?;
                     usage += Usage { unreported: lost, ..wire::usage(&v) };
                     let top = wire::first_top_logprobs(v.pointer("/choices/0").unwrap_or(&Value::Null));
-                    out.push(candidates.iter().map(|c| top_logprob(&top, c)).collect());
+                    out.push(
+                        candidates
+                            .iter()
+                            .zip(&firsts)
+                            .map(|(c, first)| match first {
+                                Some(t) => top.iter().find(|(tok, _)| tok == t).map_or(f32::NEG_INFINITY, |(_, lp)| *lp),
+                                None => top_logprob(&top, c),
+                            })
+                            .collect(),
+                    );
                 }
                 usage.scorer_passes += prompts.len() as u64;
                 Ok((out, usage))
@@ -181,6 +197,24 @@ impl HttpGenerator {
                 pool.endpoints[0].url
             ))),
         }
+    }
+
+    /// Each candidate's first token as the server tokenizes it, asked once per candidate;
+    /// `None` where the server cannot say.
+    async fn first_tokens(&self, route: usize, candidates: &[String]) -> Vec<Option<String>> {
+        let mut known = self.shared.first_tokens.lock().await;
+        for c in candidates {
+            if known.contains_key(c) {
+                continue;
+            }
+            let got = self.shared.pool.probe(route, "/tokenize", Some(&json!({ "content": c, "with_pieces": true }))).await;
+            let first = got.ok().and_then(|v| v.pointer("/tokens/0/piece").and_then(Value::as_str).map(str::to_string));
+            if first.is_none() {
+                tracing::debug!(candidate = c.as_str(), "no /tokenize: probe candidates are matched by their text");
+            }
+            known.insert(c.clone(), first);
+        }
+        candidates.iter().map(|c| known[c].clone()).collect()
     }
 
     /// One request for the samples `indices` (consecutive) of `req`, and its attempts whose
