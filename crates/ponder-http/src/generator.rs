@@ -7,8 +7,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ponder_core::{
-    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream, StepSession,
-    Usage,
+    CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream,
+    SamplingParams, StepSession, Usage,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -234,6 +234,9 @@ impl HttpGenerator {
                 if self.shared.caps.chat_logprobs {
                     body.insert("logprobs".into(), json!(true));
                 }
+                if p.token_stats_k > 0 {
+                    body.insert("top_logprobs".into(), json!(p.token_stats_k));
+                }
                 for (k, v) in self.extra.iter() {
                     body.insert(k.clone(), v.clone());
                 }
@@ -242,7 +245,7 @@ impl HttpGenerator {
             Api::Completions => {
                 body.insert("prompt".into(), json!(wire::raw_prompt(&req.messages)));
                 if self.shared.caps.completion_logprobs {
-                    body.insert("logprobs".into(), json!(1));
+                    body.insert("logprobs".into(), json!(p.token_stats_k.max(1)));
                 }
                 ("/completions", false)
             }
@@ -251,7 +254,8 @@ impl HttpGenerator {
             body.insert("ponder".into(), json!({ "strategy": "single", "progress": "none" }));
         }
         let (v, lost) = self.shared.pool.post(route, path, &Value::Object(body), Some(cancel)).await;
-        (v.and_then(|v| samples(&v, path, chat, indices, &p.stop)), lost)
+        let url = &self.shared.pool.endpoints[route % self.shared.pool.endpoints.len()].url;
+        (v.and_then(|v| samples(&v, path, chat, indices, p)).map_err(|e| at_server(e, url)), lost)
     }
 
     fn per_request(&self) -> usize {
@@ -286,6 +290,17 @@ impl Generator for HttpGenerator {
         }
         if req.messages.is_empty() {
             return Err(GenError::InvalidRequest("messages must not be empty".into()));
+        }
+        let caps = &self.shared.caps;
+        let logprobs = match self.api {
+            Api::Chat => caps.chat_logprobs,
+            Api::Completions => caps.completion_logprobs,
+        };
+        if req.params.token_stats_k > 0 && !logprobs {
+            return Err(GenError::Unsupported(format!(
+                "token statistics (token_stats_k = {}, DeepConf's confidence): the server at {} returns no logprobs on its {:?} endpoint",
+                req.params.token_stats_k, self.shared.pool.endpoints[0].url, self.api
+            )));
         }
         let route = self.shared.pool.route(&wire::messages(&req.messages).to_string());
         let per = self.per_request();
@@ -343,8 +358,16 @@ impl Generator for HttpGenerator {
     }
 }
 
+/// An `Unsupported` error from reading a response, with the server named.
+fn at_server(e: GenError, url: &str) -> GenError {
+    match e {
+        GenError::Unsupported(what) => GenError::Unsupported(format!("{what} (server {url})")),
+        e => e,
+    }
+}
+
 /// The samples `indices` from one response, with its usage.
-fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], stop: &[String]) -> Result<(Vec<Sample>, Usage), GenError> {
+fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingParams) -> Result<(Vec<Sample>, Usage), GenError> {
     let n = indices.len();
     let choices = wire::choices(v);
     if choices.len() != n {
@@ -354,7 +377,7 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], stop: &[String]
     let samples = choices
         .iter()
         .zip(indices)
-        .map(|(c, &index)| {
+        .map(|(c, &index)| -> Result<Sample, GenError> {
             let (text, token_logprobs) = if chat {
                 (wire::chat_text(c), wire::chat_logprobs(c))
             } else {
@@ -364,10 +387,40 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], stop: &[String]
             // is only used when the server returns logprobs).
             let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
             let token_bytes = wire::token_bytes(c, chat);
-            Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, stop) }
+            let sample = Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, &p.stop) };
+            with_token_stats(sample, c, p)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok((samples, usage))
+}
+
+/// The sample with DeepConf's per-token statistics from the choice's `top_logprobs`, when
+/// `token_stats_k` asks for them, cut where `confidence_stop` would have stopped it. The
+/// server has generated the whole trace by then: over HTTP the stop changes the answer as
+/// it does on the engine, but saves the server nothing, and usage counts what it generated.
+fn with_token_stats(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+    if p.token_stats_k == 0 {
+        return Ok(s);
+    }
+    let tops = wire::top_logprobs_per_token(choice)
+        .filter(|t| t.len() == s.token_logprobs.len())
+        .ok_or_else(|| GenError::Unsupported("token statistics: the server returned no top_logprobs for every token".into()))?;
+    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(t)).collect();
+    let Some(stop) = p.confidence_stop else { return Ok(s) };
+    let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
+        return Ok(s);
+    };
+    if s.token_bytes.len() != s.token_logprobs.len() {
+        return Err(GenError::Unsupported("confidence_stop: the server returned no token texts to cut the trace at".into()));
+    }
+    let keep = at + 1;
+    s.text = String::from_utf8_lossy(&s.token_bytes[..keep].concat()).into_owned();
+    s.token_logprobs.truncate(keep);
+    s.token_bytes.truncate(keep);
+    s.token_stats.truncate(keep);
+    s.n_tokens = keep;
+    s.finish = FinishReason::LowConfidence;
+    Ok(s)
 }
 
 /// The logprob of the top-k token that `candidate` starts with (the longest such; the
@@ -377,4 +430,53 @@ fn top_logprob(top: &[(String, f32)], candidate: &str) -> f32 {
         .filter(|(tok, _)| !tok.is_empty() && candidate.starts_with(tok.as_str()))
         .max_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.1.total_cmp(&b.1)))
         .map_or(f32::NEG_INFINITY, |(_, lp)| *lp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ponder_core::ConfidenceStop;
+
+    fn choice(tops: &[&[f32]]) -> Value {
+        let content: Vec<Value> = tops
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({ "token": format!("t{i} "), "logprob": t[0], "top_logprobs": t.iter().map(|x| json!({ "token": "?", "logprob": x })).collect::<Vec<_>>() }))
+            .collect();
+        json!({ "index": 0, "message": { "content": "t0 t1 t2 t3 " }, "logprobs": { "content": content }, "finish_reason": "stop" })
+    }
+
+    fn sample_of(c: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+        let v = json!({ "choices": [c], "usage": { "prompt_tokens": 3, "completion_tokens": 4 } });
+        samples(&v, "/chat/completions", true, &[0], p).map(|(mut s, _)| s.remove(0))
+    }
+
+    #[test]
+    fn top_logprobs_become_token_stats_and_a_low_group_cuts_the_trace() {
+        let peaked: &[f32] = &[-0.01, -5.0];
+        let flat: &[f32] = &[-0.7, -0.7];
+        let c = choice(&[peaked, peaked, flat, flat]);
+        let mut p = SamplingParams { token_stats_k: 2, ..SamplingParams::default() };
+        let s = sample_of(&c, &p).unwrap();
+        assert_eq!(s.token_stats.len(), 4);
+        assert!(s.token_stats[0].confidence > s.token_stats[3].confidence);
+        assert_eq!(s.finish, FinishReason::Eos);
+
+        // Groups of 2: 2.5, 1.6, 0.7. Under 1.0 first at token 3 (the fourth).
+        p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 1.0 });
+        let s = sample_of(&c, &p).unwrap();
+        assert_eq!((s.text.as_str(), s.n_tokens, s.finish.clone()), ("t0 t1 t2 t3 ", 4, FinishReason::LowConfidence));
+        p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 2.0 });
+        let s = sample_of(&c, &p).unwrap();
+        assert_eq!((s.text.as_str(), s.n_tokens, s.token_stats.len()), ("t0 t1 t2 ", 3, 3));
+    }
+
+    #[test]
+    fn a_server_without_top_logprobs_is_said_plainly() {
+        let c = json!({ "index": 0, "message": { "content": "x" }, "logprobs": { "content": [{ "token": "x", "logprob": -0.5 }] } });
+        let p = SamplingParams { token_stats_k: 5, ..SamplingParams::default() };
+        let e = sample_of(&c, &p).unwrap_err();
+        assert!(matches!(&e, GenError::Unsupported(m) if m.contains("top_logprobs")), "{e}");
+        assert!(sample_of(&c, &SamplingParams::default()).is_ok(), "not asked, not needed");
+    }
 }

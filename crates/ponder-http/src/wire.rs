@@ -195,6 +195,27 @@ pub fn first_top_logprobs(choice: &Value) -> Vec<(String, f32)> {
         .unwrap_or_default()
 }
 
+/// The top log-probabilities at every generated token of a choice (chat shape
+/// `content[].top_logprobs`, which llama-server also uses on completions, or OpenAI's
+/// legacy `top_logprobs[]` maps); `None` when the server gave none.
+pub fn top_logprobs_per_token(choice: &Value) -> Option<Vec<Vec<f32>>> {
+    let lp = choice.get("logprobs")?;
+    if let Some(content) = lp.get("content").and_then(Value::as_array) {
+        return content
+            .iter()
+            .map(|t| {
+                let list = t.get("top_logprobs")?.as_array()?;
+                Some(list.iter().filter_map(|x| x.get("logprob")?.as_f64()).map(|x| x as f32).collect())
+            })
+            .collect();
+    }
+    lp.get("top_logprobs")?
+        .as_array()?
+        .iter()
+        .map(|m| Some(m.as_object()?.values().filter_map(Value::as_f64).map(|x| x as f32).collect()))
+        .collect()
+}
+
 /// Choices in index order.
 pub fn choices(v: &Value) -> Vec<Value> {
     let mut cs = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -215,6 +236,9 @@ mod tests {
         got.sort_by(|a, b| a.0.cmp(&b.0));
         let want: Vec<(String, f32)> = top.iter().map(|(t, x)| (t.to_string(), *x)).collect();
         assert_eq!(got, want);
+        let mut per_token = top_logprobs_per_token(&choice).expect("top logprobs");
+        per_token[0].sort_by(f32::total_cmp);
+        assert_eq!(per_token, vec![want.iter().map(|w| w.1).collect::<Vec<_>>()]);
     }
 
     #[test]
@@ -227,6 +251,9 @@ mod tests {
             check(choice, &[-0.25], &[" Yes"], &[(" No", -1.5), (" Yes", -0.25)]);
         }
         assert!(first_top_logprobs(&json!({ "text": "x", "logprobs": null })).is_empty());
+        assert!(top_logprobs_per_token(&json!({ "text": "x", "logprobs": null })).is_none());
+        let no_top = json!({ "logprobs": { "content": [{ "token": "x", "logprob": -0.5 }] } });
+        assert!(top_logprobs_per_token(&no_top).is_none(), "a token without top_logprobs is not an empty list");
     }
 
     #[test]
