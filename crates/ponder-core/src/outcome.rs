@@ -51,6 +51,40 @@ impl Outcome {
     pub fn chosen_text(&self) -> Option<&str> {
         self.chosen.and_then(|i| self.candidates.get(i)).map(|c| c.text.as_str())
     }
+
+    /// How settled the answer is: the leading class's share of the vote ([`leader_share`]).
+    /// `None` for a strategy that does not vote.
+    pub fn confidence(&self) -> Option<f64> {
+        leader_share(&self.votes)
+    }
+
+    /// Abstains (answers nothing) when the leader holds less than `threshold` of the vote;
+    /// an outcome without votes is left as it is. Returns whether it abstained here.
+    pub fn abstain_below(&mut self, threshold: f64) -> bool {
+        match self.confidence() {
+            Some(c) if c < threshold && self.answer.is_some() => {
+                self.answer = None;
+                self.chosen = None;
+                self.abstained = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The leading class's share of a vote table: its weight over all classes' (the vote share
+/// for a plain vote, DeepConf's share of confidence). Weights that are not all positive
+/// (a log-probability scorer's) have no share: the vote counts stand in. `None` when no
+/// candidate had an answer.
+pub fn leader_share(votes: &[Vote]) -> Option<f64> {
+    let first = votes.first()?;
+    let total: f64 = votes.iter().map(|v| v.weight).sum();
+    if votes.iter().all(|v| v.weight >= 0.0) && total > 0.0 {
+        Some(first.weight / total)
+    } else {
+        Some(first.count as f64 / votes.iter().map(|v| v.count).sum::<usize>() as f64)
+    }
 }
 
 /// One equivalence class of answers.

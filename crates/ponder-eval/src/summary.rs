@@ -25,6 +25,8 @@ pub struct Record {
     pub correct: bool,
     /// No answer given (verify-resample: no sample passed the verifier); not wrong.
     pub abstained: bool,
+    /// The winner's share of the vote (voting strategies; what `abstain_below` compares).
+    pub confidence: Option<f64>,
     pub n_samples: usize,
     pub usage: Usage,
 }
@@ -79,6 +81,7 @@ pub fn summaries(data: &RunData, groups: &[Group], problems: &[Problem], kind: K
                     answer: o.answer.clone(),
                     correct: o.correct,
                     abstained: o.abstained,
+                    confidence: o.confidence,
                     n_samples: o.n_samples,
                     usage: o.usage,
                 })
@@ -197,6 +200,7 @@ mod tests {
             answer: answer.map(str::to_string),
             correct: answer == Some("1"),
             abstained: answer.is_none(),
+            confidence: None,
             n_samples,
             usage: Usage::default(),
         }

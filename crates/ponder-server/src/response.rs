@@ -98,6 +98,7 @@ pub(crate) fn ponder_field(o: &Outcome, req: &Request, d: &Decision) -> Value {
         "n_failed": o.n_failed,
         "stopped_early": o.stopped_early,
         "abstained": o.abstained,
+        "confidence": o.confidence(),
         "usage": o.usage,
         "scores": o.candidates.iter().map(|c| c.score).collect::<Vec<_>>(),
     });

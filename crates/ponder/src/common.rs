@@ -140,6 +140,10 @@ pub struct SearchArgs {
     /// pgibbs: sweeps (total particles spent = budget x sweeps) [spec: sweeps]
     #[arg(long)]
     pub sweeps: Option<usize>,
+    /// Voting strategies (sc, adaptive-sc, deepconf, weighted-bon): answer nothing when the
+    /// winner holds less than this share of the vote, 0 to 1 [spec: abstain_below]
+    #[arg(long, value_name = "SHARE")]
+    pub abstain_below: Option<f64>,
     /// GGUF causal LM used as token-probability PRM for --scorer prm (registry name, path or hf:)
     #[arg(long)]
     pub prm_model: Option<String>,
@@ -187,6 +191,7 @@ impl SearchArgs {
         add("--pf-temperature", "temperature", self.pf_temperature.map(Value::from));
         add("--final-pick", "final_pick", serde_flag::<FinalPick>("--final-pick", self.final_pick.as_deref())?);
         add("--sweeps", "sweeps", self.sweeps.map(Value::from));
+        add("--abstain-below", "abstain_below", self.abstain_below.map(Value::from));
         Ok(out)
     }
 
@@ -210,6 +215,14 @@ impl SearchArgs {
             out.insert("policy".into(), serde_json::to_value(p)?);
         }
         Ok(out)
+    }
+
+    /// `--abstain-below` needs a strategy that votes: said, rather than ignored.
+    pub fn check_taken<'a>(&self, specs: impl IntoIterator<Item = &'a StrategySpec>) -> Result<()> {
+        if self.abstain_below.is_some() && !specs.into_iter().any(|s| s.config().abstain_below().is_some()) {
+            bail!("--abstain-below applies to voting strategies (sc, adaptive-sc, deepconf, weighted-bon); none was given");
+        }
+        Ok(())
     }
 
     /// Says which flag set a field a spec rejects.

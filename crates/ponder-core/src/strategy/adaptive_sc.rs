@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use statrs::function::beta::beta_reg;
 
 use super::rounds::{draw_in_rounds, Drawn, Settle};
+use super::abstain;
 use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{majority, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
@@ -27,11 +28,14 @@ pub struct AdaptiveScConfig {
     pub threshold: f64,
     /// Samples started together per round.
     pub round_size: usize,
+    /// Answer nothing when the winner holds less than this share of the vote (0 to 1);
+    /// left out, always answer.
+    pub abstain_below: Option<f64>,
 }
 
 impl Default for AdaptiveScConfig {
     fn default() -> Self {
-        Self { n: 8, threshold: 0.95, round_size: 4 }
+        Self { n: 8, threshold: 0.95, round_size: 4, abstain_below: None }
     }
 }
 
@@ -51,8 +55,12 @@ impl StrategyConfig for AdaptiveScConfig {
     fn reuses_probes(&self) -> bool {
         true
     }
+    fn abstain_below(&self) -> Option<f64> {
+        self.abstain_below
+    }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
+        abstain::check(self.abstain_below)?;
         let t = self.threshold;
         ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || format!("must be in (0, 1], got {t}"))?;
         ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())

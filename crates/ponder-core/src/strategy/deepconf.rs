@@ -21,8 +21,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::rounds::{draw_more_in_rounds, Drawn, Settle};
+use super::abstain;
 use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use crate::outcome::leader_share;
 use crate::confidence::{lowest_group, quantile};
 use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams, MAX_TOKEN_STATS_K};
 use crate::{Message, Problem, Usage};
@@ -56,11 +58,14 @@ pub struct DeepConfConfig {
     pub consensus: f64,
     /// Online: traces started together after the warm-up.
     pub round_size: usize,
+    /// Answer nothing when the winner holds less than this share of the vote (0 to 1);
+    /// left out, always answer.
+    pub abstain_below: Option<f64>,
 }
 
 impl Default for DeepConfConfig {
     fn default() -> Self {
-        Self { n: 8, mode: DeepConfMode::Offline, keep: 0.9, window: 32, top_k: 20, warmup: None, consensus: 0.95, round_size: 4 }
+        Self { n: 8, mode: DeepConfMode::Offline, keep: 0.9, window: 32, top_k: 20, warmup: None, consensus: 0.95, round_size: 4, abstain_below: None }
     }
 }
 
@@ -77,8 +82,12 @@ impl StrategyConfig for DeepConfConfig {
     fn budget_unit(&self) -> &'static str {
         "traces (at most)"
     }
+    fn abstain_below(&self) -> Option<f64> {
+        self.abstain_below
+    }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
+        abstain::check(self.abstain_below)?;
         let k = self.keep;
         ConfigError::check(k > 0.0 && k <= 1.0, "keep", || format!("must be in (0, 1], got {k}"))?;
         ConfigError::check(self.window >= 1, "window", || "must be at least 1, got 0".into())?;
@@ -169,9 +178,7 @@ impl DeepConf {
     /// Whether the leader of the weighted vote over `kept` holds `consensus` of it.
     fn settled(&self, candidates: &[Candidate], kept: &[usize]) -> bool {
         let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
-        let votes = tally(&voters, true);
-        let total: f64 = votes.iter().map(|v| v.weight).sum();
-        votes.first().is_some_and(|v| total > 0.0 && v.weight / total >= self.config.consensus)
+        leader_share(&tally(&voters, true)).is_some_and(|share| share >= self.config.consensus)
     }
 
     /// The weighted vote over the `kept` traces; every trace stays in `candidates`.

@@ -1,6 +1,7 @@
 //! Strategies: how a budget of samples becomes one answer. One file per strategy, each
 //! readable as its paper's algorithm; this module holds what they share.
 
+mod abstain;
 mod adaptive_sc;
 mod astar;
 pub mod auto;
@@ -39,7 +40,7 @@ pub use spec::{Needs, StrategyConfig, StrategySpec};
 pub use verified_resampling::{VerifiedResampling, VerifyResampleConfig};
 pub use weighted_best_of_n::{WeightedBestOfN, WeightedBonConfig};
 
-pub use crate::outcome::{tally, Candidate, Outcome, Vote};
+pub use crate::outcome::{leader_share, tally, Candidate, Outcome, Vote};
 
 use crate::answer::Equivalence;
 use crate::generator::{GenError, Generator, Sample, SampleRequest, SamplingParams};

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
+use super::abstain;
 use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{draw, majority, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
@@ -17,11 +18,14 @@ use crate::{Message, Problem};
 pub struct ScConfig {
     /// Samples N.
     pub n: usize,
+    /// Answer nothing when the winner holds less than this share of the vote (0 to 1);
+    /// left out, always answer.
+    pub abstain_below: Option<f64>,
 }
 
 impl Default for ScConfig {
     fn default() -> Self {
-        Self { n: 8 }
+        Self { n: 8, abstain_below: None }
     }
 }
 
@@ -44,8 +48,12 @@ impl StrategyConfig for ScConfig {
     fn probe_source(&self) -> bool {
         true
     }
+    fn abstain_below(&self) -> Option<f64> {
+        self.abstain_below
+    }
     fn validate(&self) -> Result<(), ConfigError> {
-        check_n(self.n)
+        check_n(self.n)?;
+        abstain::check(self.abstain_below)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
         Ok(Box::new(SelfConsistency { n_samples: self.n, sampling }))

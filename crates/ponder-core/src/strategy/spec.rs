@@ -110,6 +110,11 @@ pub trait StrategyConfig {
     fn probe_source(&self) -> bool {
         false
     }
+    /// A voting strategy's `abstain_below`: it answers nothing when its winner holds
+    /// less of the vote (`None`: it always answers, or does not vote).
+    fn abstain_below(&self) -> Option<f64> {
+        None
+    }
     /// Checks every field; the error names the field.
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
@@ -190,10 +195,14 @@ impl StrategySpec {
         }
     }
 
-    /// Validates, then builds the strategy.
+    /// Validates, then builds the strategy (abstaining under `abstain_below` where set).
     pub fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
         self.validate()?;
-        self.config().build(sampling)
+        let inner = self.config().build(sampling)?;
+        Ok(match self.config().abstain_below() {
+            Some(below) => Box::new(super::abstain::Abstaining { inner, below }),
+            None => inner,
+        })
     }
 
     /// A spec from JSON (or anything serde reads into a `Value`: TOML too): a shorthand

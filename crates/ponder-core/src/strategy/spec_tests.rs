@@ -133,20 +133,21 @@ fn arb_smc() -> impl proptest::strategy::Strategy<Value = (Resampling, f64, f64,
 /// Every strategy but `auto` (a policy is data of its own), with every field varied.
 fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
     let n = 1usize..256;
+    let abstain = || proptest::option::of(0.0f64..=1.0);
     prop_oneof![
         n.clone().prop_map(|n| StrategySpec::Single(SingleConfig { n })),
-        n.clone().prop_map(|n| StrategySpec::Sc(ScConfig { n })),
-        (n.clone(), 0.01f64..=1.0, 1usize..16).prop_map(|(n, threshold, round_size)| StrategySpec::AdaptiveSc(
-            AdaptiveScConfig { n, threshold, round_size }
-        )),
-        (n.clone(), any::<bool>(), 0.01f64..=1.0, 1usize..64, 1u32..=20, any::<Option<u8>>(), 0.01f64..=1.0, 1usize..16)
-            .prop_map(|(n, online, keep, window, top_k, warmup, consensus, round_size)| {
+        (n.clone(), abstain()).prop_map(|(n, abstain_below)| StrategySpec::Sc(ScConfig { n, abstain_below })),
+        (n.clone(), 0.01f64..=1.0, 1usize..16, abstain()).prop_map(|(n, threshold, round_size, abstain_below)| {
+            StrategySpec::AdaptiveSc(AdaptiveScConfig { n, threshold, round_size, abstain_below })
+        }),
+        (n.clone(), any::<bool>(), 0.01f64..=1.0, 1usize..64, 1u32..=20, any::<Option<u8>>(), 0.01f64..=1.0, 1usize..16, abstain())
+            .prop_map(|(n, online, keep, window, top_k, warmup, consensus, round_size, abstain_below)| {
                 let mode = if online { DeepConfMode::Online } else { DeepConfMode::Offline };
                 let warmup = warmup.map(|w| (usize::from(w) % n) + 1);
-                StrategySpec::Deepconf(DeepConfConfig { n, mode, keep, window, top_k, warmup, consensus, round_size })
+                StrategySpec::Deepconf(DeepConfConfig { n, mode, keep, window, top_k, warmup, consensus, round_size, abstain_below })
             }),
         n.clone().prop_map(|n| StrategySpec::Bon(BonConfig { n })),
-        n.clone().prop_map(|n| StrategySpec::WeightedBon(WeightedBonConfig { n })),
+        (n.clone(), abstain()).prop_map(|(n, abstain_below)| StrategySpec::WeightedBon(WeightedBonConfig { n, abstain_below })),
         (n.clone(), 1usize..16).prop_map(|(n, round_size)| StrategySpec::VerifyResample(VerifyResampleConfig { n, round_size })),
         (n.clone(), 1usize..9, arb_step()).prop_map(|(n, width, step)| StrategySpec::Beam(BeamConfig { n, width, step })),
         (n.clone(), 1usize..9, arb_step()).prop_map(|(n, width, step)| StrategySpec::Dvts(DvtsConfig { n, width, step })),

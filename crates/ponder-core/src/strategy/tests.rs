@@ -1013,3 +1013,56 @@ fn verify_resample_needs_a_verifier() {
     let err = block_on(s.solve(&problem("42"), &messages(), &ctx(&generator, None))).unwrap_err();
     assert_eq!(err, StrategyError::NeedsVerifier("verify-resample".into()));
 }
+
+// ---------------------------------------------------------------------------------------
+// Abstention by confidence
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_voting_strategy_abstains_when_its_winner_holds_too_little_of_the_vote() {
+    let choices = menu(&[("answer: 7", 4.0), ("answer: 8", 3.0), ("answer: 9", 3.0), ("no idea", 1.0)]);
+    let (mut abstained, mut answered_seeds) = (0, 0);
+    for seed in 0..30 {
+        let samples = reference(&choices, 9, seed);
+        let counts = key_counts(&samples);
+        let voted: usize = counts.values().sum();
+        let share = *counts.values().max().expect("answers exist") as f64 / voted as f64;
+        let spec: StrategySpec = "sc@9{abstain_below = 0.5}".parse().unwrap();
+        let generator = ScriptedGenerator::new(choices.clone());
+        let o = block_on(spec.build(sampling(seed)).unwrap().solve(&problem("7"), &messages(), &ctx(&generator, None))).unwrap();
+        let plain = run("sc", 9, seed, &choices, None).unwrap();
+        assert_eq!(o.confidence(), Some(share), "seed {seed}: the leader's share of the answered samples");
+        assert_eq!(o.votes, plain.votes, "seed {seed}: the vote is the same, only the decision differs");
+        if share < 0.5 {
+            assert!(o.abstained && o.answer.is_none() && o.chosen.is_none(), "seed {seed}: {o:?}");
+            abstained += 1;
+        } else {
+            assert_eq!((o.answer.clone(), o.abstained), (plain.answer, false), "seed {seed}");
+            answered_seeds += 1;
+        }
+    }
+    assert!(abstained >= 5 && answered_seeds >= 5, "both sides of the threshold: {abstained} abstained, {answered_seeds} answered");
+}
+
+#[test]
+fn the_leaders_share_is_of_weight_when_weights_are_positive_else_of_votes() {
+    let vote = |key: &str, count, weight| Vote { answer: key.into(), key: key.into(), count, weight, first_index: 0 };
+    assert_eq!(leader_share(&[vote("a", 1, 3.0), vote("b", 3, 1.0)]), Some(0.75));
+    assert_eq!(leader_share(&[vote("a", 1, -0.1), vote("b", 3, -2.0)]), Some(0.25), "log-probabilities: by count");
+    assert_eq!(leader_share(&[]), None);
+}
+
+#[test]
+fn abstain_below_is_a_share_and_only_voting_strategies_take_it() {
+    for bad in ["sc{abstain_below = 1.5}", "deepconf{abstain_below = -0.1}"] {
+        let e = bad.parse::<StrategySpec>().unwrap_err();
+        assert!(matches!(&e, StrategyError::InvalidConfig { field, .. } if field == "abstain_below"), "{bad}: {e}");
+    }
+    for voting in ["sc", "adaptive-sc", "deepconf", "weighted-bon"] {
+        let spec: StrategySpec = format!("{voting}{{abstain_below = 0.6}}").parse().unwrap();
+        assert_eq!(spec.config().abstain_below(), Some(0.6), "{voting}");
+    }
+    for other in ["single", "bon", "verify-resample", "beam", "pf"] {
+        assert!(format!("{other}{{abstain_below = 0.6}}").parse::<StrategySpec>().is_err(), "{other} does not vote");
+    }
+}

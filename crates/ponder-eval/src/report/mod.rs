@@ -12,6 +12,7 @@ mod coverage;
 mod csv;
 pub mod flaws;
 pub mod plots;
+pub mod risk;
 mod tables;
 
 use std::fmt::Write as _;
@@ -46,11 +47,12 @@ struct Section<'a> {
     summaries: Vec<GroupSummary>,
     levels: Vec<LevelSummary>,
     curves: Vec<CurveSet>,
+    risk: Vec<risk::RiskCurve>,
 }
 
 impl<'a> Section<'a> {
     fn new(run: &'a RunData, opts: &ReportOptions) -> Section<'a> {
-        Section { run, summaries: run.summaries(opts.prices.as_ref()), levels: run.levels(), curves: run.curve_sets(&opts.curves) }
+        Section { run, summaries: run.summaries(opts.prices.as_ref()), levels: run.levels(), curves: run.curve_sets(&opts.curves), risk: risk::curves(&run.outcomes) }
     }
 
     fn label(&self) -> String {
@@ -58,8 +60,8 @@ impl<'a> Section<'a> {
     }
 }
 
-/// Writes `report.html`, `report.md`, `summary.csv`, `curves.csv`, `levels.csv` and
-/// `coverage.csv` into
+/// Writes `report.html`, `report.md`, `summary.csv`, `curves.csv`, `levels.csv`,
+/// `coverage.csv` and `risk.csv` into
 /// `out` (created if missing). `runs[0]` is the main run; the others are overlaid.
 pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Written, Error> {
     let Some(main) = runs.first() else {
@@ -75,11 +77,12 @@ pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Writt
     let markdown = out.join("report.md");
     put(&html, &render_html(&sections, &plots, opts))?;
     put(&markdown, &render_markdown(&sections, opts))?;
-    let csv = vec![out.join("summary.csv"), out.join("curves.csv"), out.join("levels.csv"), out.join("coverage.csv")];
+    let csv = ["summary.csv", "curves.csv", "levels.csv", "coverage.csv", "risk.csv"].map(|f| out.join(f)).to_vec();
     put(&csv[0], &summary_csv(&sections))?;
     put(&csv[1], &curves_csv(&sections))?;
     put(&csv[2], &levels_csv(&sections))?;
     put(&csv[3], &coverage::csv(&sections))?;
+    put(&csv[4], &risk::csv(&sections))?;
     Ok(Written { html, markdown, csv })
 }
 
@@ -99,6 +102,8 @@ struct Plots {
     cost: String,
     coverage: Option<String>,
     levels: String,
+    /// Risk–coverage, when some strategy voted.
+    risk: Option<String>,
 }
 
 fn with_legend(svg: String, series: &[Series]) -> String {
@@ -242,7 +247,22 @@ impl Plots {
             })?,
             &lv,
         );
-        Ok(Plots { cost, coverage, levels })
+        let rc = risk::series(sections);
+        let risk = if rc.is_empty() {
+            None
+        } else {
+            Some(with_legend(
+                plots::svg(&Plot {
+                    title: "Risk–coverage: accuracy among the answered as the abstention threshold rises",
+                    x_label: "fraction of questions answered",
+                    y_label: "accuracy among answered",
+                    x_scale: XScale::Linear,
+                    series: &rc,
+                })?,
+                &rc,
+            ))
+        };
+        Ok(Plots { cost, coverage, levels, risk })
     }
 }
 
@@ -382,6 +402,19 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
         }
     }
 
+    if let Some(svg) = &plots.risk {
+        h.push_str("<h2>Abstention by confidence</h2>\n");
+        let _ = writeln!(
+            h,
+            "<figure id=\"plot-risk\">{svg}<figcaption>Each point answers only the questions whose winning answer holds at least \
+             a given share of the vote (abstain_below), most confident first; the rightmost point answers all. Votes weigh \
+             DeepConf traces by confidence.</figcaption></figure>"
+        );
+        for s in sections {
+            let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&risk::table(&s.risk)));
+        }
+    }
+
     h.push_str("<h2>By difficulty</h2>\n");
     let _ = writeln!(h, "<figure id=\"plot-levels\">{}<figcaption>Accuracy per level, each strategy at its largest budget (whiskers: 95% CI).</figcaption></figure>", plots.levels);
     for s in sections {
@@ -411,6 +444,9 @@ fn render_markdown(sections: &[Section<'_>], opts: &ReportOptions) -> String {
         for c in &s.curves {
             let _ = writeln!(m, "### Curves: {} samples per problem from {}\n\n{}", c.n, c.source, md_table(&curve_table(c)));
             let _ = writeln!(m, "{}\n", coverage::law_line(c));
+        }
+        if !s.risk.is_empty() {
+            let _ = writeln!(m, "### Abstention by confidence (answered / accuracy / wrong at each `abstain_below`)\n\n{}", md_table(&risk::table(&s.risk)));
         }
         let _ = writeln!(m, "### By level\n\n{}", md_table(&level_table(s)));
     }

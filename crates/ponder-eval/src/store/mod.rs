@@ -79,6 +79,9 @@ pub struct OutcomeRow {
     pub n_failed: usize,
     pub chosen: Option<usize>,
     pub usage: Usage,
+    /// The winner's share of the vote, for voting strategies ([`ponder_core::Outcome::confidence`];
+    /// `None` for other strategies and in runs stored before schema version 3).
+    pub confidence: Option<f64>,
 }
 
 /// One candidate of a unit.

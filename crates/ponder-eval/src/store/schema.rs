@@ -8,7 +8,7 @@ use crate::Error;
 
 /// Marks a SQLite file as ours (`PRAGMA application_id`; "pndr").
 const APPLICATION_ID: i64 = 0x706e_6472;
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1 stores lacked the question and rendered prompt of each problem.
 const MIGRATE_1_TO_2: &str = "
@@ -16,6 +16,9 @@ ALTER TABLE problems ADD COLUMN question TEXT;
 ALTER TABLE problems ADD COLUMN prompt TEXT;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 ";
+
+/// Version 2 stores lacked each outcome's confidence (the winner's share of the vote).
+const ADD_CONFIDENCE: &str = "ALTER TABLE outcomes ADD COLUMN confidence REAL;";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +61,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     scorer_passes INTEGER NOT NULL,
     wall_ms INTEGER NOT NULL,
     created TEXT NOT NULL,
+    confidence REAL,
     UNIQUE (run_id, problem_id, strategy, budget, seed)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -124,14 +128,32 @@ impl Store {
                 .map_err(|e| not_a_store(e.to_string()))?;
             match version.as_deref().and_then(|v| v.parse::<i64>().ok()) {
                 Some(SCHEMA_VERSION) => {}
-                Some(1) => {
-                    self.conn.execute_batch(&format!("BEGIN; {MIGRATE_1_TO_2} COMMIT;"))?;
-                    tracing::info!("run store {}: upgraded to schema version {SCHEMA_VERSION}", self.path);
+                Some(v @ (1 | 2)) => {
+                    self.upgrade(v)?;
+                    tracing::info!("run store {}: upgraded from schema version {v} to {SCHEMA_VERSION}", self.path);
                 }
                 Some(v) => return Err(not_a_store(format!("schema version {v}; this ponder reads version {SCHEMA_VERSION}"))),
                 None => return Err(not_a_store("its schema version is missing".into())),
             }
         }
+        Ok(())
+    }
+
+    /// Upgrades a store of schema version `from` in one transaction.
+    fn upgrade(&self, from: i64) -> Result<(), Error> {
+        let tx = self.conn.unchecked_transaction()?;
+        if from == 1 {
+            tx.execute_batch(MIGRATE_1_TO_2)?;
+        }
+        // Tables a store never made come whole, with every column; old ones get the new one.
+        let had_outcomes: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'", [], |r| r.get(0))?;
+        tx.execute_batch(SCHEMA)?;
+        if had_outcomes > 0 {
+            tx.execute_batch(ADD_CONFIDENCE)?;
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
+        tx.commit()?;
         Ok(())
     }
 }

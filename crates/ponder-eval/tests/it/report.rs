@@ -25,25 +25,30 @@ fn stored_run(store: &mut Store, seed_base: u64) -> i64 {
 }
 
 fn write_report(dir: &Path) -> PathBuf {
+    write_report_of(dir).0
+}
+
+/// The report's page, and the runs it reports.
+fn write_report_of(dir: &Path) -> (PathBuf, [RunData; 2]) {
     let mut store = Store::in_memory().unwrap();
     let a = stored_run(&mut store, 0);
     let b = stored_run(&mut store, 10);
     let runs = [RunData::load(&store, a).unwrap(), RunData::load(&store, b).unwrap()];
     let out = report::write(&runs, dir, &ReportOptions::default()).unwrap();
-    out.html
+    (out.html, runs)
 }
 
 #[test]
 fn report_has_plots_tables_and_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let html_path = write_report(dir.path());
+    let (html_path, runs) = write_report_of(dir.path());
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
-    for id in ["plot-cost", "plot-coverage", "plot-levels"] {
+    for id in ["plot-cost", "plot-coverage", "plot-levels", "plot-risk"] {
         assert!(html.contains(&format!("<figure id=\"{id}\"><svg")), "no inline SVG for {id}");
     }
     let plot_svg = format!("<svg width=\"{}\"", report::plots::WIDTH);
-    assert_eq!(html.matches(&plot_svg).count(), 3, "three plots");
+    assert_eq!(html.matches(&plot_svg).count(), 4, "four plots");
     assert!(html.contains("<ul class=\"legend\">"), "legends");
     assert!(!html.contains("<script") && !html.contains("src=\"http"), "self-contained");
     for needle in ["coverage pass@k", "maj@k", "best-of-k", "weighted@k", "level 1", "level 2", "run 1", "run 2", "tokens/pass", "FLOPs/pass", "verifier gap"] {
@@ -69,6 +74,18 @@ fn report_has_plots_tables_and_csv() {
     assert_eq!(ks, ["1", "2", "3", "4", "5", "6", "7", "8"], "{coverage}");
     assert!(md.contains("Coverage law (Brown et al. 2024)") || md.contains("Coverage law: not fitted"), "{md}");
     assert!(html.contains("Coverage law"), "the law's line is in the page");
+    // Risk–coverage for the strategies that vote (sc, weighted-bon), none for the others;
+    // its last point answers every unit that had an answer.
+    let risk = std::fs::read_to_string(dir.path().join("risk.csv")).unwrap();
+    assert!(risk.starts_with("run,strategy,budget,units,threshold,coverage,accuracy,answered,correct\n"), "{risk}");
+    let strategies: std::collections::BTreeSet<&str> = risk.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(strategies, ["sc", "weighted-bon"].into(), "{risk}");
+    let sc8: Vec<Vec<&str>> = risk.lines().filter(|l| l.starts_with("1,sc,8,")).map(|l| l.split(',').collect()).collect();
+    let last = sc8.last().expect("sc@8 has a curve");
+    let answered = runs[0].outcomes.iter().filter(|o| o.key.strategy == "sc" && o.key.budget == 8 && o.answer.is_some()).count();
+    assert_eq!(last[7].parse::<usize>().unwrap(), answered, "{risk}");
+    assert!(sc8.windows(2).all(|w| w[0][4].parse::<f64>().unwrap() > w[1][4].parse::<f64>().unwrap()), "thresholds fall: {risk}");
+    assert!(md.contains("### Abstention by confidence"), "{md}");
 }
 
 #[test]
@@ -201,7 +218,7 @@ fn report_renders_in_headless_chromium_with_visible_plots() {
     assert!(dom.ok, "chromium --dump-dom failed: {}", dom.stderr);
     let dom_text = &dom.stdout;
     let plot_svg = format!("<svg width=\"{}\"", report::plots::WIDTH);
-    assert_eq!(dom_text.matches(&plot_svg).count(), 3, "the browser's DOM lacks the plots");
+    assert_eq!(dom_text.matches(&plot_svg).count(), 4, "the browser's DOM lacks the plots");
     assert!(dom_text.contains("ponder report: run 1"));
     let log = &dom.stderr;
     assert!(!log.contains("Uncaught") && !log.contains("CONSOLE"), "page errors: {log}");

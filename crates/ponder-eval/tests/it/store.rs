@@ -122,6 +122,35 @@ fn a_version_1_store_is_upgraded_in_place_and_keeps_its_runs() {
 }
 
 #[test]
+fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite");
+    let (d, problems) = dataset(2);
+    let run = {
+        let mut store = Store::open_or_create(&path).unwrap();
+        let run = store.create_run(&config(&d, &problems, &["bon"], &[3], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
+        assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
+        run
+    };
+    // Back to version 2 as ponder wrote it: no confidence column.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE outcomes DROP COLUMN confidence; UPDATE meta SET value = '2' WHERE key = 'schema_version';").unwrap();
+    drop(conn);
+
+    let mut store = Store::open_existing(&path).unwrap();
+    let before = store.outcomes(run).unwrap();
+    assert_eq!((before.len(), before[0].confidence), (1, None), "old units have no confidence");
+    let mut voted = record(&problems[1].id, 3);
+    voted.outcome.votes = ponder_core::strategy::tally(&voted.outcome.candidates[..2], false);
+    assert!(store.insert_unit(run, &voted).unwrap());
+    let after = store.outcomes(run).unwrap();
+    assert_eq!(after[1].confidence, Some(0.5), "two classes of one vote each");
+    let version: String =
+        rusqlite::Connection::open(&path).unwrap().query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, "3");
+}
+
+#[test]
 fn unknown_runs_missing_corrupt_and_foreign_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.sqlite");

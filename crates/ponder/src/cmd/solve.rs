@@ -106,6 +106,7 @@ pub fn run(a: Args) -> Result<()> {
         None => StrategySpec::parse_with(&a.strategy, None, &a.search.defaults(policy.as_ref())?).map_err(|e| a.search.explain(e))?,
     };
     spec.validate()?;
+    a.search.check_taken([&spec])?;
     let scorer: ScorerSpec = a.scorer.parse()?;
     if a.question.trim().is_empty() {
         anyhow::bail!("the question is empty");
@@ -188,7 +189,11 @@ fn print_outcome(o: &Outcome, show_samples: bool, budget: usize) {
     if let Some(text) = o.chosen_text() {
         println!("{}\n", text.trim());
     }
-    println!("answer: {}", o.answer.as_deref().unwrap_or("(none)"));
+    let none = if o.abstained { "(abstained)" } else { "(none)" };
+    println!("answer: {}", o.answer.as_deref().unwrap_or(none));
+    if let Some(c) = o.confidence() {
+        println!("confidence: {c:.3} (the winner's share of the vote)");
+    }
     if !o.votes.is_empty() {
         println!("votes:");
         println!("  {:<24} {:>5} {:>8}", "answer", "count", "weight");

@@ -51,6 +51,39 @@ fn deepconf_offline_and_online_run_on_a_real_model() {
 }
 
 #[test]
+fn abstain_below_holds_back_the_answers_whose_vote_is_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let o = ponder(&[
+        "eval", "--dataset", "arith:1", "--limit", "4", "--strategy", "sc,sc@4{abstain_below = 1.0}", "--budget", "4",
+        "--max-tokens", "64", "--json", json.to_str().unwrap(), "--no-store", "--deterministic",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (plain, strict) = (&v[0]["records"], &v[1]["records"]);
+    let mut held_back = 0;
+    for (p, s) in plain.as_array().unwrap().iter().zip(strict.as_array().unwrap()) {
+        // The same samples (deterministic units), so the same vote and confidence.
+        assert_eq!(p["confidence"], s["confidence"], "{p} {s}");
+        let unanimous = p["confidence"].as_f64() == Some(1.0);
+        if p["answer"].is_null() || unanimous {
+            assert_eq!((&s["answer"], &s["abstained"]), (&p["answer"], &p["abstained"]), "{s}");
+        } else {
+            assert!(s["answer"].is_null() && s["abstained"] == true && s["correct"] == false, "{s}");
+            held_back += 1;
+        }
+    }
+    eprintln!("{held_back} of 4 answers held back");
+
+    // A strategy that does not vote has nothing to abstain by: said before the model loads.
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", "bon", "--abstain-below", "0.5"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--abstain-below applies to voting strategies"), "{}", stderr(&o));
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", "sc", "--abstain-below", "2"]);
+    assert!(!o.status.success() && stderr(&o).contains("abstain_below") && stderr(&o).contains("from 0 to 1"), "{}", stderr(&o));
+}
+
+#[test]
 fn eval_verify_resample_on_humaneval_reports_abstentions_and_the_verifier() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");

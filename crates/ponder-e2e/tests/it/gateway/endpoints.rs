@@ -52,6 +52,20 @@ async fn sc_usage_is_the_sum_over_samples() {
     assert_eq!(v["choices"][0]["message"]["content"], text);
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "sc-4:smollm2-135m");
+    let share = p["votes"][0]["count"].as_f64().unwrap() / p["votes"].as_array().unwrap().iter().map(|x| x["count"].as_f64().unwrap()).sum::<f64>();
+    assert_eq!(p["confidence"].as_f64(), Some(share), "{p}");
+
+    // Abstention: only a unanimous vote answers at abstain_below = 1.
+    let mut body = ask(MODEL, 32);
+    body["ponder"] = json!({ "strategy": "sc@4{abstain_below = 1.0}" });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!(s, 200, "{v}");
+    let p = &v["ponder"];
+    let unanimous = p["confidence"].as_f64() == Some(1.0);
+    assert_eq!(p["abstained"], !unanimous && !p["votes"].as_array().unwrap().is_empty(), "{p}");
+    if p["abstained"] == true {
+        assert!(p["answer"].is_null() && v["choices"][0]["message"]["content"] == "", "{v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

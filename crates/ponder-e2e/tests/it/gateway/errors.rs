@@ -24,6 +24,13 @@ async fn each_bad_request_gets_its_4xx() {
     assert_error(&got, 400, Some("unknown_strategy"));
     assert_eq!(got.1["error"]["param"], "ponder.strategy");
 
+    // A field of the spec out of range, named to the field.
+    let mut body = ask(MODEL, 8);
+    body["ponder"] = json!({ "strategy": "sc@4{abstain_below = 1.5}" });
+    let got = post(&chat, &body).await;
+    assert_error(&got, 400, None);
+    assert!(got.1["error"]["param"].as_str().unwrap_or("").ends_with("abstain_below"), "{}", got.1);
+
     // Budget above the ceiling (default 64), both ways.
     assert_error(&post(&chat, &ask("sc-65:smollm2-135m", 8)).await, 400, Some("budget_too_large"));
     let mut body = ask(MODEL, 8);

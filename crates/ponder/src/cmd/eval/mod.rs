@@ -150,13 +150,16 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
     };
     let defaults = a.search.defaults(policy.as_ref())?;
     let scorer: ScorerSpec = a.scorer.parse()?;
+    let mut specs = Vec::new();
     for s in &strategies {
         let budgets: Vec<Option<usize>> = if a.budget.is_empty() { vec![None] } else { a.budget.iter().copied().map(Some).collect() };
         for b in budgets {
             let spec = StrategySpec::parse_with(s, b, &defaults).map_err(|e| a.search.explain(e))?;
             common::check_needs(&spec, scorer)?;
+            specs.push(spec);
         }
     }
+    a.search.check_taken(&specs)?;
     if a.limit == 0 {
         bail!("--limit must be at least 1, got 0");
     }
