@@ -306,12 +306,12 @@ pub fn scorers(
     checker: Option<Arc<dyn Checker>>,
     search: &SearchArgs,
     model: &ModelArgs,
-    engine: &Engine,
+    generator: Arc<dyn Generator>,
     prompt: PromptFn,
 ) -> Result<Scorers> {
     let env = ScorerEnv {
         checker,
-        generator: Arc::new(engine.clone()),
+        generator,
         prompt,
         self_eval_question: search.self_eval_question.as_deref().map(unescape),
     };

@@ -1,6 +1,7 @@
 //! The `ponder` command: parses flags and calls the crates. Nothing else lives here.
 
 mod cmd;
+mod backend;
 mod common;
 
 use std::process::ExitCode;

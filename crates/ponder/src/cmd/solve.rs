@@ -15,6 +15,7 @@ use ponder_verify::code::{
     SandboxVerifier, TestSpec, TestsFor,
 };
 
+use crate::backend::{Backend, UpstreamArgs};
 use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, EQUIVALENCE};
 
 #[derive(ClapArgs, Debug)]
@@ -23,6 +24,8 @@ pub struct Args {
     pub question: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// A strategy spec (`ponder strategies` lists them): a name (sc, pf, ...), NAME@N, or
     /// NAME@N{TOML inline table of parameters}, e.g. 'pf@8{resampling = "systematic"}'.
     /// verify-resample needs --tests, auto needs --policy
@@ -128,7 +131,8 @@ pub fn run(a: Args) -> Result<()> {
     };
     // Read before the model loads, so a bad template fails fast.
     let template = a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?;
-    let engine = a.model.load()?;
+    let rt = common::runtime()?;
+    let backend = Backend::load(&a.model, &a.upstream, &rt)?;
     let problem = Problem {
         id: "cli".into(),
         question: a.question.clone(),
@@ -139,25 +143,24 @@ pub fn run(a: Args) -> Result<()> {
     let kind = if code.is_some() { ponder_eval::Kind::Code } else { ponder_eval::Kind::Answer };
     let template = match template {
         Some(t) => t,
-        None => common::prompt_template(None, kind, &engine)?,
+        None => backend.prompt_template(None, kind)?,
     };
     let prompt = common::prompt_fn(&template);
     let known = a.gold.is_some() || code.is_some();
-    let scorers = common::scorers(scorer, known.then(|| checker.clone()), &a.search, &a.model, &engine, prompt)?;
+    let scorers = common::scorers(scorer, known.then(|| checker.clone()), &a.search, &a.model, backend.shared(), prompt)?;
     let sampling = common::with_stops(sampling, &template);
     let strategy = spec.build(sampling)?;
     let messages = template.render(&problem)?;
-    let rt = common::runtime()?;
     let ctx = match &code {
         Some(c) => Ctx {
-            generator: &engine,
+            generator: backend.generator(),
             equivalence: &CodeEquivalence,
             extract: extract_code,
             scorer: scorers.outcome.as_deref(),
             process: scorers.process.as_deref(),
             verifier: Some(&c.verifier),
         },
-        None => Ctx { process: scorers.process.as_deref(), ..common::ctx(&engine, scorers.outcome.as_deref()) },
+        None => Ctx { process: scorers.process.as_deref(), ..common::ctx(backend.generator(), scorers.outcome.as_deref()) },
     };
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {

@@ -18,7 +18,7 @@ use clap::{Args as ClapArgs, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{Ctx, StrategySpec};
-use ponder_core::{Generator, SamplingParams};
+use ponder_core::SamplingParams;
 use ponder_eval::analysis::{RunData, UnitCounts};
 use ponder_eval::plan::{load_policy, policy_from_value, Policy};
 use ponder_eval::runner::{self, Finish, RunConfig};
@@ -28,6 +28,7 @@ use ponder_eval::summary::{self, Summary};
 use ponder_eval::LoadOptions;
 
 use self::table::{print_agreement, print_legend, print_verifier, Table};
+use crate::backend::{Backend, UpstreamArgs};
 use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs};
 
 mod table;
@@ -63,6 +64,8 @@ pub struct Args {
     pub concurrency: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
@@ -169,6 +172,9 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1, got 0");
     }
+    if a.deterministic {
+        Backend::check_engine_only(&a.upstream, "--deterministic (a freshly loaded engine per unit)")?;
+    }
     for (flag, cost) in [("--wrong-cost", a.wrong_cost), ("--abstain-cost", a.abstain_cost)] {
         if !cost.is_finite() {
             bail!("{flag} must be a finite number, got {cost}");
@@ -221,7 +227,7 @@ fn fresh(a: Args) -> Result<()> {
         budgets: a.budget.clone(),
         seeds: (0..a.seeds as u64).map(|i| a.sampling.seed.wrapping_add(i)).collect(),
         scorer: checked.scorer.to_string(),
-        model: a.model.model.clone(),
+        model: a.upstream.model_label(&a.model),
         ctx: a.model.ctx,
         sampling: checked.sampling.clone(),
         concurrency: a.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
@@ -247,8 +253,16 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     let mut a = StoredArgs::try_parse_from(&argv)
         .map_err(|e| anyhow::anyhow!("run {id}: stored arguments no longer parse: {}", e.render().to_string().trim()))?
         .args;
-    // The stored configuration decides what runs; the machine decides how.
-    a.model.model = config.model.clone();
+    // The stored configuration decides what runs; the machine decides how (and where the
+    // upstream servers are now).
+    if !a.upstream.upstream.is_empty() || !cli.upstream.upstream.is_empty() {
+        if !cli.upstream.upstream.is_empty() {
+            a.upstream.upstream = cli.upstream.upstream.clone();
+        }
+        a.upstream.upstream_api_key = cli.upstream.upstream_api_key.clone().or(a.upstream.upstream_api_key);
+    } else {
+        a.model.model = config.model.clone();
+    }
     a.model.ctx = config.ctx;
     a.model.threads = cli.model.threads;
     a.model.ubatch = cli.model.ubatch;
@@ -272,14 +286,15 @@ fn resume(cli: Args, id: i64) -> Result<()> {
 fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, loaded: Problems) -> Result<()> {
     let Checked { sampling, defaults, scorer } = checked;
     let Problems { dataset, problems, .. } = loaded;
-    let engine = load_engine(&a)?;
-    store.set_n_params(id, engine.info().n_params)?;
+    let rt = common::runtime()?;
+    let backend = Backend::load(&a.model, &a.upstream, &rt)?;
+    store.set_n_params(id, backend.generator().info().n_params)?;
     // The template is settled once, with the model known, and kept whole in the run.
     let mut config = config;
     let template = match config.prompt.clone() {
         Some(t) => t,
         None => {
-            let t = common::prompt_template(a.prompt.as_deref(), dataset.kind, &engine)?;
+            let t = backend.prompt_template(a.prompt.as_deref(), dataset.kind)?;
             config.prompt = Some(t.clone());
             store.set_config(id, &config.to_json())?;
             t
@@ -287,17 +302,14 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
     };
     let rendered: Vec<Vec<ponder_core::Message>> =
         problems.iter().map(|p| template.render(p)).collect::<Result<_, _>>()?;
-    let shown: Vec<String> = rendered
-        .iter()
-        .map(|m| engine.render(m).unwrap_or_else(|_| serde_json::to_string(m).unwrap_or_default()))
-        .collect();
+    let shown: Vec<String> = rendered.iter().map(|m| backend.render(m, &rt)).collect();
     let rows: Vec<(&str, &str, &str)> =
         problems.iter().zip(&shown).map(|(p, s)| (p.id.as_str(), p.question.as_str(), s.as_str())).collect();
     store.set_prompts(id, &rows)?;
     println!("prompt template {}", template.name);
     let sampling = common::with_stops(sampling, &template);
     let scorers =
-        common::scorers(scorer, Some(dataset.checker.clone()), &a.search, &a.model, &engine, common::prompt_fn(&template))?;
+        common::scorers(scorer, Some(dataset.checker.clone()), &a.search, &a.model, backend.shared(), common::prompt_fn(&template))?;
 
     let plan = Plan::new(&config, &sampling, &defaults).map_err(|e| match e {
         ponder_eval::Error::Strategy(e) => a.search.explain(*e),
@@ -331,7 +343,6 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
             .progress_chars("=> "),
     );
     bar.set_prefix("eval");
-    let rt = common::runtime()?;
     let concurrency = if a.deterministic { 1 } else { a.concurrency.unwrap_or(DEFAULT_CONCURRENCY) };
     let mut stop = Box::pin(async {
         // If the handler cannot be installed, run to the end rather than stop at once.
@@ -352,12 +363,12 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         table.print_if_complete(&g, Some(&bar));
     };
     let result = if !a.deterministic {
-        let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
+        let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref()) };
         rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
     } else {
         // One fresh engine (and scorers) per unit.
         drop(scorers);
-        drop(engine);
+        drop(backend);
         let mut total = 0;
         let mut result = Ok(Finish::Done);
         for job in jobs {
@@ -367,7 +378,7 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
                 Some(dataset.checker.clone()),
                 &a.search,
                 &a.model,
-                &engine,
+                std::sync::Arc::new(engine.clone()),
                 common::prompt_fn(&template),
             )?;
             let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
