@@ -29,7 +29,7 @@ use ponder_core::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::actor::Stats;
-use crate::actor::{Actor, Command, Limits, SampleJob, SessionId};
+use crate::actor::{Actor, Command, Limits, Llama, SampleJob, SessionId};
 pub use crate::chat::ChatFormat;
 pub use llama_cpp_2::token::LlamaToken;
 
@@ -182,7 +182,8 @@ impl Engine {
                     cache_entries: cfg.prefix_cache_entries,
                 };
                 let _ = ready_tx.send(Ok((limits.n_ctx_seq, n_ctx)));
-                Actor::new(&actor_model, ctx, limits).run(rx);
+                let backend = Llama::new(&actor_model, ctx, limits.n_batch, limits.n_seq_max);
+                Actor::new(backend, limits).run(rx);
             })
             .map_err(|e| EngineError::Backend(e.to_string()))?;
         let (n_ctx_seq, n_ctx) =
