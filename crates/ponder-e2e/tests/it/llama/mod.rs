@@ -15,6 +15,7 @@ use ponder_core::Usage;
 use super::*;
 
 mod gateway;
+mod cli;
 mod confidence;
 mod probes;
 mod restart;
