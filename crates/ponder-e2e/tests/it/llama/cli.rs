@@ -72,7 +72,7 @@ async fn eval_over_llama_server_stores_what_the_server_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_of_three_finishes_the_run_when_one_server_dies() {
-    let mut servers = vec![LlamaServer::start().await, LlamaServer::start().await, LlamaServer::start().await];
+    let mut servers = [LlamaServer::start().await, LlamaServer::start().await, LlamaServer::start().await];
     let urls: Vec<String> = servers.iter().map(LlamaServer::url).collect();
     // Connecting generates on every server (capability checks); the same on each.
     let c0 = servers[0].counters().await;
