@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rounds::{draw_more_in_rounds, Drawn, Settle};
 use super::spec::{check_n, ConfigError, StrategyConfig};
-use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use super::{candidate, tally, weighted_vote, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::confidence::{lowest_group, quantile};
 use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams, MAX_TOKEN_STATS_K};
 use crate::{Message, Problem, Usage};
@@ -176,30 +176,7 @@ impl DeepConf {
 
     /// The weighted vote over the `kept` traces; every trace stays in `candidates`.
     fn decide(&self, candidates: Vec<Candidate>, kept: &[usize], usage: Usage, n_failed: usize, stopped_early: bool) -> Outcome {
-        let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
-        let votes = tally(&voters, true);
-        // The most confident member of the winning class speaks for it.
-        let chosen = votes
-            .first()
-            .and_then(|v| {
-                voters
-                    .iter()
-                    .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
-                    .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
-                    .and_then(|c| position_of(&candidates, c.index))
-            })
-            .or(Some(0));
-        Outcome {
-            strategy: self.name().into(),
-            answer: votes.first().map(|v| v.answer.clone()),
-            chosen,
-            candidates,
-            votes,
-            usage,
-            n_failed,
-            stopped_early,
-            abstained: false,
-        }
+        weighted_vote(self.name(), candidates, kept, usage, n_failed, stopped_early)
     }
 }
 
@@ -244,8 +221,8 @@ mod tests {
 
     use super::*;
     use crate::answer::Equivalence;
-    use crate::generator::{GenEvent, Generator, GeneratorInfo, SampleStream, StepSession};
-    use crate::testing::{Choice, ScriptedGenerator};
+    use crate::generator::Generator;
+    use crate::testing::{Choice, MapSamples, ScriptedGenerator};
 
     struct Exact;
     impl Equivalence for Exact {
@@ -344,28 +321,10 @@ mod tests {
         assert_eq!(out.usage.completion, tokens, "stopped traces' tokens are counted");
     }
 
-    /// A backend that cannot report top log-probabilities (the fault under test).
-    struct NoStats(ScriptedGenerator);
-
-    #[async_trait]
-    impl Generator for NoStats {
-        fn info(&self) -> GeneratorInfo {
-            self.0.info()
-        }
-        async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
-            let got = self.0.sample(req).await?.collect().await?;
-            let samples = got.samples.into_iter().map(|s| GenEvent::Sample(Sample { token_stats: Vec::new(), ..s }));
-            let events = futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
-            Ok(SampleStream::new(events, crate::generator::CancelToken::default()))
-        }
-        async fn open(&self, m: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
-            self.0.open(m, seed).await
-        }
-    }
-
     #[test]
     fn a_backend_without_token_confidence_is_a_clear_error() {
-        let g = NoStats(ScriptedGenerator::new(menu()));
+        // A backend that cannot report top log-probabilities (the fault under test).
+        let g = MapSamples(ScriptedGenerator::new(menu()), |s| Sample { token_stats: Vec::new(), ..s });
         let dc = DeepConf { config: DeepConfConfig { n: 4, ..Default::default() }, sampling: SamplingParams::default() };
         let err = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect_err("refused");
         assert!(err.to_string().contains("per-token confidence"), "{err}");

@@ -1,6 +1,7 @@
 //! Strategies: how a budget of samples becomes one answer. One file per strategy, each
 //! readable as its paper's algorithm; this module holds what they share.
 
+mod adaptive_itc;
 mod adaptive_sc;
 mod astar;
 pub mod auto;
@@ -12,6 +13,7 @@ mod particle_filter;
 mod particle_gibbs;
 mod replay;
 mod rounds;
+mod rpc;
 pub mod search;
 mod self_consistency;
 mod single;
@@ -22,6 +24,7 @@ mod weighted_best_of_n;
 
 use async_trait::async_trait;
 
+pub use adaptive_itc::{most_promising, AdaptiveItc, AdaptiveItcConfig, ItcMode, ItcSelect};
 pub use adaptive_sc::{leader_stays_probability, AdaptiveScConfig, AdaptiveSelfConsistency};
 pub use astar::{AStar, AstarConfig};
 pub use auto::{agreement, Auto, AutoConfig, Fitted, Policy, PolicyBin};
@@ -31,6 +34,7 @@ pub use deepconf::{DeepConf, DeepConfConfig, DeepConfMode};
 pub use dvts::{Dvts, DvtsConfig};
 pub use particle_filter::{ParticleFilter, PfConfig};
 pub use particle_gibbs::{ParticleGibbs, PgConfig};
+pub use rpc::{low_paths, path_probability, Pruning, Rpc, RpcConfig};
 pub use search::{StepConfig, Track};
 pub use self_consistency::{ScConfig, SelfConsistency};
 pub use single::{Single, SingleConfig};
@@ -160,6 +164,69 @@ pub(crate) fn majority(
         strategy: strategy.into(),
         answer: votes.first().map(|v| v.answer.clone()),
         chosen: chosen.or(Some(0)),
+        candidates,
+        votes,
+        usage,
+        n_failed,
+        stopped_early,
+        abstained: false,
+    }
+}
+
+/// The outcome of best-of-N: the highest-scoring candidate (the earliest on ties), no vote.
+pub(crate) fn best_scored(
+    strategy: &str,
+    candidates: Vec<Candidate>,
+    usage: Usage,
+    n_failed: usize,
+    stopped_early: bool,
+) -> Outcome {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate() {
+        if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
+            best = i;
+        }
+    }
+    Outcome {
+        strategy: strategy.into(),
+        answer: candidates.get(best).and_then(|c| c.answer.clone()),
+        chosen: (!candidates.is_empty()).then_some(best),
+        candidates,
+        votes: Vec::new(),
+        usage,
+        n_failed,
+        stopped_early,
+        abstained: false,
+    }
+}
+
+/// The vote over the `kept` candidates (by sample index) weighted by their scores; every
+/// candidate stays in the outcome. The highest-scored member of the winning class speaks
+/// for it (DeepConf, RPC).
+pub(crate) fn weighted_vote(
+    strategy: &str,
+    candidates: Vec<Candidate>,
+    kept: &[usize],
+    usage: Usage,
+    n_failed: usize,
+    stopped_early: bool,
+) -> Outcome {
+    let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
+    let votes = tally(&voters, true);
+    let chosen = votes
+        .first()
+        .and_then(|v| {
+            voters
+                .iter()
+                .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
+                .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
+                .and_then(|c| position_of(&candidates, c.index))
+        })
+        .or(Some(0));
+    Outcome {
+        strategy: strategy.into(),
+        answer: votes.first().map(|v| v.answer.clone()),
+        chosen,
         candidates,
         votes,
         usage,
