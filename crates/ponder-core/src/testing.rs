@@ -11,8 +11,10 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::answer::Equivalence;
 use crate::generator::*;
 use crate::process::{Partial, ProcessScorer};
+use crate::strategy::Ctx;
 use crate::scorer::{ScoreError, Scores};
 use crate::{Message, Problem, Usage};
 
@@ -353,4 +355,29 @@ impl ProcessScorer for ScriptedProcessScorer {
         let values = partials.iter().map(|p| (self.rule)(p.steps.last().map_or("", String::as_str))).collect();
         Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
+}
+
+/// Answers compared as written (trimmed), for strategy tests on scripted menus.
+pub struct ExactAnswers;
+
+impl Equivalence for ExactAnswers {
+    fn key(&self, answer: &str) -> String {
+        answer.trim().to_string()
+    }
+}
+
+/// The text after the last "answer: ", the scripted menus' answer format.
+pub fn after_answer(text: &str) -> Option<String> {
+    text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
+}
+
+/// A context on `generator` that votes on [`after_answer`] by [`ExactAnswers`], with no
+/// scorer or verifier.
+pub fn answer_ctx(generator: &dyn Generator) -> Ctx<'_> {
+    Ctx { generator, equivalence: &ExactAnswers, extract: after_answer, scorer: None, process: None, verifier: None }
+}
+
+/// The problem the scripted strategy tests solve: "q", gold 42.
+pub fn problem_42() -> Problem {
+    Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
 }

@@ -4,26 +4,12 @@
 use futures::executor::block_on;
 
 use super::*;
-use crate::answer::Equivalence;
 use crate::generator::{Generator, SampleRequest};
-use crate::testing::{Choice, ScriptedGenerator};
-
-struct Exact;
-impl Equivalence for Exact {
-    fn key(&self, a: &str) -> String {
-        a.trim().to_string()
-    }
-}
-
-fn after_answer(text: &str) -> Option<String> {
-    text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
-}
+use crate::testing::{answer_ctx, problem_42, Choice, ScriptedGenerator};
 
 fn solve(g: &ScriptedGenerator, config: AdaptiveItcConfig) -> Result<Outcome, StrategyError> {
-    let ctx = Ctx { generator: g, equivalence: &Exact, extract: after_answer, scorer: None, process: None, verifier: None };
-    let problem = Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() };
     let itc = AdaptiveItc { config, sampling: SamplingParams { seed: 7, ..Default::default() } };
-    block_on(itc.solve(&problem, &[Message::user("q")], &ctx))
+    block_on(itc.solve(&problem_42(), &[Message::user("q")], &answer_ctx(g)))
 }
 
 /// A probe whose p(No) is `p(text)`.
@@ -39,12 +25,9 @@ fn menu() -> Vec<Choice> {
     vec![Choice::new("hmm maybe answer: 41", 3.0, -1.0), Choice::new("so answer: 42", 1.0, -1.0)]
 }
 
+/// p(No) 0.95 for a sample that says 42, else 0.3.
 fn sure_of_42(text: &str) -> f64 {
-    if text.contains("42") {
-        0.95
-    } else {
-        0.3
-    }
+    [0.3, 0.95][usize::from(text.contains("42"))]
 }
 
 #[test]
@@ -92,11 +75,7 @@ fn long_menu() -> Vec<Choice> {
 }
 
 fn prefers_fine(text: &str) -> f64 {
-    if text.starts_with("fine") {
-        0.8
-    } else {
-        0.3
-    }
+    [0.3, 0.8][usize::from(text.starts_with("fine"))]
 }
 
 #[test]

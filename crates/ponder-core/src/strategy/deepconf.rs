@@ -220,28 +220,8 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::answer::Equivalence;
     use crate::generator::Generator;
-    use crate::testing::{Choice, MapSamples, ScriptedGenerator};
-
-    struct Exact;
-    impl Equivalence for Exact {
-        fn key(&self, a: &str) -> String {
-            a.trim().to_string()
-        }
-    }
-
-    fn after_answer(text: &str) -> Option<String> {
-        text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
-    }
-
-    fn ctx(g: &dyn Generator) -> Ctx<'_> {
-        Ctx { generator: g, equivalence: &Exact, extract: after_answer, scorer: None, process: None, verifier: None }
-    }
-
-    fn problem() -> Problem {
-        Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
-    }
+    use crate::testing::{after_answer, answer_ctx as ctx, problem_42 as problem, Choice, MapSamples, ScriptedGenerator};
 
     /// Reads the generator's own stream for `n` traces: the oracle's input.
     fn reference(g: &ScriptedGenerator, n: usize, params: SamplingParams) -> Vec<Sample> {

@@ -160,17 +160,7 @@ pub(crate) fn majority(
 ) -> Outcome {
     let votes = tally(&candidates, false);
     let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
-    Outcome {
-        strategy: strategy.into(),
-        answer: votes.first().map(|v| v.answer.clone()),
-        chosen: chosen.or(Some(0)),
-        candidates,
-        votes,
-        usage,
-        n_failed,
-        stopped_early,
-        abstained: false,
-    }
+    decided(strategy, candidates, votes, chosen.or(Some(0)), (usage, n_failed, stopped_early))
 }
 
 /// The outcome of best-of-N: the highest-scoring candidate (the earliest on ties), no vote.
@@ -187,17 +177,8 @@ pub(crate) fn best_scored(
             best = i;
         }
     }
-    Outcome {
-        strategy: strategy.into(),
-        answer: candidates.get(best).and_then(|c| c.answer.clone()),
-        chosen: (!candidates.is_empty()).then_some(best),
-        candidates,
-        votes: Vec::new(),
-        usage,
-        n_failed,
-        stopped_early,
-        abstained: false,
-    }
+    let chosen = (!candidates.is_empty()).then_some(best);
+    decided(strategy, candidates, Vec::new(), chosen, (usage, n_failed, stopped_early))
 }
 
 /// The vote over the `kept` candidates (by sample index) weighted by their scores; every
@@ -223,15 +204,16 @@ pub(crate) fn weighted_vote(
                 .and_then(|c| position_of(&candidates, c.index))
         })
         .or(Some(0));
-    Outcome {
-        strategy: strategy.into(),
-        answer: votes.first().map(|v| v.answer.clone()),
-        chosen,
-        candidates,
-        votes,
-        usage,
-        n_failed,
-        stopped_early,
-        abstained: false,
-    }
+    decided(strategy, candidates, votes, chosen, (usage, n_failed, stopped_early))
+}
+
+/// The outcome answering with the leading vote, or without votes the chosen candidate's
+/// answer; `spent` is (usage, failed samples, stopped early).
+fn decided(strategy: &str, candidates: Vec<Candidate>, votes: Vec<Vote>, chosen: Option<usize>, spent: (Usage, usize, bool)) -> Outcome {
+    let answer = match votes.first() {
+        Some(v) => Some(v.answer.clone()),
+        None => chosen.and_then(|i| candidates.get(i)).and_then(|c| c.answer.clone()),
+    };
+    let (usage, n_failed, stopped_early) = spent;
+    Outcome { strategy: strategy.into(), answer, chosen, candidates, votes, usage, n_failed, stopped_early, abstained: false }
 }

@@ -170,26 +170,12 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::answer::Equivalence;
     use crate::generator::{Generator, Sample};
-    use crate::testing::{Choice, MapSamples, ScriptedGenerator};
-
-    struct Exact;
-    impl Equivalence for Exact {
-        fn key(&self, a: &str) -> String {
-            a.trim().to_string()
-        }
-    }
-
-    fn after_answer(text: &str) -> Option<String> {
-        text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
-    }
+    use crate::testing::{answer_ctx, problem_42, Choice, MapSamples, ScriptedGenerator};
 
     fn solve(g: &dyn Generator, config: RpcConfig, seed: u64) -> Result<Outcome, StrategyError> {
-        let ctx = Ctx { generator: g, equivalence: &Exact, extract: after_answer, scorer: None, process: None, verifier: None };
-        let problem = Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() };
         let rpc = Rpc { config, sampling: SamplingParams { seed, ..Default::default() } };
-        block_on(rpc.solve(&problem, &[Message::user("q")], &ctx))
+        block_on(rpc.solve(&problem_42(), &[Message::user("q")], &answer_ctx(g)))
     }
 
     fn check(probs: &[f64], dropped: &[usize]) {
