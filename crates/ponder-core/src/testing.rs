@@ -11,8 +11,10 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::answer::Equivalence;
 use crate::generator::*;
 use crate::process::{Partial, ProcessScorer};
+use crate::strategy::Ctx;
 use crate::scorer::{ScoreError, Scores};
 use crate::{Message, Problem, Usage};
 
@@ -37,6 +39,9 @@ impl Choice {
     }
 }
 
+/// The log-probability a scripted probe gives `candidate` after a branch holding `text`.
+pub type ProbeRule = Arc<dyn Fn(&str, &str) -> f32 + Send + Sync>;
+
 /// Draws each sample from `choices` with `derive_seed(seed, index)`; a token is a word.
 #[derive(Clone)]
 pub struct ScriptedGenerator {
@@ -45,11 +50,19 @@ pub struct ScriptedGenerator {
     started: Arc<AtomicUsize>,
     /// Sample indices that fail (partial-failure tests).
     failing: Arc<Vec<usize>>,
+    /// Answers `StepSession::probe`; without one, probes are unsupported.
+    probe: Option<ProbeRule>,
 }
 
 impl ScriptedGenerator {
     pub fn new(choices: Vec<Choice>) -> Self {
-        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default() }
+        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default(), probe: None }
+    }
+
+    /// Sessions answer probes by `rule(branch text, candidate)`, one scorer pass per branch.
+    pub fn with_probe(mut self, rule: impl Fn(&str, &str) -> f32 + Send + Sync + 'static) -> Self {
+        self.probe = Some(Arc::new(rule));
+        self
     }
 
     /// Makes the samples with these indices fail.
@@ -206,10 +219,17 @@ impl StepSession for ScriptedSession {
             }
             let full = b.text.as_deref().unwrap_or_default();
             let rest = &full[b.done.len()..];
-            let (step, finish) = match params.delimiter.as_deref().and_then(|d| rest.find(d).map(|p| (p, d))) {
+            let (mut step, mut finish) = match params.delimiter.as_deref().and_then(|d| rest.find(d).map(|p| (p, d))) {
                 Some((p, d)) if p + d.len() < rest.len() => (&rest[..p + d.len()], FinishReason::StepEnd),
                 _ => (rest, FinishReason::Eos),
             };
+            // A step longer than `max_step_tokens` words is cut after its last whole word.
+            let ends = word_ends(step);
+            let max = (params.max_step_tokens as usize).max(1);
+            if ends.len() > max {
+                step = &step[..ends[max - 1]];
+                finish = FinishReason::StepEnd;
+            }
             let step = step.to_string();
             let n = n_words(&step).max(1);
             b.done.push_str(&step);
@@ -243,6 +263,59 @@ impl StepSession for ScriptedSession {
 
     fn usage(&self) -> Usage {
         self.usage
+    }
+
+    async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
+        b.done.push_str(text);
+        b.text = None;
+        self.usage.prompt_computed += n_words(text) as u64;
+        Ok(())
+    }
+
+    async fn probe(
+        &mut self,
+        branches: &[BranchId],
+        suffix: &str,
+        candidates: &[String],
+    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+        let Some(rule) = self.generator.probe.clone() else {
+            return Err(GenError::Unsupported("next-token probes on this scripted generator".into()));
+        };
+        let mut out = Vec::with_capacity(branches.len());
+        for id in branches {
+            let b = self.branches.get(id).ok_or(GenError::UnknownBranch(*id))?;
+            out.push(candidates.iter().map(|c| rule(&b.done, c)).collect());
+        }
+        let n = branches.len() as u64;
+        Ok((out, Usage { prompt_computed: n * n_words(suffix) as u64, scorer_passes: n, ..Usage::default() }))
+    }
+}
+
+/// Where each whitespace-separated word of `s` ends (byte offsets).
+fn word_ends(s: &str) -> Vec<usize> {
+    s.split_whitespace().map(|w| w.as_ptr() as usize - s.as_ptr() as usize + w.len()).collect()
+}
+
+/// A scripted generator whose samples pass through `map`: a backend that leaves out a
+/// report (log-probabilities, token confidence), to test that strategies say so.
+pub struct MapSamples(pub ScriptedGenerator, pub fn(Sample) -> Sample);
+
+#[async_trait]
+impl Generator for MapSamples {
+    fn info(&self) -> GeneratorInfo {
+        self.0.info()
+    }
+
+    async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
+        let (got, map) = (self.0.sample(req).await?.collect().await?, self.1);
+        let samples = got.samples.into_iter().map(move |s| GenEvent::Sample(map(s)));
+        let events = futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
+        Ok(SampleStream::new(events, CancelToken::default()))
+    }
+
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        self.0.open(messages, seed).await
     }
 }
 
@@ -282,4 +355,29 @@ impl ProcessScorer for ScriptedProcessScorer {
         let values = partials.iter().map(|p| (self.rule)(p.steps.last().map_or("", String::as_str))).collect();
         Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
+}
+
+/// Answers compared as written (trimmed), for strategy tests on scripted menus.
+pub struct ExactAnswers;
+
+impl Equivalence for ExactAnswers {
+    fn key(&self, answer: &str) -> String {
+        answer.trim().to_string()
+    }
+}
+
+/// The text after the last "answer: ", the scripted menus' answer format.
+pub fn after_answer(text: &str) -> Option<String> {
+    text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
+}
+
+/// A context on `generator` that votes on [`after_answer`] by [`ExactAnswers`], with no
+/// scorer or verifier.
+pub fn answer_ctx(generator: &dyn Generator) -> Ctx<'_> {
+    Ctx { generator, equivalence: &ExactAnswers, extract: after_answer, scorer: None, process: None, verifier: None }
+}
+
+/// The problem the scripted strategy tests solve: "q", gold 42.
+pub fn problem_42() -> Problem {
+    Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
 }

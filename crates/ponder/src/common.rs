@@ -140,7 +140,7 @@ pub struct SearchArgs {
     /// pgibbs: sweeps (total particles spent = budget x sweeps) [spec: sweeps]
     #[arg(long)]
     pub sweeps: Option<usize>,
-    /// Voting strategies (sc, adaptive-sc, deepconf, weighted-bon): answer nothing when the
+    /// Voting strategies (sc, adaptive-sc, deepconf, weighted-bon, rpc): answer nothing when the
     /// winner holds less than this share of the vote, 0 to 1 [spec: abstain_below]
     #[arg(long, value_name = "SHARE")]
     pub abstain_below: Option<f64>,
@@ -220,7 +220,7 @@ impl SearchArgs {
     /// `--abstain-below` needs a strategy that votes: said, rather than ignored.
     pub fn check_taken<'a>(&self, specs: impl IntoIterator<Item = &'a StrategySpec>) -> Result<()> {
         if self.abstain_below.is_some() && !specs.into_iter().any(|s| s.config().abstain_below().is_some()) {
-            bail!("--abstain-below applies to voting strategies (sc, adaptive-sc, deepconf, weighted-bon); none was given");
+            bail!("--abstain-below applies to voting strategies (sc, adaptive-sc, deepconf, weighted-bon, rpc); none was given");
         }
         Ok(())
     }

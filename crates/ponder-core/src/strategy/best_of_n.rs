@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig};
-use super::{draw, score, Ctx, Outcome, Strategy, StrategyError};
+use super::{best_scored, draw, score, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
 use crate::{Message, Problem};
 
@@ -73,28 +73,7 @@ impl Strategy for BestOfN {
         }
         let (mut candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
         let scorer_usage = score(problem, &mut candidates, ctx, self.name()).await?;
-        let best = argmax_score(&candidates);
-        Ok(Outcome {
-            strategy: self.name().into(),
-            answer: candidates[best].answer.clone(),
-            chosen: Some(best),
-            candidates,
-            votes: Vec::new(),
-            usage: usage + scorer_usage,
-            n_failed,
-            stopped_early: false,
-            abstained: false,
-        })
+        Ok(best_scored(self.name(), candidates, usage + scorer_usage, n_failed, false))
     }
 }
 
-/// Position of the highest-scoring candidate; the earliest wins ties.
-fn argmax_score(candidates: &[super::Candidate]) -> usize {
-    let mut best = 0;
-    for (i, c) in candidates.iter().enumerate() {
-        if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
-            best = i;
-        }
-    }
-    best
-}

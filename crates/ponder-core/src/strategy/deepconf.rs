@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::rounds::{draw_more_in_rounds, Drawn, Settle};
 use super::abstain;
 use super::spec::{check_n, ConfigError, StrategyConfig};
-use super::{candidate, position_of, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
+use super::{candidate, tally, weighted_vote, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::outcome::leader_share;
 use crate::confidence::{lowest_group, quantile};
 use crate::generator::{ConfidenceStop, FinishReason, GenError, Sample, SampleRequest, SamplingParams, MAX_TOKEN_STATS_K};
@@ -183,30 +183,7 @@ impl DeepConf {
 
     /// The weighted vote over the `kept` traces; every trace stays in `candidates`.
     fn decide(&self, candidates: Vec<Candidate>, kept: &[usize], usage: Usage, n_failed: usize, stopped_early: bool) -> Outcome {
-        let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
-        let votes = tally(&voters, true);
-        // The most confident member of the winning class speaks for it.
-        let chosen = votes
-            .first()
-            .and_then(|v| {
-                voters
-                    .iter()
-                    .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
-                    .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
-                    .and_then(|c| position_of(&candidates, c.index))
-            })
-            .or(Some(0));
-        Outcome {
-            strategy: self.name().into(),
-            answer: votes.first().map(|v| v.answer.clone()),
-            chosen,
-            candidates,
-            votes,
-            usage,
-            n_failed,
-            stopped_early,
-            abstained: false,
-        }
+        weighted_vote(self.name(), candidates, kept, usage, n_failed, stopped_early)
     }
 }
 
@@ -250,28 +227,8 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::answer::Equivalence;
-    use crate::generator::{GenEvent, Generator, GeneratorInfo, SampleStream, StepSession};
-    use crate::testing::{Choice, ScriptedGenerator};
-
-    struct Exact;
-    impl Equivalence for Exact {
-        fn key(&self, a: &str) -> String {
-            a.trim().to_string()
-        }
-    }
-
-    fn after_answer(text: &str) -> Option<String> {
-        text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
-    }
-
-    fn ctx(g: &dyn Generator) -> Ctx<'_> {
-        Ctx { generator: g, equivalence: &Exact, extract: after_answer, scorer: None, process: None, verifier: None }
-    }
-
-    fn problem() -> Problem {
-        Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
-    }
+    use crate::generator::Generator;
+    use crate::testing::{after_answer, answer_ctx as ctx, problem_42 as problem, Choice, MapSamples, ScriptedGenerator};
 
     /// Reads the generator's own stream for `n` traces: the oracle's input.
     fn reference(g: &ScriptedGenerator, n: usize, params: SamplingParams) -> Vec<Sample> {
@@ -351,28 +308,10 @@ mod tests {
         assert_eq!(out.usage.completion, tokens, "stopped traces' tokens are counted");
     }
 
-    /// A backend that cannot report top log-probabilities (the fault under test).
-    struct NoStats(ScriptedGenerator);
-
-    #[async_trait]
-    impl Generator for NoStats {
-        fn info(&self) -> GeneratorInfo {
-            self.0.info()
-        }
-        async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
-            let got = self.0.sample(req).await?.collect().await?;
-            let samples = got.samples.into_iter().map(|s| GenEvent::Sample(Sample { token_stats: Vec::new(), ..s }));
-            let events = futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
-            Ok(SampleStream::new(events, crate::generator::CancelToken::default()))
-        }
-        async fn open(&self, m: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
-            self.0.open(m, seed).await
-        }
-    }
-
     #[test]
     fn a_backend_without_token_confidence_is_a_clear_error() {
-        let g = NoStats(ScriptedGenerator::new(menu()));
+        // A backend that cannot report top log-probabilities (the fault under test).
+        let g = MapSamples(ScriptedGenerator::new(menu()), |s| Sample { token_stats: Vec::new(), ..s });
         let dc = DeepConf { config: DeepConfConfig { n: 4, ..Default::default() }, sampling: SamplingParams::default() };
         let err = block_on(dc.solve(&problem(), &[Message::user("q")], &ctx(&g))).expect_err("refused");
         assert!(err.to_string().contains("per-token confidence"), "{err}");

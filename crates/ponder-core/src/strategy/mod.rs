@@ -2,6 +2,7 @@
 //! readable as its paper's algorithm; this module holds what they share.
 
 mod abstain;
+mod adaptive_itc;
 mod adaptive_sc;
 mod astar;
 pub mod auto;
@@ -13,6 +14,7 @@ mod particle_filter;
 mod particle_gibbs;
 mod replay;
 mod rounds;
+mod rpc;
 pub mod search;
 mod self_consistency;
 mod single;
@@ -23,6 +25,7 @@ mod weighted_best_of_n;
 
 use async_trait::async_trait;
 
+pub use adaptive_itc::{most_promising, AdaptiveItc, AdaptiveItcConfig, ItcMode, ItcSelect};
 pub use adaptive_sc::{leader_stays_probability, AdaptiveScConfig, AdaptiveSelfConsistency};
 pub use astar::{AStar, AstarConfig};
 pub use auto::{agreement, Auto, AutoConfig, Fitted, Policy, PolicyBin};
@@ -32,6 +35,7 @@ pub use deepconf::{DeepConf, DeepConfConfig, DeepConfMode};
 pub use dvts::{Dvts, DvtsConfig};
 pub use particle_filter::{ParticleFilter, PfConfig};
 pub use particle_gibbs::{ParticleGibbs, PgConfig};
+pub use rpc::{low_paths, path_probability, Pruning, Rpc, RpcConfig};
 pub use search::{StepConfig, Track};
 pub use self_consistency::{ScConfig, SelfConsistency};
 pub use single::{Single, SingleConfig};
@@ -157,15 +161,60 @@ pub(crate) fn majority(
 ) -> Outcome {
     let votes = tally(&candidates, false);
     let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
-    Outcome {
-        strategy: strategy.into(),
-        answer: votes.first().map(|v| v.answer.clone()),
-        chosen: chosen.or(Some(0)),
-        candidates,
-        votes,
-        usage,
-        n_failed,
-        stopped_early,
-        abstained: false,
+    decided(strategy, candidates, votes, chosen.or(Some(0)), (usage, n_failed, stopped_early))
+}
+
+/// The outcome of best-of-N: the highest-scoring candidate (the earliest on ties), no vote.
+pub(crate) fn best_scored(
+    strategy: &str,
+    candidates: Vec<Candidate>,
+    usage: Usage,
+    n_failed: usize,
+    stopped_early: bool,
+) -> Outcome {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate() {
+        if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
+            best = i;
+        }
     }
+    let chosen = (!candidates.is_empty()).then_some(best);
+    decided(strategy, candidates, Vec::new(), chosen, (usage, n_failed, stopped_early))
+}
+
+/// The vote over the `kept` candidates (by sample index) weighted by their scores; every
+/// candidate stays in the outcome. The highest-scored member of the winning class speaks
+/// for it (DeepConf, RPC).
+pub(crate) fn weighted_vote(
+    strategy: &str,
+    candidates: Vec<Candidate>,
+    kept: &[usize],
+    usage: Usage,
+    n_failed: usize,
+    stopped_early: bool,
+) -> Outcome {
+    let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
+    let votes = tally(&voters, true);
+    let chosen = votes
+        .first()
+        .and_then(|v| {
+            voters
+                .iter()
+                .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
+                .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
+                .and_then(|c| position_of(&candidates, c.index))
+        })
+        .or(Some(0));
+    decided(strategy, candidates, votes, chosen, (usage, n_failed, stopped_early))
+}
+
+/// The outcome answering with the leading vote, or without votes the chosen candidate's
+/// answer; `spent` is (usage, failed samples, stopped early).
+fn decided(strategy: &str, candidates: Vec<Candidate>, votes: Vec<Vote>, chosen: Option<usize>, spent: (Usage, usize, bool)) -> Outcome {
+    let answer = match votes.first() {
+        Some(v) => Some(v.answer.clone()),
+        None => chosen.and_then(|i| candidates.get(i)).and_then(|c| c.answer.clone()),
+    };
+    let (usage, n_failed, stopped_early) = spent;
+    Outcome { strategy: strategy.into(), answer, chosen, candidates, votes, usage, n_failed, stopped_early, abstained: false }
 }

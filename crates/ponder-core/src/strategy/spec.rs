@@ -14,6 +14,7 @@ use serde::de::value::MapDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::adaptive_itc::AdaptiveItcConfig;
 use super::adaptive_sc::AdaptiveScConfig;
 use super::astar::AstarConfig;
 use super::auto::AutoConfig;
@@ -23,6 +24,7 @@ use super::deepconf::DeepConfConfig;
 use super::dvts::DvtsConfig;
 use super::particle_filter::PfConfig;
 use super::particle_gibbs::PgConfig;
+use super::rpc::RpcConfig;
 use super::self_consistency::ScConfig;
 use super::single::SingleConfig;
 use super::verified_resampling::VerifyResampleConfig;
@@ -40,6 +42,8 @@ pub enum StrategySpec {
     Sc(ScConfig),
     AdaptiveSc(AdaptiveScConfig),
     Deepconf(DeepConfConfig),
+    Rpc(RpcConfig),
+    AdaptiveItc(AdaptiveItcConfig),
     Bon(BonConfig),
     WeightedBon(WeightedBonConfig),
     VerifyResample(VerifyResampleConfig),
@@ -136,6 +140,8 @@ impl StrategySpec {
             Self::Sc(c) => c,
             Self::AdaptiveSc(c) => c,
             Self::Deepconf(c) => c,
+            Self::Rpc(c) => c,
+            Self::AdaptiveItc(c) => c,
             Self::Bon(c) => c,
             Self::WeightedBon(c) => c,
             Self::VerifyResample(c) => c,

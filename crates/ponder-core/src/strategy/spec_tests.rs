@@ -9,7 +9,7 @@ use super::*;
 use crate::process::Aggregate;
 use crate::strategy::search::StepConfig;
 use crate::strategy::smc::{FinalPick, Resampling};
-use crate::strategy::{DeepConfConfig, DeepConfMode};
+use crate::strategy::{AdaptiveItcConfig, DeepConfConfig, DeepConfMode, ItcMode, ItcSelect, Pruning, RpcConfig};
 
 fn check(input: &str, expected: &str) {
     let spec = StrategySpec::parse(input, Some(8)).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -40,7 +40,7 @@ fn names_are_serdes_and_every_config_says_its_own() {
     let names = StrategySpec::names();
     assert_eq!(
         names,
-        ["single", "sc", "adaptive-sc", "deepconf", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "auto"]
+        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "auto"]
     );
     for (spec, name) in StrategySpec::all().iter().zip(names) {
         assert_eq!(spec.name(), *name, "the config's name is its serde tag");
@@ -55,11 +55,11 @@ fn capabilities_replace_the_lists() {
         StrategySpec::all().iter().filter(|s| f(s)).map(StrategySpec::name).collect()
     };
     assert_eq!(with(|s| s.needs().process_scorer), ["beam", "dvts", "pf", "pgibbs", "astar"]);
-    assert_eq!(with(|s| s.needs().session), ["beam", "dvts", "pf", "pgibbs", "astar"]);
+    assert_eq!(with(|s| s.needs().session), ["adaptive-itc", "beam", "dvts", "pf", "pgibbs", "astar"]);
     assert_eq!(with(|s| s.needs().verifier), ["verify-resample"]);
     assert_eq!(with(|s| s.needs().scorer), ["bon", "weighted-bon"]);
-    assert_eq!(with(StrategySpec::reuses_probes), ["single", "sc", "adaptive-sc", "bon", "weighted-bon", "verify-resample"]);
-    assert_eq!(with(|s| s.config().probe_source()), ["sc", "bon", "weighted-bon"]);
+    assert_eq!(with(StrategySpec::reuses_probes), ["single", "sc", "adaptive-sc", "rpc", "bon", "weighted-bon", "verify-resample"]);
+    assert_eq!(with(|s| s.config().probe_source()), ["sc", "rpc", "bon", "weighted-bon"]);
 }
 
 #[test]
@@ -145,6 +145,15 @@ fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
                 let mode = if online { DeepConfMode::Online } else { DeepConfMode::Offline };
                 let warmup = warmup.map(|w| (usize::from(w) % n) + 1);
                 StrategySpec::Deepconf(DeepConfConfig { n, mode, keep, window, top_k, warmup, consensus, round_size, abstain_below })
+            }),
+        (n.clone(), any::<bool>()).prop_map(|(n, prune)| {
+            StrategySpec::Rpc(RpcConfig { n, pruning: if prune { Pruning::TwoMeans } else { Pruning::None }, abstain_below: None })
+        }),
+        (n.clone(), any::<bool>(), 0.01f64..=1.0, 1usize..16, 1u32..512, 0.01f64..=1.0, any::<bool>(), "[a-z ?]{1,12}")
+            .prop_map(|(n, prune, threshold, round_size, prune_after, keep, vote, question)| {
+                let mode = if prune { ItcMode::Prune } else { ItcMode::DrawMore };
+                let select = if vote { ItcSelect::Vote } else { ItcSelect::Best };
+                StrategySpec::AdaptiveItc(AdaptiveItcConfig { n, mode, threshold, round_size, prune_after, keep, select, question })
             }),
         n.clone().prop_map(|n| StrategySpec::Bon(BonConfig { n })),
         (n.clone(), abstain()).prop_map(|(n, abstain_below)| StrategySpec::WeightedBon(WeightedBonConfig { n, abstain_below })),

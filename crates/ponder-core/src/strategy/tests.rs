@@ -1058,7 +1058,7 @@ fn abstain_below_is_a_share_and_only_voting_strategies_take_it() {
         let e = bad.parse::<StrategySpec>().unwrap_err();
         assert!(matches!(&e, StrategyError::InvalidConfig { field, .. } if field == "abstain_below"), "{bad}: {e}");
     }
-    for voting in ["sc", "adaptive-sc", "deepconf", "weighted-bon"] {
+    for voting in ["sc", "adaptive-sc", "deepconf", "weighted-bon", "rpc"] {
         let spec: StrategySpec = format!("{voting}{{abstain_below = 0.6}}").parse().unwrap();
         assert_eq!(spec.config().abstain_below(), Some(0.6), "{voting}");
     }

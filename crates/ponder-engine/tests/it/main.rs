@@ -50,5 +50,21 @@ fn greedy(max_tokens: u32) -> SamplingParams {
     SamplingParams { max_tokens, ..SamplingParams::greedy() }
 }
 
+/// The problem `question` asks, for strategies and scorers.
+fn arith_problem() -> ponder_core::Problem {
+    ponder_core::Problem {
+        id: "t".into(),
+        question: "Tom has 3 apples and buys 4 more. How many apples does he have?".into(),
+        gold: "7".into(),
+        level: Some(1),
+        steps: vec!["7".into()],
+    }
+}
+
+fn engine_stats_live(engine: &Engine) -> usize {
+    block(engine.stats()).unwrap().live_seqs
+}
+
 mod engine;
 mod search;
+mod signals;

@@ -4,7 +4,7 @@
 use super::*;
 use ponder_core::process::{Partial, ProcessScorer, SelfEval, StepCheck};
 use ponder_core::strategy::{Ctx, PfConfig, StepConfig, StrategySpec};
-use ponder_core::{answer::NumericEquivalence, Problem};
+use ponder_core::answer::NumericEquivalence;
 use ponder_engine::prm::{PrmFormat, TokenPrm};
 
 fn step(max: u32) -> StepParams {
@@ -77,16 +77,6 @@ fn appended_text_continues_like_a_prompt_that_had_it() {
     })
     .unwrap();
     assert_eq!(a[0].text, b[0].text);
-}
-
-fn arith_problem() -> Problem {
-    Problem {
-        id: "t".into(),
-        question: "Tom has 3 apples and buys 4 more. How many apples does he have?".into(),
-        gold: "7".into(),
-        level: Some(1),
-        steps: vec!["7".into()],
-    }
 }
 
 fn partials(steps: &[Vec<String>]) -> Vec<Partial<'_>> {
@@ -183,9 +173,5 @@ fn particle_filtering_recomputes_little_on_the_engine() {
     assert_eq!(naive.completion, 4 * 12);
     // Every particle pays the prompt again at every step.
     assert!(naive.prompt_computed >= 4 * 3 * prompt_len, "{naive:?}");
-}
-
-fn engine_stats_live(engine: &Engine) -> usize {
-    block(engine.stats()).unwrap().live_seqs
 }
 

@@ -146,5 +146,5 @@ fn plans_need_a_sampling_strategy_with_enough_samples() {
     run_units(&mut store, run, &c, &d, &problems, &g, None);
     let data = RunData::load(&store, run).unwrap();
     let err = plan::fit(&data, &PlanOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("plan needs a run with sc, bon, weighted-bon at a budget"), "{err}");
+    assert!(err.contains("plan needs a run with sc, rpc, bon, weighted-bon at a budget"), "{err}");
 }

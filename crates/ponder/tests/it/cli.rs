@@ -28,26 +28,38 @@ fn eval_prints_accuracy_per_strategy() {
     assert_eq!(v[0]["records"].as_array().unwrap().len(), 3);
 }
 
+/// The strategies that read the model's own signals (issue 14): token confidence
+/// (DeepConf), path probability (RPC) and the self-evaluation probe (adaptive-ITC).
 #[test]
-fn deepconf_offline_and_online_run_on_a_real_model() {
+fn deepconf_rpc_and_adaptive_itc_run_on_a_real_model() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");
+    let strategies = r#"deepconf,deepconf{mode = "online", warmup = 2},rpc,adaptive-itc,adaptive-itc{mode = "prune", prune_after = 16}"#;
     let o = ponder(&[
-        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", r#"deepconf,deepconf{mode = "online", warmup = 2}"#, "--budget", "6",
+        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", strategies, "--budget", "6",
         "--max-tokens", "64", "--json", json.to_str().unwrap(), "--no-store",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
     assert!(names[0].starts_with("deepconf") && names[1].contains("online"), "{names:?}");
+    assert!(names[2].starts_with("rpc") && names[3].starts_with("adaptive-itc") && names[4].contains("prune"), "{names:?}");
     for s in v.as_array().unwrap() {
         for r in s["records"].as_array().unwrap() {
             let samples = r["n_samples"].as_u64().unwrap();
             assert!((1..=6).contains(&samples), "{r}");
             assert!(r["usage"]["completion"].as_u64().unwrap() > 0, "{r}");
+            if s["strategy"].as_str().unwrap().starts_with("adaptive-itc") {
+                assert!(r["usage"]["scorer_passes"].as_u64().unwrap() >= samples.min(3), "every probe is counted: {r}");
+            }
         }
     }
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", r#"adaptive-itc@4{mode = "prune", prune_after = 8}"#, "--max-tokens", "48"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("answer:"), "{}", stdout(&o));
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", "rpc@4", "--max-tokens", "48"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -305,7 +317,8 @@ fn issue13_strategies_lists_every_spec() {
             assert_eq!(spec.to_string(), example);
         }
     }
-    assert_eq!(v["strategies"][8]["parameters"]["step"]["max_steps"], 40, "pf's nested defaults are listed");
+    let pf = v["strategies"].as_array().unwrap().iter().find(|s| s["name"] == "pf").expect("pf is listed");
+    assert_eq!(pf["parameters"]["step"]["max_steps"], 40, "pf's nested defaults are listed");
     assert!(v["scorers"].as_array().unwrap().iter().any(|s| s["name"] == "self-eval" && s["process"] == true));
     let text = ponder(&["strategies"]);
     assert!(stdout(&text).contains("budget unit: particles"), "{}", stdout(&text));

@@ -181,3 +181,26 @@ fn issue13_a_bad_spec_gives_the_same_error_everywhere() {
     assert_eq!(status, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("needs a verifier"), "{v}");
 }
+
+/// The gateway's `ponder` object takes the issue-14 strategies like any other.
+#[test]
+fn rpc_and_adaptive_itc_run_through_the_gateway() {
+    let server = serve(&[]);
+    for strategy in [serde_json::json!("rpc@2"), serde_json::json!({"strategy": "adaptive-itc", "n": 2, "mode": "prune", "prune_after": 4})] {
+        let body = serde_json::json!({
+            "model": FAST_MODEL, "max_tokens": 16,
+            "messages": [{"role": "user", "content": "2+2?"}],
+            "ponder": {"strategy": strategy},
+        });
+        let (status, text) = http(&server.addr, "POST", "/v1/chat/completions", Some(&body));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+        assert_eq!(status, 200, "{v}");
+        let p = &v["ponder"];
+        assert_eq!(p["n_candidates"], 2, "{v}");
+        if p["strategy"] == "adaptive-itc" {
+            assert_eq!(p["usage"]["scorer_passes"], 2 + 1, "both partials, then the survivor: {v}");
+        } else {
+            assert_eq!(p["strategy"], "rpc", "{v}");
+        }
+    }
+}
