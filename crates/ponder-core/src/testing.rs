@@ -52,11 +52,22 @@ pub struct ScriptedGenerator {
     failing: Arc<Vec<usize>>,
     /// Answers `StepSession::probe`; without one, probes are unsupported.
     probe: Option<ProbeRule>,
+    /// Replies to a conversation it recognises (revision, critique), in place of `choices`.
+    reply: Option<ReplyRule>,
 }
+
+/// The text every sample of a request gets, when the rule knows the conversation.
+pub type ReplyRule = Arc<dyn Fn(&[Message]) -> Option<String> + Send + Sync>;
 
 impl ScriptedGenerator {
     pub fn new(choices: Vec<Choice>) -> Self {
-        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default(), probe: None }
+        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default(), probe: None, reply: None }
+    }
+
+    /// Samples of a conversation `rule` recognises are its text, not a pick from `choices`.
+    pub fn with_reply(mut self, rule: impl Fn(&[Message]) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.reply = Some(Arc::new(rule));
+        self
     }
 
     /// Sessions answer probes by `rule(branch text, candidate)`, one scorer pass per branch.
@@ -111,6 +122,7 @@ impl Generator for ScriptedGenerator {
         let me = self.clone();
         let token = cancel.clone();
         let mut usage = Usage { prompt_computed: prompt_tokens(&req.messages), ..Usage::default() };
+        let reply = self.reply.as_ref().and_then(|r| r(&req.messages)).map(|text| Choice::new(text, 1.0, -1.0));
         // Samples are produced lazily, one per poll, so cancellation is observable.
         let indices = req.first_index..req.first_index + req.n;
         let stream = futures::stream::iter(indices.map(Some).chain(std::iter::once(None))).filter_map(move |i| {
@@ -124,7 +136,7 @@ impl Generator for ScriptedGenerator {
                     if me.failing.contains(&index) {
                         Some(GenEvent::Failed { index, error: GenError::Backend(format!("scripted failure of sample {index}")) })
                     } else {
-                        let c = me.pick(derive_seed(params.seed, index as u64));
+                        let c = reply.clone().unwrap_or_else(|| me.pick(derive_seed(params.seed, index as u64)).clone());
                         let words: Vec<&str> = c.text.split_whitespace().collect();
                         let mut n = words.len().max(1);
                         let (mut text, mut finish) = (c.text.clone(), FinishReason::Eos);

@@ -24,6 +24,7 @@ use super::deepconf::DeepConfConfig;
 use super::dvts::DvtsConfig;
 use super::particle_filter::PfConfig;
 use super::particle_gibbs::PgConfig;
+use super::revise::ReviseConfig;
 use super::rpc::RpcConfig;
 use super::self_consistency::ScConfig;
 use super::single::SingleConfig;
@@ -53,6 +54,7 @@ pub enum StrategySpec {
     #[serde(rename = "pgibbs")]
     Pg(PgConfig),
     Astar(AstarConfig),
+    Revise(ReviseConfig),
     Auto(AutoConfig),
 }
 
@@ -150,6 +152,7 @@ impl StrategySpec {
             Self::Pf(c) => c,
             Self::Pg(c) => c,
             Self::Astar(c) => c,
+            Self::Revise(c) => c,
             Self::Auto(c) => c,
         }
     }
@@ -318,7 +321,12 @@ impl StrategySpec {
             return Map::new();
         };
         let Ok(Value::Object(base)) = serde_json::to_value(default) else { return Map::new() };
-        diff(mine, &base, &["strategy", "n"])
+        let mut changed = diff(mine, &base, &["strategy", "n"]);
+        // A nested spec prints whole, as its own shorthand (a partial diff would lose its name).
+        if let (Self::Revise(c), Some(b)) = (self, changed.get_mut("base")) {
+            *b = Value::String(c.base.to_string());
+        }
+        changed
     }
 
     /// The shorthand without `@N` (what a run's table and store key a configuration by,
@@ -391,11 +399,14 @@ fn inline_table(fields: Map<String, Value>) -> String {
 impl fmt::Display for StrategySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.config();
-        let default_n = Self::default_of(c.name()).map(|d| d.budget()).unwrap_or(1);
-        let show_n = c.takes_budget() || c.budget() != default_n;
+        let n_of = |s: &StrategySpec| serde_json::to_value(s).ok().and_then(|v| v.get("n").and_then(Value::as_u64));
+        let default_n = Self::default_of(c.name()).ok().and_then(|d| n_of(&d));
         f.write_str(c.name())?;
-        if show_n && serde_json::to_value(self).is_ok_and(|v| v.get("n").is_some()) {
-            write!(f, "@{}", c.budget())?;
+        // `@N` is the `n` field (a layered spec's budget also counts its base's).
+        if let Some(n) = n_of(self) {
+            if c.takes_budget() || Some(n) != default_n {
+                write!(f, "@{n}")?;
+            }
         }
         let changed = self.changed();
         if !changed.is_empty() {

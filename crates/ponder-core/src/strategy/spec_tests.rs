@@ -9,6 +9,7 @@ use super::*;
 use crate::process::Aggregate;
 use crate::strategy::search::StepConfig;
 use crate::strategy::smc::{FinalPick, Resampling};
+use crate::strategy::{Keep, ReviseConfig};
 use crate::strategy::{AdaptiveItcConfig, DeepConfConfig, DeepConfMode, ItcMode, ItcSelect, Pruning, RpcConfig};
 
 fn check(input: &str, expected: &str) {
@@ -40,7 +41,7 @@ fn names_are_serdes_and_every_config_says_its_own() {
     let names = StrategySpec::names();
     assert_eq!(
         names,
-        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "auto"]
+        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "revise", "auto"]
     );
     for (spec, name) in StrategySpec::all().iter().zip(names) {
         assert_eq!(spec.name(), *name, "the config's name is its serde tag");
@@ -167,6 +168,13 @@ fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
         (n, 1usize..5, arb_smc()).prop_map(|(n, sweeps, (resampling, ess_threshold, temperature, final_pick, step))| {
             StrategySpec::Pg(PgConfig { n, sweeps, resampling, ess_threshold, temperature, final_pick, step })
         }),
+        // Layered: a revision chain on a sampled base.
+        (1usize..8, 1usize..32, prop_oneof![Just(Keep::Last), Just(Keep::Vote), Just(Keep::Best)], "[a-z ]{1,20}")
+            .prop_filter("a prompt with a word", |t| !t.3.trim().is_empty())
+            .prop_map(|(n, base_n, keep, prompt)| {
+                let base = Box::new(StrategySpec::Sc(ScConfig { n: base_n, abstain_below: None }));
+                StrategySpec::Revise(ReviseConfig { n, base, keep, prompt })
+            }),
     ]
 }
 

@@ -63,6 +63,38 @@ fn deepconf_rpc_and_adaptive_itc_run_on_a_real_model() {
 }
 
 #[test]
+fn revise_corrects_a_base_answer_on_a_real_model() {
+    // solve: two base samples, then two revisions, every sample in the outcome and its usage.
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", r#"revise@2{base = "sc@2", keep = "vote"}"#, "--max-tokens", "48", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["strategy"], "revise");
+    let cands = v["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 4, "{v}");
+    let indices: Vec<u64> = cands.iter().map(|c| c["index"].as_u64().unwrap()).collect();
+    assert_eq!(indices, [0, 1, 2, 3]);
+    let generated: u64 = cands.iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
+    assert_eq!(v["usage"]["completion"].as_u64(), Some(generated), "{v}");
+    // Each revision reads the conversation so far: its prompt is longer than the question's.
+    assert!(v["usage"]["prompt_computed"].as_u64().unwrap() + v["usage"]["prompt_reused"].as_u64().unwrap() > 4 * 20, "{v}");
+
+    // eval: the spec as a stored run's strategy, with its samples counted.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let o = ponder(&[
+        "eval", "--dataset", "arith:1", "--limit", "2", "--strategy", "revise@1", "--max-tokens", "48",
+        "--json", json.to_str().unwrap(), "--no-store",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Keyed by its label and its budget in samples: one round on one base sample.
+    assert_eq!((&v[0]["strategy"], &v[0]["budget"]), (&serde_json::json!("revise"), &serde_json::json!(2)), "{v}");
+    for r in v[0]["records"].as_array().unwrap() {
+        assert_eq!(r["n_samples"], 2, "one base sample, one revision: {r}");
+    }
+}
+
+#[test]
 fn abstain_below_holds_back_the_answers_whose_vote_is_split() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");
