@@ -244,3 +244,23 @@ async fn bon_with_a_reward_model_over_http() {
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["param"], "ponder.scorer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revise_runs_through_the_gateway_with_its_base() {
+    let base = start(ServerConfig::default()).await;
+    let chat = format!("{base}/v1/chat/completions");
+    let mut body = ask(MODEL, 24);
+    body["ponder"] = json!({ "strategy": { "strategy": "revise", "n": 1, "base": "sc@2" }, "return_candidates": true });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!(s, 200, "{v}");
+    let p = &v["ponder"];
+    assert_eq!((&p["strategy"], &p["budget"]), (&json!("revise"), &json!(3)), "{p}");
+    let cands = p["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 3, "two base samples and a revision: {p}");
+    let generated: u64 = cands.iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
+    assert_eq!(v["usage"]["completion_tokens"].as_u64(), Some(generated), "{v}");
+    // Its token ceiling counts every layer's samples: 3 x 24 > 60.
+    body["ponder"]["max_total_tokens"] = json!(60);
+    let got = post(&chat, &body).await;
+    assert_eq!(got.0, 400, "{}", got.1);
+}
