@@ -395,3 +395,36 @@ pub fn prompt_fn(template: &PromptTemplate) -> ponder_core::process::PromptFn {
         })
     })
 }
+
+/// `@FILE` in a strategy list: the specs a file holds (`ponder search-stacks` and people
+/// write them), as shorthands. A TOML file is one spec table (`strategy = "pf"`, …) or
+/// `strategies = [...]`; a JSON file one spec object, a shorthand string, or a list.
+/// Anything else passes through.
+pub fn expand_spec_file(entry: &str) -> Result<Vec<String>> {
+    let Some(path) = entry.trim().strip_prefix('@') else { return Ok(vec![entry.to_string()]) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("--strategy @{path}: reading the spec file"))?;
+    let v: Value = if path.ends_with(".json") {
+        serde_json::from_str(&text).with_context(|| format!("--strategy @{path}: not JSON"))?
+    } else {
+        let t: toml::Table = toml::from_str(&text).with_context(|| format!("--strategy @{path}: not TOML"))?;
+        let v = serde_json::to_value(t)?;
+        v.get("strategies").cloned().unwrap_or(v)
+    };
+    let items = match v {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    if items.is_empty() {
+        bail!("--strategy @{path}: the file holds no spec");
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            let spec = match item {
+                Value::String(s) => StrategySpec::parse(&s, None),
+                other => StrategySpec::from_value(other, None),
+            };
+            spec.map(|s| s.to_string()).with_context(|| format!("--strategy @{path}"))
+        })
+        .collect()
+}

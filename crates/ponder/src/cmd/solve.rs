@@ -27,7 +27,8 @@ pub struct Args {
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     /// A strategy spec (`ponder strategies` lists them): a name (sc, pf, ...), NAME@N, or
-    /// NAME@N{TOML inline table of parameters}, e.g. 'pf@8{resampling = "systematic"}'.
+    /// NAME@N{TOML inline table of parameters}, e.g. 'pf@8{resampling = "systematic"}', or
+    /// @FILE (a TOML or JSON file holding one spec).
     /// verify-resample needs --tests, auto needs --policy
     #[arg(long, short, default_value = "sc")]
     pub strategy: String,
@@ -104,9 +105,13 @@ pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
     let policy = a.policy.as_deref().map(ponder_eval::plan::load_policy).transpose()?;
     // Checked here so a bad spec fails before the model loads.
+    let specs = common::expand_spec_file(&a.strategy)?;
+    let [strategy] = specs.as_slice() else {
+        anyhow::bail!("--strategy {}: solve takes one spec, the file holds {}", a.strategy, specs.len());
+    };
     let spec = match a.budget {
-        Some(b) => a.search.spec(&a.strategy, b, policy.as_ref())?,
-        None => StrategySpec::parse_with(&a.strategy, None, &a.search.defaults(policy.as_ref())?).map_err(|e| a.search.explain(e))?,
+        Some(b) => a.search.spec(strategy, b, policy.as_ref())?,
+        None => StrategySpec::parse_with(strategy, None, &a.search.defaults(policy.as_ref())?).map_err(|e| a.search.explain(e))?,
     };
     spec.validate()?;
     a.search.check_taken([&spec])?;

@@ -95,6 +95,31 @@ fn revise_corrects_a_base_answer_on_a_real_model() {
 }
 
 #[test]
+fn strategy_specs_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stacks.toml");
+    std::fs::write(&file, "strategies = [\"sc@2\", { strategy = \"revise\", n = 1, keep = \"vote\" }]\n").unwrap();
+    let at = format!("@{}", file.display());
+    let json = dir.path().join("eval.json");
+    let o = ponder(&["eval", "--dataset", "arith:1", "--limit", "1", "--strategy", &at, "--max-tokens", "32", "--json", json.to_str().unwrap(), "--no-store"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sc", r#"revise{ keep = "vote" }"#], "{v}");
+
+    // One spec for solve; a missing file or a bad spec names the file.
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", &at]);
+    assert!(!o.status.success() && stderr(&o).contains("solve takes one spec, the file holds 2"), "{}", stderr(&o));
+    let missing = format!("@{}", dir.path().join("nope.toml").display());
+    let o = ponder(&["solve", "What is 2 + 3?", "--strategy", &missing]);
+    assert!(!o.status.success() && stderr(&o).contains("nope.toml") && stderr(&o).contains("reading the spec file"), "{}", stderr(&o));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"strategy": "sc", "n": 0}"#).unwrap();
+    let o = ponder(&["eval", "--strategy", &format!("@{}", bad.display()), "--no-store"]);
+    assert!(!o.status.success() && stderr(&o).contains("bad.json") && stderr(&o).contains("budget must be at least 1"), "{}", stderr(&o));
+}
+
+#[test]
 fn abstain_below_holds_back_the_answers_whose_vote_is_split() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");

@@ -43,7 +43,8 @@ pub struct Args {
     #[arg(long, short, default_value_t = 50)]
     pub limit: usize,
     /// One or more strategy specs, comma-separated (`ponder strategies` lists them): a name,
-    /// NAME@N, or NAME@N{TOML inline table}, e.g. 'sc,pf@8{resampling = "systematic"}'.
+    /// NAME@N, or NAME@N{TOML inline table}, e.g. 'sc,pf@8{resampling = "systematic"}', or
+    /// @FILE (a TOML or JSON file of specs; read once, kept in the run).
     /// verify-resample on code datasets uses the visible tests as its verifier; auto needs --policy
     #[arg(long, short, default_value = "sc")]
     pub strategy: Vec<String>,
@@ -142,7 +143,7 @@ struct Checked {
 /// `stored_policy`: the policy a resumed run keeps inline (its file may be gone).
 fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
     let sampling = a.sampling.params()?;
-    let strategies = strategies(a);
+    let strategies = strategies(a)?;
     if strategies.is_empty() || strategies.iter().any(|s| s.is_empty()) {
         bail!("--strategy needs at least one strategy name");
     }
@@ -184,8 +185,12 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
 }
 
 /// The specs of `--strategy`, each flag value split at its top-level commas.
-fn strategies(a: &Args) -> Vec<String> {
-    a.strategy.iter().flat_map(|s| StrategySpec::split_list(s)).map(str::to_string).collect()
+fn strategies(a: &Args) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for s in a.strategy.iter().flat_map(|s| StrategySpec::split_list(s)) {
+        out.extend(common::expand_spec_file(s)?);
+    }
+    Ok(out)
 }
 
 fn load_options(a: &Args) -> LoadOptions {
@@ -223,7 +228,7 @@ fn fresh(a: Args) -> Result<()> {
         dataset_seed: a.sampling.seed,
         limit: a.limit,
         skip_bad_rows: a.skip_bad_rows,
-        strategies: strategies(&a),
+        strategies: strategies(&a)?,
         budgets: a.budget.clone(),
         seeds: (0..a.seeds as u64).map(|i| a.sampling.seed.wrapping_add(i)).collect(),
         scorer: checked.scorer.to_string(),
@@ -267,6 +272,8 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     a.model.threads = cli.model.threads;
     a.model.ubatch = cli.model.ubatch;
     a.allow_unsandboxed = cli.allow_unsandboxed;
+    // The specs as stored: an `@FILE` was read when the run began.
+    a.strategy = config.strategies.clone();
     a.concurrency = Some(cli.concurrency.unwrap_or(config.concurrency));
     a.json = cli.json.clone();
     a.resume = Some(id);
