@@ -386,7 +386,7 @@ pub fn after_answer(text: &str) -> Option<String> {
 /// A context on `generator` that votes on [`after_answer`] by [`ExactAnswers`], with no
 /// scorer or verifier.
 pub fn answer_ctx(generator: &dyn Generator) -> Ctx<'_> {
-    Ctx { generator, equivalence: &ExactAnswers, extract: after_answer, scorer: None, process: None, verifier: None }
+    Ctx { generator, equivalence: &ExactAnswers, extract: &after_answer, scorer: None, process: None, verifier: None }
 }
 
 /// The problem the scripted strategy tests solve: "q", gold 42.

@@ -7,6 +7,7 @@
 //! (`"pf@8"`) or an object (`{"strategy": "pf", "n": 8, "resampling": "systematic"}`).
 
 use axum::http::StatusCode;
+use ponder_core::answer::AnswerPattern;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{StrategyError, StrategySpec};
 use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall};
@@ -53,6 +54,9 @@ pub struct Request {
     pub tools: Option<Value>,
     pub tool_choice: Option<Value>,
     pub logprobs: bool,
+    /// Where the answer is in free text (`ponder.answer_pattern`): votes group on it
+    /// instead of the built-in numeric and tool-call rules.
+    pub answer_pattern: Option<AnswerPattern>,
 }
 
 impl Request {
@@ -213,7 +217,7 @@ pub fn model_prefix(model: &str, served: &str) -> Result<Option<(String, Option<
 }
 
 const PONDER_FIELDS: &[&str] =
-    &["strategy", "budget", "max_total_tokens", "token_ceiling", "scorer", "return_candidates", "ignore_arguments", "progress"];
+    &["strategy", "budget", "max_total_tokens", "token_ceiling", "scorer", "return_candidates", "ignore_arguments", "progress", "answer_pattern"];
 
 /// Parses and checks a request body (limits are checked by the caller).
 pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Result<Request, ApiError> {
@@ -234,6 +238,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     let mut scorer = d.scorer.clone();
     let (mut return_candidates, mut max_total_tokens, mut ignore_arguments, mut progress) =
         (false, None, Vec::new(), ProgressMode::Comments);
+    let mut answer_pattern = None;
     match o.get("ponder") {
         None | Some(Value::Null) => {}
         Some(Value::Object(p)) => {
@@ -259,6 +264,9 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
                     .as_array()
                     .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
                     .ok_or_else(|| invalid("ponder.ignore_arguments must be an array of strings", "ponder.ignore_arguments"))?;
+            }
+            if let Some(pat) = opt_str(p, "answer_pattern", "ponder.answer_pattern")? {
+                answer_pattern = Some(pat.parse::<AnswerPattern>().map_err(|e| invalid(e, "ponder.answer_pattern"))?);
             }
             progress = match opt_str(p, "progress", "ponder.progress")? {
                 None | Some("comments") => ProgressMode::Comments,
@@ -378,6 +386,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tools,
         tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
         logprobs,
+        answer_pattern,
     })
 }
 

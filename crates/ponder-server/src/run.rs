@@ -124,6 +124,8 @@ async fn run_inner(
     let strategy = req.strategy.build(req.sampling.clone()).map_err(|e| ApiError::from_strategy(&e, upstream))?;
     let scorers = scorers(&st, &req, generator.clone())?;
     let equivalence = EQUIVALENCE;
+    let by_pattern = |text: &str| req.answer_pattern.as_ref().and_then(|p| p.extract(text));
+    let extract: &(dyn Fn(&str) -> Option<String> + Sync) = if req.answer_pattern.is_some() { &by_pattern } else { &extract };
     let ctx = Ctx {
         generator: generator.as_ref(),
         equivalence: &equivalence,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use ponder_core::answer::Equivalence;
+use ponder_core::answer::{AnswerPattern, Equivalence};
 use ponder_core::strategy::{tally, Candidate, Outcome};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +29,8 @@ struct Running {
     done: usize,
     failed: usize,
     steps: usize,
+    /// The request's own answer rule, when it gave one.
+    pattern: Option<AnswerPattern>,
 }
 
 impl Running {
@@ -46,7 +48,10 @@ impl Running {
             Progress::Started { n } => json!({ "event": "started", "n": n }),
             Progress::Sample(s) => {
                 self.done += 1;
-                let answer = extract(&s.text);
+                let answer = match &self.pattern {
+                    Some(p) => p.extract(&s.text),
+                    None => extract(&s.text),
+                };
                 if let Some(a) = &answer {
                     self.answered.push(Candidate {
                         index: s.index,
@@ -165,7 +170,7 @@ pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, met
         let req = task_req;
         let budget = req.samples();
         let mut ready = Some(ready_tx);
-        let mut running = Running::default();
+        let mut running = Running { pattern: req.answer_pattern.clone(), ..Running::default() };
         let mut role_sent = false;
         let open = |ready: &mut Option<oneshot::Sender<Result<(), ApiError>>>, role_sent: &mut bool| -> Vec<Event> {
             if let Some(r) = ready.take() {

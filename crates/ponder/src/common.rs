@@ -330,7 +330,7 @@ pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;
 
 /// A strategy context with the v1 numeric answer rules.
 pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &EQUIVALENCE, extract: extract_answer, scorer, process: None, verifier: None }
+    Ctx { generator, equivalence: &EQUIVALENCE, extract: &extract_answer, scorer, process: None, verifier: None }
 }
 
 /// A strategy context with a dataset's own answer rules and verifier (code: visible tests).
@@ -342,7 +342,7 @@ pub fn dataset_ctx<'a>(
     Ctx {
         generator,
         equivalence: dataset.equivalence.as_ref(),
-        extract: dataset.extract,
+        extract: &dataset.extract,
         scorer,
         process: None,
         verifier: dataset.verifier.as_deref(),

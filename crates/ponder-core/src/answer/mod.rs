@@ -7,8 +7,10 @@
 mod equivalence;
 mod extract;
 mod latex;
+mod pattern;
 pub mod tools;
 
 pub use equivalence::{numeric_value, Equivalence, NumericEquivalence, MAX_DIGITS};
 pub use extract::extract_answer;
 pub use latex::unwrap_wrappers;
+pub use pattern::AnswerPattern;

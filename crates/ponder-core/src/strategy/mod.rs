@@ -59,7 +59,8 @@ use crate::{Message, Problem, Usage};
 pub struct Ctx<'a> {
     pub generator: &'a dyn Generator,
     pub equivalence: &'a dyn Equivalence,
-    pub extract: fn(&str) -> Option<String>,
+    /// The answer in a sample's text (the dataset's rule, or a user's `answer_pattern`).
+    pub extract: &'a (dyn Fn(&str) -> Option<String> + Sync),
     pub scorer: Option<&'a dyn OutcomeScorer>,
     /// Scores partial solutions step by step (search strategies).
     pub process: Option<&'a dyn ProcessScorer>,

@@ -72,7 +72,7 @@ fn menu_lp(items: &[(&str, f64, f32)]) -> Vec<Choice> {
 }
 
 fn ctx<'a>(generator: &'a ScriptedGenerator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &Lower, extract: after_answer, scorer, process: None, verifier: None }
+    Ctx { generator, equivalence: &Lower, extract: &after_answer, scorer, process: None, verifier: None }
 }
 
 /// The samples `n` draws under `seed` on a fresh generator, read straight off its stream.

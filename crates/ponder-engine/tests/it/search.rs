@@ -157,7 +157,7 @@ fn particle_filtering_recomputes_little_on_the_engine() {
         let ctx = Ctx {
             generator: g,
             equivalence: &NumericEquivalence,
-            extract: ponder_core::answer::extract_answer,
+            extract: &ponder_core::answer::extract_answer,
             scorer: None,
             process: Some(&StepCheck),
             verifier: None,

@@ -9,7 +9,7 @@ fn solve(engine: &Engine, spec: StrategySpec, max_tokens: u32) -> Outcome {
     let ctx = Ctx {
         generator: engine,
         equivalence: &NumericEquivalence,
-        extract: extract_answer,
+        extract: &extract_answer,
         scorer: None,
         process: None,
         verifier: None,

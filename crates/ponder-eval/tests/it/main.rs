@@ -154,7 +154,7 @@ fn run_units(store: &mut Store, run: i64, c: &RunConfig, d: &Dataset, problems: 
         }
     }
     let scorer = MeanLogprob;
-    let ctx = Ctx { generator: g, equivalence: &NumericEquivalence, extract: d.extract, scorer: Some(&scorer), process: None, verifier: None };
+    let ctx = Ctx { generator: g, equivalence: &NumericEquivalence, extract: &d.extract, scorer: Some(&scorer), process: None, verifier: None };
     let count = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&count);
     let stop = futures::future::poll_fn(move |_| match stop_after {

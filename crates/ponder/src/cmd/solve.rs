@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
+use ponder_core::answer::AnswerPattern;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{Ctx, Outcome, StrategySpec};
 use ponder_core::{Checker, GoldChecker, Problem};
@@ -74,6 +75,10 @@ pub struct Args {
     /// or a TOML/JSON file (system, examples, user, stop) [default: by model]
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Where the answer is in the text, for voting on free text: a regular expression whose
+    /// last match (its first group, if any) is the answer, e.g. 'Answer: (\w+)'
+    #[arg(long, value_name = "REGEX")]
+    pub answer_pattern: Option<AnswerPattern>,
 }
 
 /// The sandbox that judges code answers against `--tests`: a verifier for
@@ -160,13 +165,15 @@ pub fn run(a: Args) -> Result<()> {
         Some(c) => Ctx {
             generator: backend.generator(),
             equivalence: &CodeEquivalence,
-            extract: extract_code,
+            extract: &extract_code,
             scorer: scorers.outcome.as_deref(),
             process: scorers.process.as_deref(),
             verifier: Some(&c.verifier),
         },
         None => Ctx { process: scorers.process.as_deref(), ..common::ctx(backend.generator(), scorers.outcome.as_deref()) },
     };
+    let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
+    let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

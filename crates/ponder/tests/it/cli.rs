@@ -95,6 +95,20 @@ fn revise_corrects_a_base_answer_on_a_real_model() {
 }
 
 #[test]
+fn answer_pattern_says_where_the_answer_is() {
+    let o = ponder(&["solve", "Name a colour.", "--strategy", "sc", "--budget", "3", "--max-tokens", "24", "--answer-pattern", "([A-Za-z]+)", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for c in v["candidates"].as_array().unwrap() {
+        let text = c["text"].as_str().unwrap();
+        let last_word = text.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| !w.is_empty()).last();
+        assert_eq!(c["answer"].as_str(), last_word, "{c}");
+    }
+    let o = ponder(&["solve", "Name a colour.", "--answer-pattern", "(["]);
+    assert!(!o.status.success() && stderr(&o).contains("not a regular expression"), "{}", stderr(&o));
+}
+
+#[test]
 fn strategy_specs_come_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stacks.toml");
@@ -307,7 +321,7 @@ fn issue16_solve_verify_resample_runs_on_tests() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for needle in ["answer: (none)", "samples: 2/2", "scorer passes 2", &format!("tests ({}): no answer", tests.display())] {
+    for needle in ["answer: (abstained)", "samples: 2/2", "scorer passes 2", &format!("tests ({}): no answer", tests.display())] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     let empty = dir.path().join("empty.py");

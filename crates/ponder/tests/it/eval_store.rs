@@ -137,8 +137,8 @@ fn report_plan_and_auto_on_a_stored_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let plot_svg = format!("<svg width=\"{}\"", ponder_eval::report::plots::WIDTH);
-    assert_eq!(html.matches(&plot_svg).count(), 3, "three inline plots");
-    for f in ["report.md", "summary.csv", "curves.csv", "levels.csv"] {
+    assert_eq!(html.matches(&plot_svg).count(), 4, "four inline plots (sc votes: risk–coverage too)");
+    for f in ["report.md", "summary.csv", "curves.csv", "levels.csv", "risk.csv"] {
         assert!(out.join(f).is_file(), "{f}");
     }
     assert!(stdout(&o).contains("tokens/pass"), "{}", stdout(&o));

@@ -264,3 +264,29 @@ async fn revise_runs_through_the_gateway_with_its_base() {
     let got = post(&chat, &body).await;
     assert_eq!(got.0, 400, "{}", got.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_pattern_decides_what_the_vote_groups() {
+    let base = start(ServerConfig::default()).await;
+    let chat = format!("{base}/v1/chat/completions");
+    let mut body = ask("sc-4:smollm2-135m", 24);
+    // The last word of letters in each sample is its answer.
+    body["ponder"] = json!({ "answer_pattern": "([A-Za-z]+)", "return_candidates": true });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!(s, 200, "{v}");
+    let last_word = |t: &str| -> Option<String> {
+        let words: Vec<String> = t.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).map(str::to_string).collect();
+        words.last().cloned()
+    };
+    let cands = v["ponder"]["candidates"].as_array().unwrap();
+    for c in cands {
+        assert_eq!(c["answer"].as_str().map(str::to_string), last_word(c["text"].as_str().unwrap()), "{c}");
+    }
+    let voted: u64 = v["ponder"]["votes"].as_array().unwrap().iter().map(|x| x["count"].as_u64().unwrap()).sum();
+    assert_eq!(voted as usize, cands.iter().filter(|c| !c["answer"].is_null()).count());
+
+    body["ponder"] = json!({ "answer_pattern": "([" });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("ponder.answer_pattern")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not a regular expression"), "{v}");
+}

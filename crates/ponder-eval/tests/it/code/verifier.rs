@@ -103,7 +103,7 @@ fn verify_resample_returns_the_first_sample_passing_the_sandbox_and_cancels_the_
         let ctx = Ctx {
             generator: &generator,
             equivalence: &CodeEquivalence,
-            extract: extract_code,
+            extract: &extract_code,
             scorer: None,
             process: None,
             verifier: Some(&verifier),

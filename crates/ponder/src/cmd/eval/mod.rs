@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ponder_core::answer::AnswerPattern;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{Ctx, StrategySpec};
 use ponder_core::SamplingParams;
@@ -113,6 +114,11 @@ pub struct Args {
     /// Stored with the run, whole, with every problem's rendered prompt (`ponder runs show`)
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Where the answer is in the text (a regular expression whose last match, its first
+    /// group if any, is the answer) in place of the dataset's own rule; graded as the
+    /// dataset grades answers
+    #[arg(long, value_name = "REGEX")]
+    pub answer_pattern: Option<AnswerPattern>,
 }
 
 /// Parses a stored argument list back into [`Args`] (resume).
@@ -369,8 +375,10 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         table.done.entry(g.clone()).or_default().push(UnitCounts::from(rec));
         table.print_if_complete(&g, Some(&bar));
     };
+    let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
     let result = if !a.deterministic {
         let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref()) };
+        let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
         rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
     } else {
         // One fresh engine (and scorers) per unit.
@@ -389,6 +397,7 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
                 common::prompt_fn(&template),
             )?;
             let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
+            let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
             let r = rt.block_on(runner::execute(&mut store, id, vec![job], dataset.checker.clone(), &ctx, 1, &mut stop, &mut on_stored));
             match r {
                 Ok(Finish::Done) => total += 1,
