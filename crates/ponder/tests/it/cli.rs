@@ -101,7 +101,7 @@ fn answer_pattern_says_where_the_answer_is() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     for c in v["candidates"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
-        let last_word = text.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| !w.is_empty()).last();
+        let last_word = text.split(|ch: char| !ch.is_ascii_alphabetic()).rfind(|w| !w.is_empty());
         assert_eq!(c["answer"].as_str(), last_word, "{c}");
     }
     let o = ponder(&["solve", "Name a colour.", "--answer-pattern", "(["]);
