@@ -35,6 +35,9 @@ pub struct HttpGenerator {
     api: Api,
     /// Extra body fields for `chat/completions` (tools, tool_choice, response_format, …).
     extra: Arc<Map<String, Value>>,
+    /// The endpoint every call goes to first, in place of the prompt's (a request that
+    /// names its server; a failed call is still retried on the next).
+    pin: Option<usize>,
 }
 
 impl HttpGenerator {
@@ -80,7 +83,7 @@ impl HttpGenerator {
             return Err(Error::Config("api completions, but the server's completions did not answer".into()));
         }
         tracing::info!(?caps, ?step_mode, "HTTP backend ready");
-        Ok(HttpGenerator { shared: Arc::new(Shared { pool, caps, step_mode, first_tokens: Default::default() }), api, extra: Arc::new(Map::new()) })
+        Ok(HttpGenerator { shared: Arc::new(Shared { pool, caps, step_mode, first_tokens: Default::default() }), api, extra: Arc::new(Map::new()), pin: None })
     }
 
     pub fn caps(&self) -> &Caps {
@@ -108,6 +111,27 @@ impl HttpGenerator {
         Ok(HttpGenerator { api, ..self.clone() })
     }
 
+    /// The same backend sending every call to endpoint `i` first.
+    pub fn pinned(&self, i: usize) -> Result<HttpGenerator, GenError> {
+        let n = self.shared.pool.endpoints.len();
+        if i >= n {
+            return Err(GenError::InvalidRequest(format!("upstream {i} does not exist: there are {n} (0..{n})")));
+        }
+        Ok(HttpGenerator { pin: Some(i), ..self.clone() })
+    }
+
+    /// The endpoint index whose root or base URL is `url` (trailing slashes ignored).
+    pub fn endpoint_of(&self, url: &str) -> Option<usize> {
+        let url = url.trim_end_matches('/');
+        self.shared.pool.endpoints.iter().position(|e| e.url.trim_end_matches('/') == url || e.root.trim_end_matches('/') == url)
+    }
+
+    /// Where a call keyed by `key` (its prompt) goes first: the pin, else the prompt's
+    /// endpoint, so repeats of a prompt find it cached.
+    pub(crate) fn route_for(&self, key: &str) -> usize {
+        self.pin.unwrap_or_else(|| self.shared.pool.route(&key.to_string()))
+    }
+
     /// The same backend adding `extra` fields (e.g. `tools`) to every chat request.
     pub fn with_extra(&self, extra: Map<String, Value>) -> HttpGenerator {
         HttpGenerator { extra: Arc::new(extra), ..self.clone() }
@@ -122,7 +146,7 @@ impl HttpGenerator {
             )));
         }
         let pool = &self.shared.pool;
-        let route = pool.route(&wire::messages(messages).to_string());
+        let route = self.route_for(&wire::messages(messages).to_string());
         let ep = &pool.endpoints[route];
         let v = pool.probe(route, "/apply-template", Some(&json!({ "messages": wire::messages(messages) }))).await.map_err(
             |e| GenError::Backend(format!("rendering the prompt at {}: {e}", ep.root)),
@@ -139,7 +163,7 @@ impl HttpGenerator {
     /// `/tokenize` gives (llama-server); a server without it leaves only the candidate's
     /// text to match, which a shorter token that begins it would stand in for.
     pub async fn probe_prompts(&self, prompts: &[String], suffix: &str, candidates: &[String]) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
-        let route = self.shared.pool.route(&prompts.first().cloned().unwrap_or_default());
+        let route = self.route_for(prompts.first().map_or("", String::as_str));
         self.probe_at(route, prompts, suffix, candidates).await
     }
 
@@ -302,7 +326,7 @@ impl Generator for HttpGenerator {
                 req.params.token_stats_k, self.shared.pool.endpoints[0].url, self.api
             )));
         }
-        let route = self.shared.pool.route(&wire::messages(&req.messages).to_string());
+        let route = self.route_for(&wire::messages(&req.messages).to_string());
         let per = self.per_request();
         let indices: Vec<usize> = (req.first_index..req.first_index + req.n).collect();
         let chunks: Vec<Vec<usize>> = indices.chunks(per).map(<[usize]>::to_vec).collect();

@@ -58,7 +58,7 @@ impl HttpSession {
                 )))
             }
         };
-        let route = gen.shared.pool.route(&wire::messages(messages).to_string());
+        let route = gen.route_for(&wire::messages(messages).to_string());
         let mut branches = HashMap::new();
         branches.insert(0, Branch { ends: Some(Vec::new()), seed, ..Branch::default() });
         Ok(HttpSession { gen, mode, prompt, messages: messages.to_vec(), route, branches, next_id: 1, usage: Usage::default() })

@@ -168,10 +168,19 @@ async fn apply_template(State(st): State<Arc<AppState>>, headers: HeaderMap, bod
     Ok(Json(json!({ "prompt": prompt })))
 }
 
+/// The request header that picks an upstream server, when `allow_upstream_header` is set.
+pub const UPSTREAM_HEADER: &str = "x-ponder-upstream";
+
 async fn handle(st: &Arc<AppState>, kind: Kind, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let key = st.keys.authenticate(&headers)?;
     let bytes = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
-    let req = request::parse(kind, &bytes, &st.model, &st.config)?;
+    let mut req = request::parse(kind, &bytes, &st.model, &st.config)?;
+    if st.config.allow_upstream_header {
+        if let Some(v) = headers.get(UPSTREAM_HEADER) {
+            let name = v.to_str().map_err(|_| ApiError::invalid(format!("{UPSTREAM_HEADER} is not text")).param(UPSTREAM_HEADER))?;
+            req.upstream = Some(st.backend.upstream_named(name).map_err(|e| ApiError::invalid(e).param(UPSTREAM_HEADER))?);
+        }
+    }
     // The spec was checked as the body was parsed; what it needs is checked here, before
     // any generation.
     check_scorer(st, &req)?;

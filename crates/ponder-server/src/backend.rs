@@ -43,10 +43,11 @@ impl Backend {
 
     /// The generator for a chat request. `tools` are the request's tool definitions: an
     /// upstream gets them as they are; the engine gets them described in the system prompt.
-    pub fn chat(&self, tools: Option<&Value>, tool_choice: Option<&Value>) -> Arc<dyn Generator> {
+    pub fn chat(&self, tools: Option<&Value>, tool_choice: Option<&Value>, pin: Option<usize>) -> Arc<dyn Generator> {
         match self {
             Backend::Engine(e) => Arc::new(EngineChat { engine: e.clone(), tools: tools.cloned() }),
             Backend::Http(h) => {
+                let h = &pinned(h, pin);
                 let mut extra = Map::new();
                 if let Some(t) = tools {
                     extra.insert("tools".into(), t.clone());
@@ -64,11 +65,22 @@ impl Backend {
     }
 
     /// The generator for `/v1/completions`: a message's content is the raw prompt.
-    pub fn raw(&self) -> Result<Arc<dyn Generator>, GenError> {
+    pub fn raw(&self, pin: Option<usize>) -> Result<Arc<dyn Generator>, GenError> {
         Ok(match self {
             Backend::Engine(e) => Arc::new(EngineRaw(e.clone())),
-            Backend::Http(h) => Arc::new(h.with_api(Api::Completions)?),
+            Backend::Http(h) => Arc::new(pinned(h, pin).with_api(Api::Completions)?),
         })
+    }
+
+    /// The upstream a request's `x-ponder-upstream` header names: an index, or an
+    /// endpoint's URL. An error says which exist.
+    pub fn upstream_named(&self, name: &str) -> Result<usize, String> {
+        let Backend::Http(h) = self else { return Err("this gateway runs on its own engine, not on upstream servers".into()) };
+        let found = match name.trim().parse::<usize>() {
+            Ok(i) => h.pinned(i).ok().map(|_| i),
+            Err(_) => h.endpoint_of(name.trim()),
+        };
+        found.ok_or_else(|| format!("no upstream {name:?} (give an index from 0, or an endpoint URL this gateway was started with)"))
     }
 
     /// The conversation as prompt text.
@@ -262,4 +274,9 @@ impl Generator for EngineRaw {
     async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         Ok(Box::new(self.0.open_tokens(self.prompt(messages)?, seed).await?))
     }
+}
+
+/// `h` sending every call to endpoint `pin` first (checked when the request was parsed).
+fn pinned(h: &HttpGenerator, pin: Option<usize>) -> HttpGenerator {
+    pin.and_then(|i| h.pinned(i).ok()).unwrap_or_else(|| h.clone())
 }

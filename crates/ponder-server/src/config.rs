@@ -113,6 +113,10 @@ pub struct ServerConfig {
     pub keys: Vec<KeyConfig>,
     pub upstream: Option<HttpConfig>,
     pub reward: Option<RewardConfig>,
+    /// Let a request choose its upstream server with the `x-ponder-upstream` header (an
+    /// index or an endpoint's URL, as its_hub's endpoint header does); off, the header is
+    /// ignored and requests go by their prompt.
+    pub allow_upstream_header: bool,
 }
 
 impl ServerConfig {

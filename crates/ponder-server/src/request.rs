@@ -57,6 +57,8 @@ pub struct Request {
     /// Where the answer is in free text (`ponder.answer_pattern`): votes group on it
     /// instead of the built-in numeric and tool-call rules.
     pub answer_pattern: Option<AnswerPattern>,
+    /// The upstream server this request asked for (`x-ponder-upstream`, where allowed).
+    pub upstream: Option<usize>,
 }
 
 impl Request {
@@ -387,6 +389,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
         logprobs,
         answer_pattern,
+        upstream: None,
     })
 }
 

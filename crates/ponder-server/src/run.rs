@@ -77,7 +77,7 @@ fn scorers(st: &AppState, req: &Request, generator: Arc<dyn Generator>) -> Resul
 
 /// Fails when the request's scorer cannot be built here (before any generation).
 pub(crate) fn check_scorer(st: &AppState, req: &Request) -> Result<(), ApiError> {
-    let generator = st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref());
+    let generator = st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream);
     scorers(st, req, generator).map(drop)
 }
 
@@ -110,8 +110,8 @@ async fn run_inner(
 ) -> Result<Ran, ApiError> {
     let upstream = st.backend.is_upstream();
     let inner = match req.kind {
-        Kind::Chat => st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref()),
-        Kind::Completion => st.backend.raw().map_err(|e| ApiError::from_gen(&e, upstream))?,
+        Kind::Chat => st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream),
+        Kind::Completion => st.backend.raw(req.upstream).map_err(|e| ApiError::from_gen(&e, upstream))?,
     };
     let mut generator: Arc<dyn Generator> = Arc::new(Metered { inner, meter });
     if let Some(tx) = progress {

@@ -47,3 +47,37 @@ async fn the_gateways_usage_over_llama_server_equals_the_servers_counters() {
         assert_eq!(openai_tokens(&usage), tokens(&counted), "{model} stream {stream}: gateway {usage} server {counted:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_picks_its_upstream_by_header_where_the_gateway_allows_it() {
+    let servers = [LlamaServer::start().await, LlamaServer::start().await];
+    let urls: Vec<String> = servers.iter().map(LlamaServer::url).collect();
+    let fleet = || async {
+        let mut cfg = ponder_http::HttpConfig::single(&urls[0]);
+        cfg.endpoints.push(ponder_http::EndpointConfig::new(urls[1].clone()));
+        Backend::Http(ponder_http::HttpGenerator::connect(cfg).await.expect("connects"))
+    };
+    let allowed = ServerConfig { allow_upstream_header: true, ..ServerConfig::default() };
+    let front = format!("{}/v1/chat/completions", start_with(fleet().await, allowed).await);
+    let http = reqwest::Client::new();
+    let body = json!({ "model": "sc-2:smollm2-135m", "messages": [{ "role": "user", "content": "Say hi." }], "max_tokens": 8 });
+    // By index, then by URL: only the named server generates.
+    for (name, which) in [("1".to_string(), 1usize), (urls[0].clone(), 0)] {
+        let before = [servers[0].counters().await.predicted, servers[1].counters().await.predicted];
+        let r = http.post(&front).header("x-ponder-upstream", &name).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let after = [servers[0].counters().await.predicted, servers[1].counters().await.predicted];
+        assert!(after[which] > before[which], "server {which} generated for {name:?}");
+        assert_eq!(after[1 - which], before[1 - which], "server {} stayed idle for {name:?}", 1 - which);
+    }
+    let r = http.post(&front).header("x-ponder-upstream", "7").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "x-ponder-upstream", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("no upstream \"7\""), "{v}");
+
+    // Off by default: the header is ignored, the request goes by its prompt.
+    let front = format!("{}/v1/chat/completions", start_with(fleet().await, ServerConfig::default()).await);
+    let r = http.post(&front).header("x-ponder-upstream", "7").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
