@@ -175,14 +175,19 @@ pub(crate) fn best_scored(
     n_failed: usize,
     stopped_early: bool,
 ) -> Outcome {
+    let chosen = best_index(&candidates);
+    decided(strategy, candidates, Vec::new(), chosen, (usage, n_failed, stopped_early))
+}
+
+/// Position of the highest-scoring candidate (unscored ones lowest; the earliest on ties).
+pub(crate) fn best_index(candidates: &[Candidate]) -> Option<usize> {
     let mut best = 0;
     for (i, c) in candidates.iter().enumerate() {
         if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
             best = i;
         }
     }
-    let chosen = (!candidates.is_empty()).then_some(best);
-    decided(strategy, candidates, Vec::new(), chosen, (usage, n_failed, stopped_early))
+    (!candidates.is_empty()).then_some(best)
 }
 
 /// The vote over the `kept` candidates (by sample index) weighted by their scores; every

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig, StrategySpec};
-use super::{candidate, decided, position_of, score, tally, Ctx, Outcome, Strategy, StrategyError};
+use super::{best_index, candidate, decided, position_of, score, tally, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
 use crate::{Message, Problem};
 
@@ -148,12 +148,7 @@ impl Strategy for Revise {
                 let first = votes.first().map(|v| v.first_index);
                 (votes, first.or(chain.last().map(|c| c.index)))
             }
-            Keep::Best => {
-                let best = chain.iter().enumerate().max_by(|(i, a), (j, b)| {
-                    a.score.unwrap_or(f64::NEG_INFINITY).total_cmp(&b.score.unwrap_or(f64::NEG_INFINITY)).then(j.cmp(i))
-                });
-                (Vec::new(), best.map(|(_, c)| c.index))
-            }
+            Keep::Best => (Vec::new(), best_index(&chain).map(|i| chain[i].index)),
         };
         // Every sample stays in the outcome: the base's (its chosen one heads the chain) and
         // the revisions.
