@@ -44,6 +44,23 @@ pub struct SamplingParams {
     /// (DeepConf's online termination); needs `token_stats_k > 0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence_stop: Option<ConfidenceStop>,
+    /// Report the `k` most likely tokens at every generated position, with their
+    /// untempered log-probabilities (OpenAI's `top_logprobs`); 0 turns them off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub top_logprobs: u32,
+}
+
+fn is_zero(k: &u32) -> bool {
+    *k == 0
+}
+
+/// One of the most likely tokens at a generated position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// The token's bytes (a token may end inside a UTF-8 character).
+    pub bytes: Vec<u8>,
+    /// Its log-probability under the untempered distribution.
+    pub logprob: f32,
 }
 
 /// DeepConf's early stop (Fu et al., 2025): a sample ends with
@@ -79,6 +96,7 @@ impl Default for SamplingParams {
             ignore_eos: false,
             token_stats_k: 0,
             confidence_stop: None,
+            top_logprobs: 0,
         }
     }
 }
@@ -110,6 +128,9 @@ impl SamplingParams {
         if self.token_stats_k > MAX_TOKEN_STATS_K {
             return bad(format!("token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}", self.token_stats_k));
         }
+        if self.top_logprobs > MAX_TOKEN_STATS_K {
+            return bad(format!("top_logprobs must be at most {MAX_TOKEN_STATS_K}, got {}", self.top_logprobs));
+        }
         if let Some(c) = self.confidence_stop {
             if self.token_stats_k == 0 {
                 return bad("confidence_stop needs token_stats_k > 0 (the confidence it reads)".into());
@@ -125,7 +146,7 @@ impl SamplingParams {
     }
 }
 
-/// Most candidates [`TokenStats`] may average over (OpenAI's `top_logprobs` allows 20).
+/// Most candidates [`TokenStats`] may average over, and most `top_logprobs` (OpenAI allows 20).
 pub const MAX_TOKEN_STATS_K: u32 = 20;
 
 /// The seed of sample or branch `index` under base seed `seed` (splitmix64), so results
@@ -171,6 +192,9 @@ pub struct Sample {
     /// Per generated token, when asked for with `token_stats_k` (else empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_stats: Vec<TokenStats>,
+    /// Per generated token, the `top_logprobs` most likely tokens, most likely first (else empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_logprobs: Vec<Vec<TopLogprob>>,
     pub finish: FinishReason,
 }
 
@@ -334,6 +358,12 @@ pub struct Step {
     /// Bytes of each chosen token, as in [`Sample::token_bytes`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_bytes: Vec<Vec<u8>>,
+    /// As in [`Sample::token_stats`], when the step's sampling asks for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_stats: Vec<TokenStats>,
+    /// As in [`Sample::top_logprobs`], when the step's sampling asks for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_logprobs: Vec<Vec<TopLogprob>>,
     /// `StepEnd` means the branch may be extended again; anything else ends it.
     pub finish: FinishReason,
 }

@@ -19,7 +19,7 @@ mod usage;
 
 pub use generator::{
     derive_seed, BranchId, CancelToken, ConfidenceStop, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
-    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession, TokenStats, MAX_TOKEN_STATS_K,
+    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession, TokenStats, TopLogprob, MAX_TOKEN_STATS_K,
 };
 pub use process::{Aggregate, Partial, ProcessScorer};
 pub use problem::{Checker, GoldChecker, Message, Problem, Role, ToolCall};

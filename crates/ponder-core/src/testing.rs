@@ -159,6 +159,7 @@ impl Generator for ScriptedGenerator {
                             token_logprobs: vec![c.logprob; n],
                             token_bytes: Vec::new(),
                             token_stats: if params.token_stats_k > 0 { vec![stats; n] } else { Vec::new() },
+                            top_logprobs: Vec::new(),
                             finish,
                         }))
                     }
@@ -246,7 +247,7 @@ impl StepSession for ScriptedSession {
             let n = n_words(&step).max(1);
             b.done.push_str(&step);
             self.usage.completion += n as u64;
-            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], token_bytes: Vec::new(), finish });
+            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], token_bytes: Vec::new(), token_stats: Vec::new(), top_logprobs: Vec::new(), finish });
         }
         Ok(out)
     }

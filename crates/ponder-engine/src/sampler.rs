@@ -196,22 +196,36 @@ pub fn token_stats(logits: &[f32], k: usize) -> ponder_core::TokenStats {
     let log_z = max + z.ln();
     let entropy = (z.ln() - wd / z).max(0.0);
 
-    let k = k.clamp(1, logits.len());
-    // Ascending, so top[0] is the bar a logit must clear.
-    let mut top: Vec<f32> = Vec::with_capacity(k + 1);
-    for &l in logits {
-        // A masked token (-inf) has no log-probability to average.
-        if (top.len() == k && l <= top[0]) || l == f32::NEG_INFINITY {
+    let top = top_k(logits, k);
+    let mean_logprob = top.iter().map(|&i| f64::from(logits[i] - log_z)).sum::<f64>() / top.len().max(1) as f64;
+    ponder_core::TokenStats { confidence: -mean_logprob as f32, entropy }
+}
+
+/// The `k` most likely tokens of softmax(`logits`), most likely first (lower id first on
+/// ties), with their untempered log-probabilities: OpenAI's `top_logprobs`.
+pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let log_z = log_partition(logits, max_of(logits));
+    top_k(logits, k).into_iter().rev().map(|i| (i, logits[i] - log_z)).collect()
+}
+
+/// Ids of the `k` largest finite-or-+inf logits, ascending by logit. One pass: almost every
+/// logit is rejected by one comparison with the current k-th.
+fn top_k(logits: &[f32], k: usize) -> Vec<usize> {
+    let k = k.clamp(1, logits.len().max(1));
+    // Ascending, so top[0] is the bar a logit must clear; on ties the lower id ranks higher.
+    let mut top: Vec<usize> = Vec::with_capacity(k + 1);
+    for (i, &l) in logits.iter().enumerate() {
+        // A masked token (-inf) has no log-probability.
+        if (top.len() == k && l <= logits[top[0]]) || l == f32::NEG_INFINITY {
             continue;
         }
-        let at = top.partition_point(|&t| t < l);
-        top.insert(at, l);
+        let at = top.partition_point(|&t| logits[t] < l);
+        top.insert(at, i);
         if top.len() > k {
             top.remove(0);
         }
     }
-    let mean_logprob = top.iter().map(|&l| f64::from(l - log_z)).sum::<f64>() / top.len().max(1) as f64;
-    ponder_core::TokenStats { confidence: -mean_logprob as f32, entropy }
+    top
 }
 
 /// log Σ exp(l), given the largest logit.
@@ -352,6 +366,27 @@ mod tests {
         let m = token_stats(&masked, 20);
         assert!(m.entropy.is_finite() && (m.entropy - 2f32.ln()).abs() < 1e-4, "{m:?}");
         assert!((m.confidence - 2f32.ln()).abs() < 1e-4, "only the two finite tokens count: {m:?}");
+    }
+
+    #[test]
+    fn top_logprobs_are_the_k_likeliest_in_order() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for (n, k) in [(3usize, 5usize), (1000, 1), (49_152, 20)] {
+            // Rounded so that ties occur and must go to the lower id.
+            let logits: Vec<f32> = (0..n).map(|_| (rng.gen::<f32>() * 40.0).round() / 4.0).collect();
+            let log_z = logits.iter().map(|&l| f64::from(l).exp()).sum::<f64>().ln();
+            let mut want: Vec<usize> = (0..n).collect();
+            want.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            want.truncate(k);
+            let got = top_logprobs(&logits, k);
+            assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want, "n {n} k {k}");
+            for (i, lp) in got {
+                assert!((f64::from(lp) - (f64::from(logits[i]) - log_z)).abs() < 1e-4, "token {i}: {lp}");
+            }
+        }
+        let mut masked = vec![f32::NEG_INFINITY; 10];
+        masked[4] = 0.0;
+        assert_eq!(top_logprobs(&masked, 3), vec![(4, 0.0)], "masked tokens are never listed");
     }
 
     fn params(t: f32) -> SamplingParams {

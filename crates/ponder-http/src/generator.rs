@@ -258,8 +258,8 @@ impl HttpGenerator {
                 if self.shared.caps.chat_logprobs {
                     body.insert("logprobs".into(), json!(true));
                 }
-                if p.token_stats_k > 0 {
-                    body.insert("top_logprobs".into(), json!(p.token_stats_k));
+                if p.token_stats_k.max(p.top_logprobs) > 0 {
+                    body.insert("top_logprobs".into(), json!(p.token_stats_k.max(p.top_logprobs)));
                 }
                 for (k, v) in self.extra.iter() {
                     body.insert(k.clone(), v.clone());
@@ -269,7 +269,7 @@ impl HttpGenerator {
             Api::Completions => {
                 body.insert("prompt".into(), json!(wire::raw_prompt(&req.messages)));
                 if self.shared.caps.completion_logprobs {
-                    body.insert("logprobs".into(), json!(p.token_stats_k.max(1)));
+                    body.insert("logprobs".into(), json!(p.token_stats_k.max(p.top_logprobs).max(1)));
                 }
                 ("/completions", false)
             }
@@ -411,11 +411,26 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingPar
             // is only used when the server returns logprobs).
             let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
             let token_bytes = wire::token_bytes(c, chat);
-            let sample = Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), finish: wire::finish(c, &p.stop) };
-            with_token_stats(sample, c, p)
+            let sample = Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), top_logprobs: Vec::new(), finish: wire::finish(c, &p.stop) };
+            with_token_stats(with_top_logprobs(sample, c, p)?, c, p)
         })
         .collect::<Result<_, _>>()?;
     Ok((samples, usage))
+}
+
+/// The sample with the `top_logprobs` most likely tokens at each position, when asked for.
+fn with_top_logprobs(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+    if p.top_logprobs == 0 {
+        return Ok(s);
+    }
+    let mut tops = wire::top_logprobs_per_token(choice)
+        .filter(|t| t.len() == s.token_logprobs.len())
+        .ok_or_else(|| GenError::Unsupported("top_logprobs: the server returned no top_logprobs for every token".into()))?;
+    for t in &mut tops {
+        t.truncate(p.top_logprobs as usize);
+    }
+    s.top_logprobs = tops;
+    Ok(s)
 }
 
 /// The sample with DeepConf's per-token statistics from the choice's `top_logprobs`, when
@@ -429,7 +444,7 @@ fn with_token_stats(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result
     let tops = wire::top_logprobs_per_token(choice)
         .filter(|t| t.len() == s.token_logprobs.len())
         .ok_or_else(|| GenError::Unsupported("token statistics: the server returned no top_logprobs for every token".into()))?;
-    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(t)).collect();
+    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(&t.iter().map(|x| x.logprob).collect::<Vec<_>>())).collect();
     let Some(stop) = p.confidence_stop else { return Ok(s) };
     let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
         return Ok(s);
@@ -442,6 +457,7 @@ fn with_token_stats(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result
     s.token_logprobs.truncate(keep);
     s.token_bytes.truncate(keep);
     s.token_stats.truncate(keep);
+    s.top_logprobs.truncate(keep);
     s.n_tokens = keep;
     s.finish = FinishReason::LowConfidence;
     Ok(s)

@@ -78,7 +78,7 @@ impl HttpSession {
         let room = (params.max_total_tokens as usize).saturating_sub(b.n_tokens);
         let max_tokens = (params.max_step_tokens as usize).min(room);
         if max_tokens == 0 {
-            let step = Step { branch: id, text: String::new(), n_tokens: 0, token_logprobs: Vec::new(), token_bytes: Vec::new(), finish: FinishReason::Length };
+            let step = Step { branch: id, text: String::new(), n_tokens: 0, token_logprobs: Vec::new(), token_bytes: Vec::new(), token_stats: Vec::new(), top_logprobs: Vec::new(), finish: FinishReason::Length };
             return Ok((step, Some(Vec::new()), Usage::default()));
         }
         let caps = self.gen.caps();
@@ -150,7 +150,7 @@ impl HttpSession {
         // Token texts are usable for rollback only if they spell the step's text exactly.
         let tokens = tokens.filter(|t| t.len() == n_tokens && t.concat() == text.get(..t.concat().len()).unwrap_or(""));
         let token_bytes = wire::token_bytes(&choice, self.mode == StepMode::ContinueFinalMessage);
-        let step = Step { branch: id, text, n_tokens, token_logprobs: logprobs, token_bytes, finish };
+        let step = Step { branch: id, text, n_tokens, token_logprobs: logprobs, token_bytes, token_stats: Vec::new(), top_logprobs: Vec::new(), finish };
         Ok((step, tokens, usage))
     }
 }

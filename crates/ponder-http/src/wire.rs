@@ -4,7 +4,7 @@
 //! to servers in the same shapes.
 
 use ponder_core::answer::tools;
-use ponder_core::{derive_seed, FinishReason, Message, SamplingParams, ToolCall, Usage};
+use ponder_core::{derive_seed, FinishReason, Message, SamplingParams, ToolCall, TopLogprob, Usage};
 use serde_json::{json, Map, Value};
 
 /// A message as OpenAI's `messages` array holds it.
@@ -195,25 +195,43 @@ pub fn first_top_logprobs(choice: &Value) -> Vec<(String, f32)> {
         .unwrap_or_default()
 }
 
-/// The top log-probabilities at every generated token of a choice (chat shape
-/// `content[].top_logprobs`, which llama-server also uses on completions, or OpenAI's
-/// legacy `top_logprobs[]` maps); `None` when the server gave none.
-pub fn top_logprobs_per_token(choice: &Value) -> Option<Vec<Vec<f32>>> {
+/// The top log-probabilities at every generated token of a choice, most likely first
+/// (chat shape `content[].top_logprobs`, which llama-server also uses on completions, or
+/// OpenAI's legacy `top_logprobs[]` maps); `None` when the server gave none.
+pub fn top_logprobs_per_token(choice: &Value) -> Option<Vec<Vec<TopLogprob>>> {
     let lp = choice.get("logprobs")?;
-    if let Some(content) = lp.get("content").and_then(Value::as_array) {
-        return content
+    let mut per_token: Vec<Vec<TopLogprob>> = if let Some(content) = lp.get("content").and_then(Value::as_array) {
+        content
             .iter()
             .map(|t| {
                 let list = t.get("top_logprobs")?.as_array()?;
-                Some(list.iter().filter_map(|x| x.get("logprob")?.as_f64()).map(|x| x as f32).collect())
+                Some(list.iter().filter_map(top_entry).collect())
             })
-            .collect();
+            .collect::<Option<_>>()?
+    } else {
+        lp.get("top_logprobs")?
+            .as_array()?
+            .iter()
+            .map(|m| {
+                let m = m.as_object()?;
+                Some(m.iter().filter_map(|(t, x)| Some(TopLogprob { bytes: t.as_bytes().to_vec(), logprob: x.as_f64()? as f32 })).collect())
+            })
+            .collect::<Option<_>>()?
+    };
+    for top in &mut per_token {
+        top.sort_by(|a, b| b.logprob.total_cmp(&a.logprob));
     }
-    lp.get("top_logprobs")?
-        .as_array()?
-        .iter()
-        .map(|m| Some(m.as_object()?.values().filter_map(Value::as_f64).map(|x| x as f32).collect()))
-        .collect()
+    Some(per_token)
+}
+
+/// One `{token, logprob, bytes?}` entry; the exact bytes where the server gives them.
+fn top_entry(t: &Value) -> Option<TopLogprob> {
+    let logprob = t.get("logprob")?.as_f64()? as f32;
+    let bytes = match t.get("bytes").and_then(Value::as_array) {
+        Some(b) => b.iter().map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok())).collect::<Option<Vec<u8>>>()?,
+        None => t.get("token")?.as_str()?.as_bytes().to_vec(),
+    };
+    Some(TopLogprob { bytes, logprob })
 }
 
 /// Choices in index order.
@@ -236,9 +254,10 @@ mod tests {
         got.sort_by(|a, b| a.0.cmp(&b.0));
         let want: Vec<(String, f32)> = top.iter().map(|(t, x)| (t.to_string(), *x)).collect();
         assert_eq!(got, want);
-        let mut per_token = top_logprobs_per_token(&choice).expect("top logprobs");
-        per_token[0].sort_by(f32::total_cmp);
-        assert_eq!(per_token, vec![want.iter().map(|w| w.1).collect::<Vec<_>>()]);
+        let per_token = top_logprobs_per_token(&choice).expect("top logprobs");
+        let most_likely_first: Vec<(String, f32)> =
+            per_token[0].iter().map(|t| (String::from_utf8(t.bytes.clone()).unwrap(), t.logprob)).collect();
+        assert_eq!(most_likely_first, want.iter().rev().cloned().collect::<Vec<_>>());
     }
 
     #[test]

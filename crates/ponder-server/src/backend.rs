@@ -255,7 +255,7 @@ impl Generator for EngineRaw {
                 Ok(steps) => {
                     for (i, s) in steps.into_iter().enumerate() {
                         let finish = if s.finish == FinishReason::StepEnd { FinishReason::Length } else { s.finish };
-                        let sample = Sample { index: req.first_index + i, text: s.text, n_tokens: s.n_tokens, token_logprobs: s.token_logprobs, token_bytes: s.token_bytes, token_stats: Vec::new(), finish };
+                        let sample = Sample { index: req.first_index + i, text: s.text, n_tokens: s.n_tokens, token_logprobs: s.token_logprobs, token_bytes: s.token_bytes, token_stats: s.token_stats, top_logprobs: s.top_logprobs, finish };
                         let _ = tx.send(GenEvent::Sample(sample));
                     }
                 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use ponder_core::answer::AnswerPattern;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{StrategyError, StrategySpec};
-use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall};
+use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall, MAX_TOKEN_STATS_K};
 use serde_json::{Map, Value};
 
 use crate::config::ServerConfig;
@@ -369,8 +369,9 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tool_defs::check(t)?;
         ignore_arguments.extend(tool_defs::non_semantic(t));
     }
-    let logprobs = logprobs(o, kind, strategy.name())?;
     let stream = opt_bool(o, "stream", "stream")?.unwrap_or(false);
+    let (logprobs, top_logprobs) = logprobs(o, kind, strategy.name(), stream)?;
+    let sampling = SamplingParams { top_logprobs, ..sampling };
     check_stream_options(o, stream)?;
     Ok(Request {
         kind,
@@ -430,16 +431,33 @@ fn check_sampling(s: &SamplingParams) -> Result<(), ApiError> {
     })
 }
 
-/// `logprobs`: a boolean (chat) or a non-negative integer (completions), and only for plain
-/// sampling: a strategy answers with a chosen candidate whose token logprobs it does not keep.
-fn logprobs(o: &Map<String, Value>, kind: Kind, strategy: &str) -> Result<bool, ApiError> {
-    let wanted = match (o.get("logprobs"), kind) {
-        (None | Some(Value::Null) | Some(Value::Bool(false)), _) => false,
-        (Some(Value::Bool(true)), _) => true,
-        (Some(Value::Number(n)), Kind::Completion) if n.is_u64() => true,
+/// `logprobs` and how many most likely tokens to list at each position: chat takes
+/// `logprobs: true` with `top_logprobs: 0..=20`, completions `logprobs: N`. Only for plain
+/// sampling (a strategy answers with a chosen candidate whose token logprobs it does not
+/// keep) and not streamed (the answer streams after the decision, in pieces of words).
+fn logprobs(o: &Map<String, Value>, kind: Kind, strategy: &str, stream: bool) -> Result<(bool, u32), ApiError> {
+    let (wanted, top, top_param) = match (o.get("logprobs"), kind) {
+        (None | Some(Value::Null) | Some(Value::Bool(false)), _) => (false, None, "top_logprobs"),
+        (Some(Value::Bool(true)), Kind::Chat) => (true, None, "top_logprobs"),
+        (Some(Value::Bool(true)), Kind::Completion) => (true, Some(0), "logprobs"),
+        (Some(Value::Number(n)), Kind::Completion) if n.is_u64() => (true, n.as_u64(), "logprobs"),
         (Some(v), Kind::Chat) => return Err(invalid(format!("logprobs must be true or false, got {v}"), "logprobs")),
         (Some(v), Kind::Completion) => return Err(invalid(format!("logprobs must be a non-negative integer, got {v}"), "logprobs")),
     };
+    let top = match (kind, o.get("top_logprobs")) {
+        (Kind::Chat, None | Some(Value::Null)) => 0,
+        (Kind::Chat, Some(v)) => {
+            let k = v.as_u64().ok_or_else(|| invalid(format!("top_logprobs must be an integer from 0 to {MAX_TOKEN_STATS_K}, got {v}"), "top_logprobs"))?;
+            if !wanted {
+                return Err(invalid("top_logprobs needs logprobs: true", "top_logprobs"));
+            }
+            k
+        }
+        (Kind::Completion, _) => top.unwrap_or(0),
+    };
+    if top > u64::from(MAX_TOKEN_STATS_K) {
+        return Err(invalid(format!("{top_param} lists at most {MAX_TOKEN_STATS_K} tokens per position, got {top}"), top_param));
+    }
     if wanted && strategy != "single" {
         return Err(invalid(
             format!("logprobs needs strategy single (plain sampling); strategy {strategy} answers with a chosen candidate whose token logprobs are not kept"),
@@ -447,7 +465,11 @@ fn logprobs(o: &Map<String, Value>, kind: Kind, strategy: &str) -> Result<bool, 
         )
         .code("unsupported_parameter"));
     }
-    Ok(wanted)
+    if wanted && stream {
+        return Err(invalid("logprobs are not streamed: the answer streams after the decision, in pieces of words; ask without stream", "logprobs")
+            .code("unsupported_parameter"));
+    }
+    Ok((wanted, top as u32))
 }
 
 /// `stream_options` as OpenAI takes it: an object, only with `stream: true`. The usage
@@ -517,6 +539,10 @@ mod tests {
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"beam{widht = 2}"}}"#, "ponder.strategy", 400),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"nope"}}"#, "ponder.strategy", 400),
             (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"scorer":"nope"}}"#, "ponder.scorer", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#, "top_logprobs", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":-1}"#, "top_logprobs", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":3}"#, "top_logprobs", 400),
+            (r#"{"model":"single:m","messages":[{"role":"user","content":"x"}],"logprobs":true,"stream":true}"#, "logprobs", 400),
         ];
         for (body, param, status) in cases {
             let e = parse_chat(body).unwrap_err();
@@ -525,6 +551,18 @@ mod tests {
         }
         assert_eq!(parse_chat("{not json").unwrap_err().code.as_deref(), Some("invalid_json"));
         assert_eq!(parse_chat("[1]").unwrap_err().code.as_deref(), Some("invalid_json"));
+    }
+
+    #[test]
+    fn top_logprobs_reach_the_sampling_parameters() {
+        let r = parse_chat(r#"{"model":"single:m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":5}"#).unwrap();
+        assert_eq!((r.logprobs, r.sampling.top_logprobs), (true, 5));
+        let r = parse_chat(r#"{"model":"single:m","messages":[{"role":"user","content":"x"}],"logprobs":true}"#).unwrap();
+        assert_eq!((r.logprobs, r.sampling.top_logprobs), (true, 0));
+        let completion = |body: &str| parse(Kind::Completion, body.as_bytes(), "m", &ServerConfig::default());
+        let r = completion(r#"{"model":"single:m","prompt":"x","logprobs":3}"#).unwrap();
+        assert_eq!((r.logprobs, r.sampling.top_logprobs), (true, 3));
+        assert_eq!(completion(r#"{"model":"single:m","prompt":"x","logprobs":30}"#).unwrap_err().param.as_deref(), Some("logprobs"));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use ponder_core::answer::tools::{self, ToolEquivalence, TOOL_PREFIX};
 use ponder_core::answer::NumericEquivalence;
 use ponder_core::strategy::Outcome;
-use ponder_core::{FinishReason, ToolCall, Usage};
-use serde_json::{json, Value};
+use ponder_core::{FinishReason, ToolCall, TopLogprob, Usage};
+use serde_json::{json, Map, Value};
 
 use crate::app::now;
 use crate::request::{Kind, Request};
@@ -33,6 +33,8 @@ pub(crate) struct TokenLogprobs {
     pub logprobs: Vec<f32>,
     /// Empty when the backend reports no tokens.
     pub bytes: Vec<Vec<u8>>,
+    /// The most likely tokens at each position, when asked for.
+    pub top: Vec<Vec<TopLogprob>>,
 }
 
 /// The outcome, and each candidate's token logprobs where known (plain sampling).
@@ -132,12 +134,17 @@ pub(crate) fn tool_calls_json(calls: &[ToolCall], with_index: bool) -> Value {
 pub(crate) fn logprobs_json(kind: Kind, t: &TokenLogprobs) -> Value {
     let known = t.bytes.len() == t.logprobs.len();
     let token = |i: usize| known.then(|| String::from_utf8_lossy(&t.bytes[i]).into_owned());
+    let top = |i: usize| t.top.get(i).map(Vec::as_slice).unwrap_or_default();
     match kind {
         Kind::Chat => json!({ "content": t.logprobs.iter().enumerate().map(|(i, x)| json!({
             "token": token(i).unwrap_or_default(),
             "logprob": x,
             "bytes": known.then(|| &t.bytes[i]),
-            "top_logprobs": [],
+            "top_logprobs": top(i).iter().map(|a| json!({
+                "token": String::from_utf8_lossy(&a.bytes),
+                "logprob": a.logprob,
+                "bytes": a.bytes,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>() }),
         Kind::Completion => {
             let tokens: Option<Vec<String>> = (0..t.logprobs.len()).map(token).collect();
@@ -150,7 +157,13 @@ pub(crate) fn logprobs_json(kind: Kind, t: &TokenLogprobs) -> Value {
                     })
                     .collect::<Vec<_>>()
             });
-            json!({ "tokens": tokens, "token_logprobs": t.logprobs, "top_logprobs": null, "text_offset": offsets })
+            // The legacy shape: per position a map from token text to log-probability.
+            let tops = (!t.top.is_empty()).then(|| {
+                (0..t.logprobs.len())
+                    .map(|i| top(i).iter().map(|a| (String::from_utf8_lossy(&a.bytes).into_owned(), json!(a.logprob))).collect::<Map<_, _>>())
+                    .collect::<Vec<_>>()
+            });
+            json!({ "tokens": tokens, "token_logprobs": t.logprobs, "top_logprobs": tops, "text_offset": offsets })
         }
     }
 }

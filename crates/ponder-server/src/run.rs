@@ -171,7 +171,7 @@ impl Generator for KeepLogprobs {
             match inner.next().await {
                 Some(Ok(s)) => {
                     if let Ok(mut k) = kept.lock() {
-                        k.insert(s.index, TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() });
+                        k.insert(s.index, TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone(), top: s.top_logprobs.clone() });
                     }
                     Some((GenEvent::Sample(s), (Some(inner), outer, kept)))
                 }

@@ -258,6 +258,7 @@ mod tests {
             token_logprobs: Vec::new(),
             token_bytes: Vec::new(),
             token_stats: Vec::new(),
+            top_logprobs: Vec::new(),
             finish: ponder_core::FinishReason::Eos,
         })
     }

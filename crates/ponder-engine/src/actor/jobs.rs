@@ -121,6 +121,7 @@ impl<B: Backend> Actor<B> {
             token_logprobs: out.token_logprobs,
             token_bytes: out.token_bytes,
             token_stats: out.token_stats,
+            top_logprobs: out.top_logprobs,
             finish,
         };
         let Some(job) = self.jobs.get_mut(&id) else { return };

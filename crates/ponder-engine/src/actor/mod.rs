@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
-use ponder_core::{BranchId, FinishReason, GenError, Step, StepParams, Usage};
+use ponder_core::{BranchId, FinishReason, GenError, Step, StepParams, TopLogprob, Usage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sampler;
@@ -279,6 +279,12 @@ impl<B: Backend> Actor<B> {
         let logits = self.backend.logits(idx);
         let k = run.params.token_stats_k as usize;
         let stats = (k > 0).then(|| sampler::token_stats(logits, k));
+        let top = run.params.top_logprobs as usize;
+        if top > 0 {
+            let listed = sampler::top_logprobs(logits, top);
+            let backend = &self.backend;
+            run.record_top(listed.into_iter().map(|(t, logprob)| TopLogprob { bytes: backend.piece(LlamaToken(t as i32)), logprob }).collect());
+        }
         let picked = self.sampler.pick(logits, &run.params, &mut s.rng);
         let token = LlamaToken(picked.token as i32);
         let piece = if self.backend.is_eog(token) && !run.params.ignore_eos {

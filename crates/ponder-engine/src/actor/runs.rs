@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use llama_cpp_2::token::LlamaToken;
 use ponder_core::confidence::GroupWindow;
-use ponder_core::{FinishReason, SamplingParams, TokenStats};
+use ponder_core::{FinishReason, SamplingParams, TokenStats, TopLogprob};
 
 pub(super) struct Run {
     pub params: Arc<SamplingParams>,
@@ -23,6 +23,8 @@ pub(super) struct Run {
     pub probe: Option<Arc<Vec<LlamaToken>>>,
     /// Per generated token, when the params ask for them.
     stats: Vec<TokenStats>,
+    /// Per generated token, its most likely alternatives, when the params ask for them.
+    tops: Vec<Vec<TopLogprob>>,
     /// The running group of `params.confidence_stop`.
     group: Option<GroupWindow>,
 }
@@ -45,6 +47,7 @@ pub(super) struct Output {
     pub token_logprobs: Vec<f32>,
     pub token_bytes: Vec<Vec<u8>>,
     pub token_stats: Vec<TokenStats>,
+    pub top_logprobs: Vec<Vec<TopLogprob>>,
 }
 
 impl Run {
@@ -80,8 +83,14 @@ impl Run {
             ends: Vec::new(),
             probe: None,
             stats: Vec::new(),
+            tops: Vec::new(),
             group,
         }
+    }
+
+    /// Records the most likely tokens at the position the next [`Run::accept`] fills.
+    pub fn record_top(&mut self, top: Vec<TopLogprob>) {
+        self.tops.push(top);
     }
 
     /// Takes a sampled token: its log-probability, its stats when asked for, and its bytes
@@ -165,6 +174,7 @@ impl Run {
             token_logprobs: self.logprobs,
             token_bytes,
             token_stats: self.stats,
+            top_logprobs: self.tops,
         }
     }
 }

@@ -152,6 +152,8 @@ impl<B: Backend> Actor<B> {
             n_tokens: out.n_tokens,
             token_logprobs: out.token_logprobs,
             token_bytes: out.token_bytes,
+            token_stats: out.token_stats,
+            top_logprobs: out.top_logprobs,
             finish,
         };
         if let Some(p) = self.sessions.get_mut(&sid).and_then(|x| x.extend.as_mut()) {

@@ -84,7 +84,7 @@ impl Generator for TestGenerator {
             let n = text.split_whitespace().count();
             usage.completion += n as u64;
             let lp = if right { -0.3 } else { -0.6 - 0.1 * rng.gen::<f32>() };
-            events.push(GenEvent::Sample(Sample { index, text, n_tokens: n, token_logprobs: vec![lp; n], token_bytes: Vec::new(), token_stats: Vec::new(), finish: FinishReason::Eos }));
+            events.push(GenEvent::Sample(Sample { index, text, n_tokens: n, token_logprobs: vec![lp; n], token_bytes: Vec::new(), token_stats: Vec::new(), top_logprobs: Vec::new(), finish: FinishReason::Eos }));
         }
         events.push(GenEvent::Done(usage));
         Ok(SampleStream::new(futures::stream::iter(events), CancelToken::default()))
