@@ -51,6 +51,10 @@ pub struct EngineConfig {
     /// `n_ctx / n_seq_max` cells per sequence, where attention reads only a sequence's own
     /// cells. The engine needs the shared cache; the raw yardstick can measure both.
     pub kv_unified: bool,
+    /// Most tokens one decode call holds when it feeds several sequences; 0 lifts the cap.
+    /// Below 64, where llama.cpp's CPU flash attention turns dense over every cell of the
+    /// unified cache (`ponder bench engine --shared-rows` measures it).
+    pub shared_rows: u32,
 }
 
 impl EngineConfig {
@@ -70,7 +74,7 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8, kv_unified: true }
+        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8, kv_unified: true, shared_rows: 63 }
     }
 }
 
@@ -176,6 +180,7 @@ impl Engine {
                 let n_ctx = ctx.n_ctx() as usize;
                 let limits = Limits {
                     n_batch: cfg.n_batch as usize,
+                    shared_rows: cfg.shared_rows as usize,
                     n_seq_max: cfg.n_seq_max as usize,
                     n_ctx_seq: n_ctx.min(n_ctx_train),
                     n_ctx,

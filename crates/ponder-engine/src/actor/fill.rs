@@ -1,5 +1,12 @@
 //! Batch filling: the pending tokens of every running sequence, from every request, in one
 //! batch of at most `n_batch` tokens, with the prompt work each slot costs its owner.
+//!
+//! A batch that feeds several slots holds at most `shared_rows` tokens. At 64 or more
+//! query rows in one micro-batch, llama.cpp's CPU flash attention switches to a tiled path
+//! that is dense over every cell of the unified cache, because the interleaved cells of
+//! the sequences leave no tile fully masked: decoding 64 sequences in one call was slower
+//! than decoding 63 (issue 12). Sequences left out of a batch go first in the next one
+//! (least generated first), so every sequence advances.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,17 +32,20 @@ pub(crate) struct Slot {
 
 /// Fills one batch, decode-phase sequences (fewest pending tokens) first so a long prefill
 /// never stalls generation; a prefill that does not fit is fed in part, without logits.
-pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
-    let mut ready: Vec<(usize, SeqId)> = seqs
+/// A slot alone may fill `n_batch`; several share at most `shared_rows` (0: no cap).
+pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize, shared_rows: usize) -> Vec<Slot> {
+    let shared_cap = if shared_rows == 0 { n_batch } else { shared_rows.min(n_batch) };
+    // (pending, generated, id): among equals, the sequence furthest behind goes first.
+    let mut ready: Vec<(usize, usize, SeqId)> = seqs
         .iter()
         .filter(|(_, s)| s.is_running() && s.n_past < s.tokens.len())
-        .map(|(&id, s)| (s.tokens.len() - s.n_past, id))
+        .map(|(&id, s)| (s.tokens.len() - s.n_past, s.tokens.len().saturating_sub(s.n_prompt), id))
         .collect();
     ready.sort_unstable();
     let mut placed = HashSet::new();
     let mut slots = Vec::new();
     let mut n_tokens = 0;
-    for &(_, id) in &ready {
+    for &(_, _, id) in &ready {
         if placed.contains(&id) {
             continue;
         }
@@ -44,7 +54,7 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
         let members: Vec<SeqId> = match s.group {
             Some(g) => ready
                 .iter()
-                .map(|&(_, o)| o)
+                .map(|&(_, _, o)| o)
                 .filter(|o| {
                     let t = &seqs[o];
                     t.group == Some(g) && t.n_past == s.n_past && t.tokens[t.n_past..] == *pending
@@ -52,7 +62,8 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
                 .collect(),
             None => vec![id],
         };
-        let room = n_batch - n_tokens;
+        let cap = if slots.is_empty() { n_batch } else { shared_cap };
+        let room = cap.saturating_sub(n_tokens);
         if room == 0 {
             break;
         }
@@ -130,7 +141,7 @@ mod tests {
     }
 
     fn check(seqs: &HashMap<SeqId, Seq>, n_batch: usize, expected: Vec<Shape>) {
-        let slots = fill(seqs, n_batch);
+        let slots = fill(seqs, n_batch, 0);
         assert!(slots.iter().map(|s| s.tokens.len()).sum::<usize>() <= n_batch);
         assert_eq!(shape(&slots), expected);
     }
@@ -201,7 +212,7 @@ mod tests {
         let mut fed = Vec::new();
         let mut computed_prompt = 0;
         loop {
-            let slots = fill(&seqs, 4);
+            let slots = fill(&seqs, 4, 0);
             if slots.is_empty() {
                 break;
             }
@@ -214,5 +225,35 @@ mod tests {
         assert_eq!(fed, vec![(4, None), (4, None), (2, Some(1))]);
         assert_eq!(computed_prompt, 10);
         assert_eq!((seqs[&0].n_past, seqs[&0].max_fed), (10, 10));
+    }
+
+    #[test]
+    fn several_slots_share_at_most_shared_rows_and_the_ones_left_out_go_next() {
+        let mut seqs: HashMap<SeqId, Seq> = (0..10).map(|i| (i, decoding(3, 6, Owner::Job(1)))).collect();
+        let first = fill(&seqs, 512, 4);
+        assert_eq!(first.len(), 4);
+        let mut fed: Vec<SeqId> = first.iter().flat_map(|s| s.members.clone()).collect();
+        // Each fed sequence samples its next token: it is now one generated token ahead.
+        for slot in &first {
+            computed(&mut seqs, slot);
+            seqs.get_mut(&slot.members[0]).unwrap().tokens.push(LlamaToken(1));
+        }
+        let second = fill(&seqs, 512, 4);
+        let next: Vec<SeqId> = second.iter().flat_map(|s| s.members.clone()).collect();
+        assert!(next.iter().all(|m| !fed.contains(m)), "left out first: {fed:?} then {next:?}");
+        fed.extend(next);
+        // Without a cap, every sequence is fed at once.
+        assert_eq!(fill(&seqs, 512, 0).len(), 10);
+        fed.sort_unstable();
+        fed.dedup();
+        assert_eq!(fed.len(), 8);
+    }
+
+    #[test]
+    fn a_prefill_alone_fills_n_batch_and_behind_decodes_only_the_shared_rows() {
+        let alone = HashMap::from([(0, running(100, 0, Owner::Job(1)))]);
+        assert_eq!(shape(&fill(&alone, 64, 8)), vec![(vec![0], 0, 64, None, 64, 0)]);
+        let mixed = HashMap::from([(0, running(100, 0, Owner::Job(1))), (1, decoding(3, 6, Owner::Job(2)))]);
+        assert_eq!(shape(&fill(&mixed, 64, 8)), vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![0], 0, 7, None, 7, 0)]);
     }
 }

@@ -79,6 +79,8 @@ pub struct Stats {
 
 pub(crate) struct Limits {
     pub n_batch: usize,
+    /// Most tokens in a batch that feeds several sequences (0: `n_batch`).
+    pub shared_rows: usize,
     pub n_seq_max: usize,
     pub n_ctx_seq: usize,
     /// KV cells in the unified cache, shared by all sequences.
@@ -215,7 +217,7 @@ impl<B: Backend> Actor<B> {
     // ---- the batch loop ----
 
     fn step(&mut self) {
-        let slots = fill::fill(&self.seqs, self.limits.n_batch);
+        let slots = fill::fill(&self.seqs, self.limits.n_batch, self.limits.shared_rows);
         if slots.is_empty() {
             return;
         }

@@ -82,7 +82,7 @@ impl Backend for Fake {
 }
 
 fn limits(n_batch: usize, n_seq_max: usize, n_ctx: usize, cache_entries: usize) -> Limits {
-    Limits { n_batch, n_seq_max, n_ctx_seq: n_ctx, n_ctx, cache_entries }
+    Limits { n_batch, shared_rows: 0, n_seq_max, n_ctx_seq: n_ctx, n_ctx, cache_entries }
 }
 
 fn actor(limits: Limits) -> Actor<Fake> {

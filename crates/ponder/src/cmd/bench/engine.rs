@@ -33,6 +33,10 @@ pub struct Args {
     /// sequence's own cells), the yardstick's other configuration
     #[arg(long)]
     pub raw_streams: bool,
+    /// Also run the engine without its cap on the tokens of a decode call that feeds several
+    /// sequences (`shared_rows`), to measure what the cap buys
+    #[arg(long)]
+    pub uncapped: bool,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -43,6 +47,9 @@ struct Row {
     /// Raw llama.cpp with a KV stream per sequence (`--raw-streams`).
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_streams_decode_tok_s: Option<f64>,
+    /// The engine with `shared_rows: 0` (`--uncapped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine_uncapped_decode_tok_s: Option<f64>,
     raw_prefill_tok_s: f64,
     engine_prefill_tok_s: f64,
     raw_decode_tok_s: f64,
@@ -108,18 +115,24 @@ fn sampler_cost(n_vocab: usize) -> SamplerCost {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Args { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, report } = a;
+    let Args { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, uncapped, report } = a;
     if seqs.is_empty() || seqs.contains(&0) {
         anyhow::bail!("--seqs needs positive counts, got {seqs:?}");
     }
     let engine = model.load()?;
     let cfg = model.engine_config();
     let rt = common::runtime()?;
+    let uncapped = if uncapped {
+        Some(Engine::load(model.resolve()?, ponder_engine::EngineConfig { shared_rows: 0, ..cfg.clone() })?)
+    } else {
+        None
+    };
     let mut rows = Vec::new();
     let mut nonce = 0u64;
     for &n in &seqs {
         let (mut best_raw, mut best_eng) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
         let mut best_streams = None::<f64>;
+        let mut best_uncapped = None::<f64>;
         for _ in 0..repeats.max(1) {
             nonce += 1;
             let text = prompt_text(nonce, prompt_tokens, &engine);
@@ -136,10 +149,16 @@ pub fn run(a: Args) -> Result<()> {
             nonce += 1;
             let e = rt.block_on(engine_run(&engine, nonce, prompt_tokens, n, gen_tokens))?;
             best_eng = (best_eng.0.max(e.0), best_eng.1.max(e.1));
+            if let Some(u) = &uncapped {
+                nonce += 1;
+                let e = rt.block_on(engine_run(u, nonce, prompt_tokens, n, gen_tokens))?;
+                best_uncapped = Some(best_uncapped.unwrap_or(0.0).max(e.1));
+            }
         }
         let row = Row {
             n_seqs: n,
             raw_streams_decode_tok_s: best_streams,
+            engine_uncapped_decode_tok_s: best_uncapped,
             raw_prefill_tok_s: best_raw.0,
             engine_prefill_tok_s: best_eng.0,
             raw_decode_tok_s: best_raw.1,
@@ -147,11 +166,12 @@ pub fn run(a: Args) -> Result<()> {
             decode_ratio: best_eng.1 / best_raw.1,
         };
         eprintln!(
-            "n={n:>3}  decode tok/s raw {:>7.1} {}engine {:>7.1} ({:.0}%)  prefill tok/s raw {:>6.1} engine {:>6.1}",
+            "n={n:>3}  decode tok/s raw {:>7.1} {}engine {:>7.1} ({:.0}%){}  prefill tok/s raw {:>6.1} engine {:>6.1}",
             row.raw_decode_tok_s,
             row.raw_streams_decode_tok_s.map_or(String::new(), |x| format!("raw per-seq streams {x:>7.1} ")),
             row.engine_decode_tok_s,
             100.0 * row.decode_ratio,
+            row.engine_uncapped_decode_tok_s.map_or(String::new(), |x| format!(" uncapped {x:>7.1}")),
             row.raw_prefill_tok_s,
             row.engine_prefill_tok_s
         );
@@ -203,14 +223,26 @@ fn markdown_table(r: &Report) -> String {
         "Model `{}`, prompt ≈{} tokens, {} tokens generated per sequence, {} threads, best of repeats.\n\n",
         r.model, r.prompt_tokens, r.gen_tokens, r.threads
     );
-    s.push_str("| parallel seqs | raw decode tok/s | engine decode tok/s | engine / raw | raw prefill tok/s | engine prefill tok/s |\n");
-    s.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    let streams = r.rows.iter().any(|x| x.raw_streams_decode_tok_s.is_some());
+    let uncapped = r.rows.iter().any(|x| x.engine_uncapped_decode_tok_s.is_some());
+    let opt = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
+    s.push_str("| parallel seqs | raw decode tok/s |");
+    s.push_str(if streams { " raw per-seq streams tok/s |" } else { "" });
+    s.push_str(" engine decode tok/s |");
+    s.push_str(if uncapped { " engine, no row cap tok/s |" } else { "" });
+    s.push_str(" engine / raw | raw prefill tok/s | engine prefill tok/s |\n");
+    s.push_str(&format!("|---:|---:|{}---:|{}---:|---:|---:|\n", if streams { "---:|" } else { "" }, if uncapped { "---:|" } else { "" }));
     for row in &r.rows {
+        s.push_str(&format!("| {} | {:.1} |", row.n_seqs, row.raw_decode_tok_s));
+        if streams {
+            s.push_str(&format!(" {} |", opt(row.raw_streams_decode_tok_s)));
+        }
+        s.push_str(&format!(" {:.1} |", row.engine_decode_tok_s));
+        if uncapped {
+            s.push_str(&format!(" {} |", opt(row.engine_uncapped_decode_tok_s)));
+        }
         s.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.0}% | {:.1} | {:.1} |\n",
-            row.n_seqs,
-            row.raw_decode_tok_s,
-            row.engine_decode_tok_s,
+            " {:.0}% | {:.1} | {:.1} |\n",
             100.0 * row.decode_ratio,
             row.raw_prefill_tok_s,
             row.engine_prefill_tok_s
