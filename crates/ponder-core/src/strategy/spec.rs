@@ -20,10 +20,13 @@ use super::astar::AstarConfig;
 use super::auto::AutoConfig;
 use super::beam::BeamConfig;
 use super::best_of_n::BonConfig;
+use super::critique::CritiqueConfig;
 use super::deepconf::DeepConfConfig;
 use super::dvts::DvtsConfig;
+use super::fuse::FuseConfig;
 use super::particle_filter::PfConfig;
 use super::particle_gibbs::PgConfig;
+use super::rank::RankConfig;
 use super::revise::ReviseConfig;
 use super::rpc::RpcConfig;
 use super::self_consistency::ScConfig;
@@ -55,6 +58,9 @@ pub enum StrategySpec {
     Pg(PgConfig),
     Astar(AstarConfig),
     Revise(ReviseConfig),
+    Critique(CritiqueConfig),
+    Fuse(FuseConfig),
+    Rank(RankConfig),
     Auto(AutoConfig),
 }
 
@@ -121,6 +127,10 @@ pub trait StrategyConfig {
     fn abstain_below(&self) -> Option<f64> {
         None
     }
+    /// A layered strategy's base spec (it prints whole, as its own shorthand).
+    fn base(&self) -> Option<&StrategySpec> {
+        None
+    }
     /// Checks every field; the error names the field.
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
@@ -153,6 +163,9 @@ impl StrategySpec {
             Self::Pg(c) => c,
             Self::Astar(c) => c,
             Self::Revise(c) => c,
+            Self::Critique(c) => c,
+            Self::Fuse(c) => c,
+            Self::Rank(c) => c,
             Self::Auto(c) => c,
         }
     }
@@ -323,8 +336,8 @@ impl StrategySpec {
         let Ok(Value::Object(base)) = serde_json::to_value(default) else { return Map::new() };
         let mut changed = diff(mine, &base, &["strategy", "n"]);
         // A nested spec prints whole, as its own shorthand (a partial diff would lose its name).
-        if let (Self::Revise(c), Some(b)) = (self, changed.get_mut("base")) {
-            *b = Value::String(c.base.to_string());
+        if let (Some(base), Some(b)) = (self.config().base(), changed.get_mut("base")) {
+            *b = Value::String(base.to_string());
         }
         changed
     }
