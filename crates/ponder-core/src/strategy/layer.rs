@@ -10,14 +10,15 @@ use super::spec::{ConfigError, StrategySpec};
 use super::{tally, Candidate, Outcome, StrategyError};
 use crate::{Message, Role};
 
-/// A nested spec as an object or as the CLI shorthand (`base = "sc@4"`).
+/// A nested spec as an object or as the CLI shorthand (`base = "sc@4"`); its errors say
+/// they are the base's (serde names no field for them).
 pub(super) fn spec_or_shorthand<'de, D: Deserializer<'de>>(d: D) -> Result<Box<StrategySpec>, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
     let spec = match v {
         serde_json::Value::String(s) => StrategySpec::parse(&s, None),
         other => StrategySpec::from_value(other, None),
     };
-    spec.map(Box::new).map_err(serde::de::Error::custom)
+    spec.map(Box::new).map_err(|e| serde::de::Error::custom(format!("base: {e}")))
 }
 
 /// Checks a base spec: not the layer's own strategy again (`instead` says what to raise),

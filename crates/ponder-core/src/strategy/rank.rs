@@ -2,7 +2,8 @@
 //! Chatbot Arena", arXiv:2306.05685: pairwise verdicts, both orders against position bias;
 //! the ranker of Archon, Saad-Falcon et al. 2024, arXiv:2409.15254). Budget unit:
 //! judgements, `k(k − 1)/2` pairs (pairwise) or one list (listwise) for k =
-//! `max_candidates`, twice with `both_orders`; plus the base's own budget.
+//! `max_candidates` (or the base's budget, if smaller), twice with `both_orders`; plus the
+//! base's own budget.
 //! 1 run the base spec (default `sc@4`); its distinct answers, one candidate each (the
 //!   base's choice first, then by votes), at most `max_candidates`, are the contestants
 //! 2 pairwise: the judge reads the question and two responses and names the better one,
@@ -81,6 +82,13 @@ impl RankConfig {
     }
 }
 
+impl RankConfig {
+    /// Most judgements: a base has at most its budget of candidates.
+    fn judgements(&self) -> usize {
+        self.showings(self.max_candidates.min(self.base.budget())).len()
+    }
+}
+
 impl StrategyConfig for RankConfig {
     fn name(&self) -> &'static str {
         "rank"
@@ -89,7 +97,7 @@ impl StrategyConfig for RankConfig {
         "ranking by an LLM judge (MT-Bench's judge; Archon's ranker): pairwise or listwise over the base's distinct answers, both orders"
     }
     fn budget(&self) -> usize {
-        self.showings(self.max_candidates).len() + self.base.budget()
+        self.judgements() + self.base.budget()
     }
     fn budget_unit(&self) -> &'static str {
         "judgements (pairs of max_candidates, or one list; x2 with both_orders) + the base's budget"
@@ -144,7 +152,7 @@ impl Strategy for Rank {
         "rank"
     }
     fn budget(&self) -> usize {
-        self.config.showings(self.config.max_candidates).len() + self.base.budget()
+        self.config.judgements() + self.base.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;

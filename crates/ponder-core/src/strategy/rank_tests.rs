@@ -139,6 +139,7 @@ fn one_answer_needs_no_judge_and_the_budget_counts_every_judgement() {
     assert_eq!(budget(r#"rank{base = "sc@6"}"#), 6 + 6 * 2, "four contestants: six pairs, both orders");
     assert_eq!(budget(r#"rank{base = "sc@6", both_orders = false, max_candidates = 3}"#), 6 + 3);
     assert_eq!(budget(r#"rank{base = "sc@6", mode = "listwise"}"#), 6 + 2);
+    assert_eq!(budget(r#"rank{base = "sc@3"}"#), 3 + 3 * 2, "no more contestants than base samples");
     for (bad, field) in [("rank{max_candidates = 1}", "max_candidates"), ("rank{max_chars = 0}", "max_chars"), (r#"rank{base = "rank"}"#, "base")] {
         let e = bad.parse::<StrategySpec>().unwrap_err();
         assert!(matches!(&e, StrategyError::InvalidConfig { field: f, .. } if f == field), "{bad}: {e}");

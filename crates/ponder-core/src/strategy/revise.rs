@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn bad_bases_are_named() {
-        for (bad, field) in [(r#"revise{base = {strategy = "sc", n = 0}}"#, "budget"), (r#"revise{base = "revise"}"#, "base")] {
+        for (bad, field) in [(r#"revise{base = {strategy = "sc", n = 0}}"#, "base: budget"), (r#"revise{base = "revise"}"#, "base")] {
             let e = bad.parse::<StrategySpec>().unwrap_err().to_string();
             assert!(e.contains(field), "{bad}: {e}");
         }
