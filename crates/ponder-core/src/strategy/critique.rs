@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::layer::{spec_or_shorthand, under_system, validate_base};
+use super::layer::{self, Layer, non_empty, spec_or_shorthand, under_system, validate_base};
 use super::revise::{Chain, Keep};
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig, StrategySpec};
 use super::{Ctx, Outcome, Strategy, StrategyError};
@@ -78,18 +78,13 @@ impl StrategyConfig for CritiqueConfig {
     fn budget_unit(&self) -> &'static str {
         "rounds (n) of a critique and a revision + the base's budget"
     }
-    /// Its spec says its rounds and its base; a caller's `--budget` changes neither.
-    fn takes_budget(&self) -> bool {
-        false
-    }
     fn needs(&self) -> Needs {
-        let base = self.base.needs();
-        Needs { scorer: base.scorer || self.keep == Keep::Best, ..base }
+        self.keep.needs(self.base.needs())
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
         for (field, text) in [("critic_system", &self.critic_system), ("critic_prompt", &self.critic_prompt), ("prompt", &self.prompt)] {
-            ConfigError::check(!text.trim().is_empty(), field, || "must not be empty".into())?;
+            non_empty(field, text)?;
         }
         validate_base(&self.base, self.name(), "n")
     }
@@ -97,17 +92,13 @@ impl StrategyConfig for CritiqueConfig {
         Some(&self.base)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Critique { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
+        layer::build(self, &self.base, sampling)
     }
 }
 
-pub struct Critique {
-    base: Box<dyn Strategy>,
-    config: CritiqueConfig,
-    sampling: SamplingParams,
-}
+pub type Critique = Layer<CritiqueConfig>;
 
-impl Critique {
+impl Layer<CritiqueConfig> {
     /// Step 2: the critic's request on `answer`.
     fn critic_request(&self, messages: &[Message], answer: &str, first_index: usize) -> SampleRequest {
         let mut conversation = messages.to_vec();
@@ -127,12 +118,12 @@ impl Critique {
 }
 
 #[async_trait]
-impl Strategy for Critique {
+impl Strategy for Layer<CritiqueConfig> {
     fn name(&self) -> &str {
         "critique"
     }
     fn budget(&self) -> usize {
-        2 * self.config.n + self.base.budget()
+        self.config.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;

@@ -15,7 +15,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::layer::{after_base, distinct, numbered, spec_or_shorthand, under_system, validate_base};
+use super::layer::{self, Layer, non_empty, after_base, distinct, numbered, spec_or_shorthand, under_system, validate_base};
 use super::spec::{ConfigError, Needs, StrategyConfig, StrategySpec};
 use super::{candidate, decided, position_of, Candidate, Ctx, Outcome, ScConfig, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
@@ -83,10 +83,6 @@ impl StrategyConfig for FuseConfig {
     fn budget_unit(&self) -> &'static str {
         "fusions ((layers - 1) x width + 1) + the base's budget"
     }
-    /// Its spec says its layers and its base; a caller's `--budget` changes neither.
-    fn takes_budget(&self) -> bool {
-        false
-    }
     fn needs(&self) -> Needs {
         self.base.needs()
     }
@@ -94,24 +90,20 @@ impl StrategyConfig for FuseConfig {
         for (field, v) in [("layers", self.layers), ("width", self.width), ("max_chars", self.max_chars)] {
             ConfigError::check(v >= 1, field, || format!("must be at least 1, got {v}"))?;
         }
-        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || "must not be empty".into())?;
+        non_empty("prompt", &self.prompt)?;
         validate_base(&self.base, self.name(), "layers")
     }
     fn base(&self) -> Option<&StrategySpec> {
         Some(&self.base)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Fuse { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
+        layer::build(self, &self.base, sampling)
     }
 }
 
-pub struct Fuse {
-    base: Box<dyn Strategy>,
-    config: FuseConfig,
-    sampling: SamplingParams,
-}
+pub type Fuse = Layer<FuseConfig>;
 
-impl Fuse {
+impl Layer<FuseConfig> {
     /// Step 2: the fuser's request over `shown`.
     fn fusion_request(&self, messages: &[Message], shown: &[&Candidate], n: usize, first_index: usize) -> SampleRequest {
         let system = format!("{}\n\n{}", self.config.prompt, numbered(shown.iter().copied(), self.config.max_chars));
@@ -120,12 +112,12 @@ impl Fuse {
 }
 
 #[async_trait]
-impl Strategy for Fuse {
+impl Strategy for Layer<FuseConfig> {
     fn name(&self) -> &str {
         "fuse"
     }
     fn budget(&self) -> usize {
-        self.config.fusions() + self.base.budget()
+        self.config.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;

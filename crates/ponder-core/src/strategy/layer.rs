@@ -7,8 +7,30 @@
 use serde::{Deserialize, Deserializer};
 
 use super::spec::{ConfigError, StrategySpec};
-use super::{tally, Candidate, Outcome, StrategyError};
+use super::{tally, Candidate, Outcome, Strategy, StrategyError};
+use crate::generator::SamplingParams;
 use crate::{Message, Role};
+
+/// A layered strategy, built: its base built, its configuration, and the sampling every
+/// layer draws with (`Revise`, `Critique`, `Fuse` and `Rank` are this type).
+pub struct Layer<C> {
+    pub(super) base: Box<dyn Strategy>,
+    pub(super) config: C,
+    pub(super) sampling: SamplingParams,
+}
+
+/// Builds a layer on `base` (built first).
+pub(super) fn build<C: Clone>(config: &C, base: &StrategySpec, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError>
+where
+    Layer<C>: Strategy + 'static,
+{
+    Ok(Box::new(Layer { base: base.build(sampling.clone())?, config: config.clone(), sampling }))
+}
+
+/// A prompt field's check: it must say something.
+pub(super) fn non_empty(field: &str, text: &str) -> Result<(), ConfigError> {
+    ConfigError::check(!text.trim().is_empty(), field, || "must not be empty".into())
+}
 
 /// A nested spec as an object or as the CLI shorthand (`base = "sc@4"`); its errors say
 /// they are the base's (serde names no field for them).

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::layer::{after_base, distinct, numbered, question, spec_or_shorthand, validate_base};
+use super::layer::{self, Layer, non_empty, after_base, distinct, numbered, question, spec_or_shorthand, validate_base};
 use super::spec::{ConfigError, Needs, StrategyConfig, StrategySpec};
 use super::{decided, position_of, Candidate, Ctx, Outcome, ScConfig, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
@@ -102,10 +102,6 @@ impl StrategyConfig for RankConfig {
     fn budget_unit(&self) -> &'static str {
         "judgements (pairs of max_candidates, or one list; x2 with both_orders) + the base's budget"
     }
-    /// Its spec says its base; a caller's `--budget` changes nothing.
-    fn takes_budget(&self) -> bool {
-        false
-    }
     fn needs(&self) -> Needs {
         self.base.needs()
     }
@@ -113,24 +109,20 @@ impl StrategyConfig for RankConfig {
         let k = self.max_candidates;
         ConfigError::check(k >= 2, "max_candidates", || format!("must be at least 2, got {k}"))?;
         ConfigError::check(self.max_chars >= 1, "max_chars", || format!("must be at least 1, got {}", self.max_chars))?;
-        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || "must not be empty".into())?;
+        non_empty("prompt", &self.prompt)?;
         validate_base(&self.base, self.name(), "max_candidates")
     }
     fn base(&self) -> Option<&StrategySpec> {
         Some(&self.base)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Rank { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
+        layer::build(self, &self.base, sampling)
     }
 }
 
-pub struct Rank {
-    base: Box<dyn Strategy>,
-    config: RankConfig,
-    sampling: SamplingParams,
-}
+pub type Rank = Layer<RankConfig>;
 
-impl Rank {
+impl Layer<RankConfig> {
     /// Step 2: the judge's request on `shown`, in that order.
     fn judge_request(&self, messages: &[Message], shown: &[&Candidate], first_index: usize) -> SampleRequest {
         let ask = match self.config.mode {
@@ -147,12 +139,12 @@ impl Rank {
 }
 
 #[async_trait]
-impl Strategy for Rank {
+impl Strategy for Layer<RankConfig> {
     fn name(&self) -> &str {
         "rank"
     }
     fn budget(&self) -> usize {
-        self.config.judgements() + self.base.budget()
+        self.config.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::layer::{after_base, spec_or_shorthand, validate_base};
+use super::layer::{self, Layer, non_empty, after_base, spec_or_shorthand, validate_base};
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig, StrategySpec};
 use super::{best_index, candidate, decided, position_of, score, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
@@ -28,6 +28,13 @@ pub enum Keep {
     Vote,
     /// The member the outcome scorer rates highest.
     Best,
+}
+
+impl Keep {
+    /// What a chain on a base with `base` needs: a scorer too, to keep the best.
+    pub(super) fn needs(self, base: Needs) -> Needs {
+        Needs { scorer: base.scorer || self == Keep::Best, ..base }
+    }
 }
 
 /// The request for each revision: after the previous answer, as the user's turn.
@@ -66,40 +73,31 @@ impl StrategyConfig for ReviseConfig {
     fn budget_unit(&self) -> &'static str {
         "revisions (n) + the base's budget"
     }
-    /// Its spec says its rounds and its base; a caller's `--budget` changes neither.
-    fn takes_budget(&self) -> bool {
-        false
-    }
     fn needs(&self) -> Needs {
-        let base = self.base.needs();
-        Needs { scorer: base.scorer || self.keep == Keep::Best, ..base }
+        self.keep.needs(self.base.needs())
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || "must not be empty".into())?;
+        non_empty("prompt", &self.prompt)?;
         validate_base(&self.base, self.name(), "n")
     }
     fn base(&self) -> Option<&StrategySpec> {
         Some(&self.base)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Revise { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
+        layer::build(self, &self.base, sampling)
     }
 }
 
-pub struct Revise {
-    base: Box<dyn Strategy>,
-    config: ReviseConfig,
-    sampling: SamplingParams,
-}
+pub type Revise = Layer<ReviseConfig>;
 
 #[async_trait]
-impl Strategy for Revise {
+impl Strategy for Layer<ReviseConfig> {
     fn name(&self) -> &str {
         "revise"
     }
     fn budget(&self) -> usize {
-        self.config.n + self.base.budget()
+        self.config.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;

@@ -106,9 +106,10 @@ pub trait StrategyConfig {
     fn budget(&self) -> usize;
     /// What one unit of `budget` is.
     fn budget_unit(&self) -> &'static str;
-    /// A plain name (`sc`, no `@N`) takes the caller's budget (`--budget`) as its `n`.
+    /// A plain name (`sc`, no `@N`) takes the caller's budget (`--budget`) as its `n`;
+    /// a layer's spec says its rounds and its base, and a caller's budget changes neither.
     fn takes_budget(&self) -> bool {
-        true
+        self.base().is_none()
     }
     fn needs(&self) -> Needs {
         Needs::default()
