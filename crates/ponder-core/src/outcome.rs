@@ -45,6 +45,10 @@ pub struct Outcome {
     /// apart from wrong answers.
     #[serde(default)]
     pub abstained: bool,
+    /// What a composed strategy counted besides samples, its base's included (rank's
+    /// `judge_failures`, fuse's `fuse_fallback`, ...); empty for the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, usize>,
 }
 
 impl Outcome {

@@ -104,6 +104,9 @@ pub(crate) fn ponder_field(o: &Outcome, req: &Request, d: &Decision) -> Value {
         "usage": o.usage,
         "scores": o.candidates.iter().map(|c| c.score).collect::<Vec<_>>(),
     });
+    if !o.counts.is_empty() {
+        v["counts"] = json!(o.counts);
+    }
     if req.return_candidates {
         v["candidates"] = json!(o.candidates);
     }
@@ -253,6 +256,7 @@ mod tests {
             n_failed: 0,
             stopped_early: false,
             abstained: false,
+            counts: Default::default(),
         }
     }
 

@@ -8,10 +8,14 @@ mod astar;
 pub mod auto;
 mod beam;
 mod best_of_n;
+mod critique;
 mod deepconf;
 mod dvts;
+mod fuse;
+mod layer;
 mod particle_filter;
 mod particle_gibbs;
+mod rank;
 mod replay;
 mod revise;
 mod rounds;
@@ -32,10 +36,13 @@ pub use astar::{AStar, AstarConfig};
 pub use auto::{agreement, Auto, AutoConfig, Fitted, Policy, PolicyBin};
 pub use beam::{BeamConfig, BeamSearch};
 pub use best_of_n::{BestOfN, BonConfig};
+pub use critique::{Critique, CritiqueConfig, CRITIC_PROMPT, CRITIC_SYSTEM, CRITIQUE_REVISE_PROMPT};
 pub use deepconf::{DeepConf, DeepConfConfig, DeepConfMode};
 pub use dvts::{Dvts, DvtsConfig};
+pub use fuse::{Fuse, FuseConfig, FUSE_PROMPT};
 pub use particle_filter::{ParticleFilter, PfConfig};
 pub use particle_gibbs::{ParticleGibbs, PgConfig};
+pub use rank::{Rank, RankConfig, RankMode, JUDGE_PROMPT};
 pub use rpc::{low_paths, path_probability, Pruning, Rpc, RpcConfig};
 pub use search::{StepConfig, Track};
 pub use revise::{Keep, Revise, ReviseConfig, REVISE_PROMPT};
@@ -224,5 +231,5 @@ fn decided(strategy: &str, candidates: Vec<Candidate>, votes: Vec<Vote>, chosen:
         None => chosen.and_then(|i| candidates.get(i)).and_then(|c| c.answer.clone()),
     };
     let (usage, n_failed, stopped_early) = spent;
-    Outcome { strategy: strategy.into(), answer, chosen, candidates, votes, usage, n_failed, stopped_early, abstained: false }
+    Outcome { strategy: strategy.into(), answer, chosen, candidates, votes, usage, n_failed, stopped_early, abstained: false, counts: Default::default() }
 }

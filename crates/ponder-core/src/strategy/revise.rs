@@ -9,12 +9,13 @@
 //!   member the outcome scorer rates highest (`best`, their verifier-selected variant).
 
 use async_trait::async_trait;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
+use super::layer::{self, Layer, non_empty, after_base, spec_or_shorthand, validate_base};
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig, StrategySpec};
-use super::{best_index, candidate, decided, position_of, score, tally, Ctx, Outcome, Strategy, StrategyError};
+use super::{best_index, candidate, decided, position_of, score, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
-use crate::{Message, Problem};
+use crate::{Message, Problem, Usage};
 
 /// Which member of the revision chain answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -27,6 +28,13 @@ pub enum Keep {
     Vote,
     /// The member the outcome scorer rates highest.
     Best,
+}
+
+impl Keep {
+    /// What a chain on a base with `base` needs: a scorer too, to keep the best.
+    pub(super) fn needs(self, base: Needs) -> Needs {
+        Needs { scorer: base.scorer || self == Keep::Best, ..base }
+    }
 }
 
 /// The request for each revision: after the previous answer, as the user's turn.
@@ -52,16 +60,6 @@ impl Default for ReviseConfig {
     }
 }
 
-/// A nested spec as an object or as the CLI shorthand (`base = "sc@4"`).
-fn spec_or_shorthand<'de, D: Deserializer<'de>>(d: D) -> Result<Box<StrategySpec>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    let spec = match v {
-        serde_json::Value::String(s) => StrategySpec::parse(&s, None),
-        other => StrategySpec::from_value(other, None),
-    };
-    spec.map(Box::new).map_err(serde::de::Error::custom)
-}
-
 impl StrategyConfig for ReviseConfig {
     fn name(&self) -> &'static str {
         "revise"
@@ -75,73 +73,100 @@ impl StrategyConfig for ReviseConfig {
     fn budget_unit(&self) -> &'static str {
         "revisions (n) + the base's budget"
     }
-    /// Its spec says its rounds and its base; a caller's `--budget` changes neither.
-    fn takes_budget(&self) -> bool {
-        false
-    }
     fn needs(&self) -> Needs {
-        let base = self.base.needs();
-        Needs { scorer: base.scorer || self.keep == Keep::Best, ..base }
+        self.keep.needs(self.base.needs())
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || "must not be empty".into())?;
-        ConfigError::check(!matches!(*self.base, StrategySpec::Revise(_)), "base", || {
-            "is itself a revise; raise n instead".into()
-        })?;
-        self.base.validate().map_err(|e| match e {
-            StrategyError::InvalidConfig { field, message, .. } => ConfigError { field: format!("base.{field}"), message },
-            other => ConfigError { field: "base".into(), message: other.to_string() },
-        })
+        non_empty("prompt", &self.prompt)?;
+        validate_base(&self.base, self.name(), "n")
+    }
+    fn base(&self) -> Option<&StrategySpec> {
+        Some(&self.base)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Revise { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
+        layer::build(self, &self.base, sampling)
     }
 }
 
-pub struct Revise {
-    base: Box<dyn Strategy>,
-    config: ReviseConfig,
-    sampling: SamplingParams,
-}
+pub type Revise = Layer<ReviseConfig>;
 
 #[async_trait]
-impl Strategy for Revise {
+impl Strategy for Layer<ReviseConfig> {
     fn name(&self) -> &str {
         "revise"
     }
     fn budget(&self) -> usize {
-        self.config.n + self.base.budget()
+        self.config.budget()
     }
     async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;
-        let mut usage = base.usage;
-        let first = base.chosen.or((!base.candidates.is_empty()).then_some(0));
-        let Some(first) = first.map(|i| base.candidates[i].clone()) else {
-            return Err(StrategyError::InsufficientCandidates(self.base.budget()));
-        };
-        // Revisions are samples after the base's, so their seeds differ from every base sample.
-        let next = base.candidates.iter().map(|c| c.index + 1).max().unwrap_or(0).max(self.base.budget());
-        let mut chain = vec![first];
+        let mut chain = Chain::start(base, self.base.budget())?;
         for round in 0..self.config.n {
-            let previous = &chain.last().expect("the chain starts with the base's answer").text;
             let mut conversation = messages.to_vec();
-            conversation.push(Message::assistant(previous.clone()));
+            conversation.push(Message::assistant(chain.last().text.clone()));
             conversation.push(Message::user(self.config.prompt.clone()));
-            let req = SampleRequest { messages: conversation, n: 1, params: self.sampling.clone(), first_index: next + round };
-            let got = ctx.generator.sample(req).await?.collect().await?;
-            usage += got.usage;
-            match got.samples.into_iter().next() {
-                Some(s) => chain.push(candidate(s, ctx)),
-                // A failed revision ends the chain: what it has is kept.
-                None => break,
+            let req = SampleRequest { messages: conversation, n: 1, params: self.sampling.clone(), first_index: chain.next + round };
+            // A failed revision ends the chain: what it has is kept.
+            if !chain.extend(req, ctx).await? {
+                break;
             }
         }
-        let n_failed = base.n_failed + (self.config.n + 1 - chain.len());
-        if self.config.keep == Keep::Best {
-            usage += score(problem, &mut chain, ctx, self.name()).await?;
+        chain.decide(self.name(), self.config.keep, problem, ctx).await
+    }
+}
+
+/// A revision chain on top of a base outcome: the base's chosen answer, then each
+/// revision (revise and critique grow it, and answer from it by [`Keep`]).
+pub(super) struct Chain {
+    base: Outcome,
+    members: Vec<Candidate>,
+    /// The first sample index after the base's.
+    pub next: usize,
+    usage: Usage,
+    n_failed: usize,
+}
+
+impl Chain {
+    /// The chain holding the base's chosen answer (else its first candidate).
+    pub fn start(base: Outcome, base_budget: usize) -> Result<Chain, StrategyError> {
+        let first = base.chosen.or((!base.candidates.is_empty()).then_some(0));
+        let Some(first) = first.map(|i| base.candidates[i].clone()) else {
+            return Err(StrategyError::InsufficientCandidates(base_budget));
+        };
+        let next = after_base(&base, base_budget);
+        Ok(Chain { usage: base.usage, n_failed: base.n_failed, members: vec![first], next, base })
+    }
+
+    pub fn last(&self) -> &Candidate {
+        self.members.last().expect("the chain starts with the base's answer")
+    }
+
+    /// Draws one sample for `req`, its usage counted; returns whether it came (it is then
+    /// the chain's newest member, when `keep`).
+    pub async fn draw(&mut self, req: SampleRequest, ctx: &Ctx<'_>) -> Result<Option<Candidate>, StrategyError> {
+        let got = ctx.generator.sample(req).await?.collect().await?;
+        self.usage += got.usage;
+        self.n_failed += got.failures.len();
+        Ok(got.samples.into_iter().next().map(|s| candidate(s, ctx)))
+    }
+
+    /// Draws the next revision into the chain; false when it failed.
+    pub async fn extend(&mut self, req: SampleRequest, ctx: &Ctx<'_>) -> Result<bool, StrategyError> {
+        let got = self.draw(req, ctx).await?;
+        let came = got.is_some();
+        self.members.extend(got);
+        Ok(came)
+    }
+
+    /// The outcome: every sample stays (the base's, its chosen one heading the chain, and
+    /// the revisions); `keep` picks the member that answers.
+    pub async fn decide(self, name: &str, keep: Keep, problem: &Problem, ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let Chain { base, members: mut chain, mut usage, n_failed, .. } = self;
+        if keep == Keep::Best {
+            usage += score(problem, &mut chain, ctx, name).await?;
         }
-        let (votes, speaker) = match self.config.keep {
+        let (votes, speaker) = match keep {
             Keep::Last => (Vec::new(), chain.last().map(|c| c.index)),
             Keep::Vote => {
                 let votes = tally(&chain, false);
@@ -150,9 +175,7 @@ impl Strategy for Revise {
             }
             Keep::Best => (Vec::new(), best_index(&chain).map(|i| chain[i].index)),
         };
-        // Every sample stays in the outcome: the base's (its chosen one heads the chain) and
-        // the revisions.
-        let mut candidates = base.candidates;
+        let (mut candidates, counts) = (base.candidates, base.counts);
         let mut chain = chain.into_iter();
         let head = chain.next().expect("the chain starts with the base's answer");
         if let Some(p) = position_of(&candidates, head.index) {
@@ -160,7 +183,7 @@ impl Strategy for Revise {
         }
         candidates.extend(chain);
         let chosen = speaker.and_then(|i| position_of(&candidates, i));
-        Ok(decided(self.name(), candidates, votes, chosen, (usage, n_failed, false)))
+        Ok(Outcome { counts, ..decided(name, candidates, votes, chosen, (usage, n_failed, false)) })
     }
 }
 
@@ -247,7 +270,7 @@ mod tests {
 
     #[test]
     fn bad_bases_are_named() {
-        for (bad, field) in [(r#"revise{base = {strategy = "sc", n = 0}}"#, "budget"), (r#"revise{base = "revise"}"#, "base")] {
+        for (bad, field) in [(r#"revise{base = {strategy = "sc", n = 0}}"#, "base: budget"), (r#"revise{base = "revise"}"#, "base")] {
             let e = bad.parse::<StrategySpec>().unwrap_err().to_string();
             assert!(e.contains(field), "{bad}: {e}");
         }

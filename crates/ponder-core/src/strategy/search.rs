@@ -209,6 +209,7 @@ pub(crate) fn outcome(
         n_failed: 0,
         stopped_early,
         abstained: false,
+        counts: Default::default(),
     }
 }
 

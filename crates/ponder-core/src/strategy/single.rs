@@ -77,6 +77,7 @@ impl Strategy for Single {
             n_failed,
             stopped_early: false,
             abstained: false,
+            counts: Default::default(),
         })
     }
 }

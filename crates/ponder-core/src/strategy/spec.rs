@@ -20,10 +20,13 @@ use super::astar::AstarConfig;
 use super::auto::AutoConfig;
 use super::beam::BeamConfig;
 use super::best_of_n::BonConfig;
+use super::critique::CritiqueConfig;
 use super::deepconf::DeepConfConfig;
 use super::dvts::DvtsConfig;
+use super::fuse::FuseConfig;
 use super::particle_filter::PfConfig;
 use super::particle_gibbs::PgConfig;
+use super::rank::RankConfig;
 use super::revise::ReviseConfig;
 use super::rpc::RpcConfig;
 use super::self_consistency::ScConfig;
@@ -55,6 +58,9 @@ pub enum StrategySpec {
     Pg(PgConfig),
     Astar(AstarConfig),
     Revise(ReviseConfig),
+    Critique(CritiqueConfig),
+    Fuse(FuseConfig),
+    Rank(RankConfig),
     Auto(AutoConfig),
 }
 
@@ -100,9 +106,10 @@ pub trait StrategyConfig {
     fn budget(&self) -> usize;
     /// What one unit of `budget` is.
     fn budget_unit(&self) -> &'static str;
-    /// A plain name (`sc`, no `@N`) takes the caller's budget (`--budget`) as its `n`.
+    /// A plain name (`sc`, no `@N`) takes the caller's budget (`--budget`) as its `n`;
+    /// a layer's spec says its rounds and its base, and a caller's budget changes neither.
     fn takes_budget(&self) -> bool {
-        true
+        self.base().is_none()
     }
     fn needs(&self) -> Needs {
         Needs::default()
@@ -119,6 +126,10 @@ pub trait StrategyConfig {
     /// A voting strategy's `abstain_below`: it answers nothing when its winner holds
     /// less of the vote (`None`: it always answers, or does not vote).
     fn abstain_below(&self) -> Option<f64> {
+        None
+    }
+    /// A layered strategy's base spec (it prints whole, as its own shorthand).
+    fn base(&self) -> Option<&StrategySpec> {
         None
     }
     /// Checks every field; the error names the field.
@@ -153,6 +164,9 @@ impl StrategySpec {
             Self::Pg(c) => c,
             Self::Astar(c) => c,
             Self::Revise(c) => c,
+            Self::Critique(c) => c,
+            Self::Fuse(c) => c,
+            Self::Rank(c) => c,
             Self::Auto(c) => c,
         }
     }
@@ -323,8 +337,8 @@ impl StrategySpec {
         let Ok(Value::Object(base)) = serde_json::to_value(default) else { return Map::new() };
         let mut changed = diff(mine, &base, &["strategy", "n"]);
         // A nested spec prints whole, as its own shorthand (a partial diff would lose its name).
-        if let (Self::Revise(c), Some(b)) = (self, changed.get_mut("base")) {
-            *b = Value::String(c.base.to_string());
+        if let (Some(base), Some(b)) = (self.config().base(), changed.get_mut("base")) {
+            *b = Value::String(base.to_string());
         }
         changed
     }

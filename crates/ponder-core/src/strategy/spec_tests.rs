@@ -9,7 +9,7 @@ use super::*;
 use crate::process::Aggregate;
 use crate::strategy::search::StepConfig;
 use crate::strategy::smc::{FinalPick, Resampling};
-use crate::strategy::{Keep, ReviseConfig};
+use crate::strategy::{CritiqueConfig, FuseConfig, Keep, RankConfig, RankMode, ReviseConfig};
 use crate::strategy::{AdaptiveItcConfig, DeepConfConfig, DeepConfMode, ItcMode, ItcSelect, Pruning, RpcConfig};
 
 fn check(input: &str, expected: &str) {
@@ -41,7 +41,7 @@ fn names_are_serdes_and_every_config_says_its_own() {
     let names = StrategySpec::names();
     assert_eq!(
         names,
-        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "revise", "auto"]
+        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "revise", "critique", "fuse", "rank", "auto"]
     );
     for (spec, name) in StrategySpec::all().iter().zip(names) {
         assert_eq!(spec.name(), *name, "the config's name is its serde tag");
@@ -59,6 +59,7 @@ fn capabilities_replace_the_lists() {
     assert_eq!(with(|s| s.needs().session), ["adaptive-itc", "beam", "dvts", "pf", "pgibbs", "astar"]);
     assert_eq!(with(|s| s.needs().verifier), ["verify-resample"]);
     assert_eq!(with(|s| s.needs().scorer), ["bon", "weighted-bon"]);
+    assert_eq!(with(|s| s.config().base().is_some()), ["revise", "critique", "fuse", "rank"]);
     assert_eq!(with(StrategySpec::reuses_probes), ["single", "sc", "adaptive-sc", "rpc", "bon", "weighted-bon", "verify-resample"]);
     assert_eq!(with(|s| s.config().probe_source()), ["sc", "rpc", "bon", "weighted-bon"]);
 }
@@ -175,7 +176,39 @@ fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
                 let base = Box::new(StrategySpec::Sc(ScConfig { n: base_n, abstain_below: None }));
                 StrategySpec::Revise(ReviseConfig { n, base, keep, prompt })
             }),
+        (1usize..8, arb_base(), arb_keep(), arb_prompt(), arb_prompt(), arb_prompt()).prop_map(
+            |(n, base, keep, critic_system, critic_prompt, prompt)| {
+                StrategySpec::Critique(CritiqueConfig { n, base, keep, critic_system, critic_prompt, prompt })
+            }
+        ),
+        (1usize..4, 1usize..6, arb_base(), 1usize..5000, arb_prompt())
+            .prop_map(|(layers, width, base, max_chars, prompt)| StrategySpec::Fuse(FuseConfig { layers, width, base, max_chars, prompt })),
+        (arb_base(), any::<bool>(), any::<bool>(), 2usize..9, 1usize..5000, arb_prompt()).prop_map(
+            |(base, listwise, both_orders, max_candidates, max_chars, prompt)| {
+                let mode = if listwise { RankMode::Listwise } else { RankMode::Pairwise };
+                StrategySpec::Rank(RankConfig { base, mode, both_orders, max_candidates, max_chars, prompt })
+            }
+        ),
     ]
+}
+
+fn arb_keep() -> impl proptest::strategy::Strategy<Value = Keep> {
+    prop_oneof![Just(Keep::Last), Just(Keep::Vote), Just(Keep::Best)]
+}
+
+/// A prompt with a word in it (quotes and braces included: they must survive nesting).
+fn arb_prompt() -> impl proptest::strategy::Strategy<Value = String> {
+    "[a-z \"{}',]{1,20}".prop_filter("a prompt with a word", |p| !p.trim().is_empty())
+}
+
+/// A base for a layer: a plain spec, or itself a layer (a base nested two deep).
+fn arb_base() -> impl proptest::strategy::Strategy<Value = Box<StrategySpec>> {
+    let sc = (1usize..32, proptest::option::of(0.0f64..=1.0)).prop_map(|(n, abstain_below)| StrategySpec::Sc(ScConfig { n, abstain_below }));
+    let layered = (1usize..4, 1usize..8, arb_keep(), arb_prompt()).prop_map(|(n, base_n, keep, prompt)| {
+        let base = Box::new(StrategySpec::Sc(ScConfig { n: base_n, abstain_below: None }));
+        StrategySpec::Revise(ReviseConfig { n, base, keep, prompt })
+    });
+    prop_oneof![sc, (1usize..4).prop_map(|n| StrategySpec::Single(SingleConfig { n })), layered].prop_map(Box::new)
 }
 
 proptest! {

@@ -236,9 +236,10 @@ fn build_rejects_zero_budget() {
     for name in strategies() {
         // `single` takes no budget from the caller; `@0` says n = 0 all the same.
         let err = build(&format!("{name}@0"), 4, sampling(0)).err().unwrap_or_else(|| panic!("{name} built with n = 0"));
-        if name == "revise" {
-            // Its budget is its rounds plus its base's: n = 0 is a bad field, not a zero budget.
-            assert!(matches!(&err, StrategyError::InvalidConfig { field, .. } if field == "n"), "{err}");
+        if StrategySpec::default_of(name).is_ok_and(|s| s.config().base().is_some()) {
+            // A layer's budget also counts its base's: n = 0 is a bad field (or, for a layer
+            // without rounds, an unknown one), not a zero budget.
+            assert!(matches!(&err, StrategyError::InvalidConfig { field, .. } if field == "n") || matches!(&err, StrategyError::BadSpec(m) if m.contains("unknown field `n`")), "{name}: {err}");
             continue;
         }
         assert_eq!(err, StrategyError::InvalidBudget(0), "{name}");
@@ -255,10 +256,14 @@ fn build_knows_each_listed_strategy_and_its_budget() {
         for budget in [1, 7, 32] {
             let s = build(name, budget, sampling(0)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(s.name(), name);
-            // revise: its own rounds (2), plus its base's (one sample), whatever the caller's.
+            // A layer: its own calls plus its base's, whatever the caller's budget (revise:
+            // two rounds on one sample; critique: a critique and a revision on one sample;
+            // fuse: one fusion of sc@4; rank: six pairs of four, both orders, on sc@4).
             let want = match name {
                 "single" => 1,
-                "revise" => 3,
+                "revise" | "critique" => 3,
+                "fuse" => 5,
+                "rank" => 16,
                 _ => budget,
             };
             assert_eq!(s.budget(), want, "{name} with budget {budget}");
@@ -711,8 +716,9 @@ fn every_sample_failing_is_insufficient_candidates() {
     for name in strategies().into_iter().filter(|n| !StrategySpec::default_of(n).is_ok_and(|s| s.needs().session)) {
         let generator = ScriptedGenerator::new(menu(&[("answer: 1", 1.0)])).failing((0..budget).collect());
         let err = run_on(name, budget, 0, &generator, Some(&MeanLogprob), "42").expect_err("nothing to decide from");
-        // revise fails with its base, one sample.
-        let attempted = if name == "single" || name == "revise" { 1 } else { budget };
+        // A layer fails with its base (revise, critique: one sample; fuse, rank: sc@4).
+        let base = StrategySpec::default_of(name).ok().and_then(|s| s.config().base().map(StrategySpec::budget));
+        let attempted = if name == "single" { 1 } else { base.unwrap_or(budget) };
         assert_eq!(err, StrategyError::InsufficientCandidates(attempted), "{name}");
         assert!(err.to_string().contains("insufficient_candidates"));
         assert_eq!(generator.started(), attempted, "{name}");

@@ -114,6 +114,7 @@ impl Strategy for VerifiedResampling {
             chosen: passed,
             stopped_early: d.stopped_early,
             abstained: passed.is_none(),
+            counts: Default::default(),
             candidates: d.candidates,
             votes: Vec::new(),
             usage: d.usage,

@@ -105,6 +105,7 @@ impl Strategy for WeightedBestOfN {
             n_failed,
             stopped_early: false,
             abstained: false,
+            counts: Default::default(),
         })
     }
 }

@@ -33,6 +33,7 @@ fn record(problem: &str, n: usize) -> UnitRecord {
             n_failed: 0,
             stopped_early: false,
             abstained: false,
+            counts: Default::default(),
         },
         correct: true,
         candidates_correct: (0..n).map(|i| i == 1).collect(),

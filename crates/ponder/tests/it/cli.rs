@@ -1,5 +1,7 @@
 //! Commands that must work, and bad input that must fail with one clear line.
 
+use serde_json::json;
+
 use super::*;
 
 #[test]
@@ -131,6 +133,58 @@ fn strategy_specs_come_from_a_file() {
     std::fs::write(&bad, r#"{"strategy": "sc", "n": 0}"#).unwrap();
     let o = ponder(&["eval", "--strategy", &format!("@{}", bad.display()), "--no-store"]);
     assert!(!o.status.success() && stderr(&o).contains("bad.json") && stderr(&o).contains("budget must be at least 1"), "{}", stderr(&o));
+}
+
+#[test]
+fn critique_fuse_and_rank_run_on_a_real_model() {
+    let solve = |spec: &str| {
+        let o = ponder(&["solve", "What is 2 + 3?", "--strategy", spec, "--max-tokens", "32", "--json"]);
+        assert!(o.status.success(), "{spec}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let generated: u64 = v["candidates"].as_array().unwrap().iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
+        (v.clone(), generated, v["usage"]["completion"].as_u64().unwrap())
+    };
+    // critique: two base samples, a critique (counted in usage, no candidate) and a revision.
+    let (v, generated, completion) = solve(r#"critique@1{base = "sc@2"}"#);
+    assert_eq!((&v["strategy"], v["candidates"].as_array().unwrap().len(), &v["counts"]["critiques"]), (&json!("critique"), 3, &json!(1)), "{v}");
+    assert!(completion > generated, "the critic's tokens are in the usage: {v}");
+
+    // fuse: two base samples and one fusion, each a candidate; its answer or the base's.
+    let (v, generated, completion) = solve(r#"fuse{base = "sc@2", max_chars = 400}"#);
+    let cands = v["candidates"].as_array().unwrap();
+    assert_eq!((cands.len(), &v["counts"]["fusions"]), (3, &json!(1)), "{v}");
+    assert_eq!(completion, generated, "{v}");
+    let fused = &cands[2];
+    assert_eq!(fused["index"], 2, "the fusion comes after the base's samples");
+    if v["counts"]["fuse_fallback"] == 0 {
+        assert_eq!((&v["answer"], &v["chosen"]), (&fused["answer"], &json!(2)), "{v}");
+    } else {
+        assert!(fused["answer"].is_null(), "a fallback only when the fusion has no answer: {v}");
+    }
+
+    // rank: three base samples; the judge sees each pair of distinct answers in both orders.
+    let (v, generated, completion) = solve(r#"rank{base = "sc@3", max_candidates = 2}"#);
+    let cands = v["candidates"].as_array().unwrap();
+    let answers: std::collections::BTreeSet<String> = cands.iter().filter_map(|c| c["answer"].as_str().map(String::from)).collect();
+    let c = &v["counts"];
+    assert_eq!(c["judgements"], if answers.len() >= 2 { 2 } else { 0 }, "{v}");
+    assert!(c["judge_failures"].as_u64() <= c["judgements"].as_u64(), "{v}");
+    assert_eq!(c["judge_fallback"] == 1, c["judgements"] != 0 && c["judge_failures"] == c["judgements"], "{v}");
+    assert!(v["answer"].is_null() || answers.contains(v["answer"].as_str().unwrap()), "{v}");
+    assert_eq!(cands.len(), 3, "judgements are no candidates: {v}");
+    assert!(completion >= generated, "{v}");
+
+    // eval: all three as a run's strategies, keyed by label and budget.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let o = ponder(&[
+        "eval", "--dataset", "arith:1", "--limit", "1", "--strategy", r#"critique,fuse{base = "sc@2"},rank{base = "sc@2", mode = "listwise"}"#,
+        "--max-tokens", "32", "--json", json.to_str().unwrap(), "--no-store",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let keys: Vec<(&str, u64)> = v.as_array().unwrap().iter().map(|r| (r["strategy"].as_str().unwrap(), r["budget"].as_u64().unwrap())).collect();
+    assert_eq!(keys, [("critique", 3), (r#"fuse{ base = "sc@2" }"#, 3), (r#"rank{ base = "sc@2", mode = "listwise" }"#, 4)], "{v}");
 }
 
 #[test]

@@ -290,3 +290,35 @@ async fn answer_pattern_decides_what_the_vote_groups() {
     assert_eq!((s, v["error"]["param"].as_str()), (400, Some("ponder.answer_pattern")), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("not a regular expression"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critique_fuse_and_rank_run_through_the_gateway() {
+    let base = start(ServerConfig::default()).await;
+    let chat = format!("{base}/v1/chat/completions");
+    for (strategy, budget, n_candidates) in [
+        (json!({ "strategy": "critique", "n": 1, "base": "sc@2" }), 4, 3),
+        (json!({ "strategy": "fuse", "base": { "strategy": "sc", "n": 2 }, "max_chars": 300 }), 3, 3),
+        (json!({ "strategy": "rank", "base": "sc@2", "mode": "pairwise" }), 4, 2),
+    ] {
+        let mut body = ask(MODEL, 24);
+        body["ponder"] = json!({ "strategy": strategy, "return_candidates": true });
+        let (s, v) = post(&chat, &body).await;
+        assert_eq!(s, 200, "{v}");
+        let p = &v["ponder"];
+        assert_eq!((&p["strategy"], &p["budget"]), (&strategy["strategy"], &json!(budget)), "{p}");
+        let cands = p["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), n_candidates, "{p}");
+        // Every call's tokens: the critique's and the judgements' too, which are no candidates.
+        let generated: u64 = cands.iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
+        let completion = v["usage"]["completion_tokens"].as_u64().unwrap();
+        assert!(completion >= generated, "{v}");
+        assert_eq!(completion, p["usage"]["completion"].as_u64().unwrap(), "{v}");
+        assert!(p["counts"].is_object(), "what the layer counted: {p}");
+    }
+    // A bad field of a nested base is named, as on the CLI.
+    let mut body = ask(MODEL, 24);
+    body["ponder"] = json!({ "strategy": { "strategy": "rank", "base": { "strategy": "sc", "n": 0 } } });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("base"), "{v}");
+}
