@@ -226,18 +226,23 @@ impl HttpGenerator {
     /// Each candidate's first token as the server tokenizes it, asked once per candidate;
     /// `None` where the server cannot say.
     async fn first_tokens(&self, route: usize, candidates: &[String]) -> Vec<Option<String>> {
-        let mut known = self.shared.first_tokens.lock().await;
-        for c in candidates {
-            if known.contains_key(c) {
-                continue;
-            }
+        // The lock is not held across `/tokenize`: probes of other requests go on meanwhile
+        // (two asking for the same new candidate both ask the server; the answers agree).
+        let missing: Vec<String> = {
+            let known = self.shared.first_tokens.lock().await;
+            candidates.iter().filter(|c| !known.contains_key(*c)).cloned().collect()
+        };
+        let mut found = Vec::with_capacity(missing.len());
+        for c in missing {
             let got = self.shared.pool.probe(route, "/tokenize", Some(&json!({ "content": c, "with_pieces": true }))).await;
             let first = got.ok().and_then(|v| v.pointer("/tokens/0/piece").and_then(Value::as_str).map(str::to_string));
             if first.is_none() {
                 tracing::debug!(candidate = c.as_str(), "no /tokenize: probe candidates are matched by their text");
             }
-            known.insert(c.clone(), first);
+            found.push((c, first));
         }
+        let mut known = self.shared.first_tokens.lock().await;
+        known.extend(found);
         candidates.iter().map(|c| known[c].clone()).collect()
     }
 
