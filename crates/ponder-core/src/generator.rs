@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::reasoning::Thinking;
 use crate::{Message, Usage};
 
 /// How to pick each next token.
@@ -44,6 +45,11 @@ pub struct SamplingParams {
     /// (DeepConf's online termination); needs `token_stats_k > 0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence_stop: Option<ConfidenceStop>,
+    /// Reasoning spans: count the thinking tokens between these markers (each sample's
+    /// `n_thinking`, `Usage::thinking`) and, with a budget, end a span at that many tokens
+    /// by forcing the close marker and an answer prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
 }
 
 /// DeepConf's early stop (Fu et al., 2025): a sample ends with
@@ -79,13 +85,17 @@ impl Default for SamplingParams {
             ignore_eos: false,
             token_stats_k: 0,
             confidence_stop: None,
+            thinking: None,
         }
     }
 }
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 
     pub fn is_greedy(&self) -> bool {
@@ -96,7 +106,10 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<(), GenError> {
         let bad = |m: String| Err(GenError::InvalidRequest(m));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!("temperature must be a finite number >= 0, got {}", self.temperature));
+            return bad(format!(
+                "temperature must be a finite number >= 0, got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
@@ -108,11 +121,16 @@ impl SamplingParams {
             return bad("max_tokens must be at least 1, got 0".into());
         }
         if self.token_stats_k > MAX_TOKEN_STATS_K {
-            return bad(format!("token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}", self.token_stats_k));
+            return bad(format!(
+                "token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}",
+                self.token_stats_k
+            ));
         }
         if let Some(c) = self.confidence_stop {
             if self.token_stats_k == 0 {
-                return bad("confidence_stop needs token_stats_k > 0 (the confidence it reads)".into());
+                return bad(
+                    "confidence_stop needs token_stats_k > 0 (the confidence it reads)".into(),
+                );
             }
             if c.window == 0 || !c.threshold.is_finite() {
                 return bad(format!(
@@ -120,6 +138,9 @@ impl SamplingParams {
                     c.window, c.threshold
                 ));
             }
+        }
+        if let Some(t) = &self.thinking {
+            t.validate().map_err(GenError::InvalidRequest)?;
         }
         Ok(())
     }
@@ -172,6 +193,11 @@ pub struct Sample {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_stats: Vec<TokenStats>,
     pub finish: FinishReason,
+    /// Generated tokens inside reasoning spans, when the request named markers
+    /// (`SamplingParams::thinking`) and the backend could count them; forced tokens are
+    /// not generated and never count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_thinking: Option<usize>,
 }
 
 impl Sample {
@@ -203,7 +229,10 @@ pub enum GenError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("prompt is {prompt_tokens} tokens but the context holds {context} (with room for at least one generated token)")]
-    PromptTooLong { prompt_tokens: usize, context: usize },
+    PromptTooLong {
+        prompt_tokens: usize,
+        context: usize,
+    },
     #[error("unknown branch {0}")]
     UnknownBranch(BranchId),
     #[error("backend does not support {0}")]
@@ -230,7 +259,10 @@ impl CancelToken {
 pub enum GenEvent {
     Sample(Sample),
     /// One sample failed; the others go on (partial-failure rule).
-    Failed { index: usize, error: GenError },
+    Failed {
+        index: usize,
+        error: GenError,
+    },
     /// The last event: total usage, counting cancelled samples' tokens too (or, where a
     /// backend cannot learn them, counting those calls in `Usage::unreported`).
     Done(Usage),
@@ -246,7 +278,11 @@ pub struct SampleStream {
 
 impl SampleStream {
     pub fn new(events: impl Stream<Item = GenEvent> + Send + 'static, cancel: CancelToken) -> Self {
-        Self { events: Box::pin(events), cancel, usage: None }
+        Self {
+            events: Box::pin(events),
+            cancel,
+            usage: None,
+        }
     }
 
     /// The next finished sample (or failure); `None` once all are done or cancelled.
@@ -273,7 +309,8 @@ impl SampleStream {
     /// Drains what is left and returns the total usage.
     pub async fn finish(mut self) -> Result<Usage, GenError> {
         while self.next().await.is_some() {}
-        self.usage.ok_or_else(|| GenError::Backend("sample stream ended without reporting usage".into()))
+        self.usage
+            .ok_or_else(|| GenError::Backend("sample stream ended without reporting usage".into()))
     }
 
     /// Every sample, in index order, with the usage; failed samples are left out and
@@ -289,7 +326,11 @@ impl SampleStream {
         }
         samples.sort_by_key(|s| s.index);
         let usage = self.finish().await?;
-        Ok(Collected { samples, failures, usage })
+        Ok(Collected {
+            samples,
+            failures,
+            usage,
+        })
     }
 }
 
@@ -320,7 +361,12 @@ pub struct StepParams {
 
 impl Default for StepParams {
     fn default() -> Self {
-        Self { sampling: SamplingParams::default(), delimiter: Some("\n\n".into()), max_step_tokens: 128, max_total_tokens: 512 }
+        Self {
+            sampling: SamplingParams::default(),
+            delimiter: Some("\n\n".into()),
+            max_step_tokens: 128,
+            max_total_tokens: 512,
+        }
     }
 }
 
@@ -352,7 +398,11 @@ pub trait StepSession: Send {
     /// `n` new branches continuing `branch` exactly where it stands (KV shared on the engine).
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError>;
     /// Extends each branch by one step, all in one batch; results in the order given.
-    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError>;
+    async fn extend(
+        &mut self,
+        branches: &[BranchId],
+        params: &StepParams,
+    ) -> Result<Vec<Step>, GenError>;
     /// Keeps only the first `n_tokens` generated tokens of `branch`.
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError>;
     /// Frees branches at once; their ids become unknown.
@@ -364,7 +414,9 @@ pub trait StepSession: Send {
     /// extend or probe and counted as prompt work.
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
         let _ = (branch, text);
-        Err(GenError::Unsupported("appending text to a branch on this backend".into()))
+        Err(GenError::Unsupported(
+            "appending text to a branch on this backend".into(),
+        ))
     }
     /// For each branch, the log-probabilities of the first token of each of `candidates`
     /// as the next token after `suffix` is appended to the branch. The branches themselves
@@ -377,7 +429,9 @@ pub trait StepSession: Send {
         candidates: &[String],
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let _ = (branches, suffix, candidates);
-        Err(GenError::Unsupported("next-token probes (self-evaluation) on this backend".into()))
+        Err(GenError::Unsupported(
+            "next-token probes (self-evaluation) on this backend".into(),
+        ))
     }
 }
 
@@ -400,5 +454,6 @@ pub trait Generator: Send + Sync {
     /// than the context) are reported here, before any generation.
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError>;
     /// Opens a step-wise session on a conversation; the root branch is seeded with `seed`.
-    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError>;
+    async fn open(&self, messages: &[Message], seed: u64)
+        -> Result<Box<dyn StepSession>, GenError>;
 }

@@ -23,15 +23,16 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use ponder_core::{
-    BranchId, CancelToken, GenError, Generator, GeneratorInfo, Message, SampleRequest, SampleStream, Step, StepParams,
-    StepSession, Usage,
+    BranchId, CancelToken, GenError, Generator, GeneratorInfo, Message, SampleRequest,
+    SampleStream, Step, StepParams, StepSession, Usage,
 };
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::actor::Stats;
-use crate::actor::{Actor, Command, Limits, Llama, SampleJob, SessionId};
+use crate::actor::{Actor, Command, Limits, Llama, SampleJob, SessionId, SpanSetup};
 pub use crate::chat::ChatFormat;
 pub use llama_cpp_2::token::LlamaToken;
+use ponder_core::reasoning::{Thinking, ThinkingMarkers};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -70,7 +71,15 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8, kv_unified: true }
+        Self {
+            n_ctx: 16384,
+            n_batch: 512,
+            n_ubatch: 512,
+            n_seq_max: 256,
+            n_threads: threads,
+            prefix_cache_entries: 8,
+            kv_unified: true,
+        }
     }
 }
 
@@ -103,8 +112,12 @@ pub fn load_model(path: &Path) -> Result<LlamaModel, EngineError> {
     if !path.is_file() {
         return Err(EngineError::Missing(path.to_path_buf()));
     }
-    LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
-        .map_err(|e| EngineError::Load { path: path.to_path_buf(), reason: e.to_string() })
+    LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default()).map_err(|e| {
+        EngineError::Load {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 struct Inner {
@@ -146,12 +159,21 @@ impl Engine {
         let format = match model.meta_val_str("tokenizer.chat_template") {
             Ok(source) => {
                 let vocab = model.vocab();
-                let text = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
-                ChatFormat::Template { source, bos: text(vocab.bos()), eos: text(vocab.eos()) }
+                let text = |t: LlamaToken| {
+                    String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+                };
+                ChatFormat::Template {
+                    source,
+                    bos: text(vocab.bos()),
+                    eos: text(vocab.eos()),
+                }
             }
             Err(_) => ChatFormat::Plain,
         };
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let actor_model = model.clone();
@@ -186,9 +208,15 @@ impl Engine {
                 Actor::new(backend, limits).run(rx);
             })
             .map_err(|e| EngineError::Backend(e.to_string()))?;
-        let (n_ctx_seq, n_ctx) =
-            ready_rx.recv().map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
-        let info = GeneratorInfo { backend: "engine".into(), model: name, context_len: n_ctx_seq, n_params: model.n_params() };
+        let (n_ctx_seq, n_ctx) = ready_rx
+            .recv()
+            .map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
+        let info = GeneratorInfo {
+            backend: "engine".into(),
+            model: name,
+            context_len: n_ctx_seq,
+            n_params: model.n_params(),
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 tx,
@@ -211,43 +239,99 @@ impl Engine {
     /// The prompt text for a conversation.
     pub fn render(&self, messages: &[Message]) -> Result<String, GenError> {
         if messages.is_empty() {
-            return Err(GenError::InvalidRequest("messages must not be empty".into()));
+            return Err(GenError::InvalidRequest(
+                "messages must not be empty".into(),
+            ));
         }
-        self.inner.format.render(messages).map_err(GenError::InvalidRequest)
+        self.inner
+            .format
+            .render(messages)
+            .map_err(GenError::InvalidRequest)
     }
 
     /// Tokens of prompt text, with the model's special tokens parsed.
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        self.inner.model.vocab().tokenize(text.as_bytes(), true, true)
+        self.inner
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
     }
 
     pub fn model(&self) -> &LlamaModel {
         &self.inner.model
     }
 
+    /// The reasoning markers the model's chat template writes (`<think>`/`</think>`), if any.
+    pub fn thinking_markers(&self) -> Option<ThinkingMarkers> {
+        match &self.inner.format {
+            ChatFormat::Template { source, .. } => ThinkingMarkers::detect(source),
+            ChatFormat::Plain => None,
+        }
+    }
+
+    /// How the actor follows a sample's reasoning spans after `prompt` (rendered text).
+    fn span_setup(&self, thinking: &Thinking, prompt: &str) -> SpanSetup {
+        let forced = thinking.forced_text();
+        SpanSetup {
+            markers: thinking.markers.clone(),
+            starts_inside: thinking.markers.ends_inside(prompt),
+            budget: thinking.budget.map(|t| t as usize),
+            // Special tokens parsed: a model whose markers are special tokens gets them.
+            forced_tokens: self
+                .inner
+                .model
+                .vocab()
+                .tokenize(forced.as_bytes(), false, true),
+            forced_bytes: forced.into_bytes(),
+        }
+    }
+
     fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<LlamaToken>, GenError> {
-        let tokens = self.tokenize(&self.render(messages)?);
+        self.prompt_tokens_of(&self.render(messages)?)
+    }
+
+    fn prompt_tokens_of(&self, text: &str) -> Result<Vec<LlamaToken>, GenError> {
+        let tokens = self.tokenize(text);
         if tokens.is_empty() {
             return Err(GenError::InvalidRequest("the prompt is empty".into()));
         }
         if tokens.len() >= self.inner.n_ctx_seq {
-            return Err(GenError::PromptTooLong { prompt_tokens: tokens.len(), context: self.inner.n_ctx_seq });
+            return Err(GenError::PromptTooLong {
+                prompt_tokens: tokens.len(),
+                context: self.inner.n_ctx_seq,
+            });
         }
         Ok(tokens)
     }
 
     /// Opens a step-wise session on raw prompt tokens (no chat template).
-    pub async fn open_tokens(&self, prompt: Vec<LlamaToken>, seed: u64) -> Result<EngineSession, GenError> {
+    pub async fn open_tokens(
+        &self,
+        prompt: Vec<LlamaToken>,
+        seed: u64,
+    ) -> Result<EngineSession, GenError> {
         if prompt.is_empty() {
             return Err(GenError::InvalidRequest("the prompt is empty".into()));
         }
         if prompt.len() >= self.inner.n_ctx_seq {
-            return Err(GenError::PromptTooLong { prompt_tokens: prompt.len(), context: self.inner.n_ctx_seq });
+            return Err(GenError::PromptTooLong {
+                prompt_tokens: prompt.len(),
+                context: self.inner.n_ctx_seq,
+            });
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Open { prompt, seed, reprefill: self.reprefill, reply })?;
+        self.send(Command::Open {
+            prompt,
+            seed,
+            reprefill: self.reprefill,
+            reply,
+        })?;
         let (id, usage) = answer(rx).await?;
-        Ok(EngineSession { engine: self.clone(), id, usage })
+        Ok(EngineSession {
+            engine: self.clone(),
+            id,
+            usage,
+        })
     }
 
     /// A handle on the same model whose step sessions share nothing: no prefix cache, no
@@ -255,7 +339,10 @@ impl Engine {
     /// is what search costs through a stateless HTTP server; `ponder bench search`
     /// compares it with the normal engine in one run.
     pub fn reprefilling(&self) -> Engine {
-        Engine { inner: self.inner.clone(), reprefill: true }
+        Engine {
+            inner: self.inner.clone(),
+            reprefill: true,
+        }
     }
 
     /// The first token of `text` (no special tokens added), for next-token probes.
@@ -285,7 +372,11 @@ impl Engine {
             )));
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Score { sequences, candidates, reply })?;
+        self.send(Command::Score {
+            sequences,
+            candidates,
+            reply,
+        })?;
         answer(rx).await
     }
 
@@ -293,16 +384,21 @@ impl Engine {
     pub async fn stats(&self) -> Result<Stats, GenError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Stats { reply })?;
-        rx.await.map_err(|_| GenError::Backend("the engine dropped the request".into()))
+        rx.await
+            .map_err(|_| GenError::Backend("the engine dropped the request".into()))
     }
 
     fn send(&self, cmd: Command) -> Result<(), GenError> {
-        self.inner.tx.send(cmd).map_err(|_| GenError::Backend("the engine has stopped".into()))
+        self.inner
+            .tx
+            .send(cmd)
+            .map_err(|_| GenError::Backend("the engine has stopped".into()))
     }
 }
 
 async fn answer<T>(rx: oneshot::Receiver<Result<T, GenError>>) -> Result<T, GenError> {
-    rx.await.map_err(|_| GenError::Backend("the engine dropped the request".into()))?
+    rx.await
+        .map_err(|_| GenError::Backend("the engine dropped the request".into()))?
 }
 
 #[async_trait]
@@ -314,7 +410,9 @@ impl Generator for Engine {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         req.params.validate()?;
         if req.n == 0 {
-            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
+            return Err(GenError::InvalidRequest(
+                "n must be at least 1, got 0".into(),
+            ));
         }
         if req.n + 1 > self.inner.n_seq_max {
             return Err(GenError::InvalidRequest(format!(
@@ -323,32 +421,57 @@ impl Generator for Engine {
                 self.inner.n_seq_max - 1
             )));
         }
-        let prompt = self.prompt_tokens(&req.messages)?;
-        let need = actor::kv_need(prompt.len(), req.n, req.params.max_tokens as usize, self.inner.n_ctx_seq);
+        let text = self.render(&req.messages)?;
+        let prompt = self.prompt_tokens_of(&text)?;
+        let spans = req
+            .params
+            .thinking
+            .as_ref()
+            .map(|t| Arc::new(self.span_setup(t, &text)));
+        let (events, rx) = mpsc::unbounded_channel();
+        let cancel = CancelToken::default();
+        let job = SampleJob {
+            prompt,
+            n: req.n,
+            first_index: req.first_index,
+            params: req.params,
+            cancel: cancel.clone(),
+            events,
+            spans,
+        };
+        let need = actor::kv_need(
+            job.prompt.len(),
+            req.n,
+            job.max_added(),
+            self.inner.n_ctx_seq,
+        );
         if need > self.inner.n_ctx {
             return Err(GenError::InvalidRequest(format!(
                 "{} samples of up to {} tokens after a {}-token prompt need {need} KV cells but the engine has {}: \
                  lower n or max_tokens, or raise the context (--ctx)",
                 req.n,
-                req.params.max_tokens,
-                prompt.len(),
+                job.max_added(),
+                job.prompt.len(),
                 self.inner.n_ctx
             )));
         }
-        let (events, rx) = mpsc::unbounded_channel();
-        let cancel = CancelToken::default();
-        let job = SampleJob { prompt, n: req.n, first_index: req.first_index, params: req.params, cancel: cancel.clone(), events };
         self.send(Command::Sample(Box::new(job)))?;
         Ok(SampleStream::new(tokio_stream(rx), cancel))
     }
 
-    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(
+        &self,
+        messages: &[Message],
+        seed: u64,
+    ) -> Result<Box<dyn StepSession>, GenError> {
         let prompt = self.prompt_tokens(messages)?;
         Ok(Box::new(self.open_tokens(prompt, seed).await?))
     }
 }
 
-fn tokio_stream<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
+fn tokio_stream<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -360,7 +483,10 @@ pub struct EngineSession {
 }
 
 impl EngineSession {
-    async fn call<T>(&mut self, make: impl FnOnce(oneshot::Sender<Result<(T, Usage), GenError>>) -> Command) -> Result<T, GenError> {
+    async fn call<T>(
+        &mut self,
+        make: impl FnOnce(oneshot::Sender<Result<(T, Usage), GenError>>) -> Command,
+    ) -> Result<T, GenError> {
         let (reply, rx) = oneshot::channel();
         self.engine.send(make(reply))?;
         let (value, usage) = answer(rx).await?;
@@ -373,7 +499,12 @@ impl EngineSession {
     /// All tokens of a branch, prompt included (engine-specific).
     pub async fn tokens(&mut self, branch: BranchId) -> Result<Vec<LlamaToken>, GenError> {
         let session = self.id;
-        self.call(|reply| Command::Tokens { session, branch, reply }).await
+        self.call(|reply| Command::Tokens {
+            session,
+            branch,
+            reply,
+        })
+        .await
     }
 }
 
@@ -385,22 +516,49 @@ impl StepSession for EngineSession {
 
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
         let session = self.id;
-        self.call(|reply| Command::Fork { session, branch, n, reply }).await
+        self.call(|reply| Command::Fork {
+            session,
+            branch,
+            n,
+            reply,
+        })
+        .await
     }
 
-    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
+    async fn extend(
+        &mut self,
+        branches: &[BranchId],
+        params: &StepParams,
+    ) -> Result<Vec<Step>, GenError> {
         let (session, branches, params) = (self.id, branches.to_vec(), params.clone());
-        self.call(|reply| Command::Extend { session, branches, params, reply }).await
+        self.call(|reply| Command::Extend {
+            session,
+            branches,
+            params,
+            reply,
+        })
+        .await
     }
 
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
         let session = self.id;
-        self.call(|reply| Command::Rollback { session, branch, n_tokens, reply }).await
+        self.call(|reply| Command::Rollback {
+            session,
+            branch,
+            n_tokens,
+            reply,
+        })
+        .await
     }
 
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         let (session, branches) = (self.id, branches.to_vec());
-        self.call(|reply| Command::Release { session, branches, reply }).await
+        self.call(|reply| Command::Release {
+            session,
+            branches,
+            reply,
+        })
+        .await
     }
 
     fn usage(&self) -> Usage {
@@ -408,12 +566,23 @@ impl StepSession for EngineSession {
     }
 
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
-        let tokens = self.engine.inner.model.vocab().tokenize(text.as_bytes(), false, true);
+        let tokens = self
+            .engine
+            .inner
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, true);
         if tokens.is_empty() {
             return Ok(());
         }
         let session = self.id;
-        self.call(|reply| Command::Append { session, branch, tokens, reply }).await
+        self.call(|reply| Command::Append {
+            session,
+            branch,
+            tokens,
+            reply,
+        })
+        .await
     }
 
     async fn probe(
@@ -424,11 +593,24 @@ impl StepSession for EngineSession {
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let engine = &self.engine;
         // Special tokens parse, so a suffix may close the turn in the model's chat format.
-        let suffix = engine.inner.model.vocab().tokenize(suffix.as_bytes(), false, true);
-        let candidates = candidates.iter().map(|c| engine.first_token(c)).collect::<Result<Vec<_>, _>>()?;
+        let suffix = engine
+            .inner
+            .model
+            .vocab()
+            .tokenize(suffix.as_bytes(), false, true);
+        let candidates = candidates
+            .iter()
+            .map(|c| engine.first_token(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let (session, branches) = (self.id, branches.to_vec());
         let (reply, rx) = oneshot::channel();
-        engine.send(Command::Probe { session, branches, suffix, candidates, reply })?;
+        engine.send(Command::Probe {
+            session,
+            branches,
+            suffix,
+            candidates,
+            reply,
+        })?;
         answer(rx).await
     }
 }

@@ -35,7 +35,10 @@ impl Prices {
     /// Reads a JSON price table:
     /// `{"prompt_per_million": 0.15, "completion_per_million": 0.6, "cached_prompt_per_million": 0.075}`.
     pub fn load(path: &Path) -> Result<Prices, Error> {
-        let bad = |reason: String| Error::Prices { path: path.display().to_string(), reason };
+        let bad = |reason: String| Error::Prices {
+            path: path.display().to_string(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let p: Prices = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         for (name, v) in [
@@ -55,7 +58,9 @@ impl Prices {
     /// Dollars for `usage`: prompt tokens computed at the prompt price, reused at the cached
     /// price, generated at the completion price.
     pub fn dollars(&self, usage: &Usage) -> f64 {
-        let cached = self.cached_prompt_per_million.unwrap_or(self.prompt_per_million);
+        let cached = self
+            .cached_prompt_per_million
+            .unwrap_or(self.prompt_per_million);
         (usage.prompt_computed as f64 * self.prompt_per_million
             + usage.prompt_reused as f64 * cached
             + usage.completion as f64 * self.completion_per_million)
@@ -75,7 +80,12 @@ pub struct CostSummary {
 }
 
 impl CostSummary {
-    pub fn new(n_params: u64, prices: Option<&Prices>, usages: &[Usage], n_correct: usize) -> CostSummary {
+    pub fn new(
+        n_params: u64,
+        prices: Option<&Prices>,
+        usages: &[Usage],
+        n_correct: usize,
+    ) -> CostSummary {
         let usage: Usage = usages.iter().copied().sum();
         CostSummary {
             n_problems: usages.len(),
@@ -123,7 +133,14 @@ mod tests {
     use super::*;
 
     fn usage(prompt_computed: u64, prompt_reused: u64, completion: u64) -> Usage {
-        Usage { prompt_computed, prompt_reused, completion, scorer_passes: 1, wall_ms: 500, unreported: 0 }
+        Usage {
+            prompt_computed,
+            prompt_reused,
+            completion,
+            scorer_passes: 1,
+            wall_ms: 500,
+            ..Usage::default()
+        }
     }
 
     #[test]
@@ -149,9 +166,19 @@ mod tests {
         assert!((d - (1.0 + 1.0 + 2.0)).abs() < 1e-12, "{d}");
         let c = CostSummary::new(0, Some(&p), &[usage(1_000_000, 0, 0)], 2);
         assert_eq!(c.dollars_per_pass(), Some(0.5));
-        std::fs::write(&path, r#"{"prompt_per_million": -1, "completion_per_million": 4}"#).unwrap();
-        assert!(Prices::load(&path).unwrap_err().to_string().contains("prompt_per_million must be"));
+        std::fs::write(
+            &path,
+            r#"{"prompt_per_million": -1, "completion_per_million": 4}"#,
+        )
+        .unwrap();
+        assert!(Prices::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("prompt_per_million must be"));
         std::fs::write(&path, r#"{"prompt": 1}"#).unwrap();
-        assert!(Prices::load(&path).unwrap_err().to_string().contains("prices.json"));
+        assert!(Prices::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("prices.json"));
     }
 }

@@ -62,9 +62,20 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
         // Prompt tokens and re-fed tokens are computed prompt; tokens shared by a group are
         // reused by every member but the one that pays.
         let (n_past, n_prompt, max_fed) = (s.n_past, s.n_prompt, s.max_fed);
-        let prompt_computed = (n_past..n_past + take).filter(|&pos| pos < n_prompt || pos < max_fed).count() as u64;
-        let sharers = members.iter().filter(|m| !seqs[m].prefill_only).count().max(1) as u64 - 1;
-        let prompt_reused = if matches!(s.owner, Owner::Session(_)) { sharers * take as u64 } else { 0 };
+        let prompt_computed = (n_past..n_past + take)
+            .filter(|&pos| pos < n_prompt || pos < max_fed || s.forced.contains(&pos))
+            .count() as u64;
+        let sharers = members
+            .iter()
+            .filter(|m| !seqs[m].prefill_only)
+            .count()
+            .max(1) as u64
+            - 1;
+        let prompt_reused = if matches!(s.owner, Owner::Session(_)) {
+            sharers * take as u64
+        } else {
+            0
+        };
         placed.extend(members.iter().copied());
         slots.push(Slot {
             members,
@@ -82,7 +93,9 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
 /// After a decode: every member of `slot` has its tokens in the KV cache.
 pub(crate) fn computed(seqs: &mut HashMap<SeqId, Seq>, slot: &Slot) {
     for &m in &slot.members {
-        let s = seqs.get_mut(&m).expect("members stay live until their logits are read");
+        let s = seqs
+            .get_mut(&m)
+            .expect("members stay live until their logits are read");
         s.n_past += slot.tokens.len();
         s.max_fed = s.max_fed.max(s.n_past);
     }
@@ -124,7 +137,14 @@ mod tests {
             .map(|s| {
                 let mut m = s.members.clone();
                 m.sort_unstable();
-                (m, s.pos, s.tokens.len(), s.logits_at, s.prompt_computed, s.prompt_reused)
+                (
+                    m,
+                    s.pos,
+                    s.tokens.len(),
+                    s.logits_at,
+                    s.prompt_computed,
+                    s.prompt_reused,
+                )
             })
             .collect()
     }
@@ -137,10 +157,37 @@ mod tests {
 
     #[test]
     fn decode_phase_first_and_a_long_prefill_is_cut_at_n_batch() {
-        let seqs = HashMap::from([(0, running(10, 0, Owner::Job(1))), (1, decoding(3, 6, Owner::Job(2))), (2, decoding(3, 9, Owner::Job(3)))]);
-        check(&seqs, 6, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0), (vec![0], 0, 4, None, 4, 0)]);
-        check(&seqs, 2, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0)]);
-        check(&seqs, 12, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0), (vec![0], 0, 10, Some(11), 10, 0)]);
+        let seqs = HashMap::from([
+            (0, running(10, 0, Owner::Job(1))),
+            (1, decoding(3, 6, Owner::Job(2))),
+            (2, decoding(3, 9, Owner::Job(3))),
+        ]);
+        check(
+            &seqs,
+            6,
+            vec![
+                (vec![1], 5, 1, Some(0), 0, 0),
+                (vec![2], 8, 1, Some(1), 0, 0),
+                (vec![0], 0, 4, None, 4, 0),
+            ],
+        );
+        check(
+            &seqs,
+            2,
+            vec![
+                (vec![1], 5, 1, Some(0), 0, 0),
+                (vec![2], 8, 1, Some(1), 0, 0),
+            ],
+        );
+        check(
+            &seqs,
+            12,
+            vec![
+                (vec![1], 5, 1, Some(0), 0, 0),
+                (vec![2], 8, 1, Some(1), 0, 0),
+                (vec![0], 0, 10, Some(11), 10, 0),
+            ],
+        );
         check(&seqs, 0, vec![]);
     }
 
@@ -160,7 +207,11 @@ mod tests {
         let mut s = running(6, 0, Owner::Session(1));
         s.n_prompt = 2;
         s.max_fed = 4;
-        check(&HashMap::from([(0, s)]), 8, vec![(vec![0], 0, 6, Some(5), 4, 0)]);
+        check(
+            &HashMap::from([(0, s)]),
+            8,
+            vec![(vec![0], 0, 6, Some(5), 4, 0)],
+        );
     }
 
     /// A job's root and its `n` children, forked before anything is computed.
@@ -180,7 +231,11 @@ mod tests {
     #[test]
     fn a_group_is_fed_once_for_all_its_members() {
         // Jobs count their sharing when they start, so the slot adds none.
-        check(&job(3, Owner::Job(1)), 8, vec![(vec![0, 1, 2, 3], 1, 4, Some(3), 4, 0)]);
+        check(
+            &job(3, Owner::Job(1)),
+            8,
+            vec![(vec![0, 1, 2, 3], 1, 4, Some(3), 4, 0)],
+        );
         // Sessions count it here: every member but the one that pays reuses the tokens.
         let mut seqs = job(3, Owner::Session(1));
         seqs.remove(&0);
@@ -192,7 +247,14 @@ mod tests {
         let mut seqs = job(2, Owner::Session(1));
         seqs.remove(&0);
         seqs.get_mut(&2).unwrap().tokens.push(LlamaToken(7));
-        check(&seqs, 16, vec![(vec![1], 1, 4, Some(3), 4, 0), (vec![2], 1, 5, Some(8), 4, 0)]);
+        check(
+            &seqs,
+            16,
+            vec![
+                (vec![1], 1, 4, Some(3), 4, 0),
+                (vec![2], 1, 5, Some(8), 4, 0),
+            ],
+        );
     }
 
     #[test]

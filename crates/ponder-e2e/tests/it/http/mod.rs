@@ -29,16 +29,35 @@ pub(crate) fn question() -> Vec<Message> {
 }
 
 pub(crate) fn sampling(max_tokens: u32) -> SamplingParams {
-    SamplingParams { temperature: 0.8, seed: 11, max_tokens, ..SamplingParams::default() }
+    SamplingParams {
+        temperature: 0.8,
+        seed: 11,
+        max_tokens,
+        ..SamplingParams::default()
+    }
 }
 
 pub(crate) fn ctx(g: &dyn Generator) -> Ctx<'_> {
     static EQ: NumericEquivalence = NumericEquivalence;
-    Ctx { generator: g, equivalence: &EQ, extract: &extract_answer, scorer: None, process: None, verifier: None }
+    Ctx {
+        generator: g,
+        equivalence: &EQ,
+        extract: &extract_answer,
+        scorer: None,
+        process: None,
+        verifier: None,
+        thinking: None,
+    }
 }
 
 pub(crate) fn problem() -> ponder_core::Problem {
-    ponder_core::Problem { id: "t".into(), question: "2 + 3".into(), gold: "5".into(), level: None, steps: Vec::new() }
+    ponder_core::Problem {
+        id: "t".into(),
+        question: "2 + 3".into(),
+        gold: "5".into(),
+        level: None,
+        steps: Vec::new(),
+    }
 }
 
 pub(crate) async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {
@@ -49,5 +68,7 @@ pub(crate) async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpG
 
 #[allow(dead_code)]
 fn build(name: &str, budget: usize, max_tokens: u32) -> Box<dyn strategy::Strategy> {
-    strategy::StrategySpec::parse(name, Some(budget)).and_then(|s| s.build(sampling(max_tokens))).unwrap()
+    strategy::StrategySpec::parse(name, Some(budget))
+        .and_then(|s| s.build(sampling(max_tokens)))
+        .unwrap()
 }
