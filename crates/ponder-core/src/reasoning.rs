@@ -200,6 +200,38 @@ impl FromStr for MarkersChoice {
     }
 }
 
+/// What a user asked of reasoning spans (`--think-markers`, `--thinking-budget`,
+/// `--answer-prefix`; the gateway's `ponder.think_markers`, `ponder.thinking_budget`,
+/// `ponder.answer_prefix`), before the model is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThinkingRequest {
+    pub markers: MarkersChoice,
+    pub budget: Option<u32>,
+    pub answer_prefix: Option<String>,
+}
+
+impl ThinkingRequest {
+    /// What samples are asked to do, given the markers the model's template writes.
+    pub fn resolve(&self, detected: Option<ThinkingMarkers>) -> Result<Option<Thinking>, String> {
+        let Some(markers) = self.markers.resolve(detected) else {
+            if self.budget.is_some() {
+                return Err("a thinking budget needs reasoning markers: the model's chat template writes none, so name them (OPEN,CLOSE)".into());
+            }
+            return Ok(None);
+        };
+        let t = Thinking {
+            budget: self.budget,
+            answer_prefix: self
+                .answer_prefix
+                .clone()
+                .unwrap_or_else(default_answer_prefix),
+            ..Thinking::new(markers)
+        };
+        t.validate()?;
+        Ok(Some(t))
+    }
+}
+
 /// What a sample request asks of reasoning spans: count the thinking tokens between
 /// `markers`, and with a `budget`, end a span after that many tokens by forcing
 /// `markers.close` and `answer_prefix` and letting the model answer.
@@ -229,6 +261,28 @@ impl Thinking {
     /// The text a budget forces into a sample: the close marker, then the answer prefix.
     pub fn forced_text(&self) -> String {
         format!("{}{}", self.markers.close, self.answer_prefix)
+    }
+
+    /// The thinking tokens of a sample whose backend reports its tokens' bytes but cannot
+    /// follow spans while generating (HTTP). `None` — uncounted, not guessed — without
+    /// token bytes, or when no marker appears: the prompt, rendered by the server, may
+    /// have opened a span that the whole sample is then inside.
+    pub fn count_reported(&self, token_bytes: &[Vec<u8>]) -> Option<usize> {
+        let text = token_bytes.concat();
+        let (open, close) = (self.markers.open.as_bytes(), self.markers.close.as_bytes());
+        let has = |m: &[u8]| text.windows(m.len()).any(|w| w == m);
+        if token_bytes.is_empty() || !(has(open) || has(close)) {
+            return None;
+        }
+        let mut at = 0;
+        let ranges: Vec<Range<usize>> = token_bytes
+            .iter()
+            .map(|t| {
+                at += t.len();
+                at - t.len()..at
+            })
+            .collect();
+        Some(self.markers.thinking_tokens(&text, &ranges, false))
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -369,6 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_needs_markers_from_the_template_or_the_user() {
+        let asked = ThinkingRequest {
+            budget: Some(8),
+            ..ThinkingRequest::default()
+        };
+        assert!(asked
+            .resolve(None)
+            .unwrap_err()
+            .contains("needs reasoning markers"));
+        let t = asked
+            .resolve(Some(ThinkingMarkers::default()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.budget, t.answer_prefix.as_str()),
+            (Some(8), DEFAULT_ANSWER_PREFIX)
+        );
+        let off = ThinkingRequest {
+            markers: MarkersChoice::None,
+            ..ThinkingRequest::default()
+        };
+        assert_eq!(off.resolve(Some(ThinkingMarkers::default())), Ok(None));
+    }
+
+    #[test]
     fn a_budget_of_zero_is_refused() {
         let t = Thinking {
             budget: Some(0),
@@ -382,6 +461,20 @@ mod tests {
             Thinking::new(ThinkingMarkers::default()).forced_text(),
             "</think>\n\nFinal answer: "
         );
+    }
+
+    #[test]
+    fn reported_tokens_are_counted_when_a_marker_shows_where_thinking_is() {
+        let t = Thinking::new(ThinkingMarkers::default());
+        let toks = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            t.count_reported(&toks(&["<think>", "a", "b", "</think>", "7"])),
+            Some(2)
+        );
+        assert_eq!(t.count_reported(&toks(&["a", "</think>", "7"])), Some(1));
+        // No marker: the server's prompt may have opened a span; no tokens: nothing to count.
+        assert_eq!(t.count_reported(&toks(&["a", "7"])), None);
+        assert_eq!(t.count_reported(&[]), None);
     }
 
     fn piece() -> impl Strategy<Value = &'static str> {

@@ -438,6 +438,18 @@ impl Generator for HttpGenerator {
                 "messages must not be empty".into(),
             ));
         }
+        if req
+            .params
+            .thinking
+            .as_ref()
+            .is_some_and(|t| t.budget.is_some())
+        {
+            // Forcing the close marker needs the sequence in hand; over HTTP that is a second
+            // request continuing raw text, which chat endpoints cannot do (issue 14).
+            return Err(GenError::Unsupported(
+                "a thinking budget over HTTP (it forces the close marker into a running sample): use the in-process engine".into(),
+            ));
+        }
         let caps = &self.shared.caps;
         let logprobs = match self.api {
             Api::Chat => caps.chat_logprobs,
@@ -476,7 +488,14 @@ impl Generator for HttpGenerator {
                 match result {
                     Ok((samples, u)) => {
                         usage += u;
-                        for s in samples {
+                        for mut s in samples {
+                            if let Some(t) = &req.params.thinking {
+                                s.n_thinking = t.count_reported(&s.token_bytes);
+                                match s.n_thinking {
+                                    Some(n) => usage.thinking += n as u64,
+                                    None => usage.thinking_uncounted += 1,
+                                }
+                            }
                             let _ = tx.send(GenEvent::Sample(s));
                         }
                     }

@@ -8,6 +8,7 @@
 
 use axum::http::StatusCode;
 use ponder_core::answer::AnswerPattern;
+use ponder_core::reasoning::ThinkingRequest;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{StrategyError, StrategySpec};
 use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall};
@@ -57,6 +58,9 @@ pub struct Request {
     /// Where the answer is in free text (`ponder.answer_pattern`): votes group on it
     /// instead of the built-in numeric and tool-call rules.
     pub answer_pattern: Option<AnswerPattern>,
+    /// Reasoning spans (`ponder.think_markers`, `ponder.thinking_budget`,
+    /// `ponder.answer_prefix`), resolved against the model's template when the request runs.
+    pub thinking: ThinkingRequest,
     /// The upstream server this request asked for (`x-ponder-upstream`, where allowed).
     pub upstream: Option<usize>,
 }
@@ -285,6 +289,9 @@ const PONDER_FIELDS: &[&str] = &[
     "ignore_arguments",
     "progress",
     "answer_pattern",
+    "think_markers",
+    "thinking_budget",
+    "answer_prefix",
 ];
 
 /// Parses and checks a request body (limits are checked by the caller).
@@ -326,6 +333,7 @@ pub fn parse(
     let (mut return_candidates, mut max_total_tokens, mut ignore_arguments, mut progress) =
         (false, None, Vec::new(), ProgressMode::Comments);
     let mut answer_pattern = None;
+    let mut thinking = ThinkingRequest::default();
     match o.get("ponder") {
         None | Some(Value::Null) => {}
         Some(Value::Object(p)) => {
@@ -379,6 +387,25 @@ pub fn parse(
                         .map_err(|e| invalid(e, "ponder.answer_pattern"))?,
                 );
             }
+            if let Some(m) = opt_str(p, "think_markers", "ponder.think_markers")? {
+                thinking.markers = m
+                    .parse()
+                    .map_err(|e: String| invalid(e, "ponder.think_markers"))?;
+            }
+            if let Some(t) = opt_u64(p, "thinking_budget", "ponder.thinking_budget")? {
+                let t = u32::try_from(t).ok().filter(|&t| t > 0).ok_or_else(|| {
+                    invalid(
+                        format!(
+                            "ponder.thinking_budget must be between 1 and {}, got {t}",
+                            u32::MAX
+                        ),
+                        "ponder.thinking_budget",
+                    )
+                })?;
+                thinking.budget = Some(t);
+            }
+            thinking.answer_prefix =
+                opt_str(p, "answer_prefix", "ponder.answer_prefix")?.map(str::to_string);
             progress = match opt_str(p, "progress", "ponder.progress")? {
                 None | Some("comments") => ProgressMode::Comments,
                 Some("chunks") => ProgressMode::Chunks,
@@ -532,6 +559,7 @@ pub fn parse(
         tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
         logprobs,
         answer_pattern,
+        thinking,
         upstream: None,
     })
 }

@@ -15,7 +15,7 @@ use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, ScorerSpecEr
 use ponder_core::strategy::Ctx;
 use ponder_core::{
     CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest,
-    SampleStream, StepSession,
+    SampleStream, SamplingParams, StepSession,
 };
 use ponder_http::RewardScorer;
 use tokio::sync::mpsc;
@@ -167,9 +167,18 @@ async fn run_inner(
             kept: kept.clone(),
         });
     }
+    let thinking = req
+        .thinking
+        .resolve(st.backend.thinking_markers())
+        .map_err(|e| ApiError::invalid(e).param("ponder.think_markers"))?;
+    let markers = thinking.as_ref().map(|t| t.markers.clone());
+    let sampling = SamplingParams {
+        thinking,
+        ..req.sampling.clone()
+    };
     let strategy = req
         .strategy
-        .build(req.sampling.clone())
+        .build(sampling)
         .map_err(|e| ApiError::from_strategy(&e, upstream))?;
     let scorers = scorers(&st, &req, generator.clone())?;
     let equivalence = EQUIVALENCE;
@@ -188,7 +197,7 @@ async fn run_inner(
         // error naming the missing capability.
         process: scorers.process.as_deref(),
         verifier: None,
-        thinking: None,
+        thinking: markers.as_ref(),
     };
     let problem = Problem {
         id: "request".into(),

@@ -73,7 +73,9 @@ fn since(before: &Usage, after: &Usage) -> Usage {
         wall_ms: 0,
         unreported: after.unreported.saturating_sub(before.unreported),
         thinking: after.thinking.saturating_sub(before.thinking),
-        thinking_uncounted: after.thinking_uncounted.saturating_sub(before.thinking_uncounted),
+        thinking_uncounted: after
+            .thinking_uncounted
+            .saturating_sub(before.thinking_uncounted),
     }
 }
 

@@ -71,6 +71,8 @@ pub struct Args {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
+    pub thinking: common::ThinkingArgs,
+    #[command(flatten)]
     pub search: SearchArgs,
     /// Cost of a wrong answer in the fLaws utility (a correct answer earns 1)
     #[arg(long, default_value_t = 1.0)]
@@ -394,7 +396,14 @@ fn go(
         .collect();
     store.set_prompts(id, &rows)?;
     println!("prompt template {}", template.name);
-    let sampling = common::with_stops(sampling, &template);
+    let mut sampling = common::with_stops(sampling, &template);
+    // Settled with the model known (its template may write the markers), kept in the run.
+    sampling.thinking = a.thinking.resolve(backend.thinking_markers())?;
+    if config.sampling.thinking != sampling.thinking {
+        config.sampling.thinking = sampling.thinking.clone();
+        store.set_config(id, &config.to_json())?;
+    }
+    let markers = sampling.thinking.as_ref().map(|t| t.markers.clone());
     let scorers = common::scorers(
         scorer,
         Some(dataset.checker.clone()),
@@ -493,6 +502,10 @@ fn go(
         } else {
             ctx
         };
+        let ctx = Ctx {
+            thinking: markers.as_ref(),
+            ..ctx
+        };
         rt.block_on(runner::execute(
             &mut store,
             id,
@@ -530,6 +543,10 @@ fn go(
                 }
             } else {
                 ctx
+            };
+            let ctx = Ctx {
+                thinking: markers.as_ref(),
+                ..ctx
             };
             let r = rt.block_on(runner::execute(
                 &mut store,
