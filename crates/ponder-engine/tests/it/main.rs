@@ -98,3 +98,4 @@ fn engine_stats_live(engine: &Engine) -> usize {
 mod engine;
 mod search;
 mod signals;
+mod thinking;
