@@ -15,23 +15,13 @@ use crate::TokenStats;
 /// The confidence is exact for those k; the entropy sums only their terms, so it is a
 /// lower bound of the full distribution's (each left-out term is positive).
 pub fn stats_from_top(top: &[f32]) -> TokenStats {
-    let finite: Vec<f64> = top
-        .iter()
-        .filter(|x| x.is_finite())
-        .map(|&x| f64::from(x))
-        .collect();
+    let finite: Vec<f64> = top.iter().filter(|x| x.is_finite()).map(|&x| f64::from(x)).collect();
     if finite.is_empty() {
-        return TokenStats {
-            confidence: 0.0,
-            entropy: 0.0,
-        };
+        return TokenStats { confidence: 0.0, entropy: 0.0 };
     }
     let confidence = -finite.iter().sum::<f64>() / finite.len() as f64;
     let entropy = finite.iter().map(|&l| -l.exp() * l).sum::<f64>();
-    TokenStats {
-        confidence: confidence as f32,
-        entropy: entropy.max(0.0) as f32,
-    }
+    TokenStats { confidence: confidence as f32, entropy: entropy.max(0.0) as f32 }
 }
 
 /// Where a trace stops under online termination: the index of the token whose group (the
@@ -39,8 +29,7 @@ pub fn stats_from_top(top: &[f32]) -> TokenStats {
 /// stops it while generating. `None`: the trace runs to its own end.
 pub fn first_low_group(conf: &[f32], window: usize, threshold: f32) -> Option<usize> {
     let mut g = GroupWindow::new(window);
-    conf.iter()
-        .position(|&c| g.push(c).is_some_and(|m| m < threshold))
+    conf.iter().position(|&c| g.push(c).is_some_and(|m| m < threshold))
 }
 
 /// Group confidences: the mean over every window of `window` consecutive tokens, in
@@ -115,11 +104,7 @@ pub struct GroupWindow {
 impl GroupWindow {
     pub fn new(window: usize) -> Self {
         let window = window.max(1);
-        Self {
-            window,
-            values: VecDeque::with_capacity(window),
-            sum: 0.0,
-        }
+        Self { window, values: VecDeque::with_capacity(window), sum: 0.0 }
     }
 
     /// Adds one token's confidence; the window's mean once it is full.
@@ -145,29 +130,16 @@ mod tests {
     #[test]
     fn stats_from_a_servers_top_logprobs() {
         let s = stats_from_top(&[-0.1, -2.5, f32::NEG_INFINITY]);
-        assert!(
-            (s.confidence - 1.3).abs() < 1e-6,
-            "mean of the finite ones: {s:?}"
-        );
+        assert!((s.confidence - 1.3).abs() < 1e-6, "mean of the finite ones: {s:?}");
         let h = -(-0.1f64).exp() * -0.1 - (-2.5f64).exp() * -2.5;
         assert!((f64::from(s.entropy) - h).abs() < 1e-6);
-        assert_eq!(
-            stats_from_top(&[]),
-            TokenStats {
-                confidence: 0.0,
-                entropy: 0.0
-            }
-        );
+        assert_eq!(stats_from_top(&[]), TokenStats { confidence: 0.0, entropy: 0.0 });
     }
 
     #[test]
     fn online_termination_stops_at_the_first_low_group() {
         let c = [5.0, 5.0, 1.0, 1.0, 5.0];
-        assert_eq!(
-            first_low_group(&c, 2, 2.0),
-            Some(3),
-            "groups 5, 3, 1: the third ends at token 3"
-        );
+        assert_eq!(first_low_group(&c, 2, 2.0), Some(3), "groups 5, 3, 1: the third ends at token 3");
         assert_eq!(first_low_group(&c, 2, 0.5), None);
         assert_eq!(first_low_group(&c, 9, 9.0), None, "no full window, no stop");
     }
@@ -176,18 +148,10 @@ mod tests {
     fn groups_slide_over_the_trace() {
         let c = [1.0, 2.0, 3.0, 4.0];
         assert_eq!(group_confidences(&c, 2), vec![1.5, 2.5, 3.5]);
-        assert_eq!(
-            group_confidences(&c, 9),
-            vec![2.5],
-            "shorter than a window: one group"
-        );
+        assert_eq!(group_confidences(&c, 9), vec![2.5], "shorter than a window: one group");
         assert!(group_confidences(&[], 3).is_empty());
         assert_eq!(lowest_group(&c, 2), Some(1.5));
-        assert_eq!(
-            bottom_groups(&c, 2, 0.5),
-            Some(2.0),
-            "lowest two of three groups"
-        );
+        assert_eq!(bottom_groups(&c, 2, 0.5), Some(2.0), "lowest two of three groups");
         assert_eq!(bottom_groups(&c, 2, 0.0), Some(1.5), "at least one group");
         assert_eq!(tail(&c, 2), Some(3.5));
         assert_eq!(tail(&c, 10), Some(2.5));

@@ -92,10 +92,7 @@ impl Default for SamplingParams {
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self {
-            temperature: 0.0,
-            ..Self::default()
-        }
+        Self { temperature: 0.0, ..Self::default() }
     }
 
     pub fn is_greedy(&self) -> bool {
@@ -106,10 +103,7 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<(), GenError> {
         let bad = |m: String| Err(GenError::InvalidRequest(m));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!(
-                "temperature must be a finite number >= 0, got {}",
-                self.temperature
-            ));
+            return bad(format!("temperature must be a finite number >= 0, got {}", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
@@ -121,16 +115,11 @@ impl SamplingParams {
             return bad("max_tokens must be at least 1, got 0".into());
         }
         if self.token_stats_k > MAX_TOKEN_STATS_K {
-            return bad(format!(
-                "token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}",
-                self.token_stats_k
-            ));
+            return bad(format!("token_stats_k must be at most {MAX_TOKEN_STATS_K}, got {}", self.token_stats_k));
         }
         if let Some(c) = self.confidence_stop {
             if self.token_stats_k == 0 {
-                return bad(
-                    "confidence_stop needs token_stats_k > 0 (the confidence it reads)".into(),
-                );
+                return bad("confidence_stop needs token_stats_k > 0 (the confidence it reads)".into());
             }
             if c.window == 0 || !c.threshold.is_finite() {
                 return bad(format!(
@@ -229,10 +218,7 @@ pub enum GenError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("prompt is {prompt_tokens} tokens but the context holds {context} (with room for at least one generated token)")]
-    PromptTooLong {
-        prompt_tokens: usize,
-        context: usize,
-    },
+    PromptTooLong { prompt_tokens: usize, context: usize },
     #[error("unknown branch {0}")]
     UnknownBranch(BranchId),
     #[error("backend does not support {0}")]
@@ -259,10 +245,7 @@ impl CancelToken {
 pub enum GenEvent {
     Sample(Sample),
     /// One sample failed; the others go on (partial-failure rule).
-    Failed {
-        index: usize,
-        error: GenError,
-    },
+    Failed { index: usize, error: GenError },
     /// The last event: total usage, counting cancelled samples' tokens too (or, where a
     /// backend cannot learn them, counting those calls in `Usage::unreported`).
     Done(Usage),
@@ -278,11 +261,7 @@ pub struct SampleStream {
 
 impl SampleStream {
     pub fn new(events: impl Stream<Item = GenEvent> + Send + 'static, cancel: CancelToken) -> Self {
-        Self {
-            events: Box::pin(events),
-            cancel,
-            usage: None,
-        }
+        Self { events: Box::pin(events), cancel, usage: None }
     }
 
     /// The next finished sample (or failure); `None` once all are done or cancelled.
@@ -309,8 +288,7 @@ impl SampleStream {
     /// Drains what is left and returns the total usage.
     pub async fn finish(mut self) -> Result<Usage, GenError> {
         while self.next().await.is_some() {}
-        self.usage
-            .ok_or_else(|| GenError::Backend("sample stream ended without reporting usage".into()))
+        self.usage.ok_or_else(|| GenError::Backend("sample stream ended without reporting usage".into()))
     }
 
     /// Every sample, in index order, with the usage; failed samples are left out and
@@ -326,11 +304,7 @@ impl SampleStream {
         }
         samples.sort_by_key(|s| s.index);
         let usage = self.finish().await?;
-        Ok(Collected {
-            samples,
-            failures,
-            usage,
-        })
+        Ok(Collected { samples, failures, usage })
     }
 }
 
@@ -361,12 +335,7 @@ pub struct StepParams {
 
 impl Default for StepParams {
     fn default() -> Self {
-        Self {
-            sampling: SamplingParams::default(),
-            delimiter: Some("\n\n".into()),
-            max_step_tokens: 128,
-            max_total_tokens: 512,
-        }
+        Self { sampling: SamplingParams::default(), delimiter: Some("\n\n".into()), max_step_tokens: 128, max_total_tokens: 512 }
     }
 }
 
@@ -398,11 +367,7 @@ pub trait StepSession: Send {
     /// `n` new branches continuing `branch` exactly where it stands (KV shared on the engine).
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError>;
     /// Extends each branch by one step, all in one batch; results in the order given.
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError>;
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError>;
     /// Keeps only the first `n_tokens` generated tokens of `branch`.
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError>;
     /// Frees branches at once; their ids become unknown.
@@ -414,9 +379,7 @@ pub trait StepSession: Send {
     /// extend or probe and counted as prompt work.
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
         let _ = (branch, text);
-        Err(GenError::Unsupported(
-            "appending text to a branch on this backend".into(),
-        ))
+        Err(GenError::Unsupported("appending text to a branch on this backend".into()))
     }
     /// For each branch, the log-probabilities of the first token of each of `candidates`
     /// as the next token after `suffix` is appended to the branch. The branches themselves
@@ -429,9 +392,7 @@ pub trait StepSession: Send {
         candidates: &[String],
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let _ = (branches, suffix, candidates);
-        Err(GenError::Unsupported(
-            "next-token probes (self-evaluation) on this backend".into(),
-        ))
+        Err(GenError::Unsupported("next-token probes (self-evaluation) on this backend".into()))
     }
 }
 
@@ -454,6 +415,5 @@ pub trait Generator: Send + Sync {
     /// than the context) are reported here, before any generation.
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError>;
     /// Opens a step-wise session on a conversation; the root branch is seeded with `seed`.
-    async fn open(&self, messages: &[Message], seed: u64)
-        -> Result<Box<dyn StepSession>, GenError>;
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError>;
 }

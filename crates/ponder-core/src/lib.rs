@@ -15,14 +15,13 @@ pub mod scorer;
 pub mod scorer_spec;
 pub mod strategy;
 pub mod testing;
-mod usage;
 pub mod verifier;
+mod usage;
 
 pub use generator::{
-    derive_seed, BranchId, CancelToken, ConfidenceStop, FinishReason, GenError, GenEvent,
-    Generator, GeneratorInfo, Sample, SampleRequest, SampleStream, SamplingParams, Step,
-    StepParams, StepSession, TokenStats, MAX_TOKEN_STATS_K,
+    derive_seed, BranchId, CancelToken, ConfidenceStop, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Sample,
+    SampleRequest, SampleStream, SamplingParams, Step, StepParams, StepSession, TokenStats, MAX_TOKEN_STATS_K,
 };
-pub use problem::{Checker, GoldChecker, Message, Problem, Role, ToolCall};
 pub use process::{Aggregate, Partial, ProcessScorer};
+pub use problem::{Checker, GoldChecker, Message, Problem, Role, ToolCall};
 pub use usage::Usage;

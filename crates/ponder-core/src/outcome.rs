@@ -49,9 +49,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn chosen_text(&self) -> Option<&str> {
-        self.chosen
-            .and_then(|i| self.candidates.get(i))
-            .map(|c| c.text.as_str())
+        self.chosen.and_then(|i| self.candidates.get(i)).map(|c| c.text.as_str())
     }
 
     /// How settled the answer is: the leading class's share of the vote ([`leader_share`]).
@@ -110,34 +108,18 @@ pub fn tally(candidates: &[Candidate], weighted: bool) -> Vec<Vote> {
         .into_iter()
         .map(|(key, members)| {
             // Members keep candidate order, and candidates are in index order.
-            let first = members
-                .iter()
-                .min_by_key(|c| c.index)
-                .copied()
-                .expect("a group has at least one member");
+            let first = members.iter().min_by_key(|c| c.index).copied().expect("a group has at least one member");
             Vote {
                 answer: first.answer.clone().unwrap_or_default(),
                 key: key.to_string(),
                 count: members.len(),
-                weight: members
-                    .iter()
-                    .map(|c| {
-                        if weighted {
-                            c.score.unwrap_or(0.0)
-                        } else {
-                            1.0
-                        }
-                    })
-                    .sum(),
+                weight: members.iter().map(|c| if weighted { c.score.unwrap_or(0.0) } else { 1.0 }).sum(),
                 first_index: first.index,
             }
         })
         .collect();
     votes.sort_by(|a, b| {
-        b.weight
-            .total_cmp(&a.weight)
-            .then(b.count.cmp(&a.count))
-            .then(a.first_index.cmp(&b.first_index))
+        b.weight.total_cmp(&a.weight).then(b.count.cmp(&a.count)).then(a.first_index.cmp(&b.first_index))
     });
     votes
 }

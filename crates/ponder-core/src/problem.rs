@@ -58,13 +58,7 @@ pub struct ToolCall {
 impl Message {
     /// A plain turn: no tool calls, no name.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-            name: None,
-        }
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, name: None }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new(Role::System, content)

@@ -370,7 +370,8 @@ mod tests {
         assert!(!m.ends_inside("<|im_start|>assistant\n"));
         assert!(!m.ends_inside("<think>old</think> turn"));
         let s = m.spans_from(b"never closed", true);
-        assert_eq!((s.thinking, s.answer), (vec![0..12], None));
+        let whole: Range<usize> = 0..12;
+        assert_eq!((s.thinking, s.answer), (vec![whole], None));
         let s = m.spans_from(b"never closed", false);
         assert_eq!((s.thinking, s.answer), (vec![], Some(0..12)));
     }

@@ -20,23 +20,11 @@ pub struct Scores {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScoreError {
     #[error("scorer {scorer} returned a non-finite score ({value}) for candidate {index}")]
-    NonFinite {
-        scorer: String,
-        index: usize,
-        value: f64,
-    },
+    NonFinite { scorer: String, index: usize, value: f64 },
     #[error("scorer {scorer} returned {got} scores for {expected} candidates")]
-    WrongCount {
-        scorer: String,
-        expected: usize,
-        got: usize,
-    },
+    WrongCount { scorer: String, expected: usize, got: usize },
     #[error("scorer {scorer} cannot score {problem}: {reason}")]
-    Unavailable {
-        scorer: String,
-        problem: String,
-        reason: String,
-    },
+    Unavailable { scorer: String, problem: String, reason: String },
     #[error("scorer {scorer} failed: {reason}")]
     Failed { scorer: String, reason: String },
 }
@@ -44,28 +32,16 @@ pub enum ScoreError {
 #[async_trait]
 pub trait OutcomeScorer: Send + Sync {
     fn name(&self) -> &str;
-    async fn score(
-        &self,
-        problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError>;
+    async fn score(&self, problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError>;
 }
 
 /// Checks that a scorer kept its side of the contract.
 pub fn validate(scorer: &str, n_candidates: usize, scores: &Scores) -> Result<(), ScoreError> {
     if scores.values.len() != n_candidates {
-        return Err(ScoreError::WrongCount {
-            scorer: scorer.into(),
-            expected: n_candidates,
-            got: scores.values.len(),
-        });
+        return Err(ScoreError::WrongCount { scorer: scorer.into(), expected: n_candidates, got: scores.values.len() });
     }
     match scores.values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(ScoreError::NonFinite {
-            scorer: scorer.into(),
-            index,
-            value: scores.values[index],
-        }),
+        Some(index) => Err(ScoreError::NonFinite { scorer: scorer.into(), index, value: scores.values[index] }),
         None => Ok(()),
     }
 }
@@ -82,19 +58,9 @@ impl OutcomeScorer for MeanLogprob {
     fn name(&self) -> &str {
         "mean-logprob"
     }
-    async fn score(
-        &self,
-        _problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
-        let values = candidates
-            .iter()
-            .map(|c| c.mean_logprob.map_or(0.0, f64::exp))
-            .collect();
-        Ok(Scores {
-            values,
-            usage: Usage::default(),
-        })
+    async fn score(&self, _problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
+        let values = candidates.iter().map(|c| c.mean_logprob.map_or(0.0, f64::exp)).collect();
+        Ok(Scores { values, usage: Usage::default() })
     }
 }
 
@@ -108,11 +74,7 @@ impl OutcomeScorer for CheckerScorer {
     fn name(&self) -> &str {
         "checker"
     }
-    async fn score(
-        &self,
-        problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
+    async fn score(&self, problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
         if problem.gold.trim().is_empty() {
             return Err(ScoreError::Unavailable {
                 scorer: "checker".into(),
@@ -122,17 +84,8 @@ impl OutcomeScorer for CheckerScorer {
         }
         let values = candidates
             .iter()
-            .map(|c| {
-                if self.0.is_correct(problem, c.answer.as_deref()) {
-                    1.0
-                } else {
-                    0.0
-                }
-            })
+            .map(|c| if self.0.is_correct(problem, c.answer.as_deref()) { 1.0 } else { 0.0 })
             .collect();
-        Ok(Scores {
-            values,
-            usage: Usage::default(),
-        })
+        Ok(Scores { values, usage: Usage::default() })
     }
 }

@@ -78,67 +78,31 @@ pub struct ScorerEnv {
 impl ScorerSpec {
     /// Every scorer's name (serde's).
     pub fn names() -> Vec<String> {
-        [
-            Self::MeanLogprob,
-            Self::Checker,
-            Self::SelfEval,
-            Self::StepCheck,
-            Self::Prm,
-            Self::Judge,
-            Self::Reward,
-        ]
-        .iter()
-        .map(|s| s.name())
-        .collect()
+        [Self::MeanLogprob, Self::Checker, Self::SelfEval, Self::StepCheck, Self::Prm, Self::Judge, Self::Reward]
+            .iter()
+            .map(|s| s.name())
+            .collect()
     }
 
     pub fn name(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
 
     /// Judges partial solutions step by step (the search strategies need one).
     pub fn is_process(&self) -> bool {
-        matches!(
-            self,
-            Self::SelfEval | Self::StepCheck | Self::Prm | Self::Judge
-        )
+        matches!(self, Self::SelfEval | Self::StepCheck | Self::Prm | Self::Judge)
     }
 
     /// The scorers, the pure ones built here and the others from `models`.
-    pub fn build(
-        &self,
-        env: &ScorerEnv,
-        models: &dyn ScorerModels,
-    ) -> Result<Scorers, ScorerSpecError> {
-        let unavailable = |reason: String| ScorerSpecError::Unavailable {
-            scorer: self.name(),
-            reason,
-        };
+    pub fn build(&self, env: &ScorerEnv, models: &dyn ScorerModels) -> Result<Scorers, ScorerSpecError> {
+        let unavailable = |reason: String| ScorerSpecError::Unavailable { scorer: self.name(), reason };
         let process: Arc<dyn ProcessScorer> = match self {
-            Self::MeanLogprob => {
-                return Ok(Scorers {
-                    outcome: Some(Arc::new(MeanLogprob)),
-                    process: None,
-                })
-            }
+            Self::MeanLogprob => return Ok(Scorers { outcome: Some(Arc::new(MeanLogprob)), process: None }),
             Self::Checker => {
-                let checker = env.checker.clone().ok_or_else(|| {
-                    unavailable("needs a gold answer (a dataset, or --gold)".into())
-                })?;
-                return Ok(Scorers {
-                    outcome: Some(Arc::new(CheckerScorer(checker))),
-                    process: None,
-                });
+                let checker = env.checker.clone().ok_or_else(|| unavailable("needs a gold answer (a dataset, or --gold)".into()))?;
+                return Ok(Scorers { outcome: Some(Arc::new(CheckerScorer(checker))), process: None });
             }
-            Self::Reward => {
-                return Ok(Scorers {
-                    outcome: Some(models.reward().map_err(unavailable)?),
-                    process: None,
-                })
-            }
+            Self::Reward => return Ok(Scorers { outcome: Some(models.reward().map_err(unavailable)?), process: None }),
             Self::SelfEval => {
                 let mut s = SelfEval::default();
                 if let Some(q) = &env.self_eval_question {
@@ -150,27 +114,16 @@ impl ScorerSpec {
             Self::Prm => models.prm().map_err(unavailable)?,
             Self::Judge => models.judge().map_err(unavailable)?,
         };
-        let outcome = ProcessAsOutcome {
-            scorer: process.clone(),
-            generator: env.generator.clone(),
-            prompt: env.prompt.clone(),
-        };
-        Ok(Scorers {
-            outcome: Some(Arc::new(outcome)),
-            process: Some(process),
-        })
+        let outcome = ProcessAsOutcome { scorer: process.clone(), generator: env.generator.clone(), prompt: env.prompt.clone() };
+        Ok(Scorers { outcome: Some(Arc::new(outcome)), process: Some(process) })
     }
 }
 
 impl FromStr for ScorerSpec {
     type Err = ScorerSpecError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(serde_json::Value::String(s.trim().into())).map_err(|_| {
-            ScorerSpecError::Unknown {
-                name: s.into(),
-                known: Self::names().join(", "),
-            }
-        })
+        serde_json::from_value(serde_json::Value::String(s.trim().into()))
+            .map_err(|_| ScorerSpecError::Unknown { name: s.into(), known: Self::names().join(", ") })
     }
 }
 
@@ -204,22 +157,12 @@ mod tests {
             self_eval_question: None,
         };
         let s = ScorerSpec::SelfEval.build(&env, &NoModels).unwrap();
-        assert_eq!(
-            s.outcome.map(|o| o.name().to_string()).as_deref(),
-            Some("self-eval")
-        );
+        assert_eq!(s.outcome.map(|o| o.name().to_string()).as_deref(), Some("self-eval"));
         assert!(s.process.is_some());
         let s = ScorerSpec::MeanLogprob.build(&env, &NoModels).unwrap();
         assert!(s.process.is_none() && s.outcome.is_some());
-        let e = ScorerSpec::Reward
-            .build(&env, &NoModels)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.starts_with("scorer reward needs a reward model server"),
-            "{e}"
-        );
+        let e = ScorerSpec::Reward.build(&env, &NoModels).err().unwrap().to_string();
+        assert!(e.starts_with("scorer reward needs a reward model server"), "{e}");
         assert!(ScorerSpec::Checker.build(&env, &NoModels).is_err());
     }
 }

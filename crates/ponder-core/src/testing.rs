@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::answer::Equivalence;
 use crate::generator::*;
 use crate::process::{Partial, ProcessScorer};
-use crate::scorer::{ScoreError, Scores};
 use crate::strategy::Ctx;
+use crate::scorer::{ScoreError, Scores};
 use crate::{Message, Problem, Usage};
 
 /// One possible sample text with its relative weight, per-token logprob and per-token
@@ -31,12 +31,7 @@ pub struct Choice {
 impl Choice {
     /// A choice whose tokens' confidence is `-logprob` (more likely, more confident).
     pub fn new(text: impl Into<String>, weight: f64, logprob: f32) -> Self {
-        Self {
-            text: text.into(),
-            weight,
-            logprob,
-            confidence: -logprob,
-        }
+        Self { text: text.into(), weight, logprob, confidence: -logprob }
     }
 
     pub fn with_confidence(self, confidence: f32) -> Self {
@@ -66,20 +61,11 @@ pub type ReplyRule = Arc<dyn Fn(&[Message]) -> Option<String> + Send + Sync>;
 
 impl ScriptedGenerator {
     pub fn new(choices: Vec<Choice>) -> Self {
-        Self {
-            choices: Arc::new(choices),
-            started: Arc::default(),
-            failing: Arc::default(),
-            probe: None,
-            reply: None,
-        }
+        Self { choices: Arc::new(choices), started: Arc::default(), failing: Arc::default(), probe: None, reply: None }
     }
 
     /// Samples of a conversation `rule` recognises are its text, not a pick from `choices`.
-    pub fn with_reply(
-        mut self,
-        rule: impl Fn(&[Message]) -> Option<String> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn with_reply(mut self, rule: impl Fn(&[Message]) -> Option<String> + Send + Sync + 'static) -> Self {
         self.reply = Some(Arc::new(rule));
         self
     }
@@ -109,9 +95,7 @@ impl ScriptedGenerator {
             }
             x -= c.weight;
         }
-        self.choices
-            .last()
-            .expect("a scripted generator has at least one choice")
+        self.choices.last().expect("a scripted generator has at least one choice")
     }
 }
 
@@ -126,126 +110,78 @@ fn prompt_tokens(messages: &[Message]) -> u64 {
 #[async_trait]
 impl Generator for ScriptedGenerator {
     fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            backend: "scripted".into(),
-            model: "scripted".into(),
-            context_len: 1 << 20,
-            n_params: 0,
-        }
+        GeneratorInfo { backend: "scripted".into(), model: "scripted".into(), context_len: 1 << 20, n_params: 0 }
     }
 
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         req.params.validate()?;
         if req.n == 0 {
-            return Err(GenError::InvalidRequest(
-                "n must be at least 1, got 0".into(),
-            ));
+            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
         let cancel = CancelToken::default();
         let me = self.clone();
         let token = cancel.clone();
-        let mut usage = Usage {
-            prompt_computed: prompt_tokens(&req.messages),
-            ..Usage::default()
-        };
-        let reply = self
-            .reply
-            .as_ref()
-            .and_then(|r| r(&req.messages))
-            .map(|text| Choice::new(text, 1.0, -1.0));
+        let mut usage = Usage { prompt_computed: prompt_tokens(&req.messages), ..Usage::default() };
+        let reply = self.reply.as_ref().and_then(|r| r(&req.messages)).map(|text| Choice::new(text, 1.0, -1.0));
         // Samples are produced lazily, one per poll, so cancellation is observable.
         let indices = req.first_index..req.first_index + req.n;
-        let stream = futures::stream::iter(indices.map(Some).chain(std::iter::once(None)))
-            .filter_map(move |i| {
-                let me = me.clone();
-                let token = token.clone();
-                let params = req.params.clone();
-                let ev = match i {
-                    _ if token.is_cancelled() && i.is_some() => None,
-                    Some(index) => {
-                        me.started.fetch_add(1, Ordering::SeqCst);
-                        if me.failing.contains(&index) {
-                            Some(GenEvent::Failed {
-                                index,
-                                error: GenError::Backend(format!(
-                                    "scripted failure of sample {index}"
-                                )),
-                            })
-                        } else {
-                            let c = reply.clone().unwrap_or_else(|| {
-                                me.pick(derive_seed(params.seed, index as u64)).clone()
-                            });
-                            let words: Vec<&str> = c.text.split_whitespace().collect();
-                            let mut n = words.len().max(1);
-                            let (mut text, mut finish) = (c.text.clone(), FinishReason::Eos);
-                            // Every token of a choice is equally confident, so a confidence
-                            // stop ends it after its first full window, as an engine would.
-                            if let Some(stop) = params.confidence_stop {
-                                let window = stop.window as usize;
-                                if c.confidence < stop.threshold && n > window {
-                                    n = window;
-                                    text = words[..window].join(" ");
-                                    finish = FinishReason::LowConfidence;
-                                }
+        let stream = futures::stream::iter(indices.map(Some).chain(std::iter::once(None))).filter_map(move |i| {
+            let me = me.clone();
+            let token = token.clone();
+            let params = req.params.clone();
+            let ev = match i {
+                _ if token.is_cancelled() && i.is_some() => None,
+                Some(index) => {
+                    me.started.fetch_add(1, Ordering::SeqCst);
+                    if me.failing.contains(&index) {
+                        Some(GenEvent::Failed { index, error: GenError::Backend(format!("scripted failure of sample {index}")) })
+                    } else {
+                        let c = reply.clone().unwrap_or_else(|| me.pick(derive_seed(params.seed, index as u64)).clone());
+                        let words: Vec<&str> = c.text.split_whitespace().collect();
+                        let mut n = words.len().max(1);
+                        let (mut text, mut finish) = (c.text.clone(), FinishReason::Eos);
+                        // Every token of a choice is equally confident, so a confidence
+                        // stop ends it after its first full window, as an engine would.
+                        if let Some(stop) = params.confidence_stop {
+                            let window = stop.window as usize;
+                            if c.confidence < stop.threshold && n > window {
+                                n = window;
+                                text = words[..window].join(" ");
+                                finish = FinishReason::LowConfidence;
                             }
-                            usage.completion += n as u64;
-                            // Words are the tokens here: those inside reasoning spans are thinking.
-                            let n_thinking = params.thinking.as_ref().map(|t| {
-                                let words = word_ranges(&text);
-                                t.markers.thinking_tokens(text.as_bytes(), &words, false)
-                            });
-                            usage.thinking += n_thinking.unwrap_or(0) as u64;
-                            let stats = TokenStats {
-                                confidence: c.confidence,
-                                entropy: 0.0,
-                            };
-                            Some(GenEvent::Sample(Sample {
-                                index,
-                                text,
-                                n_tokens: n,
-                                token_logprobs: vec![c.logprob; n],
-                                token_bytes: Vec::new(),
-                                token_stats: if params.token_stats_k > 0 {
-                                    vec![stats; n]
-                                } else {
-                                    Vec::new()
-                                },
-                                finish,
-                                n_thinking,
-                            }))
                         }
+                        usage.completion += n as u64;
+                        // Words are the tokens here: those inside reasoning spans are thinking.
+                        let n_thinking = params.thinking.as_ref().map(|t| {
+                            let words = word_ranges(&text);
+                            t.markers.thinking_tokens(text.as_bytes(), &words, false)
+                        });
+                        usage.thinking += n_thinking.unwrap_or(0) as u64;
+                        let stats = TokenStats { confidence: c.confidence, entropy: 0.0 };
+                        Some(GenEvent::Sample(Sample {
+                            index,
+                            text,
+                            n_tokens: n,
+                            token_logprobs: vec![c.logprob; n],
+                            token_bytes: Vec::new(),
+                            token_stats: if params.token_stats_k > 0 { vec![stats; n] } else { Vec::new() },
+                            finish,
+                            n_thinking,
+                        }))
                     }
-                    None => Some(GenEvent::Done(usage)),
-                };
-                futures::future::ready(ev)
-            });
+                }
+                None => Some(GenEvent::Done(usage)),
+            };
+            futures::future::ready(ev)
+        });
         Ok(SampleStream::new(stream, cancel))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        let usage = Usage {
-            prompt_computed: prompt_tokens(messages),
-            ..Usage::default()
-        };
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        let usage = Usage { prompt_computed: prompt_tokens(messages), ..Usage::default() };
         let mut branches = HashMap::new();
-        branches.insert(
-            0,
-            ScriptedBranch {
-                seed,
-                done: String::new(),
-                text: None,
-            },
-        );
-        Ok(Box::new(ScriptedSession {
-            generator: self.clone(),
-            branches,
-            next_id: 1,
-            usage,
-        }))
+        branches.insert(0, ScriptedBranch { seed, done: String::new(), text: None });
+        Ok(Box::new(ScriptedSession { generator: self.clone(), branches, next_id: 1, usage }))
     }
 }
 
@@ -273,47 +209,26 @@ impl StepSession for ScriptedSession {
     }
 
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
-        let parent = self
-            .branches
-            .get(&branch)
-            .ok_or(GenError::UnknownBranch(branch))?;
+        let parent = self.branches.get(&branch).ok_or(GenError::UnknownBranch(branch))?;
         let (seed, done) = (parent.seed, parent.done.clone());
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
             let id = self.next_id;
             self.next_id += 1;
-            self.branches.insert(
-                id,
-                ScriptedBranch {
-                    seed: derive_seed(seed, id),
-                    done: done.clone(),
-                    text: None,
-                },
-            );
+            self.branches.insert(id, ScriptedBranch { seed: derive_seed(seed, id), done: done.clone(), text: None });
             ids.push(id);
         }
         Ok(ids)
     }
 
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         let mut out = Vec::with_capacity(branches.len());
         for &id in branches {
             let gen = self.generator.clone();
-            let b = self
-                .branches
-                .get_mut(&id)
-                .ok_or(GenError::UnknownBranch(id))?;
+            let b = self.branches.get_mut(&id).ok_or(GenError::UnknownBranch(id))?;
             if b.text.is_none() {
-                let fitting: Vec<Choice> = gen
-                    .choices
-                    .iter()
-                    .filter(|c| c.text.starts_with(&b.done))
-                    .cloned()
-                    .collect();
+                let fitting: Vec<Choice> =
+                    gen.choices.iter().filter(|c| c.text.starts_with(&b.done)).cloned().collect();
                 let text = if fitting.is_empty() {
                     b.done.clone()
                 } else {
@@ -323,14 +238,8 @@ impl StepSession for ScriptedSession {
             }
             let full = b.text.as_deref().unwrap_or_default();
             let rest = &full[b.done.len()..];
-            let (mut step, mut finish) = match params
-                .delimiter
-                .as_deref()
-                .and_then(|d| rest.find(d).map(|p| (p, d)))
-            {
-                Some((p, d)) if p + d.len() < rest.len() => {
-                    (&rest[..p + d.len()], FinishReason::StepEnd)
-                }
+            let (mut step, mut finish) = match params.delimiter.as_deref().and_then(|d| rest.find(d).map(|p| (p, d))) {
+                Some((p, d)) if p + d.len() < rest.len() => (&rest[..p + d.len()], FinishReason::StepEnd),
                 _ => (rest, FinishReason::Eos),
             };
             // A step longer than `max_step_tokens` words is cut after its last whole word.
@@ -344,35 +253,19 @@ impl StepSession for ScriptedSession {
             let n = n_words(&step).max(1);
             b.done.push_str(&step);
             self.usage.completion += n as u64;
-            out.push(Step {
-                branch: id,
-                text: step,
-                n_tokens: n,
-                token_logprobs: vec![-0.5; n],
-                token_bytes: Vec::new(),
-                finish,
-            });
+            out.push(Step { branch: id, text: step, n_tokens: n, token_logprobs: vec![-0.5; n], token_bytes: Vec::new(), finish });
         }
         Ok(out)
     }
 
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
-        let b = self
-            .branches
-            .get_mut(&branch)
-            .ok_or(GenError::UnknownBranch(branch))?;
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
         // A token is a word, as in `n_words`: cut where word `n_tokens + 1` starts, so runs of
         // whitespace such as the "\n\n" step delimiter do not count as tokens.
         let done = &b.done;
         let cut = done
             .char_indices()
-            .filter(|&(i, c)| {
-                !c.is_whitespace()
-                    && done[..i]
-                        .chars()
-                        .next_back()
-                        .is_none_or(char::is_whitespace)
-            })
+            .filter(|&(i, c)| !c.is_whitespace() && done[..i].chars().next_back().is_none_or(char::is_whitespace))
             .nth(n_tokens)
             .map_or(done.len(), |(i, _)| i);
         b.done.truncate(cut);
@@ -382,9 +275,7 @@ impl StepSession for ScriptedSession {
 
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         for id in branches {
-            self.branches
-                .remove(id)
-                .ok_or(GenError::UnknownBranch(*id))?;
+            self.branches.remove(id).ok_or(GenError::UnknownBranch(*id))?;
         }
         Ok(())
     }
@@ -394,10 +285,7 @@ impl StepSession for ScriptedSession {
     }
 
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
-        let b = self
-            .branches
-            .get_mut(&branch)
-            .ok_or(GenError::UnknownBranch(branch))?;
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
         b.done.push_str(text);
         b.text = None;
         self.usage.prompt_computed += n_words(text) as u64;
@@ -411,9 +299,7 @@ impl StepSession for ScriptedSession {
         candidates: &[String],
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let Some(rule) = self.generator.probe.clone() else {
-            return Err(GenError::Unsupported(
-                "next-token probes on this scripted generator".into(),
-            ));
+            return Err(GenError::Unsupported("next-token probes on this scripted generator".into()));
         };
         let mut out = Vec::with_capacity(branches.len());
         for id in branches {
@@ -421,22 +307,13 @@ impl StepSession for ScriptedSession {
             out.push(candidates.iter().map(|c| rule(&b.done, c)).collect());
         }
         let n = branches.len() as u64;
-        Ok((
-            out,
-            Usage {
-                prompt_computed: n * n_words(suffix) as u64,
-                scorer_passes: n,
-                ..Usage::default()
-            },
-        ))
+        Ok((out, Usage { prompt_computed: n * n_words(suffix) as u64, scorer_passes: n, ..Usage::default() }))
     }
 }
 
 /// Where each whitespace-separated word of `s` ends (byte offsets).
 fn word_ends(s: &str) -> Vec<usize> {
-    s.split_whitespace()
-        .map(|w| w.as_ptr() as usize - s.as_ptr() as usize + w.len())
-        .collect()
+    s.split_whitespace().map(|w| w.as_ptr() as usize - s.as_ptr() as usize + w.len()).collect()
 }
 
 /// A scripted generator whose samples pass through `map`: a backend that leaves out a
@@ -451,20 +328,12 @@ impl Generator for MapSamples {
 
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         let (got, map) = (self.0.sample(req).await?.collect().await?, self.1);
-        let samples = got
-            .samples
-            .into_iter()
-            .map(move |s| GenEvent::Sample(map(s)));
-        let events =
-            futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
+        let samples = got.samples.into_iter().map(move |s| GenEvent::Sample(map(s)));
+        let events = futures::stream::iter(samples.chain(std::iter::once(GenEvent::Done(got.usage))));
         Ok(SampleStream::new(events, CancelToken::default()))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         self.0.open(messages, seed).await
     }
 }
@@ -480,10 +349,7 @@ pub struct ScriptedProcessScorer {
 
 impl ScriptedProcessScorer {
     pub fn new(rule: impl Fn(&str) -> f64 + Send + Sync + 'static) -> Self {
-        Self {
-            rule: Arc::new(rule),
-            scored: Arc::default(),
-        }
+        Self { rule: Arc::new(rule), scored: Arc::default() }
     }
 
     /// Partials scored so far.
@@ -505,17 +371,8 @@ impl ProcessScorer for ScriptedProcessScorer {
         _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
         self.scored.fetch_add(partials.len(), Ordering::SeqCst);
-        let values = partials
-            .iter()
-            .map(|p| (self.rule)(p.steps.last().map_or("", String::as_str)))
-            .collect();
-        Ok(Scores {
-            values,
-            usage: Usage {
-                scorer_passes: partials.len() as u64,
-                ..Usage::default()
-            },
-        })
+        let values = partials.iter().map(|p| (self.rule)(p.steps.last().map_or("", String::as_str))).collect();
+        Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
 }
 
@@ -530,44 +387,25 @@ impl Equivalence for ExactAnswers {
 
 /// The text after the last "answer: ", the scripted menus' answer format.
 pub fn after_answer(text: &str) -> Option<String> {
-    text.rsplit_once("answer: ")
-        .map(|(_, a)| a.trim().to_string())
-        .filter(|a| !a.is_empty())
+    text.rsplit_once("answer: ").map(|(_, a)| a.trim().to_string()).filter(|a| !a.is_empty())
 }
 
 /// A context on `generator` that votes on [`after_answer`] by [`ExactAnswers`], with no
 /// scorer or verifier.
 pub fn answer_ctx(generator: &dyn Generator) -> Ctx<'_> {
-    Ctx {
-        generator,
-        equivalence: &ExactAnswers,
-        extract: &after_answer,
-        scorer: None,
-        process: None,
-        verifier: None,
-        thinking: None,
-    }
+    Ctx { generator, equivalence: &ExactAnswers, extract: &after_answer, scorer: None, process: None, verifier: None, thinking: None }
 }
 
 /// The problem the scripted strategy tests solve: "q", gold 42.
 pub fn problem_42() -> Problem {
-    Problem {
-        id: "t/1".into(),
-        question: "q".into(),
-        gold: "42".into(),
-        level: None,
-        steps: Vec::new(),
-    }
+    Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
 }
 
 /// Byte ranges of the whitespace-separated words of `text`.
 fn word_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = None;
-    for (i, c) in text
-        .char_indices()
-        .chain(std::iter::once((text.len(), ' ')))
-    {
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
         match (c.is_whitespace(), start) {
             (true, Some(s)) => {
                 out.push(s..i);

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 
-use crate::outcome::Candidate;
 use crate::scorer::ScoreError;
+use crate::outcome::Candidate;
 use crate::{Problem, Usage};
 
 /// A verifier's decision on one candidate.
@@ -20,11 +20,7 @@ pub struct Verification {
 #[async_trait]
 pub trait Verifier: Send + Sync {
     fn name(&self) -> &str;
-    async fn verify(
-        &self,
-        problem: &Problem,
-        candidate: &Candidate,
-    ) -> Result<Verification, ScoreError>;
+    async fn verify(&self, problem: &Problem, candidate: &Candidate) -> Result<Verification, ScoreError>;
 }
 
 /// Costs and rewards of the abstention trade-off ("Inference Scaling fLaws").
@@ -54,12 +50,7 @@ pub struct ResampleOdds {
 pub fn resample_odds(p: f64, tpr: f64, fpr: f64, k: usize) -> ResampleOdds {
     let q = p * tpr + (1.0 - p) * fpr; // P(a sample passes)
     if q <= 0.0 {
-        return ResampleOdds {
-            correct: 0.0,
-            wrong: 0.0,
-            abstain: 1.0,
-            expected_samples: k as f64,
-        };
+        return ResampleOdds { correct: 0.0, wrong: 0.0, abstain: 1.0, expected_samples: k as f64 };
     }
     let none_pass = (1.0 - q).powi(k as i32);
     let some_pass = 1.0 - none_pass;
@@ -81,10 +72,7 @@ pub fn expected_utility(ps: &[f64], tpr: f64, fpr: f64, u: &Utility, k: usize) -
         .iter()
         .map(|&p| {
             let o = resample_odds(p, tpr, fpr, k);
-            u.correct * o.correct
-                - u.wrong * o.wrong
-                - u.abstain * o.abstain
-                - u.per_sample * o.expected_samples
+            u.correct * o.correct - u.wrong * o.wrong - u.abstain * o.abstain - u.per_sample * o.expected_samples
         })
         .sum();
     total / ps.len() as f64
@@ -106,12 +94,7 @@ pub fn best_k(ps: &[f64], tpr: f64, fpr: f64, u: &Utility, max_k: usize) -> (usi
 mod tests {
     use super::*;
 
-    const PAY: Utility = Utility {
-        correct: 1.0,
-        wrong: 0.0,
-        abstain: 0.0,
-        per_sample: 0.0,
-    };
+    const PAY: Utility = Utility { correct: 1.0, wrong: 0.0, abstain: 0.0, per_sample: 0.0 };
 
     #[test]
     fn a_perfect_verifier_turns_coverage_into_accuracy() {
@@ -139,12 +122,7 @@ mod tests {
         // A mix of easy and hopeless problems: more samples mostly buy false positives on
         // the hopeless ones.
         let ps = [0.9, 0.8, 0.0, 0.0, 0.0, 0.01];
-        let careful = Utility {
-            correct: 1.0,
-            wrong: 4.0,
-            abstain: 0.0,
-            per_sample: 0.0,
-        };
+        let careful = Utility { correct: 1.0, wrong: 4.0, abstain: 0.0, per_sample: 0.0 };
         let (k, _) = best_k(&ps, 1.0, 0.05, &careful, 100);
         assert!(k < 10, "k = {k}");
         // When mistakes cost nothing, more samples never hurt.
@@ -157,10 +135,7 @@ mod tests {
         for p in [0.0, 0.3, 1.0] {
             for fpr in [0.0, 0.2] {
                 let o = resample_odds(p, 0.9, fpr, 7);
-                assert!(
-                    (o.correct + o.wrong + o.abstain - 1.0).abs() < 1e-12,
-                    "{o:?}"
-                );
+                assert!((o.correct + o.wrong + o.abstain - 1.0).abs() < 1e-12, "{o:?}");
             }
         }
     }

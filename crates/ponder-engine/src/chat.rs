@@ -8,11 +8,7 @@ use ponder_core::{Message, Role};
 #[derive(Debug, Clone)]
 pub enum ChatFormat {
     /// The template from the GGUF's `tokenizer.chat_template`.
-    Template {
-        source: String,
-        bos: String,
-        eos: String,
-    },
+    Template { source: String, bos: String, eos: String },
     /// No template: message contents joined by blank lines, assistant turns appended as
     /// they are, so a trailing user turn ending in "Answer:" is continued by the model.
     Plain,
@@ -26,9 +22,7 @@ impl ChatFormat {
     /// The prompt text for `messages`, ready for the assistant's reply.
     pub fn render(&self, messages: &[Message]) -> Result<String, String> {
         match self {
-            ChatFormat::Template { source, bos, eos } => {
-                render_template(source, bos, eos, messages)
-            }
+            ChatFormat::Template { source, bos, eos } => render_template(source, bos, eos, messages),
             ChatFormat::Plain => Ok(render_plain(messages)),
         }
     }
@@ -47,26 +41,14 @@ fn render_plain(messages: &[Message]) -> String {
     out
 }
 
-fn render_template(
-    source: &str,
-    bos: &str,
-    eos: &str,
-    messages: &[Message],
-) -> Result<String, String> {
+fn render_template(source: &str, bos: &str, eos: &str, messages: &[Message]) -> Result<String, String> {
     let mut env = Environment::new();
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> Result<String, JinjaError> {
-            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
-        },
-    );
-    env.add_template("chat", source)
-        .map_err(|e| format!("chat template does not parse: {e}"))?;
+    env.add_function("raise_exception", |msg: String| -> Result<String, JinjaError> {
+        Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+    });
+    env.add_template("chat", source).map_err(|e| format!("chat template does not parse: {e}"))?;
     let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
-    let msgs: Vec<_> = messages
-        .iter()
-        .map(|m| context! { role => m.role.as_str(), content => m.content.clone() })
-        .collect();
+    let msgs: Vec<_> = messages.iter().map(|m| context! { role => m.role.as_str(), content => m.content.clone() }).collect();
     tmpl.render(context! {
         messages => msgs,
         add_generation_prompt => true,
@@ -84,36 +66,21 @@ mod tests {
 
     #[test]
     fn chatml_template_renders() {
-        let f = ChatFormat::Template {
-            source: CHATML.into(),
-            bos: String::new(),
-            eos: String::new(),
-        };
-        let out = f
-            .render(&[Message::system("S"), Message::user("Q")])
-            .unwrap();
+        let f = ChatFormat::Template { source: CHATML.into(), bos: String::new(), eos: String::new() };
+        let out = f.render(&[Message::system("S"), Message::user("Q")]).unwrap();
         assert_eq!(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n");
     }
 
     #[test]
     fn raise_exception_becomes_an_error() {
-        let f = ChatFormat::Template {
-            source: "{{ raise_exception('no system') }}".into(),
-            bos: String::new(),
-            eos: String::new(),
-        };
+        let f = ChatFormat::Template { source: "{{ raise_exception('no system') }}".into(), bos: String::new(), eos: String::new() };
         let err = f.render(&[Message::user("Q")]).unwrap_err();
         assert!(err.contains("no system"), "{err}");
     }
 
     #[test]
     fn plain_joins_turns() {
-        let out = ChatFormat::Plain
-            .render(&[
-                Message::system("Solve."),
-                Message::user("Question: 1+1?\nAnswer:"),
-            ])
-            .unwrap();
+        let out = ChatFormat::Plain.render(&[Message::system("Solve."), Message::user("Question: 1+1?\nAnswer:")]).unwrap();
         assert_eq!(out, "Solve.\n\nQuestion: 1+1?\nAnswer:");
     }
 }

@@ -40,32 +40,16 @@ impl Judge {
         let yes = engine.first_token("Yes")?;
         let no = engine.first_token("No")?;
         if yes == no {
-            return Err(GenError::InvalidRequest(
-                "\"Yes\" and \"No\" start with the same token".into(),
-            ));
+            return Err(GenError::InvalidRequest("\"Yes\" and \"No\" start with the same token".into()));
         }
-        Ok(Self {
-            engine,
-            question: question.into(),
-            yes,
-            no,
-        })
+        Ok(Self { engine, question: question.into(), yes, no })
     }
 
     /// The judge's prompt for a solution: the problem, the steps so far, the question.
     pub fn layout(&self, question: &str, steps: &[String]) -> Result<String, GenError> {
-        let solution = steps
-            .iter()
-            .map(|s| s.trim())
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        let user = format!(
-            "Problem:\n{}\n\nSolution:\n{solution}\n\n{}",
-            question.trim(),
-            self.question
-        );
-        self.engine
-            .render(&[Message::system(SYSTEM), Message::user(user)])
+        let solution = steps.iter().map(|s| s.trim()).collect::<Vec<_>>().join("\n\n");
+        let user = format!("Problem:\n{}\n\nSolution:\n{solution}\n\n{}", question.trim(), self.question);
+        self.engine.render(&[Message::system(SYSTEM), Message::user(user)])
     }
 }
 
@@ -85,23 +69,13 @@ impl ProcessScorer for Judge {
         partials: &[Partial<'_>],
         _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
-        let failed = |e: GenError| ScoreError::Failed {
-            scorer: "judge".into(),
-            reason: e.to_string(),
-        };
+        let failed = |e: GenError| ScoreError::Failed { scorer: "judge".into(), reason: e.to_string() };
         let sequences: Vec<Vec<LlamaToken>> = partials
             .iter()
-            .map(|p| {
-                self.layout(&problem.question, p.steps)
-                    .map(|text| self.engine.tokenize(&text))
-            })
+            .map(|p| self.layout(&problem.question, p.steps).map(|text| self.engine.tokenize(&text)))
             .collect::<Result<_, _>>()
             .map_err(failed)?;
-        let (lps, usage) = self
-            .engine
-            .score_next(sequences, vec![self.yes, self.no])
-            .await
-            .map_err(failed)?;
+        let (lps, usage) = self.engine.score_next(sequences, vec![self.yes, self.no]).await.map_err(failed)?;
         let values = lps.iter().map(|lp| yes_probability(lp[0], lp[1])).collect();
         Ok(Scores { values, usage })
     }

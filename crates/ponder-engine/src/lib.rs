@@ -23,8 +23,8 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use ponder_core::{
-    BranchId, CancelToken, GenError, Generator, GeneratorInfo, Message, SampleRequest,
-    SampleStream, Step, StepParams, StepSession, Usage,
+    BranchId, CancelToken, GenError, Generator, GeneratorInfo, Message, SampleRequest, SampleStream, Step, StepParams,
+    StepSession, Usage,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -71,15 +71,7 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-        Self {
-            n_ctx: 16384,
-            n_batch: 512,
-            n_ubatch: 512,
-            n_seq_max: 256,
-            n_threads: threads,
-            prefix_cache_entries: 8,
-            kv_unified: true,
-        }
+        Self { n_ctx: 16384, n_batch: 512, n_ubatch: 512, n_seq_max: 256, n_threads: threads, prefix_cache_entries: 8, kv_unified: true }
     }
 }
 
@@ -112,12 +104,8 @@ pub fn load_model(path: &Path) -> Result<LlamaModel, EngineError> {
     if !path.is_file() {
         return Err(EngineError::Missing(path.to_path_buf()));
     }
-    LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default()).map_err(|e| {
-        EngineError::Load {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
-    })
+    LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
+        .map_err(|e| EngineError::Load { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 struct Inner {
@@ -159,21 +147,12 @@ impl Engine {
         let format = match model.meta_val_str("tokenizer.chat_template") {
             Ok(source) => {
                 let vocab = model.vocab();
-                let text = |t: LlamaToken| {
-                    String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
-                };
-                ChatFormat::Template {
-                    source,
-                    bos: text(vocab.bos()),
-                    eos: text(vocab.eos()),
-                }
+                let text = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+                ChatFormat::Template { source, bos: text(vocab.bos()), eos: text(vocab.eos()) }
             }
             Err(_) => ChatFormat::Plain,
         };
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |f| f.to_string_lossy().into_owned(),
-        );
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let actor_model = model.clone();
@@ -208,15 +187,9 @@ impl Engine {
                 Actor::new(backend, limits).run(rx);
             })
             .map_err(|e| EngineError::Backend(e.to_string()))?;
-        let (n_ctx_seq, n_ctx) = ready_rx
-            .recv()
-            .map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
-        let info = GeneratorInfo {
-            backend: "engine".into(),
-            model: name,
-            context_len: n_ctx_seq,
-            n_params: model.n_params(),
-        };
+        let (n_ctx_seq, n_ctx) =
+            ready_rx.recv().map_err(|_| EngineError::Backend("engine thread died while starting".into()))??;
+        let info = GeneratorInfo { backend: "engine".into(), model: name, context_len: n_ctx_seq, n_params: model.n_params() };
         Ok(Engine {
             inner: Arc::new(Inner {
                 tx,
@@ -239,22 +212,14 @@ impl Engine {
     /// The prompt text for a conversation.
     pub fn render(&self, messages: &[Message]) -> Result<String, GenError> {
         if messages.is_empty() {
-            return Err(GenError::InvalidRequest(
-                "messages must not be empty".into(),
-            ));
+            return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
-        self.inner
-            .format
-            .render(messages)
-            .map_err(GenError::InvalidRequest)
+        self.inner.format.render(messages).map_err(GenError::InvalidRequest)
     }
 
     /// Tokens of prompt text, with the model's special tokens parsed.
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        self.inner
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), true, true)
+        self.inner.model.vocab().tokenize(text.as_bytes(), true, true)
     }
 
     pub fn model(&self) -> &LlamaModel {
@@ -296,42 +261,23 @@ impl Engine {
             return Err(GenError::InvalidRequest("the prompt is empty".into()));
         }
         if tokens.len() >= self.inner.n_ctx_seq {
-            return Err(GenError::PromptTooLong {
-                prompt_tokens: tokens.len(),
-                context: self.inner.n_ctx_seq,
-            });
+            return Err(GenError::PromptTooLong { prompt_tokens: tokens.len(), context: self.inner.n_ctx_seq });
         }
         Ok(tokens)
     }
 
     /// Opens a step-wise session on raw prompt tokens (no chat template).
-    pub async fn open_tokens(
-        &self,
-        prompt: Vec<LlamaToken>,
-        seed: u64,
-    ) -> Result<EngineSession, GenError> {
+    pub async fn open_tokens(&self, prompt: Vec<LlamaToken>, seed: u64) -> Result<EngineSession, GenError> {
         if prompt.is_empty() {
             return Err(GenError::InvalidRequest("the prompt is empty".into()));
         }
         if prompt.len() >= self.inner.n_ctx_seq {
-            return Err(GenError::PromptTooLong {
-                prompt_tokens: prompt.len(),
-                context: self.inner.n_ctx_seq,
-            });
+            return Err(GenError::PromptTooLong { prompt_tokens: prompt.len(), context: self.inner.n_ctx_seq });
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Open {
-            prompt,
-            seed,
-            reprefill: self.reprefill,
-            reply,
-        })?;
+        self.send(Command::Open { prompt, seed, reprefill: self.reprefill, reply })?;
         let (id, usage) = answer(rx).await?;
-        Ok(EngineSession {
-            engine: self.clone(),
-            id,
-            usage,
-        })
+        Ok(EngineSession { engine: self.clone(), id, usage })
     }
 
     /// A handle on the same model whose step sessions share nothing: no prefix cache, no
@@ -339,10 +285,7 @@ impl Engine {
     /// is what search costs through a stateless HTTP server; `ponder bench search`
     /// compares it with the normal engine in one run.
     pub fn reprefilling(&self) -> Engine {
-        Engine {
-            inner: self.inner.clone(),
-            reprefill: true,
-        }
+        Engine { inner: self.inner.clone(), reprefill: true }
     }
 
     /// The first token of `text` (no special tokens added), for next-token probes.
@@ -372,11 +315,7 @@ impl Engine {
             )));
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Score {
-            sequences,
-            candidates,
-            reply,
-        })?;
+        self.send(Command::Score { sequences, candidates, reply })?;
         answer(rx).await
     }
 
@@ -384,21 +323,16 @@ impl Engine {
     pub async fn stats(&self) -> Result<Stats, GenError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Stats { reply })?;
-        rx.await
-            .map_err(|_| GenError::Backend("the engine dropped the request".into()))
+        rx.await.map_err(|_| GenError::Backend("the engine dropped the request".into()))
     }
 
     fn send(&self, cmd: Command) -> Result<(), GenError> {
-        self.inner
-            .tx
-            .send(cmd)
-            .map_err(|_| GenError::Backend("the engine has stopped".into()))
+        self.inner.tx.send(cmd).map_err(|_| GenError::Backend("the engine has stopped".into()))
     }
 }
 
 async fn answer<T>(rx: oneshot::Receiver<Result<T, GenError>>) -> Result<T, GenError> {
-    rx.await
-        .map_err(|_| GenError::Backend("the engine dropped the request".into()))?
+    rx.await.map_err(|_| GenError::Backend("the engine dropped the request".into()))?
 }
 
 #[async_trait]
@@ -410,9 +344,7 @@ impl Generator for Engine {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         req.params.validate()?;
         if req.n == 0 {
-            return Err(GenError::InvalidRequest(
-                "n must be at least 1, got 0".into(),
-            ));
+            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
         if req.n + 1 > self.inner.n_seq_max {
             return Err(GenError::InvalidRequest(format!(
@@ -459,19 +391,13 @@ impl Generator for Engine {
         Ok(SampleStream::new(tokio_stream(rx), cancel))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         let prompt = self.prompt_tokens(messages)?;
         Ok(Box::new(self.open_tokens(prompt, seed).await?))
     }
 }
 
-fn tokio_stream<T: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
+fn tokio_stream<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -483,10 +409,7 @@ pub struct EngineSession {
 }
 
 impl EngineSession {
-    async fn call<T>(
-        &mut self,
-        make: impl FnOnce(oneshot::Sender<Result<(T, Usage), GenError>>) -> Command,
-    ) -> Result<T, GenError> {
+    async fn call<T>(&mut self, make: impl FnOnce(oneshot::Sender<Result<(T, Usage), GenError>>) -> Command) -> Result<T, GenError> {
         let (reply, rx) = oneshot::channel();
         self.engine.send(make(reply))?;
         let (value, usage) = answer(rx).await?;
@@ -499,12 +422,7 @@ impl EngineSession {
     /// All tokens of a branch, prompt included (engine-specific).
     pub async fn tokens(&mut self, branch: BranchId) -> Result<Vec<LlamaToken>, GenError> {
         let session = self.id;
-        self.call(|reply| Command::Tokens {
-            session,
-            branch,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Tokens { session, branch, reply }).await
     }
 }
 
@@ -516,49 +434,22 @@ impl StepSession for EngineSession {
 
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
         let session = self.id;
-        self.call(|reply| Command::Fork {
-            session,
-            branch,
-            n,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Fork { session, branch, n, reply }).await
     }
 
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         let (session, branches, params) = (self.id, branches.to_vec(), params.clone());
-        self.call(|reply| Command::Extend {
-            session,
-            branches,
-            params,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Extend { session, branches, params, reply }).await
     }
 
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
         let session = self.id;
-        self.call(|reply| Command::Rollback {
-            session,
-            branch,
-            n_tokens,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Rollback { session, branch, n_tokens, reply }).await
     }
 
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         let (session, branches) = (self.id, branches.to_vec());
-        self.call(|reply| Command::Release {
-            session,
-            branches,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Release { session, branches, reply }).await
     }
 
     fn usage(&self) -> Usage {
@@ -566,23 +457,12 @@ impl StepSession for EngineSession {
     }
 
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
-        let tokens = self
-            .engine
-            .inner
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), false, true);
+        let tokens = self.engine.inner.model.vocab().tokenize(text.as_bytes(), false, true);
         if tokens.is_empty() {
             return Ok(());
         }
         let session = self.id;
-        self.call(|reply| Command::Append {
-            session,
-            branch,
-            tokens,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Append { session, branch, tokens, reply }).await
     }
 
     async fn probe(
@@ -593,24 +473,11 @@ impl StepSession for EngineSession {
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let engine = &self.engine;
         // Special tokens parse, so a suffix may close the turn in the model's chat format.
-        let suffix = engine
-            .inner
-            .model
-            .vocab()
-            .tokenize(suffix.as_bytes(), false, true);
-        let candidates = candidates
-            .iter()
-            .map(|c| engine.first_token(c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let suffix = engine.inner.model.vocab().tokenize(suffix.as_bytes(), false, true);
+        let candidates = candidates.iter().map(|c| engine.first_token(c)).collect::<Result<Vec<_>, _>>()?;
         let (session, branches) = (self.id, branches.to_vec());
         let (reply, rx) = oneshot::channel();
-        engine.send(Command::Probe {
-            session,
-            branches,
-            suffix,
-            candidates,
-            reply,
-        })?;
+        engine.send(Command::Probe { session, branches, suffix, candidates, reply })?;
         answer(rx).await
     }
 }

@@ -28,12 +28,7 @@ pub struct PrmFormat {
 
 impl Default for PrmFormat {
     fn default() -> Self {
-        Self {
-            step_tag: " ки".into(),
-            separator: "\n".into(),
-            good: "+".into(),
-            bad: "-".into(),
-        }
+        Self { step_tag: " ки".into(), separator: "\n".into(), good: "+".into(), bad: "-".into() }
     }
 }
 
@@ -71,12 +66,7 @@ impl TokenPrm {
                 format.good, format.bad
             )));
         }
-        Ok(Self {
-            engine,
-            format,
-            good,
-            bad,
-        })
+        Ok(Self { engine, format, good, bad })
     }
 }
 
@@ -96,25 +86,14 @@ impl ProcessScorer for TokenPrm {
         partials: &[Partial<'_>],
         _session: Option<&mut dyn StepSession>,
     ) -> Result<Scores, ScoreError> {
-        let sequences: Vec<Vec<LlamaToken>> = partials
-            .iter()
-            .map(|p| {
-                self.engine
-                    .tokenize(&self.format.layout(&problem.question, p.steps))
-            })
-            .collect();
+        let sequences: Vec<Vec<LlamaToken>> =
+            partials.iter().map(|p| self.engine.tokenize(&self.format.layout(&problem.question, p.steps))).collect();
         let (lps, usage) = self
             .engine
             .score_next(sequences, vec![self.good, self.bad])
             .await
-            .map_err(|e| ScoreError::Failed {
-                scorer: "prm".into(),
-                reason: e.to_string(),
-            })?;
-        let values = lps
-            .iter()
-            .map(|lp| ponder_core::process::yes_probability(lp[0], lp[1]))
-            .collect();
+            .map_err(|e| ScoreError::Failed { scorer: "prm".into(), reason: e.to_string() })?;
+        let values = lps.iter().map(|lp| ponder_core::process::yes_probability(lp[0], lp[1])).collect();
         Ok(Scores { values, usage })
     }
 }

@@ -44,9 +44,7 @@ pub fn run(
     temperature: f32,
     seed: u32,
 ) -> Result<RawTimings, EngineError> {
-    let mut ctx = model
-        .new_context(backend()?, cfg.context_params())
-        .map_err(|e| EngineError::Context(e.to_string()))?;
+    let mut ctx = model.new_context(backend()?, cfg.context_params()).map_err(|e| EngineError::Context(e.to_string()))?;
     let err = |e: &dyn std::fmt::Display| EngineError::Context(e.to_string());
     let mut batch = LlamaBatch::new(cfg.n_batch as usize, n_seqs as i32);
 
@@ -56,49 +54,29 @@ pub fn run(
         let end = (chunk_start + cfg.n_batch as usize).min(prompt.len());
         for (i, &tok) in prompt[chunk_start..end].iter().enumerate() {
             let pos = chunk_start + i;
-            batch
-                .add(tok, pos as i32, &[0], pos + 1 == prompt.len())
-                .map_err(|e| err(&e))?;
+            batch.add(tok, pos as i32, &[0], pos + 1 == prompt.len()).map_err(|e| err(&e))?;
         }
         ctx.decode(&mut batch).map_err(|e| err(&e))?;
     }
     let prefill_s = t0.elapsed().as_secs_f64();
     for s in 1..n_seqs {
-        ctx.copy_kv_cache_seq(0, s as i32, None, None)
-            .map_err(|e| err(&e))?;
+        ctx.copy_kv_cache_seq(0, s as i32, None, None).map_err(|e| err(&e))?;
     }
     let mut samplers: Vec<LlamaSampler> = (0..n_seqs)
-        .map(|s| {
-            LlamaSampler::chain_simple([
-                LlamaSampler::temp(temperature),
-                LlamaSampler::dist(seed + s as u32),
-            ])
-        })
+        .map(|s| LlamaSampler::chain_simple([LlamaSampler::temp(temperature), LlamaSampler::dist(seed + s as u32)]))
         .collect();
 
     let t1 = Instant::now();
     let mut logits_at: Vec<i32> = vec![batch.n_tokens() - 1; n_seqs];
     for step in 0..n_gen {
-        let next: Vec<LlamaToken> = samplers
-            .iter_mut()
-            .zip(&logits_at)
-            .map(|(s, &i)| s.sample(&ctx, i))
-            .collect();
+        let next: Vec<LlamaToken> = samplers.iter_mut().zip(&logits_at).map(|(s, &i)| s.sample(&ctx, i)).collect();
         batch.clear();
         for (s, &tok) in next.iter().enumerate() {
-            batch
-                .add(tok, (prompt.len() + step) as i32, &[s as i32], true)
-                .map_err(|e| err(&e))?;
+            batch.add(tok, (prompt.len() + step) as i32, &[s as i32], true).map_err(|e| err(&e))?;
             logits_at[s] = s as i32;
         }
         ctx.decode(&mut batch).map_err(|e| err(&e))?;
     }
     let decode_s = t1.elapsed().as_secs_f64();
-    Ok(RawTimings {
-        prompt_tokens: prompt.len(),
-        n_seqs,
-        tokens_per_seq: n_gen,
-        prefill_s,
-        decode_s,
-    })
+    Ok(RawTimings { prompt_tokens: prompt.len(), n_seqs, tokens_per_seq: n_gen, prefill_s, decode_s })
 }

@@ -42,39 +42,23 @@ pub fn pick(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> Pi
 
 impl Sampler {
     /// Picks the next token. `logits` must be non-empty.
-    pub fn pick(
-        &mut self,
-        logits: &[f32],
-        params: &SamplingParams,
-        rng: &mut ChaCha8Rng,
-    ) -> Picked {
+    pub fn pick(&mut self, logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> Picked {
         let max = max_of(logits);
         if params.is_greedy() {
             let token = argmax(logits);
-            return Picked {
-                token,
-                logprob: logits[token] - log_partition(logits, max),
-            };
+            return Picked { token, logprob: logits[token] - log_partition(logits, max) };
         }
         let inv_t = 1.0 / params.temperature;
         let total = self.fill_weights(logits, max, inv_t);
         let plain = params.top_k == 0 && params.top_p >= 1.0 && params.min_p <= 0.0;
         let token = if plain {
-            self.draw(total, rng.gen::<f32>())
-                .unwrap_or_else(|| argmax(logits))
+            self.draw(total, rng.gen::<f32>()).unwrap_or_else(|| argmax(logits))
         } else {
             self.truncated(params, total, rng)
         };
         // At temperature 1 the weights are already the untempered ones.
-        let log_z = if inv_t == 1.0 {
-            max + total.ln()
-        } else {
-            log_partition(logits, max)
-        };
-        Picked {
-            token,
-            logprob: logits[token] - log_z,
-        }
+        let log_z = if inv_t == 1.0 { max + total.ln() } else { log_partition(logits, max) };
+        Picked { token, logprob: logits[token] - log_z }
     }
 
     /// Writes exp((l - max) / T) for every logit, with a sum per block; returns the total.
@@ -108,10 +92,7 @@ impl Sampler {
         for (b, &s) in self.block_sums.iter().enumerate() {
             if x < s {
                 let start = b * BLOCK;
-                for (i, &w) in self.weights[start..(start + BLOCK).min(self.weights.len())]
-                    .iter()
-                    .enumerate()
-                {
+                for (i, &w) in self.weights[start..(start + BLOCK).min(self.weights.len())].iter().enumerate() {
                     if x < w {
                         return Some(start + i);
                     }
@@ -138,23 +119,14 @@ impl Sampler {
         let min_floor = params.min_p.max(0.0);
         let mut floor = min_floor;
         if params.top_p < 1.0 && params.top_k == 0 {
-            let kept: f32 = if min_floor > 0.0 {
-                self.weights.iter().filter(|&&w| w >= min_floor).sum()
-            } else {
-                total
-            };
+            let kept: f32 =
+                if min_floor > 0.0 { self.weights.iter().filter(|&&w| w >= min_floor).sum() } else { total };
             floor = floor.max((1.0 - params.top_p) * kept / self.weights.len() as f32);
         }
         // (token, probability before normalisation), most likely first once truncated.
-        let mut cand: Vec<(usize, f32)> = self
-            .weights
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|&(_, w)| w >= floor)
-            .collect();
-        let by_prob_desc =
-            |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let mut cand: Vec<(usize, f32)> =
+            self.weights.iter().copied().enumerate().filter(|&(_, w)| w >= floor).collect();
+        let by_prob_desc = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         let k = params.top_k as usize;
         if k > 0 && k < cand.len() {
             cand.select_nth_unstable_by(k - 1, by_prob_desc);
@@ -238,12 +210,8 @@ pub fn token_stats(logits: &[f32], k: usize) -> ponder_core::TokenStats {
             top.remove(0);
         }
     }
-    let mean_logprob =
-        top.iter().map(|&l| f64::from(l - log_z)).sum::<f64>() / top.len().max(1) as f64;
-    ponder_core::TokenStats {
-        confidence: -mean_logprob as f32,
-        entropy,
-    }
+    let mean_logprob = top.iter().map(|&l| f64::from(l - log_z)).sum::<f64>() / top.len().max(1) as f64;
+    ponder_core::TokenStats { confidence: -mean_logprob as f32, entropy }
 }
 
 /// log Σ exp(l), given the largest logit.
@@ -256,8 +224,7 @@ fn log_partition(logits: &[f32], max: f32) -> f32 {
             acc[k] += exp_nonpositive(c[k] - max);
         }
     }
-    let sum: f32 =
-        acc.iter().sum::<f32>() + rest.iter().map(|&l| exp_nonpositive(l - max)).sum::<f32>();
+    let sum: f32 = acc.iter().sum::<f32>() + rest.iter().map(|&l| exp_nonpositive(l - max)).sum::<f32>();
     max + sum.ln()
 }
 
@@ -270,10 +237,7 @@ fn max_of(xs: &[f32]) -> f32 {
             acc[k] = acc[k].max(c[k]);
         }
     }
-    acc.iter()
-        .chain(rest)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
+    acc.iter().chain(rest).copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// The first index of the largest logit (0 when none is above -inf).
@@ -293,11 +257,7 @@ fn argmax(xs: &[f32]) -> usize {
         }
     }
     let lanes = best.into_iter().zip(at).filter(|&(_, i)| i != usize::MAX);
-    let tail = rest
-        .iter()
-        .copied()
-        .zip(rest_from..)
-        .filter(|&(v, _)| v > f32::NEG_INFINITY);
+    let tail = rest.iter().copied().zip(rest_from..).filter(|&(v, _)| v > f32::NEG_INFINITY);
     let mut winner: Option<(f32, usize)> = None;
     for (v, i) in lanes.chain(tail) {
         let better = match winner {
@@ -327,9 +287,7 @@ fn exp_nonpositive(x: f32) -> f32 {
     let n = t - SHIFT;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // n sits in t's low mantissa bits as a two's-complement integer: shifted up, it is the
     // exponent field of 2^n once the bias is added.
     let scale = f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23));
@@ -343,14 +301,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 /// Log-probabilities of `tokens` under the untempered distribution of `logits`.
 pub fn log_probs_of(logits: &[f32], tokens: &[llama_cpp_2::token::LlamaToken]) -> Vec<f32> {
     let log_z = log_partition(logits, max_of(logits));
-    tokens
-        .iter()
-        .map(|t| {
-            logits
-                .get(t.0 as usize)
-                .map_or(f32::NEG_INFINITY, |&l| l - log_z)
-        })
-        .collect()
+    tokens.iter().map(|t| logits.get(t.0 as usize).map_or(f32::NEG_INFINITY, |&l| l - log_z)).collect()
 }
 
 #[cfg(test)]
@@ -368,11 +319,7 @@ mod tests {
             .iter()
             .map(|&l| {
                 let lp = l as f64 - log_z;
-                if lp.exp() > 0.0 {
-                    -lp.exp() * lp
-                } else {
-                    0.0
-                }
+                if lp.exp() > 0.0 { -lp.exp() * lp } else { 0.0 }
             })
             .sum();
         let mut sorted: Vec<f64> = logits.iter().map(|&l| l as f64 - log_z).collect();
@@ -384,62 +331,31 @@ mod tests {
     #[test]
     fn token_stats_match_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for (n, k, spread) in [
-            (5usize, 20usize, 1.0f32),
-            (1000, 20, 4.0),
-            (152_064, 20, 6.0),
-            (49_152, 5, 2.0),
-        ] {
-            let logits: Vec<f32> = (0..n)
-                .map(|_| rng.gen::<f32>() * spread * 4.0 - spread)
-                .collect();
+        for (n, k, spread) in [(5usize, 20usize, 1.0f32), (1000, 20, 4.0), (152_064, 20, 6.0), (49_152, 5, 2.0)] {
+            let logits: Vec<f32> = (0..n).map(|_| rng.gen::<f32>() * spread * 4.0 - spread).collect();
             let got = token_stats(&logits, k);
             let (conf, ent) = reference_stats(&logits, k);
-            assert!(
-                (got.confidence as f64 - conf).abs() < 1e-3 * conf.abs().max(1.0),
-                "n {n}: {} vs {conf}",
-                got.confidence
-            );
-            assert!(
-                (got.entropy as f64 - ent).abs() < 1e-3 * ent.max(1.0),
-                "n {n}: {} vs {ent}",
-                got.entropy
-            );
+            assert!((got.confidence as f64 - conf).abs() < 1e-3 * conf.abs().max(1.0), "n {n}: {} vs {conf}", got.confidence);
+            assert!((got.entropy as f64 - ent).abs() < 1e-3 * ent.max(1.0), "n {n}: {} vs {ent}", got.entropy);
         }
         // A peaked distribution is confident and has low entropy; a flat one the opposite.
         let mut peaked = vec![0.0f32; 1000];
         peaked[3] = 30.0;
         let flat = vec![0.0f32; 1000];
         let (p, f) = (token_stats(&peaked, 20), token_stats(&flat, 20));
-        assert!(
-            p.confidence > f.confidence && p.entropy < f.entropy,
-            "{p:?} {f:?}"
-        );
-        assert!(
-            (f.entropy - (1000f32).ln()).abs() < 1e-3
-                && (f.confidence - (1000f32).ln()).abs() < 1e-3,
-            "{f:?}"
-        );
+        assert!(p.confidence > f.confidence && p.entropy < f.entropy, "{p:?} {f:?}");
+        assert!((f.entropy - (1000f32).ln()).abs() < 1e-3 && (f.confidence - (1000f32).ln()).abs() < 1e-3, "{f:?}");
         // Masked logits (-inf) neither poison the sums nor enter the top k.
         let mut masked = vec![f32::NEG_INFINITY; 100];
         masked[0] = 1.0;
         masked[1] = 1.0;
         let m = token_stats(&masked, 20);
-        assert!(
-            m.entropy.is_finite() && (m.entropy - 2f32.ln()).abs() < 1e-4,
-            "{m:?}"
-        );
-        assert!(
-            (m.confidence - 2f32.ln()).abs() < 1e-4,
-            "only the two finite tokens count: {m:?}"
-        );
+        assert!(m.entropy.is_finite() && (m.entropy - 2f32.ln()).abs() < 1e-4, "{m:?}");
+        assert!((m.confidence - 2f32.ln()).abs() < 1e-4, "only the two finite tokens count: {m:?}");
     }
 
     fn params(t: f32) -> SamplingParams {
-        SamplingParams {
-            temperature: t,
-            ..SamplingParams::default()
-        }
+        SamplingParams { temperature: t, ..SamplingParams::default() }
     }
 
     #[test]
@@ -466,16 +382,8 @@ mod tests {
             assert_eq!(max_of(&logits), serial_max);
             let serial_arg = logits.iter().position(|&l| l == serial_max).unwrap_or(0);
             assert_eq!(argmax(&logits), serial_arg, "n={n}");
-            let serial_lz = serial_max
-                + logits
-                    .iter()
-                    .map(|&l| (l - serial_max).exp())
-                    .sum::<f32>()
-                    .ln();
-            assert!(
-                (log_partition(&logits, serial_max) - serial_lz).abs() < 1e-4,
-                "n={n}"
-            );
+            let serial_lz = serial_max + logits.iter().map(|&l| (l - serial_max).exp()).sum::<f32>().ln();
+            assert!((log_partition(&logits, serial_max) - serial_lz).abs() < 1e-4, "n={n}");
         }
         // Ties go to the first index, across lanes and the remainder.
         let mut tied = vec![0.0f32; 40];
@@ -502,10 +410,7 @@ mod tests {
         let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
         for t in [0.5, 1.0, 1.3] {
             let p = pick(&logits, &params(t), &mut rng);
-            assert!(
-                (p.logprob - (logits[p.token] - log_z)).abs() < 1e-4,
-                "t={t}"
-            );
+            assert!((p.logprob - (logits[p.token] - log_z)).abs() < 1e-4, "t={t}");
         }
     }
 
@@ -514,10 +419,7 @@ mod tests {
         let logits = [0.5, 0.1, 0.9, 0.2];
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for _ in 0..50 {
-            let p = SamplingParams {
-                top_k: 1,
-                ..params(1.5)
-            };
+            let p = SamplingParams { top_k: 1, ..params(1.5) };
             assert_eq!(pick(&logits, &p, &mut rng).token, 2);
         }
     }
@@ -527,30 +429,8 @@ mod tests {
         let logits = [5.0, 5.0, -5.0, -5.0];
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..200 {
-            assert!(
-                pick(
-                    &logits,
-                    &SamplingParams {
-                        min_p: 0.1,
-                        ..params(1.0)
-                    },
-                    &mut rng
-                )
-                .token
-                    < 2
-            );
-            assert!(
-                pick(
-                    &logits,
-                    &SamplingParams {
-                        top_p: 0.9,
-                        ..params(1.0)
-                    },
-                    &mut rng
-                )
-                .token
-                    < 2
-            );
+            assert!(pick(&logits, &SamplingParams { min_p: 0.1, ..params(1.0) }, &mut rng).token < 2);
+            assert!(pick(&logits, &SamplingParams { top_p: 0.9, ..params(1.0) }, &mut rng).token < 2);
         }
     }
 
@@ -558,9 +438,7 @@ mod tests {
     fn sampling_follows_the_distribution() {
         let logits = [0.0, (3.0f32).ln()]; // p = 0.25, 0.75
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let ones = (0..4000)
-            .filter(|_| pick(&logits, &params(1.0), &mut rng).token == 1)
-            .count();
+        let ones = (0..4000).filter(|_| pick(&logits, &params(1.0), &mut rng).token == 1).count();
         assert!((2800..3200).contains(&ones), "{ones}");
     }
 
@@ -576,9 +454,7 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         let n = 20_000;
         for _ in 0..n {
-            *counts
-                .entry(sampler.pick(&logits, &params(1.0), &mut rng).token)
-                .or_insert(0usize) += 1;
+            *counts.entry(sampler.pick(&logits, &params(1.0), &mut rng).token).or_insert(0usize) += 1;
         }
         for (i, p) in [(3usize, 0.1f64), (700, 0.2), (90_000, 0.3), (151_935, 0.4)] {
             let got = counts.get(&i).copied().unwrap_or(0) as f64 / n as f64;
@@ -596,21 +472,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let logits: Vec<f32> = (0..5000).map(|_| rng.gen_range(-6.0f32..6.0)).collect();
         for (top_p, min_p) in [(0.9f32, 0.0f32), (0.5, 0.0), (0.95, 0.01), (0.999, 0.0)] {
-            let params = SamplingParams {
-                top_p,
-                min_p,
-                ..params(0.8)
-            };
+            let params = SamplingParams { top_p, min_p, ..params(0.8) };
             let mut s = Sampler::default();
             let max = max_of(&logits);
             let total = s.fill_weights(&logits, max, 1.0 / 0.8);
-            let mut full: Vec<(usize, f32)> = s
-                .weights
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|&(_, w)| w >= min_p)
-                .collect();
+            let mut full: Vec<(usize, f32)> =
+                s.weights.iter().copied().enumerate().filter(|&(_, w)| w >= min_p).collect();
             full.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let kept: f32 = full.iter().map(|c| c.1).sum();
             let mut acc = 0.0;
@@ -626,11 +493,7 @@ mod tests {
             let mut draws = ChaCha8Rng::seed_from_u64(3);
             for _ in 0..300 {
                 let t = s.truncated(&params, total, &mut draws);
-                assert!(
-                    nucleus.contains(&t),
-                    "top_p {top_p}: token {t} outside the nucleus of {}",
-                    nucleus.len()
-                );
+                assert!(nucleus.contains(&t), "top_p {top_p}: token {t} outside the nucleus of {}", nucleus.len());
             }
         }
     }
@@ -640,9 +503,7 @@ mod tests {
         let logits: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin()).collect();
         let run = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..20)
-                .map(|_| pick(&logits, &params(1.0), &mut rng).token)
-                .collect::<Vec<_>>()
+            (0..20).map(|_| pick(&logits, &params(1.0), &mut rng).token).collect::<Vec<_>>()
         };
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));

@@ -34,24 +34,14 @@ pub struct UnitCounts {
 
 impl From<&OutcomeRow> for UnitCounts {
     fn from(o: &OutcomeRow) -> UnitCounts {
-        UnitCounts {
-            correct: o.correct,
-            abstained: o.abstained,
-            n_samples: o.n_samples,
-            usage: o.usage,
-        }
+        UnitCounts { correct: o.correct, abstained: o.abstained, n_samples: o.n_samples, usage: o.usage }
     }
 }
 
 impl From<&UnitRecord> for UnitCounts {
     fn from(r: &UnitRecord) -> UnitCounts {
         let o = &r.outcome;
-        UnitCounts {
-            correct: r.correct,
-            abstained: o.abstained,
-            n_samples: o.candidates.len(),
-            usage: o.usage,
-        }
+        UnitCounts { correct: r.correct, abstained: o.abstained, n_samples: o.candidates.len(), usage: o.usage }
     }
 }
 
@@ -174,12 +164,8 @@ impl RunData {
     /// The run limited to problems `from..to` of its own order (a fit on one half, held-out
     /// checks on the other). Summaries, curves and plans of the result see only those.
     pub fn slice(&self, from: usize, to: usize) -> Result<RunData, Error> {
-        let keep: std::collections::HashSet<&str> = self
-            .problems
-            .iter()
-            .filter(|p| (from..to).contains(&p.idx))
-            .map(|p| p.id.as_str())
-            .collect();
+        let keep: std::collections::HashSet<&str> =
+            self.problems.iter().filter(|p| (from..to).contains(&p.idx)).map(|p| p.id.as_str()).collect();
         if keep.is_empty() {
             return Err(Error::Insufficient(format!(
                 "run {} has no problems {from}..{to} (it has {})",
@@ -195,37 +181,16 @@ impl RunData {
         RunData {
             info: self.info.clone(),
             config: self.config.clone(),
-            problems: self
-                .problems
-                .iter()
-                .filter(|p| ids.contains(p.id.as_str()))
-                .cloned()
-                .collect(),
-            outcomes: self
-                .outcomes
-                .iter()
-                .filter(|o| ids.contains(o.key.problem_id.as_str()))
-                .cloned()
-                .collect(),
-            samples: self
-                .samples
-                .iter()
-                .filter(|s| ids.contains(s.key.problem_id.as_str()))
-                .cloned()
-                .collect(),
+            problems: self.problems.iter().filter(|p| ids.contains(p.id.as_str())).cloned().collect(),
+            outcomes: self.outcomes.iter().filter(|o| ids.contains(o.key.problem_id.as_str())).cloned().collect(),
+            samples: self.samples.iter().filter(|s| ids.contains(s.key.problem_id.as_str())).cloned().collect(),
         }
     }
 
     pub fn load(store: &Store, id: i64) -> Result<RunData, Error> {
         let info = store.run(id)?;
         let config = RunConfig::from_json(id, &info.config)?;
-        Ok(RunData {
-            problems: store.problems(id)?,
-            outcomes: store.outcomes(id)?,
-            samples: store.samples(id)?,
-            info,
-            config,
-        })
+        Ok(RunData { problems: store.problems(id)?, outcomes: store.outcomes(id)?, samples: store.samples(id)?, info, config })
     }
 
     /// Prompt tokens of one prefill of each problem's prompt: the smallest (prompt
@@ -243,68 +208,33 @@ impl RunData {
     /// A unit's usage as if it had run alone: at least one full prefill of its prompt is
     /// counted as computed (moved from reused), the rest as stored.
     pub fn standalone(&self, o: &OutcomeRow, prompt_len: &HashMap<&str, u64>) -> Usage {
-        let len = prompt_len
-            .get(o.key.problem_id.as_str())
-            .copied()
-            .unwrap_or(0);
+        let len = prompt_len.get(o.key.problem_id.as_str()).copied().unwrap_or(0);
         let total = o.usage.prompt_computed + o.usage.prompt_reused;
         let computed = o.usage.prompt_computed.max(len.min(total));
-        Usage {
-            prompt_computed: computed,
-            prompt_reused: total - computed,
-            ..o.usage
-        }
+        Usage { prompt_computed: computed, prompt_reused: total - computed, ..o.usage }
     }
 
     pub fn level_of(&self) -> HashMap<&str, Option<u32>> {
-        self.problems
-            .iter()
-            .map(|p| (p.id.as_str(), p.level))
-            .collect()
+        self.problems.iter().map(|p| (p.id.as_str(), p.level)).collect()
     }
 
     /// Every (strategy, budget) with stored outcomes, in the order the configuration
     /// names the strategies, then by budget.
     pub fn configs(&self) -> Vec<Config> {
-        let set: BTreeSet<Config> = self
-            .outcomes
-            .iter()
-            .map(|o| Config {
-                strategy: o.key.strategy.clone(),
-                budget: o.key.budget,
-            })
-            .collect();
-        let rank = |s: &str| {
-            self.config
-                .strategies
-                .iter()
-                .position(|x| x == s)
-                .unwrap_or(usize::MAX)
-        };
+        let set: BTreeSet<Config> =
+            self.outcomes.iter().map(|o| Config { strategy: o.key.strategy.clone(), budget: o.key.budget }).collect();
+        let rank = |s: &str| self.config.strategies.iter().position(|x| x == s).unwrap_or(usize::MAX);
         let mut v: Vec<Config> = set.into_iter().collect();
-        v.sort_by(|a, b| {
-            rank(&a.strategy)
-                .cmp(&rank(&b.strategy))
-                .then(a.strategy.cmp(&b.strategy))
-                .then(a.budget.cmp(&b.budget))
-        });
+        v.sort_by(|a, b| rank(&a.strategy).cmp(&rank(&b.strategy)).then(a.strategy.cmp(&b.strategy)).then(a.budget.cmp(&b.budget)));
         v
     }
 
     fn outcomes_of<'a>(&'a self, c: &'a Config) -> impl Iterator<Item = &'a OutcomeRow> + 'a {
-        self.outcomes
-            .iter()
-            .filter(move |o| o.key.strategy == c.strategy && o.key.budget == c.budget)
+        self.outcomes.iter().filter(move |o| o.key.strategy == c.strategy && o.key.budget == c.budget)
     }
 
     /// Summary of one (strategy, budget) over the outcomes `keep` lets through.
-    fn summarise(
-        &self,
-        c: &Config,
-        prices: Option<&Prices>,
-        keep: impl Fn(&OutcomeRow) -> bool,
-        salt: u64,
-    ) -> Option<GroupSummary> {
+    fn summarise(&self, c: &Config, prices: Option<&Prices>, keep: impl Fn(&OutcomeRow) -> bool, salt: u64) -> Option<GroupSummary> {
         let rows: Vec<&OutcomeRow> = self.outcomes_of(c).filter(|o| keep(o)).collect();
         if rows.is_empty() {
             return None;
@@ -338,20 +268,11 @@ impl RunData {
 
     /// Accuracy and cost per (strategy, budget), over seeds.
     pub fn summaries(&self, prices: Option<&Prices>) -> Vec<GroupSummary> {
-        self.configs()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| self.summarise(c, prices, |_| true, i as u64))
-            .collect()
+        self.configs().iter().enumerate().filter_map(|(i, c)| self.summarise(c, prices, |_| true, i as u64)).collect()
     }
 
     /// The same for one seed.
-    pub fn summary_for_seed(
-        &self,
-        c: &Config,
-        seed: u64,
-        prices: Option<&Prices>,
-    ) -> Option<GroupSummary> {
+    pub fn summary_for_seed(&self, c: &Config, seed: u64, prices: Option<&Prices>) -> Option<GroupSummary> {
         self.summarise(c, prices, |o| o.key.seed == seed, seed)
     }
 
@@ -365,29 +286,17 @@ impl RunData {
         let mut out = Vec::new();
         for (i, c) in self.configs().iter().enumerate() {
             for level in &levels {
-                let rows: Vec<&OutcomeRow> = self
-                    .outcomes_of(c)
-                    .filter(|o| {
-                        level_of.get(o.key.problem_id.as_str()).copied().flatten() == *level
-                    })
-                    .collect();
+                let rows: Vec<&OutcomeRow> =
+                    self.outcomes_of(c).filter(|o| level_of.get(o.key.problem_id.as_str()).copied().flatten() == *level).collect();
                 if rows.is_empty() {
                     continue;
                 }
-                let values: Vec<f64> = rows
-                    .iter()
-                    .map(|o| f64::from(u8::from(o.correct)))
-                    .collect();
+                let values: Vec<f64> = rows.iter().map(|o| f64::from(u8::from(o.correct))).collect();
                 out.push(LevelSummary {
                     config: c.clone(),
                     level: *level,
                     n_units: rows.len(),
-                    accuracy: curves::bootstrap(
-                        &values,
-                        1000,
-                        0.95,
-                        i as u64 ^ u64::from(level.unwrap_or(0)) << 16,
-                    ),
+                    accuracy: curves::bootstrap(&values, 1000, 0.95, i as u64 ^ u64::from(level.unwrap_or(0)) << 16),
                 });
             }
         }
@@ -400,29 +309,16 @@ impl RunData {
         let mut by_problem: HashMap<&str, Vec<SampleView>> = HashMap::new();
         let seeds: Vec<u64> = self.config.seeds.clone();
         let stride = self.samples.iter().map(|s| s.index + 1).max().unwrap_or(1);
-        for s in self
-            .samples
-            .iter()
-            .filter(|s| s.key.strategy == c.strategy && s.key.budget == c.budget)
-        {
-            let seed_pos = seeds
-                .iter()
-                .position(|&x| x == s.key.seed)
-                .unwrap_or(seeds.len());
-            by_problem
-                .entry(s.key.problem_id.as_str())
-                .or_default()
-                .push(SampleView {
-                    index: seed_pos * stride + s.index,
-                    key: s.answer_key.clone(),
-                    correct: s.correct,
-                    score: s.score,
-                });
+        for s in self.samples.iter().filter(|s| s.key.strategy == c.strategy && s.key.budget == c.budget) {
+            let seed_pos = seeds.iter().position(|&x| x == s.key.seed).unwrap_or(seeds.len());
+            by_problem.entry(s.key.problem_id.as_str()).or_default().push(SampleView {
+                index: seed_pos * stride + s.index,
+                key: s.answer_key.clone(),
+                correct: s.correct,
+                score: s.score,
+            });
         }
-        self.problems
-            .iter()
-            .filter_map(|p| by_problem.remove(p.id.as_str()))
-            .collect()
+        self.problems.iter().filter_map(|p| by_problem.remove(p.id.as_str())).collect()
     }
 
     /// Curves of every (strategy, budget) whose units drew at least two samples per
@@ -432,25 +328,15 @@ impl RunData {
         for c in self.configs() {
             let pool = self.sample_pool(&c);
             // Curves need a full pool for every problem with outcomes.
-            let n_problems = self
-                .outcomes_of(&c)
-                .map(|o| o.key.problem_id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len();
-            let full = self
-                .outcomes_of(&c)
-                .all(|o| o.n_samples == c.budget && !o.stopped_early);
+            let n_problems = self.outcomes_of(&c).map(|o| o.key.problem_id.as_str()).collect::<BTreeSet<_>>().len();
+            let full = self.outcomes_of(&c).all(|o| o.n_samples == c.budget && !o.stopped_early);
             let n = pool.iter().map(Vec::len).min().unwrap_or(0);
             if !full || n < 2 || pool.len() < n_problems {
                 continue;
             }
             let rows: Vec<&OutcomeRow> = self.outcomes_of(&c).collect();
             let lens = self.prompt_lengths();
-            let prompt = rows
-                .iter()
-                .map(|o| self.standalone(o, &lens).prompt_computed as f64)
-                .sum::<f64>()
-                / rows.len() as f64;
+            let prompt = rows.iter().map(|o| self.standalone(o, &lens).prompt_computed as f64).sum::<f64>() / rows.len() as f64;
             let gen: Vec<u64> = self
                 .samples
                 .iter()
@@ -459,25 +345,11 @@ impl RunData {
                 .collect();
             let per_sample = gen.iter().sum::<u64>() as f64 / gen.len().max(1) as f64;
             let points = curves::curves(&pool, opts);
-            let tokens_at_k = points
-                .iter()
-                .map(|p| prompt + p.k as f64 * per_sample)
-                .collect();
-            let counts: Vec<(usize, usize)> = pool
-                .iter()
-                .map(|p| (p.len(), p.iter().filter(|s| s.correct).count()))
-                .collect();
-            let coverage =
-                crate::coverage::coverage_curve(&counts, n, opts.n_boot, opts.level, opts.seed);
+            let tokens_at_k = points.iter().map(|p| prompt + p.k as f64 * per_sample).collect();
+            let counts: Vec<(usize, usize)> = pool.iter().map(|p| (p.len(), p.iter().filter(|s| s.correct).count())).collect();
+            let coverage = crate::coverage::coverage_curve(&counts, n, opts.n_boot, opts.level, opts.seed);
             let law = crate::coverage::fit(&coverage);
-            out.push(CurveSet {
-                source: c,
-                n,
-                points,
-                tokens_at_k,
-                coverage,
-                law,
-            });
+            out.push(CurveSet { source: c, n, points, tokens_at_k, coverage, law });
         }
         out
     }

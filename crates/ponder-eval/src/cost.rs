@@ -35,10 +35,7 @@ impl Prices {
     /// Reads a JSON price table:
     /// `{"prompt_per_million": 0.15, "completion_per_million": 0.6, "cached_prompt_per_million": 0.075}`.
     pub fn load(path: &Path) -> Result<Prices, Error> {
-        let bad = |reason: String| Error::Prices {
-            path: path.display().to_string(),
-            reason,
-        };
+        let bad = |reason: String| Error::Prices { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let p: Prices = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         for (name, v) in [
@@ -58,9 +55,7 @@ impl Prices {
     /// Dollars for `usage`: prompt tokens computed at the prompt price, reused at the cached
     /// price, generated at the completion price.
     pub fn dollars(&self, usage: &Usage) -> f64 {
-        let cached = self
-            .cached_prompt_per_million
-            .unwrap_or(self.prompt_per_million);
+        let cached = self.cached_prompt_per_million.unwrap_or(self.prompt_per_million);
         (usage.prompt_computed as f64 * self.prompt_per_million
             + usage.prompt_reused as f64 * cached
             + usage.completion as f64 * self.completion_per_million)
@@ -80,12 +75,7 @@ pub struct CostSummary {
 }
 
 impl CostSummary {
-    pub fn new(
-        n_params: u64,
-        prices: Option<&Prices>,
-        usages: &[Usage],
-        n_correct: usize,
-    ) -> CostSummary {
+    pub fn new(n_params: u64, prices: Option<&Prices>, usages: &[Usage], n_correct: usize) -> CostSummary {
         let usage: Usage = usages.iter().copied().sum();
         CostSummary {
             n_problems: usages.len(),
@@ -166,19 +156,9 @@ mod tests {
         assert!((d - (1.0 + 1.0 + 2.0)).abs() < 1e-12, "{d}");
         let c = CostSummary::new(0, Some(&p), &[usage(1_000_000, 0, 0)], 2);
         assert_eq!(c.dollars_per_pass(), Some(0.5));
-        std::fs::write(
-            &path,
-            r#"{"prompt_per_million": -1, "completion_per_million": 4}"#,
-        )
-        .unwrap();
-        assert!(Prices::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("prompt_per_million must be"));
+        std::fs::write(&path, r#"{"prompt_per_million": -1, "completion_per_million": 4}"#).unwrap();
+        assert!(Prices::load(&path).unwrap_err().to_string().contains("prompt_per_million must be"));
         std::fs::write(&path, r#"{"prompt": 1}"#).unwrap();
-        assert!(Prices::load(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("prices.json"));
+        assert!(Prices::load(&path).unwrap_err().to_string().contains("prices.json"));
     }
 }

@@ -39,20 +39,11 @@ impl CoverageLaw {
 
 /// Unbiased pass@k at every k = 1..=n for problems given as (samples, correct) with at least
 /// `n` samples each, with `level` bootstrap intervals (`n_boot` resamples) over problems.
-pub fn coverage_curve(
-    problems: &[(usize, usize)],
-    n: usize,
-    n_boot: usize,
-    level: f64,
-    seed: u64,
-) -> Vec<CoverageAt> {
+pub fn coverage_curve(problems: &[(usize, usize)], n: usize, n_boot: usize, level: f64, seed: u64) -> Vec<CoverageAt> {
     (1..=n)
         .map(|k| {
             let per: Vec<f64> = problems.iter().map(|&(m, c)| pass_at_k(m, c, k)).collect();
-            CoverageAt {
-                k,
-                coverage: bootstrap(&per, n_boot, level, seed ^ (k as u64) << 16),
-            }
+            CoverageAt { k, coverage: bootstrap(&per, n_boot, level, seed ^ (k as u64) << 16) }
         })
         .collect()
 }
@@ -62,39 +53,21 @@ pub fn fit(points: &[CoverageAt]) -> Option<CoverageLaw> {
     let xy: Vec<(f64, f64, f64)> = points
         .iter()
         .filter(|p| p.coverage.mean > 0.0 && p.coverage.mean < 1.0)
-        .map(|p| {
-            (
-                (p.k as f64).ln(),
-                (-(p.coverage.mean.ln())).ln(),
-                p.coverage.mean,
-            )
-        })
+        .map(|p| ((p.k as f64).ln(), (-(p.coverage.mean.ln())).ln(), p.coverage.mean))
         .collect();
     if xy.len() < 2 {
         return None;
     }
     let n = xy.len() as f64;
-    let (mx, my) = (
-        xy.iter().map(|p| p.0).sum::<f64>() / n,
-        xy.iter().map(|p| p.1).sum::<f64>() / n,
-    );
+    let (mx, my) = (xy.iter().map(|p| p.0).sum::<f64>() / n, xy.iter().map(|p| p.1).sum::<f64>() / n);
     let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
     if sxx == 0.0 {
         return None;
     }
     let b = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
     let a = -(my - b * mx).exp();
-    let law = CoverageLaw {
-        a,
-        b,
-        rmse: 0.0,
-        max_abs_error: 0.0,
-        n_points: xy.len(),
-    };
-    let errors: Vec<f64> = xy
-        .iter()
-        .map(|&(lx, _, c)| law.predict(lx.exp()) - c)
-        .collect();
+    let law = CoverageLaw { a, b, rmse: 0.0, max_abs_error: 0.0, n_points: xy.len() };
+    let errors: Vec<f64> = xy.iter().map(|&(lx, _, c)| law.predict(lx.exp()) - c).collect();
     Some(CoverageLaw {
         rmse: (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
         max_abs_error: errors.iter().fold(0.0, |m, e| m.max(e.abs())),
@@ -107,27 +80,15 @@ mod tests {
     use super::*;
 
     fn at(k: usize, c: f64) -> CoverageAt {
-        CoverageAt {
-            k,
-            coverage: Estimate {
-                mean: c,
-                lo: c,
-                hi: c,
-            },
-        }
+        CoverageAt { k, coverage: Estimate { mean: c, lo: c, hi: c } }
     }
 
     #[test]
     fn recovers_an_exact_law() {
         let (a, b) = (-1.2, -0.45);
-        let points: Vec<CoverageAt> = (1..=64)
-            .map(|k| at(k, (a * (k as f64).powf(b)).exp()))
-            .collect();
+        let points: Vec<CoverageAt> = (1..=64).map(|k| at(k, (a * (k as f64).powf(b)).exp())).collect();
         let law = fit(&points).expect("fits");
-        assert!(
-            (law.a - a).abs() < 1e-9 && (law.b - b).abs() < 1e-9,
-            "{law:?}"
-        );
+        assert!((law.a - a).abs() < 1e-9 && (law.b - b).abs() < 1e-9, "{law:?}");
         assert!(law.rmse < 1e-12 && law.max_abs_error < 1e-12, "{law:?}");
         assert_eq!(law.n_points, 64);
     }

@@ -74,13 +74,7 @@ pub struct CurveOptions {
 
 impl Default for CurveOptions {
     fn default() -> Self {
-        Self {
-            n_subsets: 1000,
-            exact_up_to: 1000,
-            n_boot: 1000,
-            level: 0.95,
-            seed: 0,
-        }
+        Self { n_subsets: 1000, exact_up_to: 1000, n_boot: 1000, level: 0.95, seed: 0 }
     }
 }
 
@@ -101,16 +95,11 @@ pub fn ks(n: usize) -> Vec<usize> {
 /// Unbiased pass@k from `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k),
 /// as 1 − ∏_{i=n−c+1}^{n} (1 − k/i). `k` must be at most `n`.
 pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
-    assert!(
-        k >= 1 && k <= n && c <= n,
-        "pass_at_k needs 1 <= k <= n and c <= n (n {n}, c {c}, k {k})"
-    );
+    assert!(k >= 1 && k <= n && c <= n, "pass_at_k needs 1 <= k <= n and c <= n (n {n}, c {c}, k {k})");
     if n - c < k {
         return 1.0;
     }
-    1.0 - ((n - c + 1)..=n)
-        .map(|i| 1.0 - k as f64 / i as f64)
-        .product::<f64>()
+    1.0 - ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product::<f64>()
 }
 
 /// Number of size-k subsets of n, saturating at `u128::MAX`.
@@ -144,15 +133,13 @@ fn intern(samples: &[SampleView]) -> Interned {
     let key = order
         .iter()
         .map(|s| {
-            s.key
-                .as_deref()
-                .map(|k| match names.iter().position(|n| *n == k) {
-                    Some(p) => p,
-                    None => {
-                        names.push(k);
-                        names.len() - 1
-                    }
-                })
+            s.key.as_deref().map(|k| match names.iter().position(|n| *n == k) {
+                Some(p) => p,
+                None => {
+                    names.push(k);
+                    names.len() - 1
+                }
+            })
         })
         .collect();
     Interned {
@@ -165,22 +152,11 @@ fn intern(samples: &[SampleView]) -> Interned {
 
 /// Whether the selection over the samples at positions `subset` (ascending = index
 /// order) is correct.
-fn select(
-    p: &Interned,
-    subset: &[usize],
-    selector: Selector,
-    scratch: &mut Vec<(f64, usize, usize)>,
-) -> bool {
+fn select(p: &Interned, subset: &[usize], selector: Selector, scratch: &mut Vec<(f64, usize, usize)>) -> bool {
     match selector {
         Selector::BestScore => {
             let mut best = subset[0];
-            let score = |i: usize| {
-                if p.score[i].is_nan() {
-                    f64::NEG_INFINITY
-                } else {
-                    p.score[i]
-                }
-            };
+            let score = |i: usize| if p.score[i].is_nan() { f64::NEG_INFINITY } else { p.score[i] };
             for &i in &subset[1..] {
                 if score(i) > score(best) {
                     best = i;
@@ -210,12 +186,7 @@ fn select(
             for &e in scratch.iter().filter(|e| e.1 > 0) {
                 let better = match best {
                     None => true,
-                    Some(b) => {
-                        e.0.total_cmp(&b.0)
-                            .then(e.1.cmp(&b.1))
-                            .then(b.2.cmp(&e.2))
-                            .is_gt()
-                    }
+                    Some(b) => e.0.total_cmp(&b.0).then(e.1.cmp(&b.1)).then(b.2.cmp(&e.2)).is_gt(),
                 };
                 if better {
                     best = Some(e);
@@ -256,24 +227,12 @@ pub fn exact_selection(samples: &[SampleView], k: usize, selector: Selector) -> 
 }
 
 /// Mean correctness of `selector` over `n_subsets` random size-k subsets of `samples`.
-pub fn sampled_selection(
-    samples: &[SampleView],
-    k: usize,
-    selector: Selector,
-    n_subsets: usize,
-    rng: &mut impl Rng,
-) -> f64 {
+pub fn sampled_selection(samples: &[SampleView], k: usize, selector: Selector, n_subsets: usize, rng: &mut impl Rng) -> f64 {
     let p = intern(samples);
     sampled_interned(&p, k, selector, n_subsets, rng)
 }
 
-fn sampled_interned(
-    p: &Interned,
-    k: usize,
-    selector: Selector,
-    n_subsets: usize,
-    rng: &mut impl Rng,
-) -> f64 {
+fn sampled_interned(p: &Interned, k: usize, selector: Selector, n_subsets: usize, rng: &mut impl Rng) -> f64 {
     let n = p.key.len();
     assert!(k >= 1 && k <= n, "k must be in 1..=n");
     let mut scratch = Vec::new();
@@ -292,37 +251,20 @@ fn sampled_interned(
 /// with replacement `n_boot` times).
 pub fn bootstrap(values: &[f64], n_boot: usize, level: f64, seed: u64) -> Estimate {
     if values.is_empty() {
-        return Estimate {
-            mean: f64::NAN,
-            lo: f64::NAN,
-            hi: f64::NAN,
-        };
+        return Estimate { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN };
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     if values.len() == 1 || n_boot == 0 {
-        return Estimate {
-            mean,
-            lo: mean,
-            hi: mean,
-        };
+        return Estimate { mean, lo: mean, hi: mean };
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut means: Vec<f64> = (0..n_boot)
-        .map(|_| {
-            (0..values.len())
-                .map(|_| values[rng.gen_range(0..values.len())])
-                .sum::<f64>()
-                / values.len() as f64
-        })
+        .map(|_| (0..values.len()).map(|_| values[rng.gen_range(0..values.len())]).sum::<f64>() / values.len() as f64)
         .collect();
     means.sort_by(f64::total_cmp);
     let tail = (1.0 - level.clamp(0.0, 1.0)) / 2.0;
     let at = |q: f64| means[((q * (n_boot - 1) as f64).round() as usize).min(n_boot - 1)];
-    Estimate {
-        mean,
-        lo: at(tail).min(mean),
-        hi: at(1.0 - tail).max(mean),
-    }
+    Estimate { mean, lo: at(tail).min(mean), hi: at(1.0 - tail).max(mean) }
 }
 
 /// The curves over `problems` (each a problem's samples) at k = [`ks`] of the smallest
@@ -333,21 +275,13 @@ pub fn curves(problems: &[Vec<SampleView>], opts: &CurveOptions) -> Vec<CurvePoi
     if n_min == 0 {
         return Vec::new();
     }
-    let scored = problems
-        .iter()
-        .flatten()
-        .all(|s| s.score.is_some_and(f64::is_finite));
+    let scored = problems.iter().flatten().all(|s| s.score.is_some_and(f64::is_finite));
     let interned: Vec<Interned> = problems.iter().map(|p| intern(p)).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut out = Vec::new();
     for (ki, k) in ks(n_min).into_iter().enumerate() {
         let boot = |values: &[f64], salt: u64| {
-            bootstrap(
-                values,
-                opts.n_boot,
-                opts.level,
-                opts.seed ^ (ki as u64) << 8 ^ salt,
-            )
+            bootstrap(values, opts.n_boot, opts.level, opts.seed ^ (ki as u64) << 8 ^ salt)
         };
         let pass: Vec<f64> = problems
             .iter()
@@ -368,10 +302,7 @@ pub fn curves(problems: &[Vec<SampleView>], opts: &CurveOptions) -> Vec<CurvePoi
         };
         let maj = per(Selector::Majority);
         let (best, weighted) = if scored {
-            (
-                Some(per(Selector::BestScore)),
-                Some(per(Selector::WeightedVote)),
-            )
+            (Some(per(Selector::BestScore)), Some(per(Selector::WeightedVote)))
         } else {
             (None, None)
         };
@@ -391,26 +322,12 @@ mod tests {
     use super::*;
 
     fn s(index: usize, key: Option<&str>, correct: bool, score: Option<f64>) -> SampleView {
-        SampleView {
-            index,
-            key: key.map(str::to_string),
-            correct,
-            score,
-        }
+        SampleView { index, key: key.map(str::to_string), correct, score }
     }
 
     /// pass@k by brute force: the fraction of size-k subsets with a correct sample.
     fn pass_brute(n: usize, c: usize, k: usize) -> f64 {
-        let samples: Vec<SampleView> = (0..n)
-            .map(|i| {
-                s(
-                    i,
-                    Some(&i.to_string()),
-                    i < c,
-                    Some(if i < c { 1.0 } else { 0.0 }),
-                )
-            })
-            .collect();
+        let samples: Vec<SampleView> = (0..n).map(|i| s(i, Some(&i.to_string()), i < c, Some(if i < c { 1.0 } else { 0.0 }))).collect();
         // Best-of-k with score = correctness is right iff any sample is right.
         exact_selection(&samples, k, Selector::BestScore)
     }
@@ -423,14 +340,8 @@ mod tests {
                 for k in 1..=n {
                     let closed = 1.0 - binom(n - c, k) / binom(n, k);
                     let got = pass_at_k(n, c, k);
-                    assert!(
-                        (got - closed).abs() < 1e-12,
-                        "n {n} c {c} k {k}: {got} vs {closed}"
-                    );
-                    assert!(
-                        (got - pass_brute(n, c, k)).abs() < 1e-12,
-                        "n {n} c {c} k {k}"
-                    );
+                    assert!((got - closed).abs() < 1e-12, "n {n} c {c} k {k}: {got} vs {closed}");
+                    assert!((got - pass_brute(n, c, k)).abs() < 1e-12, "n {n} c {c} k {k}");
                 }
             }
         }
@@ -441,10 +352,7 @@ mod tests {
         assert_eq!(pass_at_k(5, 0, 5), 0.0);
         // Stable where the binomials overflow f64.
         let big = pass_at_k(2000, 3, 1000);
-        assert!(
-            (big - (1.0 - (1000.0 * 999.0 * 998.0) / (2000.0 * 1999.0 * 1998.0))).abs() < 1e-12,
-            "{big}"
-        );
+        assert!((big - (1.0 - (1000.0 * 999.0 * 998.0) / (2000.0 * 1999.0 * 1998.0))).abs() < 1e-12, "{big}");
     }
 
     #[test]
@@ -459,11 +367,7 @@ mod tests {
     fn selections_follow_the_strategies_rules() {
         // Classes a (2 votes, low scores) and b (1 vote, high score): majority a, best b,
         // weighted a (0.5 + 0.5 > 0.9).
-        let p = [
-            s(0, Some("a"), false, Some(0.5)),
-            s(1, Some("b"), true, Some(0.9)),
-            s(2, Some("a"), false, Some(0.5)),
-        ];
+        let p = [s(0, Some("a"), false, Some(0.5)), s(1, Some("b"), true, Some(0.9)), s(2, Some("a"), false, Some(0.5))];
         assert_eq!(exact_selection(&p, 3, Selector::Majority), 0.0);
         assert_eq!(exact_selection(&p, 3, Selector::BestScore), 1.0);
         assert_eq!(exact_selection(&p, 3, Selector::WeightedVote), 0.0);
@@ -474,12 +378,7 @@ mod tests {
         let none = [s(0, None, false, None), s(1, None, false, None)];
         assert_eq!(exact_selection(&none, 2, Selector::Majority), 0.0);
         // k = 1 majority is the mean correctness of answered samples.
-        let q = [
-            s(0, Some("a"), true, None),
-            s(1, Some("b"), false, None),
-            s(2, None, false, None),
-            s(3, Some("a"), true, None),
-        ];
+        let q = [s(0, Some("a"), true, None), s(1, Some("b"), false, None), s(2, None, false, None), s(3, Some("a"), true, None)];
         assert_eq!(exact_selection(&q, 1, Selector::Majority), 0.5);
     }
 
@@ -496,12 +395,7 @@ mod tests {
                     let key = rng.gen_range(0..4);
                     let key = (key < 3).then(|| key.to_string());
                     let correct = key.as_deref() == Some("0");
-                    s(
-                        i,
-                        key.as_deref(),
-                        correct,
-                        Some(f64::from(rng.gen_range(-3i32..4)) / 2.0),
-                    )
+                    s(i, key.as_deref(), correct, Some(f64::from(rng.gen_range(-3i32..4)) / 2.0))
                 })
                 .collect();
             let candidates: Vec<Candidate> = samples
@@ -518,14 +412,8 @@ mod tests {
                 })
                 .collect();
             for (sel, weighted) in [(Selector::Majority, false), (Selector::WeightedVote, true)] {
-                let want = tally(&candidates, weighted)
-                    .first()
-                    .is_some_and(|v| v.key == "0");
-                assert_eq!(
-                    exact_selection(&samples, n, sel) == 1.0,
-                    want,
-                    "{samples:?} {sel:?}"
-                );
+                let want = tally(&candidates, weighted).first().is_some_and(|v| v.key == "0");
+                assert_eq!(exact_selection(&samples, n, sel) == 1.0, want, "{samples:?} {sel:?}");
             }
         }
     }
@@ -543,19 +431,12 @@ mod tests {
                 })
                 .collect();
             for k in 1..=n {
-                for sel in [
-                    Selector::Majority,
-                    Selector::BestScore,
-                    Selector::WeightedVote,
-                ] {
+                for sel in [Selector::Majority, Selector::BestScore, Selector::WeightedVote] {
                     let exact = exact_selection(&samples, k, sel);
                     let mut r = ChaCha8Rng::seed_from_u64(case);
                     let approx = sampled_selection(&samples, k, sel, 4000, &mut r);
                     // 4000 draws: standard error at most 0.008.
-                    assert!(
-                        (exact - approx).abs() < 0.035,
-                        "case {case} n {n} k {k} {sel:?}: exact {exact} vs {approx}"
-                    );
+                    assert!((exact - approx).abs() < 0.035, "case {case} n {n} k {k} {sel:?}: exact {exact} vs {approx}");
                 }
             }
         }
@@ -574,35 +455,19 @@ mod tests {
                     .collect()
             })
             .collect();
-        let opts = CurveOptions {
-            n_subsets: 200,
-            exact_up_to: 0,
-            ..CurveOptions::default()
-        };
+        let opts = CurveOptions { n_subsets: 200, exact_up_to: 0, ..CurveOptions::default() };
         let c = curves(&problems, &opts);
         assert_eq!(c.iter().map(|p| p.k).collect::<Vec<_>>(), [1, 2, 4, 8]);
         let last = c.last().unwrap();
-        let exact_maj: f64 = problems
-            .iter()
-            .map(|p| exact_selection(p, 8, Selector::Majority))
-            .sum::<f64>()
-            / problems.len() as f64;
+        let exact_maj: f64 =
+            problems.iter().map(|p| exact_selection(p, 8, Selector::Majority)).sum::<f64>() / problems.len() as f64;
         assert!((last.maj.mean - exact_maj).abs() < 1e-12);
         for p in &c {
-            for e in [Some(p.pass), Some(p.maj), p.best, p.weighted]
-                .into_iter()
-                .flatten()
-            {
+            for e in [Some(p.pass), Some(p.maj), p.best, p.weighted].into_iter().flatten() {
                 assert!(e.lo <= e.mean && e.mean <= e.hi, "{p:?}");
             }
             // Coverage bounds every selection (up to the subsampling's noise).
-            assert!(
-                p.pass.mean + 0.05
-                    >= p.maj
-                        .mean
-                        .max(p.best.unwrap().mean)
-                        .max(p.weighted.unwrap().mean)
-            );
+            assert!(p.pass.mean + 0.05 >= p.maj.mean.max(p.best.unwrap().mean).max(p.weighted.unwrap().mean));
         }
         // Pass@k never falls as k grows.
         assert!(c.windows(2).all(|w| w[1].pass.mean >= w[0].pass.mean));

@@ -13,21 +13,13 @@ pub enum Error {
     CountOutOfRange { count: String },
     /// The vendored data does not parse: a build shipped a damaged file.
     #[error("vendored {dataset} data is malformed at line {line}: {reason}")]
-    MalformedData {
-        dataset: &'static str,
-        line: usize,
-        reason: String,
-    },
+    MalformedData { dataset: &'static str, line: usize, reason: String },
     /// A dataset file (`jsonl:PATH`) cannot be read.
     #[error("cannot read dataset file {path}: {reason}")]
     Io { path: String, reason: String },
     /// A row of a dataset file that does not parse or lacks a field.
     #[error("{path} line {line}: {reason} (pass --skip-bad-rows to skip bad rows)")]
-    BadRow {
-        path: String,
-        line: usize,
-        reason: String,
-    },
+    BadRow { path: String, line: usize, reason: String },
     #[error("no problems in {path}{}", if *skipped > 0 { format!(" ({skipped} bad rows skipped)") } else { String::new() })]
     NoProblems { path: String, skipped: usize },
     /// The run store file is missing (reading commands never create one).
@@ -40,11 +32,7 @@ pub enum Error {
     #[error("{path} is not a ponder run store: {reason}")]
     NotAStore { path: String, reason: String },
     #[error("no run {id} in {path}{}", if known.is_empty() { " (it holds no runs)".to_string() } else { format!(" (runs: {known})") })]
-    UnknownRun {
-        id: i64,
-        path: String,
-        known: String,
-    },
+    UnknownRun { id: i64, path: String, known: String },
     /// A run's stored configuration does not parse (written by an incompatible version).
     #[error("run {id}: stored configuration is unreadable: {reason}")]
     BadConfig { id: i64, reason: String },
@@ -55,13 +43,7 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     /// A problem's strategy failed; units stored so far stay.
     #[error("{strategy} (budget {budget}, seed {seed}) on problem {problem}: {source}")]
-    Unit {
-        strategy: String,
-        budget: usize,
-        seed: u64,
-        problem: String,
-        source: Box<ponder_core::strategy::StrategyError>,
-    },
+    Unit { strategy: String, budget: usize, seed: u64, problem: String, source: Box<ponder_core::strategy::StrategyError> },
     /// A strategy spec that does not parse, check or build.
     #[error(transparent)]
     Strategy(Box<ponder_core::strategy::StrategyError>),

@@ -71,25 +71,12 @@ pub const MAX_K: usize = 100;
 /// Compares the verifier's verdicts (the candidates' scores: 1 = visible tests pass) of
 /// group `g` with the truth (each candidate graded on the hidden tests when stored), over
 /// `problems`, and runs the fLaws analysis under `utility`.
-pub fn verifier_report(
-    data: &RunData,
-    g: &Group,
-    problems: &[Problem],
-    utility: &Utility,
-) -> VerifierReport {
+pub fn verifier_report(data: &RunData, g: &Group, problems: &[Problem], utility: &Utility) -> VerifierReport {
     let mut by_problem: HashMap<&str, Vec<(bool, bool)>> = HashMap::new();
-    for s in data.samples.iter().filter(|s| {
-        s.key.strategy == g.strategy && s.key.budget == g.budget && s.key.seed == g.seed
-    }) {
-        by_problem
-            .entry(s.key.problem_id.as_str())
-            .or_default()
-            .push((s.score == Some(1.0), s.correct));
+    for s in data.samples.iter().filter(|s| s.key.strategy == g.strategy && s.key.budget == g.budget && s.key.seed == g.seed) {
+        by_problem.entry(s.key.problem_id.as_str()).or_default().push((s.score == Some(1.0), s.correct));
     }
-    let verdicts: Vec<Vec<(bool, bool)>> = problems
-        .iter()
-        .map(|p| by_problem.remove(p.id.as_str()).unwrap_or_default())
-        .collect();
+    let verdicts: Vec<Vec<(bool, bool)>> = problems.iter().map(|p| by_problem.remove(p.id.as_str()).unwrap_or_default()).collect();
     let all: Vec<(bool, bool)> = verdicts.iter().flatten().copied().collect();
     let count = |f: fn(&(bool, bool)) -> bool| all.iter().filter(|v| f(v)).count();
     let n_visible_pass = count(|v| v.0);
@@ -98,14 +85,9 @@ pub fn verifier_report(
     let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
     let false_positive_rate = ratio(n_visible_pass - n_both_pass, all.len() - n_hidden_pass);
     let true_positive_rate = ratio(n_both_pass, n_hidden_pass);
-    let success_rates: Vec<f64> = verdicts
-        .iter()
-        .map(|v| ratio(v.iter().filter(|x| x.1).count(), v.len()).unwrap_or(0.0))
-        .collect();
-    let (tpr, fpr) = (
-        true_positive_rate.unwrap_or(1.0),
-        false_positive_rate.unwrap_or(0.0),
-    );
+    let success_rates: Vec<f64> =
+        verdicts.iter().map(|v| ratio(v.iter().filter(|x| x.1).count(), v.len()).unwrap_or(0.0)).collect();
+    let (tpr, fpr) = (true_positive_rate.unwrap_or(1.0), false_positive_rate.unwrap_or(0.0));
     let (best_k, best_k_utility) = best_k(&success_rates, tpr, fpr, utility, MAX_K);
     VerifierReport {
         n_candidates: all.len(),
@@ -117,11 +99,7 @@ pub fn verifier_report(
         wrong_among_passing: ratio(n_visible_pass - n_both_pass, n_visible_pass),
         budget_utility: expected_utility(&success_rates, tpr, fpr, utility, g.budget),
         success_rates,
-        utility: UtilityReport {
-            correct: utility.correct,
-            wrong_cost: utility.wrong,
-            abstain_cost: utility.abstain,
-        },
+        utility: UtilityReport { correct: utility.correct, wrong_cost: utility.wrong, abstain_cost: utility.abstain },
         best_k,
         best_k_utility,
     }
@@ -209,11 +187,7 @@ enum Replay {
 fn replay(draws: &[Verdicts], k: usize) -> Replay {
     for (i, d) in draws.iter().take(k).enumerate() {
         if d.visible {
-            return if d.hidden {
-                Replay::Correct(i + 1)
-            } else {
-                Replay::Wrong(i + 1)
-            };
+            return if d.hidden { Replay::Correct(i + 1) } else { Replay::Wrong(i + 1) };
         }
     }
     Replay::Abstain(k.min(draws.len()))
@@ -222,10 +196,7 @@ fn replay(draws: &[Verdicts], k: usize) -> Replay {
 /// The analysis over problems whose draws are given in index order; curves run to the
 /// smallest number of draws. `seed` fixes the bootstrap.
 pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
-    let all: Vec<Verdicts> = problems
-        .iter()
-        .flat_map(|p| p.draws.iter().copied())
-        .collect();
+    let all: Vec<Verdicts> = problems.iter().flat_map(|p| p.draws.iter().copied()).collect();
     let count = |f: &dyn Fn(&Verdicts) -> bool| all.iter().filter(|v| f(v)).count();
     let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
     let hidden_fail = count(&|v| !v.hidden);
@@ -238,10 +209,7 @@ pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
                 id: p.id.clone(),
                 n,
                 success_rate: ratio(n - fails, n).unwrap_or(0.0),
-                false_positive_rate: ratio(
-                    p.draws.iter().filter(|v| v.visible && !v.hidden).count(),
-                    fails,
-                ),
+                false_positive_rate: ratio(p.draws.iter().filter(|v| v.visible && !v.hidden).count(), fails),
             }
         })
         .collect();
@@ -250,23 +218,11 @@ pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
         .map(|k| {
             let outcomes: Vec<Replay> = problems.iter().map(|p| replay(&p.draws, k)).collect();
             let share = |f: &dyn Fn(&Replay) -> bool| -> Vec<f64> {
-                outcomes
-                    .iter()
-                    .map(|o| if f(o) { 1.0 } else { 0.0 })
-                    .collect()
+                outcomes.iter().map(|o| if f(o) { 1.0 } else { 0.0 }).collect()
             };
-            let boot =
-                |v: &[f64], salt: u64| bootstrap(v, 1000, 0.95, seed ^ (k as u64) << 8 ^ salt);
-            let coverage: Vec<f64> = problems
-                .iter()
-                .map(|p| {
-                    pass_at_k(
-                        p.draws.len(),
-                        p.draws.iter().filter(|v| v.hidden).count(),
-                        k,
-                    )
-                })
-                .collect();
+            let boot = |v: &[f64], salt: u64| bootstrap(v, 1000, 0.95, seed ^ (k as u64) << 8 ^ salt);
+            let coverage: Vec<f64> =
+                problems.iter().map(|p| pass_at_k(p.draws.len(), p.draws.iter().filter(|v| v.hidden).count(), k)).collect();
             let drawn = outcomes.iter().map(|o| match o {
                 Replay::Correct(n) | Replay::Wrong(n) | Replay::Abstain(n) => *n as f64,
             });
@@ -284,9 +240,7 @@ pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
         .iter()
         .filter_map(|&m| {
             let (wrong_cost, abstain_cost) = (m * ABSTAIN_COST, ABSTAIN_COST);
-            let utility = |p: &ResamplePoint| {
-                p.correct.mean - wrong_cost * p.wrong.mean - abstain_cost * p.abstain.mean
-            };
+            let utility = |p: &ResamplePoint| p.correct.mean - wrong_cost * p.wrong.mean - abstain_cost * p.abstain.mean;
             // The smallest k on ties: fewer samples for the same utility.
             let best = curve.iter().fold(None::<&ResamplePoint>, |b, p| match b {
                 Some(b) if utility(b) + 1e-12 >= utility(p) => Some(b),
@@ -307,8 +261,7 @@ pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
         n_candidates: all.len(),
         false_positive_rate: ratio(count(&|v| v.visible && !v.hidden), hidden_fail),
         true_positive_rate: ratio(count(&|v| v.visible && v.hidden), all.len() - hidden_fail),
-        single_sample_accuracy: rates.iter().map(|r| r.success_rate).sum::<f64>()
-            / rates.len().max(1) as f64,
+        single_sample_accuracy: rates.iter().map(|r| r.success_rate).sum::<f64>() / rates.len().max(1) as f64,
         problems: rates,
         curve,
         best_k,
@@ -318,43 +271,21 @@ pub fn analyse(problems: &[ProblemDraws], seed: u64) -> FlawsReport {
 /// Runs the dataset's verifier (visible tests) on every stored candidate of `strategy` in
 /// `run`, `concurrency` checks at a time, and pairs each verdict with the stored hidden-test
 /// verdict. One sequence of draws per (problem, seed), in index order.
-pub async fn gather(
-    run: &RunData,
-    dataset: &Dataset,
-    strategy: &str,
-    concurrency: usize,
-) -> Result<Vec<ProblemDraws>, Error> {
+pub async fn gather(run: &RunData, dataset: &Dataset, strategy: &str, concurrency: usize) -> Result<Vec<ProblemDraws>, Error> {
     let Some(verifier) = dataset.verifier.clone() else {
-        return Err(Error::Insufficient(format!(
-            "dataset {} has no verifier (visible tests)",
-            dataset.name
-        )));
+        return Err(Error::Insufficient(format!("dataset {} has no verifier (visible tests)", dataset.name)));
     };
-    let problems: BTreeMap<&str, &Problem> = dataset
-        .problems
-        .iter()
-        .map(|p| (p.id.as_str(), p))
-        .collect();
-    let rows: Vec<_> = run
-        .samples
-        .iter()
-        .filter(|s| s.key.strategy == strategy)
-        .collect();
+    let problems: BTreeMap<&str, &Problem> = dataset.problems.iter().map(|p| (p.id.as_str(), p)).collect();
+    let rows: Vec<_> = run.samples.iter().filter(|s| s.key.strategy == strategy).collect();
     if rows.is_empty() {
-        return Err(Error::Insufficient(format!(
-            "run {} has no samples of strategy {strategy}",
-            run.info.id
-        )));
+        return Err(Error::Insufficient(format!("run {} has no samples of strategy {strategy}", run.info.id)));
     }
     let checks = futures::stream::iter(rows.iter().map(|s| {
         let verifier = verifier.clone();
         let problem = problems.get(s.key.problem_id.as_str()).copied();
         async move {
             let Some(problem) = problem else {
-                return Err(Error::Insufficient(format!(
-                    "problem {} is not in dataset {}",
-                    s.key.problem_id, dataset.name
-                )));
+                return Err(Error::Insufficient(format!("problem {} is not in dataset {}", s.key.problem_id, dataset.name)));
             };
             // The verifier reads the candidate's answer (its code), falling back to its text.
             let candidate = Candidate {
@@ -367,17 +298,8 @@ pub async fn gather(
                 finish: FinishReason::Eos,
                 score: s.score,
             };
-            let v = verifier
-                .verify(problem, &candidate)
-                .await
-                .map_err(|e| Error::Insufficient(e.to_string()))?;
-            Ok((
-                (s.key.problem_id.clone(), s.key.seed, s.index),
-                Verdicts {
-                    visible: v.passed,
-                    hidden: s.correct,
-                },
-            ))
+            let v = verifier.verify(problem, &candidate).await.map_err(|e| Error::Insufficient(e.to_string()))?;
+            Ok(((s.key.problem_id.clone(), s.key.seed, s.index), Verdicts { visible: v.passed, hidden: s.correct }))
         }
     }))
     .buffer_unordered(concurrency.max(1))
@@ -389,28 +311,13 @@ pub async fn gather(
         by_draw.entry((problem, seed)).or_default().insert(index, v);
     }
     // Dataset order, then seed.
-    let order: BTreeMap<&str, usize> = run
-        .problems
-        .iter()
-        .map(|p| (p.id.as_str(), p.idx))
-        .collect();
+    let order: BTreeMap<&str, usize> = run.problems.iter().map(|p| (p.id.as_str(), p.idx)).collect();
     let mut out: Vec<(usize, u64, ProblemDraws)> = by_draw
         .into_iter()
         .map(|((id, seed), draws)| {
             let at = order.get(id.as_str()).copied().unwrap_or(usize::MAX);
-            let name = if run.config.seeds.len() > 1 {
-                format!("{id}#{seed}")
-            } else {
-                id
-            };
-            (
-                at,
-                seed,
-                ProblemDraws {
-                    id: name,
-                    draws: draws.into_values().collect(),
-                },
-            )
+            let name = if run.config.seeds.len() > 1 { format!("{id}#{seed}") } else { id };
+            (at, seed, ProblemDraws { id: name, draws: draws.into_values().collect() })
         })
         .collect();
     out.sort_by_key(|(at, seed, _)| (*at, *seed));
@@ -426,10 +333,7 @@ mod tests {
     }
 
     fn problem(id: &str, draws: &[(bool, bool)]) -> ProblemDraws {
-        ProblemDraws {
-            id: id.into(),
-            draws: draws.iter().map(|&(a, b)| v(a, b)).collect(),
-        }
+        ProblemDraws { id: id.into(), draws: draws.iter().map(|&(a, b)| v(a, b)).collect() }
     }
 
     #[test]
@@ -445,25 +349,11 @@ mod tests {
     fn rates_curve_and_best_k_follow_the_draws() {
         let problems = [
             // A false positive comes first: resampling answers wrong from k = 1.
-            problem(
-                "fp",
-                &[(true, false), (true, true), (false, false), (true, true)],
-            ),
+            problem("fp", &[(true, false), (true, true), (false, false), (true, true)]),
             // Only the third draw passes: abstain until k = 3.
-            problem(
-                "late",
-                &[(false, false), (false, false), (true, true), (false, false)],
-            ),
+            problem("late", &[(false, false), (false, false), (true, true), (false, false)]),
             // Never passes the visible tests though one draw is right.
-            problem(
-                "strict",
-                &[
-                    (false, true),
-                    (false, false),
-                    (false, false),
-                    (false, false),
-                ],
-            ),
+            problem("strict", &[(false, true), (false, false), (false, false), (false, false)]),
         ];
         let r = analyse(&problems, 0);
         assert_eq!((r.n_problems, r.n_candidates), (3, 12));
@@ -474,18 +364,10 @@ mod tests {
         assert_eq!(r.problems[1].success_rate, 0.25);
         let at = |k: usize| r.curve[k - 1];
         assert_eq!(r.curve.len(), 4);
-        assert!(
-            (at(1).correct.mean - 0.0).abs() < 1e-12
-                && (at(1).wrong.mean - 1.0 / 3.0).abs() < 1e-12
-        );
-        assert!(
-            (at(3).correct.mean - 1.0 / 3.0).abs() < 1e-12
-                && (at(3).abstain.mean - 1.0 / 3.0).abs() < 1e-12
-        );
+        assert!((at(1).correct.mean - 0.0).abs() < 1e-12 && (at(1).wrong.mean - 1.0 / 3.0).abs() < 1e-12);
+        assert!((at(3).correct.mean - 1.0 / 3.0).abs() < 1e-12 && (at(3).abstain.mean - 1.0 / 3.0).abs() < 1e-12);
         // Coverage counts "strict", which the verifier never lets through: the cap.
-        assert!(
-            (at(4).coverage.mean - 1.0).abs() < 1e-12 && at(4).correct.mean < at(4).coverage.mean
-        );
+        assert!((at(4).coverage.mean - 1.0).abs() < 1e-12 && at(4).correct.mean < at(4).coverage.mean);
         assert!((at(2).mean_samples - (1.0 + 2.0 + 2.0) / 3.0).abs() < 1e-12);
         // Utility: k = 1 gives -wrong/3 - abstain*2/3; k = 3 gives 1/3 - wrong/3 - abstain/3.
         assert_eq!(r.best_k.len(), 3);

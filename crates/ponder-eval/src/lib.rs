@@ -21,8 +21,8 @@ pub mod analysis;
 pub mod cost;
 pub mod coverage;
 pub mod curves;
-mod error;
 pub mod flaws;
+mod error;
 pub mod plan;
 mod prompt;
 pub mod report;
@@ -130,10 +130,7 @@ pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDa
         let n = loaded.dataset.problems.len();
         let (from, to) = (range.0.min(n), range.1.map_or(n, |t| t.min(n)));
         if from >= to {
-            return Err(Error::BadSlice {
-                spec: spec.to_string(),
-                reason: format!("it selects none of {n} problems"),
-            });
+            return Err(Error::BadSlice { spec: spec.to_string(), reason: format!("it selects none of {n} problems") });
         }
         loaded.dataset.problems = loaded.dataset.problems[from..to].to_vec();
         loaded.dataset.name = spec.to_string();
@@ -141,15 +138,9 @@ pub fn load_with(spec: &str, seed: u64, options: LoadOptions) -> Result<LoadedDa
     }
     if let Some(path) = spec.strip_prefix("jsonl:") {
         let loaded = tasks::jsonl::load(std::path::Path::new(path), options.skip_bad_rows)?;
-        return Ok(LoadedDataset {
-            dataset: math(spec, loaded.problems),
-            skipped: loaded.skipped,
-        });
+        return Ok(LoadedDataset { dataset: math(spec, loaded.problems), skipped: loaded.skipped });
     }
-    load_builtin(spec, seed, options).map(|dataset| LoadedDataset {
-        dataset,
-        skipped: Vec::new(),
-    })
+    load_builtin(spec, seed, options).map(|dataset| LoadedDataset { dataset, skipped: Vec::new() })
 }
 
 /// FROM and, if given, TO of a dataset slice.
@@ -158,31 +149,12 @@ type Slice = (usize, Option<usize>);
 /// `SPEC[FROM..TO]` or `SPEC[FROM..]`: problems FROM (inclusive) to TO (exclusive) in the
 /// dataset's order, so a held-out half can be named (`gsm8k[100..200]`).
 fn slice_of(spec: &str) -> Result<Option<(&str, Slice)>, Error> {
-    let Some(inner) = spec.strip_suffix(']') else {
-        return Ok(None);
-    };
-    let Some((base, range)) = inner.rsplit_once('[') else {
-        return Ok(None);
-    };
-    let bad = |reason: &str| Error::BadSlice {
-        spec: spec.to_string(),
-        reason: reason.to_string(),
-    };
-    let (from, to) = range
-        .split_once("..")
-        .ok_or_else(|| bad("write [FROM..TO] or [FROM..]"))?;
-    let from: usize = if from.is_empty() {
-        0
-    } else {
-        from.trim()
-            .parse()
-            .map_err(|_| bad("FROM is not a number"))?
-    };
-    let to: Option<usize> = if to.is_empty() {
-        None
-    } else {
-        Some(to.trim().parse().map_err(|_| bad("TO is not a number"))?)
-    };
+    let Some(inner) = spec.strip_suffix(']') else { return Ok(None) };
+    let Some((base, range)) = inner.rsplit_once('[') else { return Ok(None) };
+    let bad = |reason: &str| Error::BadSlice { spec: spec.to_string(), reason: reason.to_string() };
+    let (from, to) = range.split_once("..").ok_or_else(|| bad("write [FROM..TO] or [FROM..]"))?;
+    let from: usize = if from.is_empty() { 0 } else { from.trim().parse().map_err(|_| bad("FROM is not a number"))? };
+    let to: Option<usize> = if to.is_empty() { None } else { Some(to.trim().parse().map_err(|_| bad("TO is not a number"))?) };
     if to.is_some_and(|t| t <= from) {
         return Err(bad("TO must be greater than FROM"));
     }
@@ -216,17 +188,12 @@ fn load_builtin(spec: &str, seed: u64, options: LoadOptions) -> Result<Dataset, 
         ["arith"] => arith(DEFAULT_ARITH_LEVEL, DEFAULT_GENERATED, seed),
         ["arith", level] => arith(parse_level(level)?, DEFAULT_GENERATED, seed),
         ["arith", level, count] => arith(parse_level(level)?, parse_count(count)?, seed),
-        _ => Err(Error::UnknownDataset {
-            spec: spec.to_string(),
-        }),
+        _ => Err(Error::UnknownDataset { spec: spec.to_string() }),
     }
 }
 
 fn arith(level: u32, count: usize, seed: u64) -> Result<Dataset, Error> {
-    Ok(numeric(
-        &format!("arith:{level}"),
-        tasks::arith::generate(level, seed, count)?,
-    ))
+    Ok(numeric(&format!("arith:{level}"), tasks::arith::generate(level, seed, count)?))
 }
 
 /// Integer golds (GSM8K, arith): the v1 extraction and numeric equivalence, which is
@@ -261,43 +228,24 @@ fn math(name: &str, problems: Vec<Problem>) -> Dataset {
 /// code in the output, graded on the hidden tests, verified on the visible ones; both
 /// share one sandbox pool of the default size. Fails when the sandbox cannot isolate,
 /// unless `options.allow_unsandboxed`.
-fn code_dataset(
-    name: &str,
-    problems: Vec<tasks::code::CodeProblem>,
-    options: LoadOptions,
-) -> Result<Dataset, Error> {
-    let config = SandboxConfig {
-        allow_unsandboxed: options.allow_unsandboxed,
-        ..SandboxConfig::default()
-    };
+fn code_dataset(name: &str, problems: Vec<tasks::code::CodeProblem>, options: LoadOptions) -> Result<Dataset, Error> {
+    let config = SandboxConfig { allow_unsandboxed: options.allow_unsandboxed, ..SandboxConfig::default() };
     let pool = Arc::new(Pool::with_default_size(Sandbox::new(config)?));
     let problems = problems
         .iter()
         .map(|p| {
             let id = tasks::code::problem_id(p);
-            Problem {
-                question: p.prompt.clone(),
-                gold: id.clone(),
-                id,
-                level: None,
-                steps: Vec::new(),
-            }
+            Problem { question: p.prompt.clone(), gold: id.clone(), id, level: None, steps: Vec::new() }
         })
         .collect();
     Ok(Dataset {
         name: name.into(),
         problems,
-        checker: Arc::new(tasks::code::hidden_tests_checker(
-            Arc::clone(&pool),
-            Limits::default(),
-        )),
+        checker: Arc::new(tasks::code::hidden_tests_checker(Arc::clone(&pool), Limits::default())),
         extract: extract_code,
         equivalence: Arc::new(CodeEquivalence),
         kind: Kind::Code,
-        verifier: Some(Arc::new(tasks::code::visible_tests_verifier(
-            pool,
-            Limits::default(),
-        ))),
+        verifier: Some(Arc::new(tasks::code::visible_tests_verifier(pool, Limits::default()))),
     })
 }
 
@@ -307,9 +255,7 @@ fn parse_level(level: &str) -> Result<u32, Error> {
         .parse()
         .ok()
         .filter(|l| tasks::arith::LEVELS.contains(l))
-        .ok_or_else(|| Error::LevelOutOfRange {
-            level: level.to_string(),
-        })
+        .ok_or_else(|| Error::LevelOutOfRange { level: level.to_string() })
 }
 
 fn parse_count(count: &str) -> Result<usize, Error> {
@@ -318,9 +264,7 @@ fn parse_count(count: &str) -> Result<usize, Error> {
         .parse()
         .ok()
         .filter(|c| (1..=MAX_GENERATED).contains(c))
-        .ok_or_else(|| Error::CountOutOfRange {
-            count: count.to_string(),
-        })
+        .ok_or_else(|| Error::CountOutOfRange { count: count.to_string() })
 }
 
 #[cfg(test)]
@@ -336,24 +280,15 @@ mod tests {
     #[test]
     fn specs() {
         let d = load("arith", 7).unwrap();
-        assert_eq!(
-            (d.name.as_str(), d.problems.len()),
-            ("arith:2", DEFAULT_GENERATED)
-        );
+        assert_eq!((d.name.as_str(), d.problems.len()), ("arith:2", DEFAULT_GENERATED));
         assert!(d.problems.iter().all(|p| p.level == Some(2)));
         let d = load("arith:4", 7).unwrap();
-        assert_eq!(
-            (d.name.as_str(), d.problems.len()),
-            ("arith:4", DEFAULT_GENERATED)
-        );
+        assert_eq!((d.name.as_str(), d.problems.len()), ("arith:4", DEFAULT_GENERATED));
         let d = load("arith:1:12", 7).unwrap();
         assert_eq!((d.name.as_str(), d.problems.len()), ("arith:1", 12));
         assert_eq!(d.problems[3].id, "arith-l1/7/3");
         let d = load(" gsm8k ", 7).unwrap();
-        assert_eq!(
-            (d.name.as_str(), d.problems.len()),
-            ("gsm8k", tasks::gsm8k::N_TEST)
-        );
+        assert_eq!((d.name.as_str(), d.problems.len()), ("gsm8k", tasks::gsm8k::N_TEST));
     }
 
     #[test]
@@ -361,83 +296,40 @@ mod tests {
         let known = format!("known: {KNOWN_SPECS}");
         check_err("math5000", &format!("unknown dataset `math5000`; {known}"));
         check_err("", &format!("unknown dataset ``; {known}"));
-        check_err(
-            "arith:1:2:3",
-            &format!("unknown dataset `arith:1:2:3`; {known}"),
-        );
-        check_err(
-            "arith:0",
-            "arith level must be an integer from 1 to 5, got `0`",
-        );
-        check_err(
-            "arith:6",
-            "arith level must be an integer from 1 to 5, got `6`",
-        );
-        check_err(
-            "arith:x",
-            "arith level must be an integer from 1 to 5, got `x`",
-        );
-        check_err(
-            "arith:2:0",
-            "arith problem count must be an integer from 1 to 100000, got `0`",
-        );
-        check_err(
-            "arith:2:many",
-            "arith problem count must be an integer from 1 to 100000, got `many`",
-        );
+        check_err("arith:1:2:3", &format!("unknown dataset `arith:1:2:3`; {known}"));
+        check_err("arith:0", "arith level must be an integer from 1 to 5, got `0`");
+        check_err("arith:6", "arith level must be an integer from 1 to 5, got `6`");
+        check_err("arith:x", "arith level must be an integer from 1 to 5, got `x`");
+        check_err("arith:2:0", "arith problem count must be an integer from 1 to 100000, got `0`");
+        check_err("arith:2:many", "arith problem count must be an integer from 1 to 100000, got `many`");
     }
 
     #[test]
     fn code_datasets_grade_in_the_sandbox() {
-        for (spec, n, first) in [
-            ("humaneval", 164, "humaneval/HumanEval/0"),
-            ("mbpp", 500, "mbpp/11"),
-        ] {
+        for (spec, n, first) in [("humaneval", 164, "humaneval/HumanEval/0"), ("mbpp", 500, "mbpp/11")] {
             let d = load(spec, 0).unwrap();
-            assert_eq!(
-                (d.name.as_str(), d.problems.len(), d.kind),
-                (spec, n, Kind::Code)
-            );
+            assert_eq!((d.name.as_str(), d.problems.len(), d.kind), (spec, n, Kind::Code));
             let p = &d.problems[0];
             assert_eq!((p.id.as_str(), p.gold.as_str()), (first, first));
-            assert_eq!(
-                PromptTemplate::default_for(d.kind, true, "qwen2").name,
-                "code-chat"
-            );
+            assert_eq!(PromptTemplate::default_for(d.kind, true, "qwen2").name, "code-chat");
             assert!(d.verifier.is_some());
             let code = &tasks::code::code_problems()[first];
             let reply = format!("Sure:\n```python\n{}\n```", code.reference_solution);
-            assert!(
-                d.checker.is_correct(p, (d.extract)(&reply).as_deref()),
-                "{first}"
-            );
-            let wrong = format!(
-                "```python\ndef {}(*args):\n    return None\n```",
-                code.entry_point
-            );
-            assert!(
-                !d.checker.is_correct(p, (d.extract)(&wrong).as_deref()),
-                "{first}"
-            );
+            assert!(d.checker.is_correct(p, (d.extract)(&reply).as_deref()), "{first}");
+            let wrong = format!("```python\ndef {}(*args):\n    return None\n```", code.entry_point);
+            assert!(!d.checker.is_correct(p, (d.extract)(&wrong).as_deref()), "{first}");
         }
         assert!(load("gsm8k", 0).unwrap().verifier.is_none());
-        assert_eq!(
-            PromptTemplate::default_for(load("gsm8k", 0).unwrap().kind, false, "gemma3").name,
-            "math-completion"
-        );
+        assert_eq!(PromptTemplate::default_for(load("gsm8k", 0).unwrap().kind, false, "gemma3").name, "math-completion");
     }
 
     #[test]
     fn a_slice_selects_problems_in_dataset_order() {
         let all = load("gsm8k", 0).unwrap().problems;
-        let part = load_with("gsm8k[100..103]", 0, LoadOptions::default())
-            .unwrap()
-            .dataset;
+        let part = load_with("gsm8k[100..103]", 0, LoadOptions::default()).unwrap().dataset;
         assert_eq!(part.name, "gsm8k[100..103]");
         assert_eq!(part.problems, all[100..103].to_vec());
-        let tail = load_with("gsm8k[1317..]", 0, LoadOptions::default())
-            .unwrap()
-            .dataset;
+        let tail = load_with("gsm8k[1317..]", 0, LoadOptions::default()).unwrap().dataset;
         assert_eq!(tail.problems.len(), 2);
         for (spec, needle) in [
             ("gsm8k[5..5]", "TO must be greater"),
@@ -445,9 +337,7 @@ mod tests {
             ("gsm8k[3]", "[FROM..TO]"),
             ("gsm8k[2000..]", "selects none of 1319"),
         ] {
-            let e = load_with(spec, 0, LoadOptions::default())
-                .unwrap_err()
-                .to_string();
+            let e = load_with(spec, 0, LoadOptions::default()).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains(spec), "{spec}: {e}");
         }
     }
@@ -458,17 +348,10 @@ mod tests {
             let d = load(spec, 1).unwrap();
             for p in &d.problems {
                 let gold: i64 = p.gold.parse().unwrap();
-                let said = extract_answer(&format!(
-                    "So the total is {}. The answer is {gold}.",
-                    gold + 3
-                ));
+                let said = extract_answer(&format!("So the total is {}. The answer is {gold}.", gold + 3));
                 assert!(d.checker.is_correct(p, said.as_deref()), "{}", p.id);
                 assert!(d.checker.is_correct(p, Some(&gold.to_string())), "{}", p.id);
-                assert!(
-                    !d.checker.is_correct(p, Some(&(gold + 1).to_string())),
-                    "{}",
-                    p.id
-                );
+                assert!(!d.checker.is_correct(p, Some(&(gold + 1).to_string())), "{}", p.id);
                 assert!(!d.checker.is_correct(p, None), "{}", p.id);
             }
         }

@@ -28,10 +28,7 @@ pub const DEFAULT_PROBE: usize = 4;
 
 /// Reads and checks a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy, Error> {
-    let bad = |reason: String| Error::Policy {
-        path: path.display().to_string(),
-        reason,
-    };
+    let bad = |reason: String| Error::Policy { path: path.display().to_string(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let p: Policy = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     p.validate().map_err(bad)?;
@@ -40,10 +37,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, Error> {
 
 /// The policy a run stored inline.
 pub fn policy_from_value(v: &serde_json::Value) -> Result<Policy, Error> {
-    let bad = |reason: String| Error::Policy {
-        path: "(stored with the run)".into(),
-        reason,
-    };
+    let bad = |reason: String| Error::Policy { path: "(stored with the run)".into(), reason };
     let p: Policy = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
     p.validate().map_err(bad)?;
     Ok(p)
@@ -69,12 +63,7 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self {
-            probe: DEFAULT_PROBE,
-            min_bin_units: 5,
-            target_accuracy: None,
-            max_tokens_per_problem: None,
-        }
+        Self { probe: DEFAULT_PROBE, min_bin_units: 5, target_accuracy: None, max_tokens_per_problem: None }
     }
 }
 
@@ -114,26 +103,12 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
     if p == 0 {
         return Err(Error::Insufficient("--probe must be at least 1".into()));
     }
-    let configs: Vec<Config> = run
-        .configs()
-        .into_iter()
-        .filter(|c| c.strategy != "auto")
-        .collect();
+    let configs: Vec<Config> = run.configs().into_iter().filter(|c| c.strategy != "auto").collect();
     // The probe source: a sampling strategy whose units all drew at least `p` samples.
     let by_unit: HashMap<(&str, &str, usize, u64), &OutcomeRow> = run
         .outcomes
         .iter()
-        .map(|o| {
-            (
-                (
-                    o.key.problem_id.as_str(),
-                    o.key.strategy.as_str(),
-                    o.key.budget,
-                    o.key.seed,
-                ),
-                o,
-            )
-        })
+        .map(|o| ((o.key.problem_id.as_str(), o.key.strategy.as_str(), o.key.budget, o.key.seed), o))
         .collect();
     let source = configs
         .iter()
@@ -148,66 +123,34 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
             ))
         })?;
     let mut probe_samples: HashMap<(&str, u64), Vec<&SampleRow>> = HashMap::new();
-    for s in run.samples.iter().filter(|s| {
-        s.key.strategy == source.strategy && s.key.budget == source.budget && s.index < p
-    }) {
-        probe_samples
-            .entry((s.key.problem_id.as_str(), s.key.seed))
-            .or_default()
-            .push(s);
+    for s in run.samples.iter().filter(|s| s.key.strategy == source.strategy && s.key.budget == source.budget && s.index < p) {
+        probe_samples.entry((s.key.problem_id.as_str(), s.key.seed)).or_default().push(s);
     }
     // Units: (problem, seed) pairs of the source that every configuration has too.
     let mut units: Vec<UnitData> = Vec::new();
     let mut kept: Vec<&Config> = configs.iter().collect();
-    let source_units: Vec<&OutcomeRow> = run
-        .outcomes
-        .iter()
-        .filter(|o| o.key.strategy == source.strategy && o.key.budget == source.budget)
-        .collect();
+    let source_units: Vec<&OutcomeRow> =
+        run.outcomes.iter().filter(|o| o.key.strategy == source.strategy && o.key.budget == source.budget).collect();
     // A configuration is usable only if it covers every source unit.
     kept.retain(|c| {
-        source_units.iter().all(|u| {
-            by_unit.contains_key(&(
-                u.key.problem_id.as_str(),
-                c.strategy.as_str(),
-                c.budget,
-                u.key.seed,
-            ))
-        })
+        source_units.iter().all(|u| by_unit.contains_key(&(u.key.problem_id.as_str(), c.strategy.as_str(), c.budget, u.key.seed)))
     });
     for u in &source_units {
-        let probes = probe_samples
-            .get(&(u.key.problem_id.as_str(), u.key.seed))
-            .cloned()
-            .unwrap_or_default();
+        let probes = probe_samples.get(&(u.key.problem_id.as_str(), u.key.seed)).cloned().unwrap_or_default();
         let agree = agreement(probes.iter().map(|s| s.answer_key.as_deref()));
-        let probe_tokens = run.standalone(u, &lens).prompt_computed as f64
-            + probes
-                .iter()
-                .map(|s| s.usage.completion as f64)
-                .sum::<f64>();
+        let probe_tokens =
+            run.standalone(u, &lens).prompt_computed as f64 + probes.iter().map(|s| s.usage.completion as f64).sum::<f64>();
         let results = kept
             .iter()
             .map(|c| {
-                let o = by_unit[&(
-                    u.key.problem_id.as_str(),
-                    c.strategy.as_str(),
-                    c.budget,
-                    u.key.seed,
-                )];
+                let o = by_unit[&(u.key.problem_id.as_str(), c.strategy.as_str(), c.budget, u.key.seed)];
                 (o.correct, tokens(o))
             })
             .collect();
-        units.push(UnitData {
-            agree,
-            probe_tokens,
-            results,
-        });
+        units.push(UnitData { agree, probe_tokens, results });
     }
     if units.is_empty() || kept.is_empty() {
-        return Err(Error::Insufficient(
-            "the run has no complete units to plan from".into(),
-        ));
+        return Err(Error::Insufficient("the run has no complete units to plan from".into()));
     }
     let n = units.len() as f64;
     let auto_cost = |u: &UnitData, ci: usize| {
@@ -221,18 +164,12 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
     };
 
     // Bins: one per agreement level, then merge small ones into their smaller neighbour.
-    let mut bins: Vec<(usize, usize, usize)> = (0..=p)
-        .map(|a| (a, a, units.iter().filter(|u| u.agree == a).count()))
-        .collect();
+    let mut bins: Vec<(usize, usize, usize)> = (0..=p).map(|a| (a, a, units.iter().filter(|u| u.agree == a).count())).collect();
     loop {
         if bins.len() <= 1 {
             break;
         }
-        let (i, _) = bins
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, b)| b.2)
-            .expect("bins is not empty");
+        let (i, _) = bins.iter().enumerate().min_by_key(|(_, b)| b.2).expect("bins is not empty");
         if bins[i].2 >= opts.min_bin_units {
             break;
         }
@@ -247,11 +184,7 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
         bins[lo] = (bins[lo].0, bins[hi].1, bins[lo].2 + bins[hi].2);
         bins.remove(hi);
     }
-    let bin_of = |a: usize| {
-        bins.iter()
-            .position(|b| (b.0..=b.1).contains(&a))
-            .expect("bins cover 0..=p")
-    };
+    let bin_of = |a: usize| bins.iter().position(|b| (b.0..=b.1).contains(&a)).expect("bins cover 0..=p");
     // Per bin and configuration: (correct count, total tokens).
     let mut table = vec![vec![(0usize, 0.0f64); kept.len()]; bins.len()];
     for u in &units {
@@ -305,19 +238,14 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
     } else {
         let max_cost = table.iter().flatten().map(|x| x.1).fold(1.0, f64::max);
         for step in 0..=400 {
-            let lambda = if step == 0 {
-                0.0
-            } else {
-                10f64.powf(-8.0 + step as f64 * 0.02) / max_cost.max(1.0) * 1e4
-            };
+            let lambda = if step == 0 { 0.0 } else { 10f64.powf(-8.0 + step as f64 * 0.02) / max_cost.max(1.0) * 1e4 };
             let choice: Vec<usize> = (0..bins.len())
                 .map(|b| {
                     (0..kept.len())
                         .max_by(|&x, &y| {
                             let vx = table[b][x].0 as f64 - lambda * table[b][x].1;
                             let vy = table[b][y].0 as f64 - lambda * table[b][y].1;
-                            vx.total_cmp(&vy)
-                                .then(table[b][y].1.total_cmp(&table[b][x].1))
+                            vx.total_cmp(&vy).then(table[b][y].1.total_cmp(&table[b][x].1))
                         })
                         .expect("configurations")
                 })
@@ -336,33 +264,14 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
         }
     }
     let pick = if let Some(max) = opts.max_tokens_per_problem {
-        frontier
-            .iter()
-            .rev()
-            .find(|a| a.1 / n <= max + 1e-9)
-            .copied()
-            .ok_or_else(|| {
-                Error::Insufficient(format!(
-                    "no allocation spends at most {max} tokens per problem (cheapest: {:.0})",
-                    frontier[0].1 / n
-                ))
-            })?
+        frontier.iter().rev().find(|a| a.1 / n <= max + 1e-9).copied().ok_or_else(|| {
+            Error::Insufficient(format!("no allocation spends at most {max} tokens per problem (cheapest: {:.0})", frontier[0].1 / n))
+        })?
     } else {
-        let target = opts
-            .target_accuracy
-            .map_or(baseline.1 as f64, |t| t * n - 1e-9);
-        frontier
-            .iter()
-            .find(|a| a.0 as f64 >= target)
-            .copied()
-            .unwrap_or_else(|| frontier[frontier.len() - 1])
+        let target = opts.target_accuracy.map_or(baseline.1 as f64, |t| t * n - 1e-9);
+        frontier.iter().find(|a| a.0 as f64 >= target).copied().unwrap_or_else(|| frontier[frontier.len() - 1])
     };
-    let name_of = |choice: &[usize]| {
-        choice
-            .iter()
-            .map(|&c| kept[c].to_string())
-            .collect::<Vec<_>>()
-    };
+    let name_of = |choice: &[usize]| choice.iter().map(|&c| kept[c].to_string()).collect::<Vec<_>>();
     let policy_bins: Vec<PolicyBin> = bins
         .iter()
         .zip(&pick.2)
@@ -373,16 +282,8 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
             strategy: kept[c].strategy.clone(),
             budget: kept[c].budget,
             n_units: count,
-            accuracy: if count > 0 {
-                table[b][c].0 as f64 / count as f64
-            } else {
-                0.0
-            },
-            tokens_per_unit: if count > 0 {
-                table[b][c].1 / count as f64
-            } else {
-                0.0
-            },
+            accuracy: if count > 0 { table[b][c].0 as f64 / count as f64 } else { 0.0 },
+            tokens_per_unit: if count > 0 { table[b][c].1 / count as f64 } else { 0.0 },
         })
         .collect();
     let policy = Policy {
@@ -399,27 +300,16 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
             baseline: baseline.0.clone(),
             baseline_accuracy: baseline.1 as f64 / n,
             baseline_tokens_per_unit: baseline.2 / n,
-            savings: if baseline.2 > 0.0 {
-                1.0 - pick.1 / baseline.2
-            } else {
-                0.0
-            },
+            savings: if baseline.2 > 0.0 { 1.0 - pick.1 / baseline.2 } else { 0.0 },
         }),
     };
     Ok(Plan {
         policy,
         probe_source: source.to_string(),
-        singles: singles
-            .iter()
-            .map(|(name, c, t)| (name.clone(), *c as f64 / n, t / n))
-            .collect(),
+        singles: singles.iter().map(|(name, c, t)| (name.clone(), *c as f64 / n, t / n)).collect(),
         frontier: frontier
             .iter()
-            .map(|a| FrontierPoint {
-                accuracy: a.0 as f64 / n,
-                tokens_per_unit: a.1 / n,
-                choice: name_of(&a.2),
-            })
+            .map(|a| FrontierPoint { accuracy: a.0 as f64 / n, tokens_per_unit: a.1 / n, choice: name_of(&a.2) })
             .collect(),
     })
 }
@@ -428,8 +318,7 @@ pub fn fit(run: &RunData, opts: &PlanOptions) -> Result<Plan, Error> {
 pub fn coverage(run: &RunData) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for o in &run.outcomes {
-        *m.entry(format!("{}@{}", o.key.strategy, o.key.budget))
-            .or_default() += 1;
+        *m.entry(format!("{}@{}", o.key.strategy, o.key.budget)).or_default() += 1;
     }
     m
 }
@@ -439,49 +328,23 @@ mod tests {
     use super::*;
 
     fn bin(lo: usize, hi: usize, s: &str, b: usize) -> PolicyBin {
-        PolicyBin {
-            min_agree: lo,
-            max_agree: hi,
-            strategy: s.into(),
-            budget: b,
-            n_units: 0,
-            accuracy: 0.0,
-            tokens_per_unit: 0.0,
-        }
+        PolicyBin { min_agree: lo, max_agree: hi, strategy: s.into(), budget: b, n_units: 0, accuracy: 0.0, tokens_per_unit: 0.0 }
     }
 
     #[test]
     fn policies_must_cover_every_agreement_level() {
-        let good = Policy {
-            version: 1,
-            probe: 4,
-            bins: vec![bin(0, 2, "sc", 16), bin(3, 4, "single", 1)],
-            fitted: None,
-        };
+        let good = Policy { version: 1, probe: 4, bins: vec![bin(0, 2, "sc", 16), bin(3, 4, "single", 1)], fitted: None };
         good.validate().unwrap();
         assert_eq!(good.bin_for(1).strategy, "sc");
         assert_eq!(good.bin_for(4).strategy, "single");
         assert_eq!(good.bin_for(9).strategy, "single");
-        let gap = Policy {
-            bins: vec![bin(0, 1, "sc", 16), bin(3, 4, "single", 1)],
-            ..good.clone()
-        };
+        let gap = Policy { bins: vec![bin(0, 1, "sc", 16), bin(3, 4, "single", 1)], ..good.clone() };
         assert!(gap.validate().unwrap_err().contains("cover"));
-        let short = Policy {
-            bins: vec![bin(0, 3, "sc", 16)],
-            ..good.clone()
-        };
+        let short = Policy { bins: vec![bin(0, 3, "sc", 16)], ..good.clone() };
         assert!(short.validate().is_err());
-        let auto = Policy {
-            bins: vec![bin(0, 4, "auto", 16)],
-            ..good.clone()
-        };
+        let auto = Policy { bins: vec![bin(0, 4, "auto", 16)], ..good.clone() };
         assert!(auto.validate().is_err());
-        let zero = Policy {
-            probe: 0,
-            bins: vec![bin(0, 0, "sc", 1)],
-            ..good
-        };
+        let zero = Policy { probe: 0, bins: vec![bin(0, 0, "sc", 1)], ..good };
         assert!(zero.validate().is_err());
     }
 

@@ -78,35 +78,20 @@ function, imports included, in one ```python code block.\n\n```python\n{{ questi
 {% else %}{{ question | trim_end }}\nReply with the complete Python function in one ```python code block.{% endif %}";
 
 /// The built-in templates' names, for `--help` and errors.
-pub const BUILTIN_NAMES: &[&str] = &[
-    "math-fewshot",
-    "math-boxed",
-    "math-completion",
-    "code-chat",
-    "code-completion",
-];
+pub const BUILTIN_NAMES: &[&str] = &["math-fewshot", "math-boxed", "math-completion", "code-chat", "code-completion"];
 
 impl PromptTemplate {
     /// A built-in template by name (see [`BUILTIN_NAMES`]).
     pub fn builtin(name: &str) -> Option<PromptTemplate> {
-        let examples = || {
-            FEWSHOT
-                .iter()
-                .map(|(q, a)| Example {
-                    question: q.to_string(),
-                    answer: a.to_string(),
-                })
-                .collect()
+        let examples = || FEWSHOT.iter().map(|(q, a)| Example { question: q.to_string(), answer: a.to_string() }).collect();
+        let t = |format, system: Option<&str>, examples, user: &str, stop: &[&str]| PromptTemplate {
+            name: name.to_string(),
+            format,
+            system: system.map(str::to_string),
+            examples,
+            user: user.to_string(),
+            stop: stop.iter().map(|s| s.to_string()).collect(),
         };
-        let t =
-            |format, system: Option<&str>, examples, user: &str, stop: &[&str]| PromptTemplate {
-                name: name.to_string(),
-                format,
-                system: system.map(str::to_string),
-                examples,
-                user: user.to_string(),
-                stop: stop.iter().map(|s| s.to_string()).collect(),
-            };
         Some(match name {
             // Worked examples as earlier turns: a 135M model copies their format far more
             // reliably than it follows an instruction.
@@ -166,44 +151,25 @@ impl PromptTemplate {
         if !path.exists() {
             return Err(Error::BadPrompt {
                 name: spec.to_string(),
-                reason: format!(
-                    "no such file, and not a built-in ({})",
-                    BUILTIN_NAMES.join(", ")
-                ),
+                reason: format!("no such file, and not a built-in ({})", BUILTIN_NAMES.join(", ")),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::BadPrompt {
-            name: spec.to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::BadPrompt { name: spec.to_string(), reason: e.to_string() })?;
         let is_toml = path.extension().is_some_and(|x| x == "toml");
         let mut t: PromptTemplate = if is_toml {
             // A file need not repeat its own name.
-            let mut v: toml::Table = toml::from_str(&text).map_err(|e| Error::BadPrompt {
-                name: spec.to_string(),
-                reason: e.to_string(),
-            })?;
-            v.entry("name")
-                .or_insert_with(|| toml::Value::String(spec.to_string()));
-            v.try_into()
-                .map_err(|e: toml::de::Error| Error::BadPrompt {
-                    name: spec.to_string(),
-                    reason: e.to_string(),
-                })?
+            let mut v: toml::Table =
+                toml::from_str(&text).map_err(|e| Error::BadPrompt { name: spec.to_string(), reason: e.to_string() })?;
+            v.entry("name").or_insert_with(|| toml::Value::String(spec.to_string()));
+            v.try_into().map_err(|e: toml::de::Error| Error::BadPrompt { name: spec.to_string(), reason: e.to_string() })?
         } else {
-            let mut v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::BadPrompt {
-                    name: spec.to_string(),
-                    reason: e.to_string(),
-                })?;
+            let mut v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::BadPrompt { name: spec.to_string(), reason: e.to_string() })?;
             if let Some(obj) = v.as_object_mut() {
-                obj.entry("name")
-                    .or_insert_with(|| serde_json::Value::String(spec.to_string()));
+                obj.entry("name").or_insert_with(|| serde_json::Value::String(spec.to_string()));
             }
-            serde_json::from_value(v).map_err(|e| Error::BadPrompt {
-                name: spec.to_string(),
-                reason: e.to_string(),
-            })?
+            serde_json::from_value(v).map_err(|e| Error::BadPrompt { name: spec.to_string(), reason: e.to_string() })?
         };
         if t.name.trim().is_empty() {
             t.name = spec.to_string();
@@ -246,17 +212,9 @@ impl PromptTemplate {
                 Ok(messages)
             }
             PromptFormat::Completion => {
-                let mut text = self
-                    .system
-                    .as_ref()
-                    .map(|s| format!("{s}\n\n"))
-                    .unwrap_or_default();
+                let mut text = self.system.as_ref().map(|s| format!("{s}\n\n")).unwrap_or_default();
                 for ex in &self.examples {
-                    text.push_str(&format!(
-                        "{} {}\n\n",
-                        user(&ex.question, "example", None)?,
-                        ex.answer
-                    ));
+                    text.push_str(&format!("{} {}\n\n", user(&ex.question, "example", None)?, ex.answer));
                 }
                 text.push_str(&question);
                 Ok(vec![Message::user(text)])
@@ -277,9 +235,7 @@ fn environment() -> Environment<'static> {
     // model continues after.
     env.set_keep_trailing_newline(true);
     env.add_filter("trim_end", |s: String| s.trim_end().to_string());
-    env.add_filter("comment", |s: String| {
-        s.lines().map(|l| format!("# {l}\n")).collect::<String>()
-    });
+    env.add_filter("comment", |s: String| s.lines().map(|l| format!("# {l}\n")).collect::<String>());
     env
 }
 
@@ -292,8 +248,7 @@ mod tests {
     fn problem() -> Problem {
         Problem {
             id: "t/0".into(),
-            question: "Sam has 7 marbles. He finds 5 more. How many marbles does Sam have now?"
-                .into(),
+            question: "Sam has 7 marbles. He finds 5 more. How many marbles does Sam have now?".into(),
             gold: "12".into(),
             level: Some(1),
             steps: vec!["12".into()],
@@ -301,10 +256,7 @@ mod tests {
     }
 
     fn render(name: &str, p: &Problem) -> Vec<Message> {
-        PromptTemplate::builtin(name)
-            .expect("built in")
-            .render(p)
-            .expect("renders")
+        PromptTemplate::builtin(name).expect("built in").render(p).expect("renders")
     }
 
     #[test]
@@ -313,17 +265,9 @@ mod tests {
             let t = PromptTemplate::builtin(name).expect("listed names are built in");
             t.validate().expect("renders");
             let toml_text = toml::to_string(&t).expect("toml");
-            assert_eq!(
-                toml::from_str::<PromptTemplate>(&toml_text).expect("parses"),
-                t,
-                "{name}"
-            );
+            assert_eq!(toml::from_str::<PromptTemplate>(&toml_text).expect("parses"), t, "{name}");
             let json = serde_json::to_string(&t).expect("json");
-            assert_eq!(
-                serde_json::from_str::<PromptTemplate>(&json).expect("parses"),
-                t,
-                "{name}"
-            );
+            assert_eq!(serde_json::from_str::<PromptTemplate>(&json).expect("parses"), t, "{name}");
         }
     }
 
@@ -338,11 +282,7 @@ mod tests {
         assert!(last.contains("The answer is N."));
         assert_eq!(messages[1].content, format!("{}\n{}", FEWSHOT[0].0, "Solve the problem step by step. Finish with a line \"The answer is N.\" where N is the final number."));
         for m in messages.iter().filter(|m| m.role == Assistant) {
-            assert!(
-                extract_answer(&m.content).is_some(),
-                "worked example without an answer: {}",
-                m.content
-            );
+            assert!(extract_answer(&m.content).is_some(), "worked example without an answer: {}", m.content);
         }
     }
 
@@ -351,13 +291,7 @@ mod tests {
         let messages = render("math-boxed", &problem());
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].role, Role::User);
-        assert!(
-            messages[0]
-                .content
-                .ends_with("put your final answer within \\boxed{}."),
-            "{}",
-            messages[0].content
-        );
+        assert!(messages[0].content.ends_with("put your final answer within \\boxed{}."), "{}", messages[0].content);
     }
 
     #[test]
@@ -366,75 +300,38 @@ mod tests {
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].role, Role::User);
         let text = &messages[0].content;
-        assert!(text.starts_with(
-            "Solve each problem step by step and finish with \"The answer is N.\"\n\nQuestion: Tom"
-        ));
+        assert!(text.starts_with("Solve each problem step by step and finish with \"The answer is N.\"\n\nQuestion: Tom"));
         assert!(text
             .ends_with("Question: Sam has 7 marbles. He finds 5 more. How many marbles does Sam have now?\nAnswer:"));
         assert!(text.contains("Answer: Tom starts with 3 apples."), "{text}");
         assert_eq!(text.matches("Question: ").count(), 3);
-        assert_eq!(
-            PromptTemplate::builtin("math-completion")
-                .expect("built in")
-                .stop,
-            ["\nQuestion:"]
-        );
+        assert_eq!(PromptTemplate::builtin("math-completion").expect("built in").stop, ["\nQuestion:"]);
     }
 
     fn code_problem(id: &str, question: &str) -> Problem {
-        Problem {
-            id: id.into(),
-            question: question.into(),
-            gold: id.into(),
-            level: None,
-            steps: Vec::new(),
-        }
+        Problem { id: id.into(), question: question.into(), gold: id.into(), level: None, steps: Vec::new() }
     }
 
     #[test]
     fn code_chat_asks_for_a_python_block() {
-        let he = code_problem(
-            "humaneval/HumanEval/9",
-            "def f(x):\n    \"\"\"Add one.\"\"\"\n",
-        );
+        let he = code_problem("humaneval/HumanEval/9", "def f(x):\n    \"\"\"Add one.\"\"\"\n");
         let messages = render("code-chat", &he);
         let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::System, Role::User]);
-        assert!(
-            messages[1]
-                .content
-                .ends_with("```python\ndef f(x):\n    \"\"\"Add one.\"\"\"\n```"),
-            "{}",
-            messages[1].content
-        );
-        let mbpp = code_problem(
-            "mbpp/11",
-            "Write a function.\nYour code should pass this test:\nassert f(1) == 2\n",
-        );
+        assert!(messages[1].content.ends_with("```python\ndef f(x):\n    \"\"\"Add one.\"\"\"\n```"), "{}", messages[1].content);
+        let mbpp = code_problem("mbpp/11", "Write a function.\nYour code should pass this test:\nassert f(1) == 2\n");
         let user = &render("code-chat", &mbpp)[1].content;
-        assert!(
-            user.starts_with("Write a function.") && user.contains("```python code block"),
-            "{user}"
-        );
+        assert!(user.starts_with("Write a function.") && user.contains("```python code block"), "{user}");
     }
 
     #[test]
     fn code_completion_is_the_code_to_continue() {
         let question = "def f(x):\n    \"\"\"Add one.\"\"\"\n";
-        let messages = render(
-            "code-completion",
-            &code_problem("humaneval/HumanEval/9", question),
-        );
+        let messages = render("code-completion", &code_problem("humaneval/HumanEval/9", question));
         assert_eq!(messages, vec![Message::user(question)]);
         let mbpp = code_problem("mbpp/11", "Write a function.\nassert f(1) == 2\n");
-        assert_eq!(
-            render("code-completion", &mbpp)[0].content,
-            "# Write a function.\n# assert f(1) == 2\n"
-        );
-        assert!(PromptTemplate::builtin("code-completion")
-            .expect("built in")
-            .stop
-            .contains(&"\nassert ".to_string()));
+        assert_eq!(render("code-completion", &mbpp)[0].content, "# Write a function.\n# assert f(1) == 2\n");
+        assert!(PromptTemplate::builtin("code-completion").expect("built in").stop.contains(&"\nassert ".to_string()));
     }
 
     #[test]
@@ -471,27 +368,16 @@ mod tests {
         assert!(m[3].content.ends_with("(level 1)"), "{}", m[3].content);
 
         let json = dir.path().join("mine.json");
-        std::fs::write(
-            &json,
-            r#"{"name": "short", "user": "{{ question }}", "format": "completion"}"#,
-        )
-        .expect("write");
-        assert_eq!(
-            PromptTemplate::resolve(json.to_str().expect("utf-8"))
-                .expect("reads")
-                .name,
-            "short"
-        );
+        std::fs::write(&json, r#"{"name": "short", "user": "{{ question }}", "format": "completion"}"#).expect("write");
+        assert_eq!(PromptTemplate::resolve(json.to_str().expect("utf-8")).expect("reads").name, "short");
 
         let bad_field = dir.path().join("bad.toml");
         std::fs::write(&bad_field, "user = \"{{ question }}\"\nsytem = \"typo\"\n").expect("write");
-        let e =
-            PromptTemplate::resolve(bad_field.to_str().expect("utf-8")).expect_err("unknown field");
+        let e = PromptTemplate::resolve(bad_field.to_str().expect("utf-8")).expect_err("unknown field");
         assert!(e.to_string().contains("sytem"), "{e}");
         let bad_syntax = dir.path().join("broken.toml");
         std::fs::write(&bad_syntax, "user = \"{{ question \"\n").expect("write");
-        let e = PromptTemplate::resolve(bad_syntax.to_str().expect("utf-8"))
-            .expect_err("broken template");
+        let e = PromptTemplate::resolve(bad_syntax.to_str().expect("utf-8")).expect_err("broken template");
         assert!(e.to_string().contains("broken.toml"), "{e}");
         let e = PromptTemplate::resolve("no-such-template").expect_err("unknown");
         assert!(e.to_string().contains("math-boxed"), "{e}");

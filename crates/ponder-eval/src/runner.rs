@@ -68,10 +68,7 @@ impl RunConfig {
     }
 
     pub fn from_json(id: i64, json: &str) -> Result<RunConfig, Error> {
-        serde_json::from_str(json).map_err(|e| Error::BadConfig {
-            id,
-            reason: e.to_string(),
-        })
+        serde_json::from_str(json).map_err(|e| Error::BadConfig { id, reason: e.to_string() })
     }
 }
 
@@ -149,34 +146,17 @@ pub async fn execute(
 }
 
 fn unit_error(key: UnitKey, source: StrategyError) -> Error {
-    Error::Unit {
-        strategy: key.strategy,
-        budget: key.budget,
-        seed: key.seed,
-        problem: key.problem_id,
-        source: Box::new(source),
-    }
+    Error::Unit { strategy: key.strategy, budget: key.budget, seed: key.seed, problem: key.problem_id, source: Box::new(source) }
 }
 
 /// Grades the chosen answer and every candidate off the async threads (code checkers run
 /// a sandbox).
-async fn grade(
-    checker: Arc<dyn Checker>,
-    problem: Problem,
-    outcome: Outcome,
-) -> (Outcome, bool, Vec<bool>) {
-    let answers: Vec<Option<String>> = outcome
-        .candidates
-        .iter()
-        .map(|c| c.answer.clone())
-        .collect();
+async fn grade(checker: Arc<dyn Checker>, problem: Problem, outcome: Outcome) -> (Outcome, bool, Vec<bool>) {
+    let answers: Vec<Option<String>> = outcome.candidates.iter().map(|c| c.answer.clone()).collect();
     let chosen = outcome.answer.clone();
     let work = move || {
         let correct = checker.is_correct(&problem, chosen.as_deref());
-        let each: Vec<bool> = answers
-            .iter()
-            .map(|a| checker.is_correct(&problem, a.as_deref()))
-            .collect();
+        let each: Vec<bool> = answers.iter().map(|a| checker.is_correct(&problem, a.as_deref())).collect();
         (correct, each)
     };
     let (correct, each) = match tokio::runtime::Handle::try_current() {

@@ -57,43 +57,20 @@ pub struct Summary {
 /// The summary of each group over `problems`, from the store, in `groups` order. On a code
 /// dataset (`kind`), `verify-resample` groups also measure their verifier, under the
 /// run's own costs of a wrong answer and of abstaining.
-pub fn summaries(
-    data: &RunData,
-    groups: &[Group],
-    problems: &[Problem],
-    kind: Kind,
-) -> Vec<Summary> {
+pub fn summaries(data: &RunData, groups: &[Group], problems: &[Problem], kind: Kind) -> Vec<Summary> {
     let by_key: HashMap<(&str, &str, usize, u64), &OutcomeRow> = data
         .outcomes
         .iter()
-        .map(|o| {
-            (
-                (
-                    o.key.problem_id.as_str(),
-                    o.key.strategy.as_str(),
-                    o.key.budget,
-                    o.key.seed,
-                ),
-                o,
-            )
-        })
+        .map(|o| ((o.key.problem_id.as_str(), o.key.strategy.as_str(), o.key.budget, o.key.seed), o))
         .collect();
-    let utility = Utility {
-        correct: 1.0,
-        wrong: data.config.wrong_cost,
-        abstain: data.config.abstain_cost,
-        per_sample: 0.0,
-    };
+    let utility =
+        Utility { correct: 1.0, wrong: data.config.wrong_cost, abstain: data.config.abstain_cost, per_sample: 0.0 };
     groups
         .iter()
         .map(|g| {
             let units: Vec<(&Problem, &OutcomeRow)> = problems
                 .iter()
-                .filter_map(|p| {
-                    by_key
-                        .get(&(p.id.as_str(), g.strategy.as_str(), g.budget, g.seed))
-                        .map(|&o| (p, o))
-                })
+                .filter_map(|p| by_key.get(&(p.id.as_str(), g.strategy.as_str(), g.budget, g.seed)).map(|&o| (p, o)))
                 .collect();
             let counts = Counts::of(units.iter().map(|&(_, o)| UnitCounts::from(o)));
             let records = units
@@ -164,20 +141,10 @@ pub fn agreement(summaries: &[Summary], equivalence: &dyn Equivalence) -> Vec<Ag
         (None, None) => true,
         _ => false,
     };
-    let multi_seed = summaries
-        .iter()
-        .map(|s| s.seed)
-        .collect::<BTreeSet<_>>()
-        .len()
-        > 1;
+    let multi_seed = summaries.iter().map(|s| s.seed).collect::<BTreeSet<_>>().len() > 1;
     let label = |s: &Summary| {
         let mut l = s.strategy.clone();
-        if summaries
-            .iter()
-            .filter(|x| x.strategy == s.strategy && x.seed == s.seed)
-            .count()
-            > 1
-        {
+        if summaries.iter().filter(|x| x.strategy == s.strategy && x.seed == s.seed).count() > 1 {
             l = format!("{l}@{}", s.budget);
         }
         if multi_seed {
@@ -188,17 +155,10 @@ pub fn agreement(summaries: &[Summary], equivalence: &dyn Equivalence) -> Vec<Ag
     let mut out = Vec::new();
     for (i, a) in summaries.iter().enumerate() {
         for b in &summaries[i + 1..] {
-            if a.seed != b.seed
-                || !(a.budget == b.budget || a.strategy == "single" || b.strategy == "single")
-            {
+            if a.seed != b.seed || !(a.budget == b.budget || a.strategy == "single" || b.strategy == "single") {
                 continue;
             }
-            let pairs: Vec<(&Record, &Record)> = a
-                .records
-                .iter()
-                .zip(&b.records)
-                .filter(|(x, y)| x.id == y.id)
-                .collect();
+            let pairs: Vec<(&Record, &Record)> = a.records.iter().zip(&b.records).filter(|(x, y)| x.id == y.id).collect();
             if pairs.is_empty() {
                 continue;
             }
@@ -211,21 +171,13 @@ pub fn agreement(summaries: &[Summary], equivalence: &dyn Equivalence) -> Vec<Ag
             };
             for (early, full, flip) in [(a, b, false), (b, a, true)] {
                 let drawn = |x: &Record, y: &Record| if flip { y.n_samples } else { x.n_samples };
-                let stopped: Vec<&(&Record, &Record)> = pairs
-                    .iter()
-                    .filter(|(x, y)| drawn(x, y) < early.budget)
-                    .collect();
-                if early.budget > 1
-                    && full.mean_samples >= full.budget as f64
-                    && !stopped.is_empty()
-                {
+                let stopped: Vec<&(&Record, &Record)> = pairs.iter().filter(|(x, y)| drawn(x, y) < early.budget).collect();
+                if early.budget > 1 && full.mean_samples >= full.budget as f64 && !stopped.is_empty() {
                     agreement.early.push(EarlyAgreement {
                         early: label(early),
                         full: label(full),
                         n_stopped: stopped.len(),
-                        mean_samples: stopped.iter().map(|(x, y)| drawn(x, y)).sum::<usize>()
-                            as f64
-                            / stopped.len() as f64,
+                        mean_samples: stopped.iter().map(|(x, y)| drawn(x, y)).sum::<usize>() as f64 / stopped.len() as f64,
                         n_same: stopped.iter().filter(|(x, y)| same(x, y)).count(),
                     });
                 }
@@ -255,8 +207,7 @@ mod tests {
     }
 
     fn summary(strategy: &str, budget: usize, records: Vec<Record>) -> Summary {
-        let mean_samples =
-            records.iter().map(|r| r.n_samples as f64).sum::<f64>() / records.len() as f64;
+        let mean_samples = records.iter().map(|r| r.n_samples as f64).sum::<f64>() / records.len() as f64;
         Summary {
             run: 1,
             strategy: strategy.into(),
@@ -277,71 +228,28 @@ mod tests {
 
     #[test]
     fn agreement_pairs_same_budgets_and_single_and_looks_at_early_stops() {
-        let sc = summary(
-            "sc",
-            4,
-            vec![
-                record("a", Some("1"), 4),
-                record("b", Some("2"), 4),
-                record("c", None, 4),
-            ],
-        );
-        let asc = summary(
-            "adaptive-sc",
-            4,
-            vec![
-                record("a", Some("1.0"), 2),
-                record("b", Some("3"), 4),
-                record("c", None, 3),
-            ],
-        );
-        let single = summary(
-            "single",
-            1,
-            vec![
-                record("a", Some("2"), 1),
-                record("b", Some("2"), 1),
-                record("c", Some("1"), 1),
-            ],
-        );
+        let sc = summary("sc", 4, vec![record("a", Some("1"), 4), record("b", Some("2"), 4), record("c", None, 4)]);
+        let asc = summary("adaptive-sc", 4, vec![record("a", Some("1.0"), 2), record("b", Some("3"), 4), record("c", None, 3)]);
+        let single = summary("single", 1, vec![record("a", Some("2"), 1), record("b", Some("2"), 1), record("c", Some("1"), 1)]);
         let other = summary("sc", 8, vec![record("a", Some("1"), 8)]);
         let got = agreement(&[sc, asc, single, other], &NumericEquivalence);
-        let pairs: Vec<(&str, &str, usize, usize)> = got
-            .iter()
-            .map(|g| (g.a.as_str(), g.b.as_str(), g.n_same, g.n_problems))
-            .collect();
+        let pairs: Vec<(&str, &str, usize, usize)> =
+            got.iter().map(|g| (g.a.as_str(), g.b.as_str(), g.n_same, g.n_problems)).collect();
         // sc@4 and sc@8 are not compared with each other, each is with single.
         assert_eq!(
             pairs,
-            [
-                ("sc@4", "adaptive-sc", 2, 3),
-                ("sc@4", "single", 1, 3),
-                ("adaptive-sc", "single", 0, 3),
-                ("single", "sc@8", 0, 1)
-            ]
+            [("sc@4", "adaptive-sc", 2, 3), ("sc@4", "single", 1, 3), ("adaptive-sc", "single", 0, 3), ("single", "sc@8", 0, 1)]
         );
         // adaptive-sc stopped early on a and c, and agreed with sc on both.
         assert_eq!(
             got[0].early,
-            [EarlyAgreement {
-                early: "adaptive-sc".into(),
-                full: "sc@4".into(),
-                n_stopped: 2,
-                mean_samples: 2.5,
-                n_same: 2
-            }]
+            [EarlyAgreement { early: "adaptive-sc".into(), full: "sc@4".into(), n_stopped: 2, mean_samples: 2.5, n_same: 2 }]
         );
         // sc drew its whole budget everywhere; single's budget is 1, so it never stops early.
         assert!(got[1].early.is_empty());
         assert_eq!(
             got[2].early,
-            [EarlyAgreement {
-                early: "adaptive-sc".into(),
-                full: "single".into(),
-                n_stopped: 2,
-                mean_samples: 2.5,
-                n_same: 0
-            }]
+            [EarlyAgreement { early: "adaptive-sc".into(), full: "single".into(), n_stopped: 2, mean_samples: 2.5, n_same: 0 }]
         );
     }
 }

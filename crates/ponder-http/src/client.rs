@@ -81,11 +81,7 @@ pub(crate) struct Pool {
 enum Attempt {
     /// Worth retrying (429, 5xx, transport errors, broken bodies); `lost`: the server may
     /// have computed something for it that no usage will report.
-    Retry {
-        msg: String,
-        after: Option<Duration>,
-        lost: bool,
-    },
+    Retry { msg: String, after: Option<Duration>, lost: bool },
     Fatal(GenError),
 }
 
@@ -107,19 +103,10 @@ impl Pool {
             .map(|e| {
                 let url = e.url.trim_end_matches('/').to_string();
                 let root = url.strip_suffix("/v1").unwrap_or(&url).to_string();
-                Endpoint {
-                    url,
-                    root,
-                    api_key: e.api_key.clone(),
-                    sem: Arc::new(Semaphore::new(e.max_concurrency)),
-                }
+                Endpoint { url, root, api_key: e.api_key.clone(), sem: Arc::new(Semaphore::new(e.max_concurrency)) }
             })
             .collect();
-        Ok(Pool {
-            http,
-            endpoints,
-            cfg,
-        })
+        Ok(Pool { http, endpoints, cfg })
     }
 
     /// Caps endpoint `i` at the `slots` requests its server runs at once. More would wait in
@@ -142,34 +129,14 @@ impl Pool {
 
     /// POSTs `body` to `path` under the routed endpoint's base URL, retrying on the next
     /// endpoints; gives up at the deadline or when `cancel` fires.
-    pub async fn post(
-        &self,
-        route: usize,
-        path: &str,
-        body: &Value,
-        cancel: Option<&CancelToken>,
-    ) -> Counted {
+    pub async fn post(&self, route: usize, path: &str, body: &Value, cancel: Option<&CancelToken>) -> Counted {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.deadline_ms);
-        self.request(
-            route,
-            path,
-            Some(body),
-            cancel,
-            deadline,
-            self.cfg.retries,
-            false,
-        )
-        .await
+        self.request(route, path, Some(body), cancel, deadline, self.cfg.retries, false).await
     }
 
     /// A single GET or POST against the server root of endpoint `i`, for probes and
     /// rendering (they compute no tokens).
-    pub async fn probe(
-        &self,
-        i: usize,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, GenError> {
+    pub async fn probe(&self, i: usize, path: &str, body: Option<&Value>) -> Result<Value, GenError> {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.probe_timeout_ms);
         self.request(i, path, body, None, deadline, 0, true).await.0
     }
@@ -195,23 +162,14 @@ impl Pool {
                 if left.is_zero() {
                     break;
                 }
-                let outcome =
-                    match tokio::time::timeout(left, self.attempt(ep, &url, body, left)).await {
-                        Ok(o) => o,
-                        Err(_) => Err(Attempt::Retry {
-                            msg: format!("{url}: no answer before the deadline"),
-                            after: None,
-                            lost: true,
-                        }),
-                    };
+                let outcome = match tokio::time::timeout(left, self.attempt(ep, &url, body, left)).await {
+                    Ok(o) => o,
+                    Err(_) => Err(Attempt::Retry { msg: format!("{url}: no answer before the deadline"), after: None, lost: true }),
+                };
                 let retry_after = match outcome {
                     Ok(v) => return (Ok(v), lost),
                     Err(Attempt::Fatal(e)) => return (Err(e), lost),
-                    Err(Attempt::Retry {
-                        msg,
-                        after,
-                        lost: l,
-                    }) => {
+                    Err(Attempt::Retry { msg, after, lost: l }) => {
                         tracing::debug!(attempt, "upstream call failed: {msg}");
                         last = msg;
                         lost += u64::from(l);
@@ -232,11 +190,7 @@ impl Pool {
                     tokio::time::sleep(wait).await;
                 }
             }
-            let e = GenError::Backend(if last.is_empty() {
-                format!("{path}: deadline passed before any attempt")
-            } else {
-                last
-            });
+            let e = GenError::Backend(if last.is_empty() { format!("{path}: deadline passed before any attempt") } else { last });
             (Err(e), lost)
         };
         match cancel {
@@ -249,18 +203,8 @@ impl Pool {
         }
     }
 
-    async fn attempt(
-        &self,
-        ep: &Endpoint,
-        url: &str,
-        body: Option<&Value>,
-        left: Duration,
-    ) -> Result<Value, Attempt> {
-        let _permit = ep
-            .sem
-            .acquire()
-            .await
-            .map_err(|_| Attempt::Fatal(GenError::Backend("endpoint closed".into())))?;
+    async fn attempt(&self, ep: &Endpoint, url: &str, body: Option<&Value>, left: Duration) -> Result<Value, Attempt> {
+        let _permit = ep.sem.acquire().await.map_err(|_| Attempt::Fatal(GenError::Backend("endpoint closed".into())))?;
         let timeout = Duration::from_millis(self.cfg.timeout_ms).min(left);
         let mut req = match body {
             Some(b) => self.http.post(url).json(b),
@@ -271,11 +215,10 @@ impl Pool {
             req = req.bearer_auth(k);
         }
         // A connection never made computed nothing; one cut off later may have.
-        let resp = req.send().await.map_err(|e| Attempt::Retry {
-            msg: format!("{url}: {}", describe(&e)),
-            after: None,
-            lost: !e.is_connect(),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: {}", describe(&e)), after: None, lost: !e.is_connect() })?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -283,34 +226,22 @@ impl Pool {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
-        let bytes = resp.bytes().await.map_err(|e| Attempt::Retry {
-            msg: format!("{url}: reading the body: {}", describe(&e)),
-            after: None,
-            lost: true,
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: reading the body: {}", describe(&e)), after: None, lost: true })?;
         if !status.is_success() {
             let msg = error_message(&bytes);
             let text = format!("{url} answered {status}: {msg}");
             return Err(match status.as_u16() {
                 // Refused before any work: busy, or the request took too long to arrive.
-                429 | 408 | 503 => Attempt::Retry {
-                    msg: text,
-                    after: retry_after,
-                    lost: false,
-                },
-                _ if status.is_server_error() => Attempt::Retry {
-                    msg: text,
-                    after: retry_after,
-                    lost: true,
-                },
+                429 | 408 | 503 => Attempt::Retry { msg: text, after: retry_after, lost: false },
+                _ if status.is_server_error() => Attempt::Retry { msg: text, after: retry_after, lost: true },
                 _ => Attempt::Fatal(GenError::InvalidRequest(text)),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| Attempt::Retry {
-            msg: format!("{url}: invalid JSON in the answer: {e}"),
-            after: None,
-            lost: true,
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: invalid JSON in the answer: {e}"), after: None, lost: true })
     }
 }
 
@@ -344,18 +275,10 @@ fn describe(e: &reqwest::Error) -> String {
 /// The message of an OpenAI-style error body, else the body's start.
 fn error_message(bytes: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-        if let Some(m) = v
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .or_else(|| v.get("message").and_then(Value::as_str))
-        {
+        if let Some(m) = v.pointer("/error/message").and_then(Value::as_str).or_else(|| v.get("message").and_then(Value::as_str)) {
             return m.to_string();
         }
-        if let Some(m) = v
-            .get("error")
-            .and_then(Value::as_str)
-            .or_else(|| v.get("detail").and_then(Value::as_str))
-        {
+        if let Some(m) = v.get("error").and_then(Value::as_str).or_else(|| v.get("detail").and_then(Value::as_str)) {
             return m.to_string();
         }
     }
@@ -366,58 +289,27 @@ fn error_message(bytes: &[u8]) -> String {
 /// Probes one endpoint; `want_model` picks the model.
 pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> Result<Caps, Error> {
     let ep = &pool.endpoints[i];
-    let unreachable = |reason: String| Error::Unreachable {
-        url: ep.url.clone(),
-        reason,
-    };
+    let unreachable = |reason: String| Error::Unreachable { url: ep.url.clone(), reason };
     let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
-    let models = pool
-        .request(i, "/models", None, None, deadline, 0, false)
-        .await
-        .0
-        .map_err(|e| unreachable(e.to_string()))?;
-    let entries = models
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ids: Vec<String> = entries
-        .iter()
-        .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let models =
+        pool.request(i, "/models", None, None, deadline, 0, false).await.0.map_err(|e| unreachable(e.to_string()))?;
+    let entries = models.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ids: Vec<String> = entries.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect();
     let model = match want_model {
         Some(m) if ids.iter().any(|id| id == m) => m.to_string(),
         Some(m) if ids.is_empty() => m.to_string(),
-        Some(m) => {
-            return Err(Error::UnknownModel {
-                url: ep.url.clone(),
-                model: m.into(),
-                served: ids.join(", "),
-            })
-        }
-        None => ids
-            .first()
-            .cloned()
-            .ok_or_else(|| unreachable("GET /models listed no model".into()))?,
+        Some(m) => return Err(Error::UnknownModel { url: ep.url.clone(), model: m.into(), served: ids.join(", ") }),
+        None => ids.first().cloned().ok_or_else(|| unreachable("GET /models listed no model".into()))?,
     };
     let context_len = entries
         .iter()
         .find(|m| m.get("id").and_then(Value::as_str) == Some(&model))
         .and_then(|m| m.get("max_model_len").and_then(Value::as_u64))
         .unwrap_or(0) as usize;
-    let mut caps = Caps {
-        model: model.clone(),
-        models: ids,
-        context_len,
-        ..Caps::default()
-    };
+    let mut caps = Caps { model: model.clone(), models: ids, context_len, ..Caps::default() };
     let api = |path: &'static str, body: Value| {
         let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
-        async move {
-            pool.request(i, path, Some(&body), None, deadline, 0, false)
-                .await
-                .0
-        }
+        async move { pool.request(i, path, Some(&body), None, deadline, 0, false).await.0 }
     };
     if let Ok(h) = pool.probe(i, "/health", None).await {
         caps.ponder = h.get("server").and_then(Value::as_str) == Some("ponder");
@@ -468,19 +360,9 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
         plain(body)
     };
     caps.sampling_fields = if caps.chat {
-        api(
-            "/chat/completions",
-            off(json!({ "model": model, "messages": hi, "max_tokens": 1 })),
-        )
-        .await
-        .is_ok()
+        api("/chat/completions", off(json!({ "model": model, "messages": hi, "max_tokens": 1 }))).await.is_ok()
     } else {
-        api(
-            "/completions",
-            off(json!({ "model": model, "prompt": "Hello", "max_tokens": 1 })),
-        )
-        .await
-        .is_ok()
+        api("/completions", off(json!({ "model": model, "prompt": "Hello", "max_tokens": 1 }))).await.is_ok()
     };
     caps.template = pool
         .probe(i, "/apply-template", Some(&json!({ "messages": hi })))
@@ -489,15 +371,11 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     if caps.ponder {
         caps.probe = ProbeMode::Ponder;
     } else {
-        caps.continue_final_message = pool
-            .probe(i, "/version", None)
-            .await
-            .is_ok_and(|v| v.get("version").is_some_and(Value::is_string));
+        caps.continue_final_message =
+            pool.probe(i, "/version", None).await.is_ok_and(|v| v.get("version").is_some_and(Value::is_string));
     }
     if !caps.chat && !caps.completions {
-        return Err(unreachable(
-            "neither chat/completions nor completions answered a 1-token request".into(),
-        ));
+        return Err(unreachable("neither chat/completions nor completions answered a 1-token request".into()));
     }
     Ok(caps)
 }

@@ -24,11 +24,7 @@ fn default_concurrency() -> usize {
 
 impl EndpointConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            api_key: None,
-            max_concurrency: default_concurrency(),
-        }
+        Self { url: url.into(), api_key: None, max_concurrency: default_concurrency() }
     }
 }
 
@@ -108,10 +104,7 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// One endpoint with default rules.
     pub fn single(url: impl Into<String>) -> Self {
-        Self {
-            endpoints: vec![EndpointConfig::new(url)],
-            ..Self::default()
-        }
+        Self { endpoints: vec![EndpointConfig::new(url)], ..Self::default() }
     }
 
     pub fn validate(&self) -> Result<(), Error> {
@@ -121,10 +114,7 @@ impl HttpConfig {
         }
         for e in &self.endpoints {
             if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
-                return bad(format!(
-                    "endpoint URL {:?} must start with http:// or https://",
-                    e.url
-                ));
+                return bad(format!("endpoint URL {:?} must start with http:// or https://", e.url));
             }
             if e.max_concurrency == 0 {
                 return bad(format!("endpoint {} has max_concurrency 0", e.url));

@@ -7,8 +7,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ponder_core::{
-    CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample,
-    SampleRequest, SampleStream, SamplingParams, StepSession, Usage,
+    CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream,
+    SamplingParams, StepSession, Usage,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -63,49 +63,27 @@ impl HttpGenerator {
             caps.continue_final_message &= c.continue_final_message;
             caps.ponder &= c.ponder;
             if c.probe != caps.probe {
-                caps.probe = if c.probe == ProbeMode::None || caps.probe == ProbeMode::None {
-                    ProbeMode::None
-                } else {
-                    ProbeMode::TopLogprobs
-                };
+                caps.probe = if c.probe == ProbeMode::None || caps.probe == ProbeMode::None { ProbeMode::None } else { ProbeMode::TopLogprobs };
             }
         }
         let step_mode = match cfg.step_mode {
             StepMode::Auto if caps.template && caps.completions => StepMode::Completions,
-            StepMode::Auto if caps.continue_final_message && caps.chat => {
-                StepMode::ContinueFinalMessage
-            }
+            StepMode::Auto if caps.continue_final_message && caps.chat => StepMode::ContinueFinalMessage,
             StepMode::Auto => StepMode::None,
             StepMode::Completions if !caps.completions => {
-                return Err(Error::Config(
-                    "step_mode completions, but the server has no completions endpoint".into(),
-                ))
+                return Err(Error::Config("step_mode completions, but the server has no completions endpoint".into()))
             }
             m => m,
         };
         let api = cfg.api;
         if api == Api::Chat && !caps.chat {
-            return Err(Error::Config(
-                "api chat, but the server's chat/completions did not answer".into(),
-            ));
+            return Err(Error::Config("api chat, but the server's chat/completions did not answer".into()));
         }
         if api == Api::Completions && !caps.completions {
-            return Err(Error::Config(
-                "api completions, but the server's completions did not answer".into(),
-            ));
+            return Err(Error::Config("api completions, but the server's completions did not answer".into()));
         }
         tracing::info!(?caps, ?step_mode, "HTTP backend ready");
-        Ok(HttpGenerator {
-            shared: Arc::new(Shared {
-                pool,
-                caps,
-                step_mode,
-                first_tokens: Default::default(),
-            }),
-            api,
-            extra: Arc::new(Map::new()),
-            pin: None,
-        })
+        Ok(HttpGenerator { shared: Arc::new(Shared { pool, caps, step_mode, first_tokens: Default::default() }), api, extra: Arc::new(Map::new()), pin: None })
     }
 
     pub fn caps(&self) -> &Caps {
@@ -128,54 +106,35 @@ impl HttpGenerator {
             Api::Completions => self.shared.caps.completions,
         };
         if !ok {
-            return Err(GenError::Unsupported(format!(
-                "the {api:?} endpoint on {}",
-                self.shared.pool.endpoints[0].url
-            )));
+            return Err(GenError::Unsupported(format!("the {api:?} endpoint on {}", self.shared.pool.endpoints[0].url)));
         }
-        Ok(HttpGenerator {
-            api,
-            ..self.clone()
-        })
+        Ok(HttpGenerator { api, ..self.clone() })
     }
 
     /// The same backend sending every call to endpoint `i` first.
     pub fn pinned(&self, i: usize) -> Result<HttpGenerator, GenError> {
         let n = self.shared.pool.endpoints.len();
         if i >= n {
-            return Err(GenError::InvalidRequest(format!(
-                "upstream {i} does not exist: there are {n} (0..{n})"
-            )));
+            return Err(GenError::InvalidRequest(format!("upstream {i} does not exist: there are {n} (0..{n})")));
         }
-        Ok(HttpGenerator {
-            pin: Some(i),
-            ..self.clone()
-        })
+        Ok(HttpGenerator { pin: Some(i), ..self.clone() })
     }
 
     /// The endpoint index whose root or base URL is `url` (trailing slashes ignored).
     pub fn endpoint_of(&self, url: &str) -> Option<usize> {
         let url = url.trim_end_matches('/');
-        self.shared
-            .pool
-            .endpoints
-            .iter()
-            .position(|e| e.url.trim_end_matches('/') == url || e.root.trim_end_matches('/') == url)
+        self.shared.pool.endpoints.iter().position(|e| e.url.trim_end_matches('/') == url || e.root.trim_end_matches('/') == url)
     }
 
     /// Where a call keyed by `key` (its prompt) goes first: the pin, else the prompt's
     /// endpoint, so repeats of a prompt find it cached.
     pub(crate) fn route_for(&self, key: &str) -> usize {
-        self.pin
-            .unwrap_or_else(|| self.shared.pool.route(&key.to_string()))
+        self.pin.unwrap_or_else(|| self.shared.pool.route(&key.to_string()))
     }
 
     /// The same backend adding `extra` fields (e.g. `tools`) to every chat request.
     pub fn with_extra(&self, extra: Map<String, Value>) -> HttpGenerator {
-        HttpGenerator {
-            extra: Arc::new(extra),
-            ..self.clone()
-        }
+        HttpGenerator { extra: Arc::new(extra), ..self.clone() }
     }
 
     /// The conversation as prompt text, rendered by the server (`/apply-template`).
@@ -189,14 +148,9 @@ impl HttpGenerator {
         let pool = &self.shared.pool;
         let route = self.route_for(&wire::messages(messages).to_string());
         let ep = &pool.endpoints[route];
-        let v = pool
-            .probe(
-                route,
-                "/apply-template",
-                Some(&json!({ "messages": wire::messages(messages) })),
-            )
-            .await
-            .map_err(|e| GenError::Backend(format!("rendering the prompt at {}: {e}", ep.root)))?;
+        let v = pool.probe(route, "/apply-template", Some(&json!({ "messages": wire::messages(messages) }))).await.map_err(
+            |e| GenError::Backend(format!("rendering the prompt at {}: {e}", ep.root)),
+        )?;
         v.get("prompt")
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -208,12 +162,7 @@ impl HttpGenerator {
     /// (candidates outside them get -inf). The first token is the one the server's
     /// `/tokenize` gives (llama-server); a server without it leaves only the candidate's
     /// text to match, which a shorter token that begins it would stand in for.
-    pub async fn probe_prompts(
-        &self,
-        prompts: &[String],
-        suffix: &str,
-        candidates: &[String],
-    ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
+    pub async fn probe_prompts(&self, prompts: &[String], suffix: &str, candidates: &[String]) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         let route = self.route_for(prompts.first().map_or("", String::as_str));
         self.probe_at(route, prompts, suffix, candidates).await
     }
@@ -232,25 +181,12 @@ impl HttpGenerator {
                 let body = json!({ "model": caps.model, "prompts": prompts, "suffix": suffix, "candidates": candidates });
                 let (v, lost) = pool.post(route, "/ponder/probe", &body, None).await;
                 let v = v?;
-                let lps: Vec<Vec<f32>> =
-                    serde_json::from_value(v.get("logprobs").cloned().unwrap_or(Value::Null))
-                        .map_err(|e| {
-                            GenError::Backend(format!(
-                                "/ponder/probe answered without logprobs: {e}"
-                            ))
-                        })?;
+                let lps: Vec<Vec<f32>> = serde_json::from_value(v.get("logprobs").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| GenError::Backend(format!("/ponder/probe answered without logprobs: {e}")))?;
                 if lps.len() != prompts.len() || lps.iter().any(|r| r.len() != candidates.len()) {
-                    return Err(GenError::Backend(
-                        "/ponder/probe answered with the wrong shape".into(),
-                    ));
+                    return Err(GenError::Backend("/ponder/probe answered with the wrong shape".into()));
                 }
-                Ok((
-                    lps,
-                    Usage {
-                        unreported: lost,
-                        ..wire::usage(&v)
-                    },
-                ))
+                Ok((lps, Usage { unreported: lost, ..wire::usage(&v) }))
             }
             ProbeMode::TopLogprobs => {
                 let firsts = self.first_tokens(route, candidates).await;
@@ -264,21 +200,14 @@ impl HttpGenerator {
                 let mut usage = Usage::default();
                 for (r, lost) in futures::future::join_all(calls).await {
                     let v = r?;
-                    usage += Usage {
-                        unreported: lost,
-                        ..wire::usage(&v)
-                    };
-                    let top =
-                        wire::first_top_logprobs(v.pointer("/choices/0").unwrap_or(&Value::Null));
+                    usage += Usage { unreported: lost, ..wire::usage(&v) };
+                    let top = wire::first_top_logprobs(v.pointer("/choices/0").unwrap_or(&Value::Null));
                     out.push(
                         candidates
                             .iter()
                             .zip(&firsts)
                             .map(|(c, first)| match first {
-                                Some(t) => top
-                                    .iter()
-                                    .find(|(tok, _)| tok == t)
-                                    .map_or(f32::NEG_INFINITY, |(_, lp)| *lp),
+                                Some(t) => top.iter().find(|(tok, _)| tok == t).map_or(f32::NEG_INFINITY, |(_, lp)| *lp),
                                 None => top_logprob(&top, c),
                             })
                             .collect(),
@@ -302,25 +231,10 @@ impl HttpGenerator {
             if known.contains_key(c) {
                 continue;
             }
-            let got = self
-                .shared
-                .pool
-                .probe(
-                    route,
-                    "/tokenize",
-                    Some(&json!({ "content": c, "with_pieces": true })),
-                )
-                .await;
-            let first = got.ok().and_then(|v| {
-                v.pointer("/tokens/0/piece")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+            let got = self.shared.pool.probe(route, "/tokenize", Some(&json!({ "content": c, "with_pieces": true }))).await;
+            let first = got.ok().and_then(|v| v.pointer("/tokens/0/piece").and_then(Value::as_str).map(str::to_string));
             if first.is_none() {
-                tracing::debug!(
-                    candidate = c.as_str(),
-                    "no /tokenize: probe candidates are matched by their text"
-                );
+                tracing::debug!(candidate = c.as_str(), "no /tokenize: probe candidates are matched by their text");
             }
             known.insert(c.clone(), first);
         }
@@ -329,25 +243,12 @@ impl HttpGenerator {
 
     /// One request for the samples `indices` (consecutive) of `req`, and its attempts whose
     /// work went unreported.
-    async fn request(
-        &self,
-        req: &SampleRequest,
-        indices: &[usize],
-        route: usize,
-        cancel: &CancelToken,
-    ) -> (Result<(Vec<Sample>, Usage), GenError>, u64) {
+    async fn request(&self, req: &SampleRequest, indices: &[usize], route: usize, cancel: &CancelToken) -> (Result<(Vec<Sample>, Usage), GenError>, u64) {
         let p = &req.params;
         let n = indices.len();
         let mut body = Map::new();
         body.insert("model".into(), json!(self.shared.caps.model));
-        wire::sampling(
-            &mut body,
-            p,
-            p.max_tokens,
-            &p.stop,
-            wire::seed(p.seed, indices[0] as u64),
-            self.shared.caps.sampling_fields,
-        );
+        wire::sampling(&mut body, p, p.max_tokens, &p.stop, wire::seed(p.seed, indices[0] as u64), self.shared.caps.sampling_fields);
         if n > 1 {
             body.insert("n".into(), json!(n));
         }
@@ -374,22 +275,11 @@ impl HttpGenerator {
             }
         };
         if self.shared.caps.ponder {
-            body.insert(
-                "ponder".into(),
-                json!({ "strategy": "single", "progress": "none" }),
-            );
+            body.insert("ponder".into(), json!({ "strategy": "single", "progress": "none" }));
         }
-        let (v, lost) = self
-            .shared
-            .pool
-            .post(route, path, &Value::Object(body), Some(cancel))
-            .await;
+        let (v, lost) = self.shared.pool.post(route, path, &Value::Object(body), Some(cancel)).await;
         let url = &self.shared.pool.endpoints[route % self.shared.pool.endpoints.len()].url;
-        (
-            v.and_then(|v| samples(&v, path, chat, indices, p))
-                .map_err(|e| at_server(e, url)),
-            lost,
-        )
+        (v.and_then(|v| samples(&v, path, chat, indices, p)).map_err(|e| at_server(e, url)), lost)
     }
 
     fn per_request(&self) -> usize {
@@ -410,16 +300,7 @@ impl HttpGenerator {
 impl Generator for HttpGenerator {
     fn info(&self) -> GeneratorInfo {
         GeneratorInfo {
-            backend: format!(
-                "http ({})",
-                self.shared
-                    .pool
-                    .endpoints
-                    .iter()
-                    .map(|e| e.url.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            backend: format!("http ({})", self.shared.pool.endpoints.iter().map(|e| e.url.as_str()).collect::<Vec<_>>().join(", ")),
             model: self.shared.caps.model.clone(),
             context_len: self.shared.caps.context_len,
             n_params: 0,
@@ -429,14 +310,10 @@ impl Generator for HttpGenerator {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         req.params.validate()?;
         if req.n == 0 {
-            return Err(GenError::InvalidRequest(
-                "n must be at least 1, got 0".into(),
-            ));
+            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
         if req.messages.is_empty() {
-            return Err(GenError::InvalidRequest(
-                "messages must not be empty".into(),
-            ));
+            return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
         if req
             .params
@@ -504,10 +381,7 @@ impl Generator for HttpGenerator {
                     Err(_) if token.is_cancelled() => usage.unreported += 1,
                     Err(error) => {
                         for index in chunk {
-                            let _ = tx.send(GenEvent::Failed {
-                                index,
-                                error: error.clone(),
-                            });
+                            let _ = tx.send(GenEvent::Failed { index, error: error.clone() });
                         }
                     }
                 }
@@ -519,20 +393,11 @@ impl Generator for HttpGenerator {
             usage.wall_ms = start.elapsed().as_millis() as u64;
             let _ = tx.send(GenEvent::Done(usage));
         });
-        Ok(SampleStream::new(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }),
-            cancel,
-        ))
+        Ok(SampleStream::new(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }), cancel))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        Ok(Box::new(
-            HttpSession::open(self.clone(), messages, seed).await?,
-        ))
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        Ok(Box::new(HttpSession::open(self.clone(), messages, seed).await?))
     }
 }
 
@@ -545,20 +410,11 @@ fn at_server(e: GenError, url: &str) -> GenError {
 }
 
 /// The samples `indices` from one response, with its usage.
-fn samples(
-    v: &Value,
-    path: &str,
-    chat: bool,
-    indices: &[usize],
-    p: &SamplingParams,
-) -> Result<(Vec<Sample>, Usage), GenError> {
+fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingParams) -> Result<(Vec<Sample>, Usage), GenError> {
     let n = indices.len();
     let choices = wire::choices(v);
     if choices.len() != n {
-        return Err(GenError::Backend(format!(
-            "{path} returned {} choices for n = {n}",
-            choices.len()
-        )));
+        return Err(GenError::Backend(format!("{path} returned {} choices for n = {n}", choices.len())));
     }
     let usage = wire::usage(v);
     let samples = choices
@@ -568,21 +424,11 @@ fn samples(
             let (text, token_logprobs) = if chat {
                 (wire::chat_text(c), wire::chat_logprobs(c))
             } else {
-                (
-                    c.get("text")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    wire::completion_logprobs(c).0,
-                )
+                (c.get("text").and_then(Value::as_str).unwrap_or("").to_string(), wire::completion_logprobs(c).0)
             };
             // One choice: the server's count. Several: each choice's logprobs count (n
             // is only used when the server returns logprobs).
-            let n_tokens = if n == 1 {
-                usage.completion as usize
-            } else {
-                token_logprobs.len()
-            };
+            let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
             let token_bytes = wire::token_bytes(c, chat);
             let sample = Sample {
                 index,
@@ -610,32 +456,14 @@ fn with_token_stats(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result
     }
     let tops = wire::top_logprobs_per_token(choice)
         .filter(|t| t.len() == s.token_logprobs.len())
-        .ok_or_else(|| {
-            GenError::Unsupported(
-                "token statistics: the server returned no top_logprobs for every token".into(),
-            )
-        })?;
-    s.token_stats = tops
-        .iter()
-        .map(|t| ponder_core::confidence::stats_from_top(t))
-        .collect();
-    let Some(stop) = p.confidence_stop else {
-        return Ok(s);
-    };
-    let Some(at) = ponder_core::confidence::first_low_group(
-        &s.token_stats
-            .iter()
-            .map(|t| t.confidence)
-            .collect::<Vec<_>>(),
-        stop.window as usize,
-        stop.threshold,
-    ) else {
+        .ok_or_else(|| GenError::Unsupported("token statistics: the server returned no top_logprobs for every token".into()))?;
+    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(t)).collect();
+    let Some(stop) = p.confidence_stop else { return Ok(s) };
+    let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
         return Ok(s);
     };
     if s.token_bytes.len() != s.token_logprobs.len() {
-        return Err(GenError::Unsupported(
-            "confidence_stop: the server returned no token texts to cut the trace at".into(),
-        ));
+        return Err(GenError::Unsupported("confidence_stop: the server returned no token texts to cut the trace at".into()));
     }
     let keep = at + 1;
     s.text = String::from_utf8_lossy(&s.token_bytes[..keep].concat()).into_owned();
@@ -680,51 +508,27 @@ mod tests {
         let peaked: &[f32] = &[-0.01, -5.0];
         let flat: &[f32] = &[-0.7, -0.7];
         let c = choice(&[peaked, peaked, flat, flat]);
-        let mut p = SamplingParams {
-            token_stats_k: 2,
-            ..SamplingParams::default()
-        };
+        let mut p = SamplingParams { token_stats_k: 2, ..SamplingParams::default() };
         let s = sample_of(&c, &p).unwrap();
         assert_eq!(s.token_stats.len(), 4);
         assert!(s.token_stats[0].confidence > s.token_stats[3].confidence);
         assert_eq!(s.finish, FinishReason::Eos);
 
         // Groups of 2: 2.5, 1.6, 0.7. Under 1.0 first at token 3 (the fourth).
-        p.confidence_stop = Some(ConfidenceStop {
-            window: 2,
-            threshold: 1.0,
-        });
+        p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 1.0 });
         let s = sample_of(&c, &p).unwrap();
-        assert_eq!(
-            (s.text.as_str(), s.n_tokens, s.finish.clone()),
-            ("t0 t1 t2 t3 ", 4, FinishReason::LowConfidence)
-        );
-        p.confidence_stop = Some(ConfidenceStop {
-            window: 2,
-            threshold: 2.0,
-        });
+        assert_eq!((s.text.as_str(), s.n_tokens, s.finish.clone()), ("t0 t1 t2 t3 ", 4, FinishReason::LowConfidence));
+        p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 2.0 });
         let s = sample_of(&c, &p).unwrap();
-        assert_eq!(
-            (s.text.as_str(), s.n_tokens, s.token_stats.len()),
-            ("t0 t1 t2 ", 3, 3)
-        );
+        assert_eq!((s.text.as_str(), s.n_tokens, s.token_stats.len()), ("t0 t1 t2 ", 3, 3));
     }
 
     #[test]
     fn a_server_without_top_logprobs_is_said_plainly() {
         let c = json!({ "index": 0, "message": { "content": "x" }, "logprobs": { "content": [{ "token": "x", "logprob": -0.5 }] } });
-        let p = SamplingParams {
-            token_stats_k: 5,
-            ..SamplingParams::default()
-        };
+        let p = SamplingParams { token_stats_k: 5, ..SamplingParams::default() };
         let e = sample_of(&c, &p).unwrap_err();
-        assert!(
-            matches!(&e, GenError::Unsupported(m) if m.contains("top_logprobs")),
-            "{e}"
-        );
-        assert!(
-            sample_of(&c, &SamplingParams::default()).is_ok(),
-            "not asked, not needed"
-        );
+        assert!(matches!(&e, GenError::Unsupported(m) if m.contains("top_logprobs")), "{e}");
+        assert!(sample_of(&c, &SamplingParams::default()).is_ok(), "not asked, not needed");
     }
 }

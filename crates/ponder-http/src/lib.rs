@@ -37,9 +37,5 @@ pub enum Error {
     #[error("upstream {url} is unreachable or broken: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("upstream {url} does not serve model {model:?} (it serves: {served})")]
-    UnknownModel {
-        url: String,
-        model: String,
-        served: String,
-    },
+    UnknownModel { url: String, model: String, served: String },
 }

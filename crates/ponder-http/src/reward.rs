@@ -37,32 +37,14 @@ pub struct RewardScorer {
 }
 
 impl RewardScorer {
-    pub fn new(
-        url: impl Into<String>,
-        model: impl Into<String>,
-        api: RewardApi,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+    pub fn new(url: impl Into<String>, model: impl Into<String>, api: RewardApi, timeout: Duration) -> Result<Self, String> {
+        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
         let model = model.into();
-        Ok(Self {
-            http,
-            url: url.into().trim_end_matches('/').to_string(),
-            name: format!("reward:{model}"),
-            model,
-            api,
-            api_key: None,
-        })
+        Ok(Self { http, url: url.into().trim_end_matches('/').to_string(), name: format!("reward:{model}"), model, api, api_key: None })
     }
 
     fn fail(&self, reason: impl Into<String>) -> ScoreError {
-        ScoreError::Failed {
-            scorer: self.name.clone(),
-            reason: reason.into(),
-        }
+        ScoreError::Failed { scorer: self.name.clone(), reason: reason.into() }
     }
 }
 
@@ -81,18 +63,11 @@ impl OutcomeScorer for RewardScorer {
         &self.name
     }
 
-    async fn score(
-        &self,
-        problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
+    async fn score(&self, problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
         if candidates.is_empty() {
             return Ok(Scores::default());
         }
-        let pairs: Vec<String> = candidates
-            .iter()
-            .map(|c| format!("{}\n\n{}", problem.question, c.text))
-            .collect();
+        let pairs: Vec<String> = candidates.iter().map(|c| format!("{}\n\n{}", problem.question, c.text)).collect();
         let (path, body) = match self.api {
             RewardApi::Pooling => ("/pooling", json!({ "model": self.model, "input": pairs })),
             RewardApi::Classify => ("/classify", json!({ "model": self.model, "input": pairs })),
@@ -105,31 +80,14 @@ impl OutcomeScorer for RewardScorer {
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| self.fail(format!("{path}: {e}")))?;
+        let resp = req.send().await.map_err(|e| self.fail(format!("{path}: {e}")))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.fail(format!("{path}: reading the body: {e}")))?;
+        let bytes = resp.bytes().await.map_err(|e| self.fail(format!("{path}: reading the body: {e}")))?;
         if !status.is_success() {
-            return Err(self.fail(format!(
-                "{path} answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            )));
+            return Err(self.fail(format!("{path} answered {status}: {}", String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>())));
         }
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| self.fail(format!("{path}: invalid JSON: {e}")))?;
-        let mut data = v
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| self.fail(format!("{path}: no data")))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| self.fail(format!("{path}: invalid JSON: {e}")))?;
+        let mut data = v.get("data").and_then(Value::as_array).cloned().ok_or_else(|| self.fail(format!("{path}: no data")))?;
         data.sort_by_key(|d| d.get("index").and_then(Value::as_u64).unwrap_or(0));
         let values = data
             .iter()
@@ -142,15 +100,8 @@ impl OutcomeScorer for RewardScorer {
                 x.ok_or_else(|| self.fail(format!("{path}: an entry without a score: {d}")))
             })
             .collect::<Result<Vec<f64>, _>>()?;
-        let prompt = v
-            .pointer("/usage/prompt_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let usage = Usage {
-            prompt_computed: prompt,
-            scorer_passes: candidates.len() as u64,
-            ..Usage::default()
-        };
+        let prompt = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+        let usage = Usage { prompt_computed: prompt, scorer_passes: candidates.len() as u64, ..Usage::default() };
         Ok(Scores { values, usage })
     }
 }

@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use ponder_core::{
-    derive_seed, BranchId, FinishReason, GenError, Message, Step, StepParams, StepSession, Usage,
-};
+use ponder_core::{derive_seed, BranchId, FinishReason, GenError, Message, Step, StepParams, StepSession, Usage};
 use serde_json::{json, Map, Value};
 
 use crate::config::StepMode;
@@ -44,15 +42,9 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    pub async fn open(
-        gen: HttpGenerator,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<HttpSession, GenError> {
+    pub async fn open(gen: HttpGenerator, messages: &[Message], seed: u64) -> Result<HttpSession, GenError> {
         if messages.is_empty() {
-            return Err(GenError::InvalidRequest(
-                "messages must not be empty".into(),
-            ));
+            return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
         let mode = gen.step_mode();
         let prompt = match mode {
@@ -68,24 +60,8 @@ impl HttpSession {
         };
         let route = gen.route_for(&wire::messages(messages).to_string());
         let mut branches = HashMap::new();
-        branches.insert(
-            0,
-            Branch {
-                ends: Some(Vec::new()),
-                seed,
-                ..Branch::default()
-            },
-        );
-        Ok(HttpSession {
-            gen,
-            mode,
-            prompt,
-            messages: messages.to_vec(),
-            route,
-            branches,
-            next_id: 1,
-            usage: Usage::default(),
-        })
+        branches.insert(0, Branch { ends: Some(Vec::new()), seed, ..Branch::default() });
+        Ok(HttpSession { gen, mode, prompt, messages: messages.to_vec(), route, branches, next_id: 1, usage: Usage::default() })
     }
 
     fn branch(&self, id: BranchId) -> Result<&Branch, GenError> {
@@ -98,23 +74,11 @@ impl HttpSession {
     }
 
     /// One step of one branch.
-    async fn step(
-        &self,
-        id: BranchId,
-        b: &Branch,
-        params: &StepParams,
-    ) -> Result<(Step, Option<Vec<String>>, Usage), GenError> {
+    async fn step(&self, id: BranchId, b: &Branch, params: &StepParams) -> Result<(Step, Option<Vec<String>>, Usage), GenError> {
         let room = (params.max_total_tokens as usize).saturating_sub(b.n_tokens);
         let max_tokens = (params.max_step_tokens as usize).min(room);
         if max_tokens == 0 {
-            let step = Step {
-                branch: id,
-                text: String::new(),
-                n_tokens: 0,
-                token_logprobs: Vec::new(),
-                token_bytes: Vec::new(),
-                finish: FinishReason::Length,
-            };
+            let step = Step { branch: id, text: String::new(), n_tokens: 0, token_logprobs: Vec::new(), token_bytes: Vec::new(), finish: FinishReason::Length };
             return Ok((step, Some(Vec::new()), Usage::default()));
         }
         let caps = self.gen.caps();
@@ -126,20 +90,10 @@ impl HttpSession {
         stop.extend(s.stop.iter().cloned());
         let mut body = Map::new();
         body.insert("model".into(), json!(caps.model));
-        wire::sampling(
-            &mut body,
-            s,
-            max_tokens as u32,
-            &stop,
-            derive_seed(b.seed, b.steps) >> 1,
-            caps.sampling_fields,
-        );
+        wire::sampling(&mut body, s, max_tokens as u32, &stop, derive_seed(b.seed, b.steps) >> 1, caps.sampling_fields);
         let path = match self.mode {
             StepMode::ContinueFinalMessage => {
-                let mut ms = wire::messages(&self.messages)
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
+                let mut ms = wire::messages(&self.messages).as_array().cloned().unwrap_or_default();
                 ms.push(json!({ "role": "assistant", "content": b.text }));
                 body.insert("messages".into(), Value::Array(ms));
                 body.insert("continue_final_message".into(), json!(true));
@@ -158,45 +112,19 @@ impl HttpSession {
             }
         };
         if caps.ponder {
-            body.insert(
-                "ponder".into(),
-                json!({ "strategy": "single", "progress": "none" }),
-            );
+            body.insert("ponder".into(), json!({ "strategy": "single", "progress": "none" }));
         }
-        let (v, lost) = self
-            .gen
-            .shared
-            .pool
-            .post(self.route, path, &Value::Object(body), None)
-            .await;
+        let (v, lost) = self.gen.shared.pool.post(self.route, path, &Value::Object(body), None).await;
         let v = v?;
-        let choice = wire::choices(&v)
-            .into_iter()
-            .next()
-            .ok_or_else(|| GenError::Backend(format!("{path} returned no choice")))?;
-        let usage = Usage {
-            unreported: lost,
-            ..wire::usage(&v)
-        };
+        let choice = wire::choices(&v).into_iter().next().ok_or_else(|| GenError::Backend(format!("{path} returned no choice")))?;
+        let usage = Usage { unreported: lost, ..wire::usage(&v) };
         let (mut text, logprobs, tokens) = if self.mode == StepMode::ContinueFinalMessage {
             (wire::chat_text(&choice), wire::chat_logprobs(&choice), None)
         } else {
             let (lp, toks) = wire::completion_logprobs(&choice);
-            (
-                choice
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                lp,
-                toks,
-            )
+            (choice.get("text").and_then(Value::as_str).unwrap_or("").to_string(), lp, toks)
         };
-        let n_tokens = if usage.completion > 0 {
-            usage.completion as usize
-        } else {
-            logprobs.len()
-        };
+        let n_tokens = if usage.completion > 0 { usage.completion as usize } else { logprobs.len() };
         let hit_total = b.n_tokens + n_tokens >= params.max_total_tokens as usize;
         let finish = match choice.get("finish_reason").and_then(Value::as_str) {
             Some("length") if hit_total => FinishReason::Length,
@@ -218,24 +146,11 @@ impl HttpSession {
             },
             _ => FinishReason::Eos,
         };
-        let finish = if finish == FinishReason::StepEnd && hit_total {
-            FinishReason::Length
-        } else {
-            finish
-        };
+        let finish = if finish == FinishReason::StepEnd && hit_total { FinishReason::Length } else { finish };
         // Token texts are usable for rollback only if they spell the step's text exactly.
-        let tokens = tokens.filter(|t| {
-            t.len() == n_tokens && t.concat() == text.get(..t.concat().len()).unwrap_or("")
-        });
+        let tokens = tokens.filter(|t| t.len() == n_tokens && t.concat() == text.get(..t.concat().len()).unwrap_or(""));
         let token_bytes = wire::token_bytes(&choice, self.mode == StepMode::ContinueFinalMessage);
-        let step = Step {
-            branch: id,
-            text,
-            n_tokens,
-            token_logprobs: logprobs,
-            token_bytes,
-            finish,
-        };
+        let step = Step { branch: id, text, n_tokens, token_logprobs: logprobs, token_bytes, finish };
         Ok((step, tokens, usage))
     }
 }
@@ -253,41 +168,24 @@ impl StepSession for HttpSession {
             let id = self.next_id;
             self.next_id += 1;
             let seed = derive_seed(parent.seed ^ 0x5eed, id);
-            self.branches.insert(
-                id,
-                Branch {
-                    seed,
-                    ..parent.clone()
-                },
-            );
+            self.branches.insert(id, Branch { seed, ..parent.clone() });
             ids.push(id);
         }
         Ok(ids)
     }
 
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         params.sampling.validate()?;
-        let snapshot: Vec<(BranchId, Branch)> = branches
-            .iter()
-            .map(|&id| self.branch(id).map(|b| (id, b.clone())))
-            .collect::<Result<_, _>>()?;
+        let snapshot: Vec<(BranchId, Branch)> =
+            branches.iter().map(|&id| self.branch(id).map(|b| (id, b.clone()))).collect::<Result<_, _>>()?;
         let started = std::time::Instant::now();
-        let results =
-            futures::future::join_all(snapshot.iter().map(|(id, b)| self.step(*id, b, params)))
-                .await;
+        let results = futures::future::join_all(snapshot.iter().map(|(id, b)| self.step(*id, b, params))).await;
         self.usage.wall_ms += started.elapsed().as_millis() as u64;
         let mut steps = Vec::with_capacity(results.len());
         for ((id, _), r) in snapshot.into_iter().zip(results) {
             let (step, tokens, usage) = r?;
             self.usage += usage;
-            let b = self
-                .branches
-                .get_mut(&id)
-                .ok_or(GenError::UnknownBranch(id))?;
+            let b = self.branches.get_mut(&id).ok_or(GenError::UnknownBranch(id))?;
             let base = b.text.len();
             let token_ends = tokens.map(|ts| {
                 let mut at = base;
@@ -312,10 +210,7 @@ impl StepSession for HttpSession {
     }
 
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
-        let b = self
-            .branches
-            .get_mut(&branch)
-            .ok_or(GenError::UnknownBranch(branch))?;
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
         if n_tokens >= b.n_tokens {
             return Ok(());
         }
@@ -324,10 +219,7 @@ impl StepSession for HttpSession {
         } else if let Some(ends) = b.ends.as_ref().filter(|e| e.len() == b.n_tokens) {
             Some(ends[n_tokens - 1])
         } else {
-            b.marks
-                .iter()
-                .find(|(t, _)| *t == n_tokens)
-                .map(|(_, bytes)| *bytes)
+            b.marks.iter().find(|(t, _)| *t == n_tokens).map(|(_, bytes)| *bytes)
         };
         let cut = cut.filter(|&c| b.text.is_char_boundary(c)).ok_or_else(|| {
             GenError::Unsupported(format!(
@@ -345,9 +237,7 @@ impl StepSession for HttpSession {
 
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         for id in branches {
-            self.branches
-                .remove(id)
-                .ok_or(GenError::UnknownBranch(*id))?;
+            self.branches.remove(id).ok_or(GenError::UnknownBranch(*id))?;
         }
         Ok(())
     }
@@ -357,10 +247,7 @@ impl StepSession for HttpSession {
     }
 
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
-        let b = self
-            .branches
-            .get_mut(&branch)
-            .ok_or(GenError::UnknownBranch(branch))?;
+        let b = self.branches.get_mut(&branch).ok_or(GenError::UnknownBranch(branch))?;
         b.text.push_str(text);
         b.ends = None;
         b.marks.push((b.n_tokens, b.text.len()));
@@ -374,16 +261,10 @@ impl StepSession for HttpSession {
         candidates: &[String],
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
         if self.mode != StepMode::Completions {
-            return Err(GenError::Unsupported(
-                "next-token probes without a rendered prompt (continue_final_message mode)".into(),
-            ));
+            return Err(GenError::Unsupported("next-token probes without a rendered prompt (continue_final_message mode)".into()));
         }
-        let prompts: Vec<String> = branches
-            .iter()
-            .map(|&id| self.branch(id).map(|b| self.text_of(b)))
-            .collect::<Result<_, _>>()?;
-        self.gen
-            .probe_at(self.route, &prompts, suffix, candidates)
-            .await
+        let prompts: Vec<String> =
+            branches.iter().map(|&id| self.branch(id).map(|b| self.text_of(b))).collect::<Result<_, _>>()?;
+        self.gen.probe_at(self.route, &prompts, suffix, candidates).await
     }
 }

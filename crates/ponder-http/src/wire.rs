@@ -49,14 +49,7 @@ pub fn seed(base: u64, index: u64) -> u64 {
 /// server's own defaults (llama-server: top-k 40, top-p 0.95, min-p 0.05; vLLM: the
 /// model's generation config) never apply silently (issue 15). Without it `top_k` and
 /// `min_p` go only when set, and a server that does not know them says so.
-pub fn sampling(
-    body: &mut Map<String, Value>,
-    p: &SamplingParams,
-    max_tokens: u32,
-    stop: &[String],
-    seed: u64,
-    explicit: bool,
-) {
+pub fn sampling(body: &mut Map<String, Value>, p: &SamplingParams, max_tokens: u32, stop: &[String], seed: u64, explicit: bool) {
     body.insert("max_tokens".into(), json!(max_tokens));
     body.insert("temperature".into(), json!(p.temperature));
     // `top_p` is OpenAI's own field: every compatible server takes it.
@@ -85,19 +78,10 @@ pub fn usage(v: &Value) -> Usage {
         }
     }
     let u = v.get("usage");
-    let get = |path: &str| {
-        u.and_then(|u| u.pointer(path))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
+    let get = |path: &str| u.and_then(|u| u.pointer(path)).and_then(Value::as_u64).unwrap_or(0);
     let prompt = get("/prompt_tokens");
     let cached = get("/prompt_tokens_details/cached_tokens").min(prompt);
-    Usage {
-        prompt_computed: prompt - cached,
-        prompt_reused: cached,
-        completion: get("/completion_tokens"),
-        ..Usage::default()
-    }
+    Usage { prompt_computed: prompt - cached, prompt_reused: cached, completion: get("/completion_tokens"), ..Usage::default() }
 }
 
 /// Why a choice ended. `stop_reason` (vLLM, ponder) names the stop string that matched.
@@ -115,11 +99,7 @@ pub fn finish(choice: &Value, stops: &[String]) -> FinishReason {
 /// The text of a chat choice, with structured tool calls written into it.
 pub fn chat_text(choice: &Value) -> String {
     let msg = choice.get("message");
-    let mut text = msg
-        .and_then(|m| m.get("content"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let mut text = msg.and_then(|m| m.get("content")).and_then(Value::as_str).unwrap_or("").to_string();
     let calls: Vec<ToolCall> = msg
         .and_then(|m| m.get("tool_calls"))
         .and_then(Value::as_array)
@@ -128,11 +108,7 @@ pub fn chat_text(choice: &Value) -> String {
                 .filter_map(|c| {
                     let f = c.get("function")?;
                     Some(ToolCall {
-                        id: c
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
+                        id: c.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
                         name: f.get("name")?.as_str()?.to_string(),
                         arguments: match f.get("arguments") {
                             Some(Value::String(s)) => s.clone(),
@@ -158,12 +134,7 @@ pub fn chat_logprobs(choice: &Value) -> Vec<f32> {
     choice
         .pointer("/logprobs/content")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.get("logprob").and_then(Value::as_f64))
-                .map(|x| x as f32)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|t| t.get("logprob").and_then(Value::as_f64)).map(|x| x as f32).collect())
         .unwrap_or_default()
 }
 
@@ -172,29 +143,16 @@ pub fn chat_logprobs(choice: &Value) -> Vec<f32> {
 /// empty when the server reports none.
 pub fn token_bytes(choice: &Value, chat: bool) -> Vec<Vec<u8>> {
     let content = choice.pointer("/logprobs/content");
-    let (entries, chat) = if chat || content.is_some() {
-        (content, true)
-    } else {
-        (choice.pointer("/logprobs/tokens"), false)
-    };
-    let Some(entries) = entries.and_then(Value::as_array) else {
-        return Vec::new();
-    };
+    let (entries, chat) = if chat || content.is_some() { (content, true) } else { (choice.pointer("/logprobs/tokens"), false) };
+    let Some(entries) = entries.and_then(Value::as_array) else { return Vec::new() };
     entries
         .iter()
         .map(|e| {
             let bytes = e.get("bytes").and_then(Value::as_array).and_then(|b| {
-                b.iter()
-                    .map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok()))
-                    .collect::<Option<Vec<u8>>>()
+                b.iter().map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok())).collect::<Option<Vec<u8>>>()
             });
             let text = if chat { e.get("token") } else { Some(e) };
-            bytes.unwrap_or_else(|| {
-                text.and_then(Value::as_str)
-                    .unwrap_or("")
-                    .as_bytes()
-                    .to_vec()
-            })
+            bytes.unwrap_or_else(|| text.and_then(Value::as_str).unwrap_or("").as_bytes().to_vec())
         })
         .collect()
 }
@@ -204,42 +162,19 @@ pub fn token_bytes(choice: &Value, chat: bool) -> Vec<Vec<u8>> {
 pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
     let lp = choice.get("logprobs");
     if let Some(content) = lp.and_then(|l| l.get("content")).and_then(Value::as_array) {
-        let values = content
-            .iter()
-            .map(|t| {
-                t.get("logprob")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(f64::NEG_INFINITY) as f32
-            })
-            .collect();
-        let tokens = content
-            .iter()
-            .map(|t| {
-                t.get("token")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
+        let values = content.iter().map(|t| t.get("logprob").and_then(Value::as_f64).unwrap_or(f64::NEG_INFINITY) as f32).collect();
+        let tokens = content.iter().map(|t| t.get("token").and_then(Value::as_str).unwrap_or("").to_string()).collect();
         return (values, Some(tokens));
     }
     let values = lp
         .and_then(|l| l.get("token_logprobs"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_f64().unwrap_or(f64::NEG_INFINITY) as f32)
-                .collect()
-        })
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NEG_INFINITY) as f32).collect())
         .unwrap_or_default();
     let tokens = lp
         .and_then(|l| l.get("tokens"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|t| t.as_str().unwrap_or("").to_string())
-                .collect()
-        });
+        .map(|a| a.iter().map(|t| t.as_str().unwrap_or("").to_string()).collect());
     (values, tokens)
 }
 
@@ -248,27 +183,15 @@ pub fn completion_logprobs(choice: &Value) -> (Vec<f32>, Option<Vec<String>>) {
 /// `content[0].top_logprobs` list. Empty when the server gave none.
 pub fn first_top_logprobs(choice: &Value) -> Vec<(String, f32)> {
     let lp = choice.get("logprobs");
-    if let Some(list) = lp
-        .and_then(|l| l.pointer("/content/0/top_logprobs"))
-        .and_then(Value::as_array)
-    {
+    if let Some(list) = lp.and_then(|l| l.pointer("/content/0/top_logprobs")).and_then(Value::as_array) {
         return list
             .iter()
-            .filter_map(|t| {
-                Some((
-                    t.get("token")?.as_str()?.to_string(),
-                    t.get("logprob")?.as_f64()? as f32,
-                ))
-            })
+            .filter_map(|t| Some((t.get("token")?.as_str()?.to_string(), t.get("logprob")?.as_f64()? as f32)))
             .collect();
     }
     lp.and_then(|l| l.pointer("/top_logprobs/0"))
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(t, x)| Some((t.clone(), x.as_f64()? as f32)))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(t, x)| Some((t.clone(), x.as_f64()? as f32))).collect())
         .unwrap_or_default()
 }
 
@@ -282,37 +205,20 @@ pub fn top_logprobs_per_token(choice: &Value) -> Option<Vec<Vec<f32>>> {
             .iter()
             .map(|t| {
                 let list = t.get("top_logprobs")?.as_array()?;
-                Some(
-                    list.iter()
-                        .filter_map(|x| x.get("logprob")?.as_f64())
-                        .map(|x| x as f32)
-                        .collect(),
-                )
+                Some(list.iter().filter_map(|x| x.get("logprob")?.as_f64()).map(|x| x as f32).collect())
             })
             .collect();
     }
     lp.get("top_logprobs")?
         .as_array()?
         .iter()
-        .map(|m| {
-            Some(
-                m.as_object()?
-                    .values()
-                    .filter_map(Value::as_f64)
-                    .map(|x| x as f32)
-                    .collect(),
-            )
-        })
+        .map(|m| Some(m.as_object()?.values().filter_map(Value::as_f64).map(|x| x as f32).collect()))
         .collect()
 }
 
 /// Choices in index order.
 pub fn choices(v: &Value) -> Vec<Value> {
-    let mut cs = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut cs = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
     cs.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
     cs
 }
@@ -332,10 +238,7 @@ mod tests {
         assert_eq!(got, want);
         let mut per_token = top_logprobs_per_token(&choice).expect("top logprobs");
         per_token[0].sort_by(f32::total_cmp);
-        assert_eq!(
-            per_token,
-            vec![want.iter().map(|w| w.1).collect::<Vec<_>>()]
-        );
+        assert_eq!(per_token, vec![want.iter().map(|w| w.1).collect::<Vec<_>>()]);
     }
 
     #[test]
@@ -345,20 +248,12 @@ mod tests {
         let chat_shape = json!({ "text": " Yes", "logprobs": { "content": [{ "id": 7, "token": " Yes", "bytes": [32, 89, 101, 115],
             "logprob": -0.25, "top_logprobs": [{ "id": 7, "token": " Yes", "logprob": -0.25 }, { "id": 8, "token": " No", "logprob": -1.5 }] }] } });
         for choice in [legacy, chat_shape] {
-            check(
-                choice,
-                &[-0.25],
-                &[" Yes"],
-                &[(" No", -1.5), (" Yes", -0.25)],
-            );
+            check(choice, &[-0.25], &[" Yes"], &[(" No", -1.5), (" Yes", -0.25)]);
         }
         assert!(first_top_logprobs(&json!({ "text": "x", "logprobs": null })).is_empty());
         assert!(top_logprobs_per_token(&json!({ "text": "x", "logprobs": null })).is_none());
         let no_top = json!({ "logprobs": { "content": [{ "token": "x", "logprob": -0.5 }] } });
-        assert!(
-            top_logprobs_per_token(&no_top).is_none(),
-            "a token without top_logprobs is not an empty list"
-        );
+        assert!(top_logprobs_per_token(&no_top).is_none(), "a token without top_logprobs is not an empty list");
     }
 
     #[test]
@@ -366,20 +261,9 @@ mod tests {
         let p = SamplingParams::default();
         let mut explicit = Map::new();
         sampling(&mut explicit, &p, 8, &[], 1, true);
-        assert_eq!(
-            (
-                explicit["top_k"].clone(),
-                explicit["top_p"].clone(),
-                explicit["min_p"].clone()
-            ),
-            (json!(0), json!(1.0), json!(0.0))
-        );
+        assert_eq!((explicit["top_k"].clone(), explicit["top_p"].clone(), explicit["min_p"].clone()), (json!(0), json!(1.0), json!(0.0)));
         let mut bare = Map::new();
         sampling(&mut bare, &p, 8, &[], 1, false);
-        assert!(
-            !bare.contains_key("top_k")
-                && !bare.contains_key("min_p")
-                && bare.contains_key("top_p")
-        );
+        assert!(!bare.contains_key("top_k") && !bare.contains_key("min_p") && bare.contains_key("top_p"));
     }
 }

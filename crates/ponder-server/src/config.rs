@@ -50,14 +50,7 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Self {
-            strategy: "sc".into(),
-            budget: 8,
-            max_tokens: 256,
-            temperature: 0.7,
-            top_p: 1.0,
-            scorer: "mean-logprob".into(),
-        }
+        Self { strategy: "sc".into(), budget: 8, max_tokens: 256, temperature: 0.7, top_p: 1.0, scorer: "mean-logprob".into() }
     }
 }
 
@@ -128,49 +121,30 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn load(path: &Path) -> Result<ServerConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let cfg: ServerConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let cfg: ServerConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         let l = &self.limits;
-        if l.max_budget == 0
-            || l.max_tokens == 0
-            || l.max_body_bytes == 0
-            || l.request_timeout_s == 0
-        {
+        if l.max_budget == 0 || l.max_tokens == 0 || l.max_body_bytes == 0 || l.request_timeout_s == 0 {
             return Err("limits must be positive".into());
         }
         let d = &self.defaults;
         if d.budget == 0 || d.budget > l.max_budget {
-            return Err(format!(
-                "defaults.budget {} must be in 1..={}",
-                d.budget, l.max_budget
-            ));
+            return Err(format!("defaults.budget {} must be in 1..={}", d.budget, l.max_budget));
         }
         if d.max_tokens == 0 || d.max_tokens > l.max_tokens {
-            return Err(format!(
-                "defaults.max_tokens {} must be in 1..={}",
-                d.max_tokens, l.max_tokens
-            ));
+            return Err(format!("defaults.max_tokens {} must be in 1..={}", d.max_tokens, l.max_tokens));
         }
-        let spec =
-            ponder_core::strategy::StrategySpec::from_value(d.strategy.clone(), Some(d.budget))
-                .map_err(|e| format!("defaults.strategy: {e}"))?;
+        let spec = ponder_core::strategy::StrategySpec::from_value(d.strategy.clone(), Some(d.budget))
+            .map_err(|e| format!("defaults.strategy: {e}"))?;
         if spec.budget() > l.max_budget {
-            return Err(format!(
-                "defaults.strategy: budget {} must be in 1..={}",
-                spec.budget(),
-                l.max_budget
-            ));
+            return Err(format!("defaults.strategy: budget {} must be in 1..={}", spec.budget(), l.max_budget));
         }
-        d.scorer
-            .parse::<ponder_core::scorer_spec::ScorerSpec>()
-            .map_err(|e| format!("defaults.scorer: {e}"))?;
+        d.scorer.parse::<ponder_core::scorer_spec::ScorerSpec>().map_err(|e| format!("defaults.scorer: {e}"))?;
         if self.keys.iter().any(|k| k.key.trim().is_empty()) {
             return Err("an API key is empty".into());
         }
@@ -193,12 +167,7 @@ mod tests {
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)
             .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| {
-                l.trim_start_matches("//!")
-                    .trim_start_matches(' ')
-                    .to_string()
-                    + "\n"
-            })
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' ').to_string() + "\n")
             .collect();
         let cfg: ServerConfig = toml::from_str(&example).unwrap();
         cfg.validate().unwrap();

@@ -18,13 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-            code: None,
-        }
+        Self { status, kind, message: message.into(), param: None, code: None }
     }
 
     pub fn param(mut self, p: impl Into<String>) -> Self {
@@ -55,14 +49,11 @@ impl ApiError {
     pub fn from_gen(e: &GenError, upstream: bool) -> Self {
         match e {
             GenError::InvalidRequest(m) => Self::invalid(m.clone()),
-            GenError::PromptTooLong { .. } => Self::invalid(e.to_string())
-                .param("messages")
-                .code("context_length_exceeded"),
+            GenError::PromptTooLong { .. } => Self::invalid(e.to_string()).param("messages").code("context_length_exceeded"),
             GenError::Unsupported(_) => Self::invalid(e.to_string()).code("unsupported"),
             GenError::UnknownBranch(_) => Self::internal(e.to_string()),
             GenError::Backend(_) if upstream => {
-                Self::new(StatusCode::BAD_GATEWAY, "server_error", e.to_string())
-                    .code("upstream_error")
+                Self::new(StatusCode::BAD_GATEWAY, "server_error", e.to_string()).code("upstream_error")
             }
             GenError::Backend(_) => Self::internal(e.to_string()).code("engine_error"),
             _ => Self::internal(e.to_string()),
@@ -72,23 +63,13 @@ impl ApiError {
     #[allow(unreachable_patterns)] // variants other crates may add later
     pub fn from_strategy(e: &StrategyError, upstream: bool) -> Self {
         match e {
-            StrategyError::UnknownStrategy { .. } => Self::invalid(e.to_string())
-                .param("ponder.strategy")
-                .code("unknown_strategy"),
-            StrategyError::InvalidBudget(_) => Self::invalid(e.to_string())
-                .param("ponder.budget")
-                .code("invalid_budget"),
-            StrategyError::NeedsScorer(_)
-            | StrategyError::NeedsProcessScorer(_)
-            | StrategyError::NeedsVerifier(_) => Self::invalid(e.to_string())
-                .param("ponder.strategy")
-                .code("unsupported_strategy"),
+            StrategyError::UnknownStrategy { .. } => Self::invalid(e.to_string()).param("ponder.strategy").code("unknown_strategy"),
+            StrategyError::InvalidBudget(_) => Self::invalid(e.to_string()).param("ponder.budget").code("invalid_budget"),
+            StrategyError::NeedsScorer(_) | StrategyError::NeedsProcessScorer(_) | StrategyError::NeedsVerifier(_) => {
+                Self::invalid(e.to_string()).param("ponder.strategy").code("unsupported_strategy")
+            }
             StrategyError::InsufficientCandidates(_) => {
-                let status = if upstream {
-                    StatusCode::BAD_GATEWAY
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
+                let status = if upstream { StatusCode::BAD_GATEWAY } else { StatusCode::INTERNAL_SERVER_ERROR };
                 Self::new(status, "server_error", e.to_string()).code("insufficient_candidates")
             }
             StrategyError::Generator(g) => Self::from_gen(g, upstream),
@@ -115,15 +96,10 @@ impl ApiError {
     /// What a client may see of this error.
     pub fn public(mut self) -> Self {
         if self.status.is_server_error() {
-            let safe = matches!(
-                self.code.as_deref(),
-                Some("insufficient_candidates" | "timeout")
-            );
+            let safe = matches!(self.code.as_deref(), Some("insufficient_candidates" | "timeout"));
             if !safe {
                 self.message = match self.code.as_deref() {
-                    Some("upstream_error") => {
-                        "the upstream server failed; details are in the gateway's log".into()
-                    }
+                    Some("upstream_error") => "the upstream server failed; details are in the gateway's log".into(),
                     _ => "internal error; details are in the server's log".into(),
                 };
             }

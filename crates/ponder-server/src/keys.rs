@@ -27,22 +27,8 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(keys: &[KeyConfig]) -> Keys {
-        let accounts = keys
-            .iter()
-            .map(|k| {
-                (
-                    k.key.clone(),
-                    Account {
-                        budget: k.token_budget,
-                        ..Account::default()
-                    },
-                )
-            })
-            .collect();
-        Keys {
-            accounts: Mutex::new(accounts),
-            open: keys.is_empty(),
-        }
+        let accounts = keys.iter().map(|k| (k.key.clone(), Account { budget: k.token_budget, ..Account::default() })).collect();
+        Keys { accounts: Mutex::new(accounts), open: keys.is_empty() }
     }
 
     /// The caller's key, checked; `None` when the server has no keys. Only
@@ -52,16 +38,11 @@ impl Keys {
         if self.open {
             return Ok(None);
         }
-        let unauthorized = |m: String| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m)
-                .code("invalid_api_key")
-        };
+        let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m).code("invalid_api_key");
         let value = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized("You didn't provide an API key (Authorization: Bearer KEY).".into())
-            })?;
+            .ok_or_else(|| unauthorized("You didn't provide an API key (Authorization: Bearer KEY).".into()))?;
         let key = match value.split_once(' ') {
             Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key,
             Some((scheme, _)) => {
@@ -70,15 +51,9 @@ impl Keys {
             None => return Err(unauthorized("the Authorization header must be `Bearer KEY`, got a value without the Bearer scheme".into())),
         };
         if key.is_empty() || key.trim() != key {
-            return Err(unauthorized(
-                "the API key is empty or padded with whitespace; send it exactly as issued".into(),
-            ));
+            return Err(unauthorized("the API key is empty or padded with whitespace; send it exactly as issued".into()));
         }
-        let known = self
-            .accounts
-            .lock()
-            .map(|a| a.contains_key(key))
-            .unwrap_or(false);
+        let known = self.accounts.lock().map(|a| a.contains_key(key)).unwrap_or(false);
         if !known {
             return Err(unauthorized("Incorrect API key provided.".into()));
         }
@@ -86,25 +61,10 @@ impl Keys {
     }
 
     /// Reserves `tokens` of the key's budget; fails with 429 when it does not fit.
-    pub fn reserve(
-        self: &Arc<Self>,
-        key: Option<&str>,
-        tokens: u64,
-    ) -> Result<Reservation, ApiError> {
-        let Some(key) = key else {
-            return Ok(Reservation {
-                keys: None,
-                key: String::new(),
-                left: AtomicU64::new(0),
-            });
-        };
-        let mut accounts = self
-            .accounts
-            .lock()
-            .map_err(|_| ApiError::internal("key table poisoned"))?;
-        let acc = accounts
-            .get_mut(key)
-            .ok_or_else(|| ApiError::internal("unknown key"))?;
+    pub fn reserve(self: &Arc<Self>, key: Option<&str>, tokens: u64) -> Result<Reservation, ApiError> {
+        let Some(key) = key else { return Ok(Reservation { keys: None, key: String::new(), left: AtomicU64::new(0) }) };
+        let mut accounts = self.accounts.lock().map_err(|_| ApiError::internal("key table poisoned"))?;
+        let acc = accounts.get_mut(key).ok_or_else(|| ApiError::internal("unknown key"))?;
         if let Some(budget) = acc.budget {
             let left = budget.saturating_sub(acc.used + acc.reserved);
             if tokens > left {
@@ -117,11 +77,7 @@ impl Keys {
             }
         }
         acc.reserved += tokens;
-        Ok(Reservation {
-            keys: Some(self.clone()),
-            key: key.to_string(),
-            left: AtomicU64::new(tokens),
-        })
+        Ok(Reservation { keys: Some(self.clone()), key: key.to_string(), left: AtomicU64::new(tokens) })
     }
 
     /// Tokens a key has spent so far.

@@ -6,32 +6,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ponder_core::{
-    BranchId, CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample,
-    SampleRequest, SampleStream, Step, StepParams, StepSession, Usage,
+    BranchId, CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream, Step,
+    StepParams, StepSession, Usage,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, Clone)]
 pub enum Progress {
     /// A sample request was accepted (the backend validated it).
-    Started {
-        n: usize,
-    },
+    Started { n: usize },
     Sample(Sample),
-    Failed {
-        index: usize,
-        error: String,
-    },
+    Failed { index: usize, error: String },
     /// The strategy cancelled a stream with `outstanding` samples still running.
-    EarlyStop {
-        outstanding: usize,
-    },
+    EarlyStop { outstanding: usize },
     /// One step of a search: how many branches were extended and how many of them ended.
-    Steps {
-        extended: usize,
-        finished: usize,
-        tokens: usize,
-    },
+    Steps { extended: usize, finished: usize, tokens: usize },
 }
 
 pub struct Observed {
@@ -59,23 +48,14 @@ impl Generator for Observed {
         let inner = self.inner.sample(req).await?;
         let _ = self.tx.send(Progress::Started { n });
         let outer = CancelToken::default();
-        let watch = Watch {
-            inner: Some(inner),
-            outer: outer.clone(),
-            tx: self.tx.clone(),
-            n,
-            seen: 0,
-            cancel_sent: false,
-        };
+        let watch = Watch { inner: Some(inner), outer: outer.clone(), tx: self.tx.clone(), n, seen: 0, cancel_sent: false };
         let events = futures::stream::unfold(watch, |mut w| async move {
             let mut inner = w.inner.take()?;
             if w.outer.is_cancelled() && !w.cancel_sent {
                 inner.cancel();
                 w.cancel_sent = true;
                 if w.seen < w.n {
-                    let _ = w.tx.send(Progress::EarlyStop {
-                        outstanding: w.n - w.seen,
-                    });
+                    let _ = w.tx.send(Progress::EarlyStop { outstanding: w.n - w.seen });
                 }
             }
             match inner.next().await {
@@ -87,10 +67,7 @@ impl Generator for Observed {
                 }
                 Some(Err((index, error))) => {
                     w.seen += 1;
-                    let _ = w.tx.send(Progress::Failed {
-                        index,
-                        error: error.to_string(),
-                    });
+                    let _ = w.tx.send(Progress::Failed { index, error: error.to_string() });
                     w.inner = Some(inner);
                     Some((GenEvent::Failed { index, error }, w))
                 }
@@ -101,16 +78,9 @@ impl Generator for Observed {
         Ok(SampleStream::new(events, outer))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         let inner = self.inner.open(messages, seed).await?;
-        Ok(Box::new(ObservedSession {
-            inner,
-            tx: self.tx.clone(),
-        }))
+        Ok(Box::new(ObservedSession { inner, tx: self.tx.clone() }))
     }
 }
 
@@ -127,11 +97,7 @@ impl StepSession for ObservedSession {
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
         self.inner.fork(branch, n).await
     }
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         let steps = self.inner.extend(branches, params).await?;
         let _ = self.tx.send(Progress::Steps {
             extended: steps.len(),
@@ -171,19 +137,10 @@ mod tests {
 
     #[tokio::test]
     async fn reports_samples_failures_and_early_stops() {
-        let g = ScriptedGenerator::new(vec![Choice::new("The answer is 5", 1.0, -0.1)])
-            .failing(vec![1]);
+        let g = ScriptedGenerator::new(vec![Choice::new("The answer is 5", 1.0, -0.1)]).failing(vec![1]);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let observed = Observed {
-            inner: Arc::new(g),
-            tx,
-        };
-        let req = SampleRequest {
-            messages: vec![Message::user("q")],
-            n: 6,
-            params: SamplingParams::default(),
-            first_index: 0,
-        };
+        let observed = Observed { inner: Arc::new(g), tx };
+        let req = SampleRequest { messages: vec![Message::user("q")], n: 6, params: SamplingParams::default(), first_index: 0 };
         let mut stream = observed.sample(req).await.unwrap();
         assert!(stream.next().await.unwrap().is_ok());
         assert!(stream.next().await.unwrap().is_err());
@@ -197,10 +154,7 @@ mod tests {
         assert!(matches!(got[0], Progress::Started { n: 6 }));
         assert!(matches!(got[1], Progress::Sample(_)));
         assert!(matches!(got[2], Progress::Failed { index: 1, .. }));
-        assert!(
-            matches!(got[3], Progress::EarlyStop { outstanding: 4 }),
-            "{got:?}"
-        );
+        assert!(matches!(got[3], Progress::EarlyStop { outstanding: 4 }), "{got:?}");
         assert_eq!(got.len(), 4);
     }
 }

@@ -73,12 +73,7 @@ impl Request {
 
     /// The question, for scorers: the last user turn.
     pub fn question(&self) -> String {
-        self.messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.clone())
-            .unwrap_or_default()
+        self.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default()
     }
 }
 
@@ -100,12 +95,7 @@ fn opt_f32(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<f32>
 fn opt_u64(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<u64>, ApiError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            invalid(
-                format!("{param} must be a non-negative integer, got {v}"),
-                param,
-            )
-        }),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(format!("{param} must be a non-negative integer, got {v}"), param)),
     }
 }
 
@@ -113,18 +103,11 @@ fn opt_bool(o: &Map<String, Value>, key: &str, param: &str) -> Result<Option<boo
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(invalid(
-            format!("{param} must be true or false, got {v}"),
-            param,
-        )),
+        Some(v) => Err(invalid(format!("{param} must be true or false, got {v}"), param)),
     }
 }
 
-fn opt_str<'a>(
-    o: &'a Map<String, Value>,
-    key: &str,
-    param: &str,
-) -> Result<Option<&'a str>, ApiError> {
+fn opt_str<'a>(o: &'a Map<String, Value>, key: &str, param: &str) -> Result<Option<&'a str>, ApiError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -152,46 +135,26 @@ fn content(v: Option<&Value>, param: &str) -> Result<String, ApiError> {
             }
             Ok(out)
         }
-        Some(other) => Err(invalid(
-            format!("content must be a string or an array of text parts, got {other}"),
-            param,
-        )),
+        Some(other) => Err(invalid(format!("content must be a string or an array of text parts, got {other}"), param)),
     }
 }
 
 fn tool_calls(v: Option<&Value>, param: &str) -> Result<Vec<ToolCall>, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let arr = v
-        .as_array()
-        .ok_or_else(|| invalid("tool_calls must be an array", param))?;
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let arr = v.as_array().ok_or_else(|| invalid("tool_calls must be an array", param))?;
     arr.iter()
         .enumerate()
         .map(|(j, c)| {
             let p = format!("{param}[{j}]");
-            let f = c
-                .get("function")
-                .ok_or_else(|| invalid("a tool call needs a function", &p))?;
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("a tool call needs function.name", &p))?;
+            let f = c.get("function").ok_or_else(|| invalid("a tool call needs a function", &p))?;
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| invalid("a tool call needs function.name", &p))?;
             let arguments = match f.get("arguments") {
                 Some(Value::String(s)) => s.clone(),
                 None | Some(Value::Null) => "{}".into(),
                 Some(other) => other.to_string(),
             };
-            let id = c
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            Ok(ToolCall {
-                id,
-                name: name.to_string(),
-                arguments,
-            })
+            let id = c.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+            Ok(ToolCall { id, name: name.to_string(), arguments })
         })
         .collect()
 }
@@ -199,8 +162,7 @@ fn tool_calls(v: Option<&Value>, param: &str) -> Result<Vec<ToolCall>, ApiError>
 pub fn messages(v: Option<&Value>, max: usize) -> Result<Vec<Message>, ApiError> {
     let arr = match v {
         None | Some(Value::Null) => {
-            return Err(invalid("'messages' is a required property", "messages")
-                .code("missing_required_parameter"))
+            return Err(invalid("'messages' is a required property", "messages").code("missing_required_parameter"))
         }
         Some(Value::Array(a)) => a,
         Some(_) => return Err(invalid("messages must be an array", "messages")),
@@ -209,35 +171,24 @@ pub fn messages(v: Option<&Value>, max: usize) -> Result<Vec<Message>, ApiError>
         return Err(invalid("messages must not be empty", "messages"));
     }
     if arr.len() > max {
-        return Err(invalid(
-            format!("at most {max} messages per request, got {}", arr.len()),
-            "messages",
-        ));
+        return Err(invalid(format!("at most {max} messages per request, got {}", arr.len()), "messages"));
     }
     arr.iter()
         .enumerate()
         .map(|(i, m)| {
             let p = format!("messages[{i}]");
-            let o = m
-                .as_object()
-                .ok_or_else(|| invalid("a message must be an object", &p))?;
+            let o = m.as_object().ok_or_else(|| invalid("a message must be an object", &p))?;
             let role = match o.get("role").and_then(Value::as_str) {
                 Some("system" | "developer") => Role::System,
                 Some("user") => Role::User,
                 Some("assistant") => Role::Assistant,
                 Some("tool" | "function") => Role::Tool,
-                Some(other) => {
-                    return Err(invalid(
-                        format!("unknown role {other:?}"),
-                        &format!("{p}.role"),
-                    ))
-                }
+                Some(other) => return Err(invalid(format!("unknown role {other:?}"), &format!("{p}.role"))),
                 None => return Err(invalid("a message needs a role", &format!("{p}.role"))),
             };
             let mut msg = Message::new(role, content(o.get("content"), &format!("{p}.content"))?);
             msg.tool_calls = tool_calls(o.get("tool_calls"), &format!("{p}.tool_calls"))?;
-            msg.tool_call_id =
-                opt_str(o, "tool_call_id", &format!("{p}.tool_call_id"))?.map(str::to_string);
+            msg.tool_call_id = opt_str(o, "tool_call_id", &format!("{p}.tool_call_id"))?.map(str::to_string);
             msg.name = opt_str(o, "name", &format!("{p}.name"))?.map(str::to_string);
             Ok(msg)
         })
@@ -245,10 +196,7 @@ pub fn messages(v: Option<&Value>, max: usize) -> Result<Vec<Message>, ApiError>
 }
 
 /// Splits `STRATEGY[-BUDGET]:MODEL`; `None` when `model` is the served id itself.
-pub fn model_prefix(
-    model: &str,
-    served: &str,
-) -> Result<Option<(String, Option<usize>)>, ApiError> {
+pub fn model_prefix(model: &str, served: &str) -> Result<Option<(String, Option<usize>)>, ApiError> {
     if model == served {
         return Ok(None);
     }
@@ -267,12 +215,7 @@ pub fn model_prefix(
     }
     Ok(Some(match prefix.rsplit_once('-') {
         Some((s, b)) if !s.is_empty() && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) => {
-            let budget = b.parse().map_err(|_| {
-                invalid(
-                    format!("budget {b:?} in the model prefix is too large"),
-                    "model",
-                )
-            })?;
+            let budget = b.parse().map_err(|_| invalid(format!("budget {b:?} in the model prefix is too large"), "model"))?;
             (s.to_string(), Some(budget))
         }
         _ => (prefix.to_string(), None),
@@ -295,33 +238,14 @@ const PONDER_FIELDS: &[&str] = &[
 ];
 
 /// Parses and checks a request body (limits are checked by the caller).
-pub fn parse(
-    kind: Kind,
-    body: &[u8],
-    served: &str,
-    cfg: &ServerConfig,
-) -> Result<Request, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(format!(
-            "We could not parse the JSON body of your request: {e}"
-        ))
-        .code("invalid_json")
-    })?;
-    let o = v.as_object().ok_or_else(|| {
-        ApiError::invalid("the request body must be a JSON object").code("invalid_json")
-    })?;
+pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Result<Request, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("We could not parse the JSON body of your request: {e}")).code("invalid_json"))?;
+    let o = v.as_object().ok_or_else(|| ApiError::invalid("the request body must be a JSON object").code("invalid_json"))?;
     let model = match o.get("model") {
         Some(Value::String(m)) => m.clone(),
-        None | Some(Value::Null) => {
-            return Err(invalid("'model' is a required property", "model")
-                .code("missing_required_parameter"))
-        }
-        Some(other) => {
-            return Err(invalid(
-                format!("model must be a string, got {other}"),
-                "model",
-            ))
-        }
+        None | Some(Value::Null) => return Err(invalid("'model' is a required property", "model").code("missing_required_parameter")),
+        Some(other) => return Err(invalid(format!("model must be a string, got {other}"), "model")),
     };
     let d = &cfg.defaults;
     let (mut strategy, mut budget) = (d.strategy.clone(), d.budget);
@@ -338,23 +262,12 @@ pub fn parse(
         None | Some(Value::Null) => {}
         Some(Value::Object(p)) => {
             if let Some(k) = p.keys().find(|k| !PONDER_FIELDS.contains(&k.as_str())) {
-                return Err(invalid(
-                    format!(
-                        "unknown field ponder.{k} (known: {})",
-                        PONDER_FIELDS.join(", ")
-                    ),
-                    &format!("ponder.{k}"),
-                ));
+                return Err(invalid(format!("unknown field ponder.{k} (known: {})", PONDER_FIELDS.join(", ")), &format!("ponder.{k}")));
             }
             match p.get("strategy") {
                 None | Some(Value::Null) => {}
                 Some(v @ (Value::String(_) | Value::Object(_))) => strategy = v.clone(),
-                Some(_) => {
-                    return Err(invalid(
-                        "ponder.strategy must be a spec: a string (\"pf@8\") or an object",
-                        "ponder.strategy",
-                    ))
-                }
+                Some(_) => return Err(invalid("ponder.strategy must be a spec: a string (\"pf@8\") or an object", "ponder.strategy")),
             }
             if let Some(b) = opt_u64(p, "budget", "ponder.budget")? {
                 budget = usize::try_from(b).unwrap_or(usize::MAX);
@@ -362,30 +275,17 @@ pub fn parse(
             if let Some(s) = opt_str(p, "scorer", "ponder.scorer")? {
                 scorer = s.to_string();
             }
-            return_candidates =
-                opt_bool(p, "return_candidates", "ponder.return_candidates")?.unwrap_or(false);
+            return_candidates = opt_bool(p, "return_candidates", "ponder.return_candidates")?.unwrap_or(false);
             max_total_tokens = opt_u64(p, "max_total_tokens", "ponder.max_total_tokens")?
                 .or(opt_u64(p, "token_ceiling", "ponder.token_ceiling")?);
             if let Some(list) = p.get("ignore_arguments").filter(|v| !v.is_null()) {
                 ignore_arguments = list
                     .as_array()
-                    .and_then(|a| {
-                        a.iter()
-                            .map(|x| x.as_str().map(str::to_string))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| {
-                        invalid(
-                            "ponder.ignore_arguments must be an array of strings",
-                            "ponder.ignore_arguments",
-                        )
-                    })?;
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| invalid("ponder.ignore_arguments must be an array of strings", "ponder.ignore_arguments"))?;
             }
             if let Some(pat) = opt_str(p, "answer_pattern", "ponder.answer_pattern")? {
-                answer_pattern = Some(
-                    pat.parse::<AnswerPattern>()
-                        .map_err(|e| invalid(e, "ponder.answer_pattern"))?,
-                );
+                answer_pattern = Some(pat.parse::<AnswerPattern>().map_err(|e| invalid(e, "ponder.answer_pattern"))?);
             }
             if let Some(m) = opt_str(p, "think_markers", "ponder.think_markers")? {
                 thinking.markers = m
@@ -411,10 +311,7 @@ pub fn parse(
                 Some("chunks") => ProgressMode::Chunks,
                 Some("none") => ProgressMode::None,
                 Some(other) => {
-                    return Err(invalid(
-                        format!("ponder.progress must be comments, chunks or none, got {other:?}"),
-                        "ponder.progress",
-                    ))
+                    return Err(invalid(format!("ponder.progress must be comments, chunks or none, got {other:?}"), "ponder.progress"))
                 }
             };
         }
@@ -425,19 +322,11 @@ pub fn parse(
         Kind::Completion => {
             let prompt = match o.get("prompt") {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
-                    a[0].as_str().unwrap_or_default().to_string()
-                }
+                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
                 None | Some(Value::Null) => {
-                    return Err(invalid("'prompt' is a required property", "prompt")
-                        .code("missing_required_parameter"))
+                    return Err(invalid("'prompt' is a required property", "prompt").code("missing_required_parameter"))
                 }
-                Some(_) => {
-                    return Err(invalid(
-                        "prompt must be a string (batches and token arrays are not supported)",
-                        "prompt",
-                    ))
-                }
+                Some(_) => return Err(invalid("prompt must be a string (batches and token arrays are not supported)", "prompt")),
             };
             if prompt.is_empty() {
                 return Err(invalid("prompt must not be empty", "prompt"));
@@ -452,14 +341,8 @@ pub fn parse(
         return Err(invalid("max_tokens must be at least 1", "max_tokens"));
     }
     if max_tokens > u64::from(cfg.limits.max_tokens) {
-        return Err(invalid(
-            format!(
-                "max_tokens {max_tokens} is above this server's ceiling of {}",
-                cfg.limits.max_tokens
-            ),
-            "max_tokens",
-        )
-        .code("max_tokens_too_large"));
+        return Err(invalid(format!("max_tokens {max_tokens} is above this server's ceiling of {}", cfg.limits.max_tokens), "max_tokens")
+            .code("max_tokens_too_large"));
     }
     let stop = match o.get("stop") {
         None | Some(Value::Null) => Vec::new(),
@@ -469,12 +352,7 @@ pub fn parse(
             .map(|x| x.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| invalid("stop must be a string or an array of strings", "stop"))?,
-        Some(_) => {
-            return Err(invalid(
-                "stop must be a string or an array of strings",
-                "stop",
-            ))
-        }
+        Some(_) => return Err(invalid("stop must be a string or an array of strings", "stop")),
     };
     if stop.len() > 16 || stop.iter().any(String::is_empty) {
         return Err(invalid("stop takes at most 16 non-empty strings", "stop"));
@@ -486,10 +364,7 @@ pub fn parse(
         min_p: opt_f32(o, "min_p", "min_p")?.unwrap_or(0.0),
         seed: match o.get("seed") {
             None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_u64()
-                .or_else(|| v.as_i64().map(|x| x as u64))
-                .ok_or_else(|| invalid("seed must be an integer", "seed"))?,
+            Some(v) => v.as_u64().or_else(|| v.as_i64().map(|x| x as u64)).ok_or_else(|| invalid("seed must be an integer", "seed"))?,
         },
         max_tokens: max_tokens as u32,
         stop,
@@ -501,8 +376,7 @@ pub fn parse(
     if n == 0 {
         return Err(invalid("n must be at least 1", "n"));
     }
-    let mut strategy =
-        StrategySpec::from_value(strategy, Some(budget)).map_err(|e| spec_error(&e))?;
+    let mut strategy = StrategySpec::from_value(strategy, Some(budget)).map_err(|e| spec_error(&e))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let n = match &mut strategy {
         // OpenAI's `n` is single's own: n independent samples, every one a choice.
@@ -517,19 +391,11 @@ pub fn parse(
         }
         _ => 1,
     };
-    let scorer: ScorerSpec =
-        scorer
-            .parse()
-            .map_err(|e: ponder_core::scorer_spec::ScorerSpecError| {
-                invalid(e.to_string(), "ponder.scorer")
-            })?;
+    let scorer: ScorerSpec = scorer.parse().map_err(|e: ponder_core::scorer_spec::ScorerSpecError| invalid(e.to_string(), "ponder.scorer"))?;
     let samples = strategy.budget();
     if samples > cfg.limits.max_budget {
         return Err(invalid(
-            format!(
-                "budget {samples} is above this server's ceiling of {} samples per request",
-                cfg.limits.max_budget
-            ),
+            format!("budget {samples} is above this server's ceiling of {} samples per request", cfg.limits.max_budget),
             if n > 1 { "n" } else { "ponder.budget" },
         )
         .code("budget_too_large"));
@@ -572,12 +438,8 @@ pub(crate) fn spec_error(e: &StrategyError) -> ApiError {
         StrategyError::InvalidConfig { field, .. } => {
             invalid(e.to_string(), &format!("ponder.strategy.{field}")).code("invalid_strategy")
         }
-        StrategyError::InvalidBudget(_) => {
-            invalid(e.to_string(), "ponder.budget").code("invalid_budget")
-        }
-        StrategyError::UnknownStrategy { .. } => {
-            invalid(e.to_string(), "ponder.strategy").code("unknown_strategy")
-        }
+        StrategyError::InvalidBudget(_) => invalid(e.to_string(), "ponder.budget").code("invalid_budget"),
+        StrategyError::UnknownStrategy { .. } => invalid(e.to_string(), "ponder.strategy").code("unknown_strategy"),
         _ => invalid(e.to_string(), "ponder.strategy").code("invalid_strategy"),
     }
 }
@@ -592,39 +454,12 @@ fn check_sampling(s: &SamplingParams) -> Result<(), ApiError> {
     // The field at fault is the one that fails alone on otherwise default parameters.
     let d = SamplingParams::default();
     let alone = [
-        (
-            "temperature",
-            SamplingParams {
-                temperature: s.temperature,
-                ..d.clone()
-            },
-        ),
-        (
-            "top_p",
-            SamplingParams {
-                top_p: s.top_p,
-                ..d.clone()
-            },
-        ),
-        (
-            "min_p",
-            SamplingParams {
-                min_p: s.min_p,
-                ..d.clone()
-            },
-        ),
-        (
-            "max_tokens",
-            SamplingParams {
-                max_tokens: s.max_tokens,
-                ..d.clone()
-            },
-        ),
+        ("temperature", SamplingParams { temperature: s.temperature, ..d.clone() }),
+        ("top_p", SamplingParams { top_p: s.top_p, ..d.clone() }),
+        ("min_p", SamplingParams { min_p: s.min_p, ..d.clone() }),
+        ("max_tokens", SamplingParams { max_tokens: s.max_tokens, ..d.clone() }),
     ];
-    let param = alone
-        .iter()
-        .find(|(_, p)| p.validate().is_err())
-        .map(|(name, _)| *name);
+    let param = alone.iter().find(|(_, p)| p.validate().is_err()).map(|(name, _)| *name);
     let e = ApiError::invalid(message);
     Err(match param {
         Some(p) => e.param(p),
@@ -639,18 +474,8 @@ fn logprobs(o: &Map<String, Value>, kind: Kind, strategy: &str) -> Result<bool, 
         (None | Some(Value::Null) | Some(Value::Bool(false)), _) => false,
         (Some(Value::Bool(true)), _) => true,
         (Some(Value::Number(n)), Kind::Completion) if n.is_u64() => true,
-        (Some(v), Kind::Chat) => {
-            return Err(invalid(
-                format!("logprobs must be true or false, got {v}"),
-                "logprobs",
-            ))
-        }
-        (Some(v), Kind::Completion) => {
-            return Err(invalid(
-                format!("logprobs must be a non-negative integer, got {v}"),
-                "logprobs",
-            ))
-        }
+        (Some(v), Kind::Chat) => return Err(invalid(format!("logprobs must be true or false, got {v}"), "logprobs")),
+        (Some(v), Kind::Completion) => return Err(invalid(format!("logprobs must be a non-negative integer, got {v}"), "logprobs")),
     };
     if wanted && strategy != "single" {
         return Err(invalid(
@@ -678,18 +503,12 @@ fn check_stream_options(o: &Map<String, Value>, stream: bool) -> Result<(), ApiE
         }
     };
     if !stream {
-        return Err(invalid(
-            "stream_options is only allowed when stream is true",
-            "stream_options",
-        ));
+        return Err(invalid("stream_options is only allowed when stream is true", "stream_options"));
     }
     for key in so.keys() {
         let param = format!("stream_options.{key}");
         if !matches!(key.as_str(), "include_usage" | "include_obfuscation") {
-            return Err(invalid(
-                format!("unknown field {param} (known: include_usage, include_obfuscation)"),
-                &param,
-            ));
+            return Err(invalid(format!("unknown field {param} (known: include_usage, include_obfuscation)"), &param));
         }
         opt_bool(so, key, &param)?;
     }
@@ -706,12 +525,9 @@ mod tests {
 
     #[test]
     fn strategy_from_prefix_and_body() {
-        let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}]}"#)
-            .unwrap();
+        let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         assert_eq!(r.strategy.to_string(), "sc@16");
-        let r =
-            parse_chat(r#"{"model":"adaptive-sc:m","messages":[{"role":"user","content":"hi"}]}"#)
-                .unwrap();
+        let r = parse_chat(r#"{"model":"adaptive-sc:m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         assert_eq!(r.strategy.to_string(), "adaptive-sc@8");
         let r = parse_chat(r#"{"model":"sc-16:m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"bon","budget":3}}"#)
             .unwrap();
@@ -721,17 +537,11 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":{"strategy":"pf","resampling":"systematic"},"budget":4}}"#,
         )
         .unwrap();
-        assert_eq!(
-            r.strategy.to_string(),
-            r#"pf@4{ resampling = "systematic" }"#
-        );
+        assert_eq!(r.strategy.to_string(), r#"pf@4{ resampling = "systematic" }"#);
         let r = parse_chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"beam@6{width = 3}"}}"#).unwrap();
         assert_eq!(r.strategy.to_string(), "beam@6{ width = 3 }");
         let r = parse_chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"ponder":{"strategy":"single"},"n":3}"#).unwrap();
-        assert_eq!(
-            (r.strategy.to_string().as_str(), r.n, r.samples()),
-            ("single@3", 3, 3)
-        );
+        assert_eq!((r.strategy.to_string().as_str(), r.n, r.samples()), ("single@3", 3, 3));
     }
 
     #[test]
@@ -739,80 +549,26 @@ mod tests {
         let cases = [
             (r#"{"model":"m"}"#, "messages", 400),
             (r#"{"model":"m","messages":[]}"#, "messages", 400),
-            (
-                r#"{"messages":[{"role":"user","content":"x"}]}"#,
-                "model",
-                400,
-            ),
-            (
-                r#"{"model":"other","messages":[{"role":"user","content":"x"}]}"#,
-                "model",
-                404,
-            ),
-            (
-                r#"{"model":"sc-65:m","messages":[{"role":"user","content":"x"}]}"#,
-                "ponder.budget",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
-                "messages[0].role",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
-                "temperature",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":999999}"#,
-                "max_tokens",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"budgett":2}}"#,
-                "ponder.budgett",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#,
-                "n",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":{"strategy":"pf","ess_threshold":2}}}"#,
-                "ponder.strategy.ess_threshold",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"beam{widht = 2}"}}"#,
-                "ponder.strategy",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"nope"}}"#,
-                "ponder.strategy",
-                400,
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"scorer":"nope"}}"#,
-                "ponder.scorer",
-                400,
-            ),
+            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "model", 400),
+            (r#"{"model":"other","messages":[{"role":"user","content":"x"}]}"#, "model", 404),
+            (r#"{"model":"sc-65:m","messages":[{"role":"user","content":"x"}]}"#, "ponder.budget", 400),
+            (r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#, "messages[0].role", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#, "temperature", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":999999}"#, "max_tokens", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"budgett":2}}"#, "ponder.budgett", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#, "n", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":{"strategy":"pf","ess_threshold":2}}}"#, "ponder.strategy.ess_threshold", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"beam{widht = 2}"}}"#, "ponder.strategy", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"strategy":"nope"}}"#, "ponder.strategy", 400),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"ponder":{"scorer":"nope"}}"#, "ponder.scorer", 400),
         ];
         for (body, param, status) in cases {
             let e = parse_chat(body).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}: {e:?}");
             assert_eq!(e.status.as_u16(), status, "{body}: {e:?}");
         }
-        assert_eq!(
-            parse_chat("{not json").unwrap_err().code.as_deref(),
-            Some("invalid_json")
-        );
-        assert_eq!(
-            parse_chat("[1]").unwrap_err().code.as_deref(),
-            Some("invalid_json")
-        );
+        assert_eq!(parse_chat("{not json").unwrap_err().code.as_deref(), Some("invalid_json"));
+        assert_eq!(parse_chat("[1]").unwrap_err().code.as_deref(), Some("invalid_json"));
     }
 
     #[test]

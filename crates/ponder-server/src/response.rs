@@ -15,8 +15,7 @@ use crate::request::{Kind, Request};
 pub(crate) use ponder_core::answer::tools::extract_with_tools as extract;
 
 /// The gateway's answer rules: tool answers as written, numbers by value.
-pub(crate) const EQUIVALENCE: ToolEquivalence<NumericEquivalence> =
-    ToolEquivalence(NumericEquivalence);
+pub(crate) const EQUIVALENCE: ToolEquivalence<NumericEquivalence> = ToolEquivalence(NumericEquivalence);
 
 pub(crate) fn openai_usage(u: &Usage) -> Value {
     let prompt = u.prompt_computed + u.prompt_reused;
@@ -58,8 +57,7 @@ pub(crate) fn decide(o: &Outcome, ignore: &[String], id: &str) -> Decision {
     let mut pos = o.chosen.filter(|&p| p < o.candidates.len());
     let mut tool_vote = None;
     let chosen_answer = pos.and_then(|p| o.candidates[p].answer.clone());
-    if let Some(names) = chosen_answer.filter(|a| a.starts_with(TOOL_PREFIX) && !o.votes.is_empty())
-    {
+    if let Some(names) = chosen_answer.filter(|a| a.starts_with(TOOL_PREFIX) && !o.votes.is_empty()) {
         let vote = tools::vote_arguments(&o.candidates, &names, ignore);
         if vote.chosen.is_some() {
             pos = vote.chosen;
@@ -71,14 +69,7 @@ pub(crate) fn decide(o: &Outcome, ignore: &[String], id: &str) -> Decision {
         }));
     }
     let Some(p) = pos else {
-        return Decision {
-            pos: None,
-            content: String::new(),
-            tool_calls: Vec::new(),
-            finish_reason: "stop",
-            stop_reason: None,
-            tool_vote,
-        };
+        return Decision { pos: None, content: String::new(), tool_calls: Vec::new(), finish_reason: "stop", stop_reason: None, tool_vote };
     };
     let c = &o.candidates[p];
     let (prose, mut calls) = tools::parse(&c.text);
@@ -86,14 +77,7 @@ pub(crate) fn decide(o: &Outcome, ignore: &[String], id: &str) -> Decision {
         call.id = format!("call_{}_{i}", id.rsplit('-').next().unwrap_or("0"));
     }
     let (content, finish_reason) = if calls.is_empty() {
-        (
-            c.text.clone(),
-            if c.finish == FinishReason::Length {
-                "length"
-            } else {
-                "stop"
-            },
-        )
+        (c.text.clone(), if c.finish == FinishReason::Length { "length" } else { "stop" })
     } else {
         (prose, "tool_calls")
     };
@@ -101,14 +85,7 @@ pub(crate) fn decide(o: &Outcome, ignore: &[String], id: &str) -> Decision {
         FinishReason::Stop(s) => Some(s.clone()),
         _ => None,
     };
-    Decision {
-        pos: Some(p),
-        content,
-        tool_calls: calls,
-        finish_reason,
-        stop_reason,
-        tool_vote,
-    }
+    Decision { pos: Some(p), content, tool_calls: calls, finish_reason, stop_reason, tool_vote }
 }
 
 pub(crate) fn ponder_field(o: &Outcome, req: &Request, d: &Decision) -> Value {
@@ -181,18 +158,11 @@ pub(crate) fn logprobs_json(kind: Kind, t: &TokenLogprobs) -> Value {
 }
 
 /// The full (non-streaming) response body.
-pub(crate) fn response_body(
-    o: &Outcome,
-    req: &Request,
-    id: &str,
-    logprobs: &[TokenLogprobs],
-) -> Value {
+pub(crate) fn response_body(o: &Outcome, req: &Request, id: &str, logprobs: &[TokenLogprobs]) -> Value {
     let d = decide(o, &req.ignore_arguments, id);
     let lp = |i: usize| {
         if req.logprobs {
-            logprobs
-                .get(i)
-                .map_or(Value::Null, |l| logprobs_json(req.kind, l))
+            logprobs.get(i).map_or(Value::Null, |l| logprobs_json(req.kind, l))
         } else {
             Value::Null
         }
@@ -224,14 +194,10 @@ pub(crate) fn response_body(
                         message["content"] = Value::Null;
                     }
                 }
-                vec![
-                    json!({ "index": 0, "message": message, "logprobs": l, "finish_reason": d.finish_reason, "stop_reason": d.stop_reason }),
-                ]
+                vec![json!({ "index": 0, "message": message, "logprobs": l, "finish_reason": d.finish_reason, "stop_reason": d.stop_reason })]
             }
             Kind::Completion => {
-                vec![
-                    json!({ "index": 0, "text": d.content, "logprobs": l, "finish_reason": d.finish_reason, "stop_reason": d.stop_reason }),
-                ]
+                vec![json!({ "index": 0, "text": d.content, "logprobs": l, "finish_reason": d.finish_reason, "stop_reason": d.stop_reason })]
             }
         }
     };
@@ -256,16 +222,7 @@ mod tests {
     fn cand(index: usize, text: &str) -> Candidate {
         let answer = extract(text);
         let key = answer.as_deref().map(|a| EQUIVALENCE.key(a));
-        Candidate {
-            index,
-            text: text.into(),
-            answer,
-            key,
-            n_tokens: 1,
-            mean_logprob: None,
-            finish: FinishReason::Eos,
-            score: None,
-        }
+        Candidate { index, text: text.into(), answer, key, n_tokens: 1, mean_logprob: None, finish: FinishReason::Eos, score: None }
     }
 
     fn call(name: &str, args: &str) -> String {
@@ -274,9 +231,7 @@ mod tests {
 
     fn vote(candidates: Vec<Candidate>) -> Outcome {
         let votes = strategy::tally(&candidates, false);
-        let chosen = votes
-            .first()
-            .and_then(|v| candidates.iter().position(|c| c.index == v.first_index));
+        let chosen = votes.first().and_then(|v| candidates.iter().position(|c| c.index == v.first_index));
         Outcome {
             strategy: "sc".into(),
             answer: votes.first().map(|v| v.answer.clone()),
@@ -313,11 +268,7 @@ mod tests {
 
     #[test]
     fn text_answers_keep_the_strategys_choice() {
-        let o = vote(vec![
-            cand(0, "The answer is 5."),
-            cand(1, &call("f", "{}")),
-            cand(2, "It is 5"),
-        ]);
+        let o = vote(vec![cand(0, "The answer is 5."), cand(1, &call("f", "{}")), cand(2, "It is 5")]);
         let d = decide(&o, &[], "id");
         assert_eq!(d.pos, Some(0));
         assert!(d.tool_calls.is_empty() && d.tool_vote.is_none());
@@ -326,12 +277,7 @@ mod tests {
 
     #[test]
     fn usage_maps_to_openai_fields() {
-        let u = Usage {
-            prompt_computed: 10,
-            prompt_reused: 30,
-            completion: 7,
-            ..Usage::default()
-        };
+        let u = Usage { prompt_computed: 10, prompt_reused: 30, completion: 7, ..Usage::default() };
         let v = openai_usage(&u);
         assert_eq!(v["prompt_tokens"], 40);
         assert_eq!(v["completion_tokens"], 7);

@@ -28,18 +28,10 @@ use crate::response::{extract, Ran, TokenLogprobs, EQUIVALENCE};
 use crate::settle::{Meter, Metered};
 
 /// Checks the ceilings and reserves the key's worst case: nothing is generated before this.
-pub(crate) fn admit(
-    st: &Arc<AppState>,
-    req: &Request,
-    key: Option<&str>,
-) -> Result<Arc<Meter>, ApiError> {
+pub(crate) fn admit(st: &Arc<AppState>, req: &Request, key: Option<&str>) -> Result<Arc<Meter>, ApiError> {
     let samples = req.samples() as u64;
     let worst = samples.saturating_mul(u64::from(req.sampling.max_tokens));
-    let ceiling = req
-        .max_total_tokens
-        .map_or(st.config.limits.max_total_tokens, |c| {
-            c.min(st.config.limits.max_total_tokens)
-        });
+    let ceiling = req.max_total_tokens.map_or(st.config.limits.max_total_tokens, |c| c.min(st.config.limits.max_total_tokens));
     if worst > ceiling {
         return Err(ApiError::invalid(format!(
             "budget {samples} x max_tokens {} = {worst} tokens is above the token ceiling of {ceiling}",
@@ -49,21 +41,11 @@ pub(crate) fn admit(
         .code("token_ceiling_exceeded"));
     }
     let prompt = match req.kind {
-        Kind::Chat => st
-            .backend
-            .prompt_tokens(&req.messages, req.tools.as_ref())
-            .map_err(|e| ApiError::from_gen(&e, false))?,
-        Kind::Completion => req
-            .messages
-            .first()
-            .and_then(|m| st.backend.raw_tokens(&m.content)),
+        Kind::Chat => st.backend.prompt_tokens(&req.messages, req.tools.as_ref()).map_err(|e| ApiError::from_gen(&e, false))?,
+        Kind::Completion => req.messages.first().and_then(|m| st.backend.raw_tokens(&m.content)),
     };
-    let reserve =
-        samples.saturating_mul(u64::from(req.sampling.max_tokens) + prompt.unwrap_or(0) as u64);
-    Ok(Meter::new(
-        st.keys.reserve(key, reserve)?,
-        st.metrics.clone(),
-    ))
+    let reserve = samples.saturating_mul(u64::from(req.sampling.max_tokens) + prompt.unwrap_or(0) as u64);
+    Ok(Meter::new(st.keys.reserve(key, reserve)?, st.metrics.clone()))
 }
 
 /// The model-backed scorers the gateway has: its reward server, if configured.
@@ -73,46 +55,30 @@ impl ScorerModels for GatewayModels<'_> {
     fn reward(&self) -> Result<Arc<dyn OutcomeScorer>, String> {
         match self.0 {
             Some(r) => Ok(Arc::new(r.clone())),
-            None => {
-                Err("needs a reward model server: `[reward]` in the `ponder serve` config".into())
-            }
+            None => Err("needs a reward model server: `[reward]` in the `ponder serve` config".into()),
         }
     }
 }
 
 /// The request's scorers through ponder-core's builder (the CLI's too); self-evaluation
 /// judges whole candidates for best-of-N through `generator`, so that work is metered.
-fn scorers(
-    st: &AppState,
-    req: &Request,
-    generator: Arc<dyn Generator>,
-) -> Result<Scorers, ApiError> {
+fn scorers(st: &AppState, req: &Request, generator: Arc<dyn Generator>) -> Result<Scorers, ApiError> {
     let messages = req.messages.clone();
-    let env = ScorerEnv {
-        checker: None,
-        generator,
-        prompt: Arc::new(move |_| messages.clone()),
-        self_eval_question: None,
-    };
+    let env = ScorerEnv { checker: None, generator, prompt: Arc::new(move |_| messages.clone()), self_eval_question: None };
     let models = GatewayModels(st.reward.as_ref());
     let bad = |e: ScorerSpecError| ApiError::invalid(e.to_string()).param("ponder.scorer");
     let mut scorers = req.scorer.build(&env, &models).map_err(bad)?;
     // Searches judge steps with self-evaluation unless the request names a process scorer
     // (the gateway's default scorer, mean-logprob, judges only whole candidates).
     if scorers.process.is_none() && req.strategy.needs().process_scorer {
-        scorers.process = ScorerSpec::SelfEval
-            .build(&env, &models)
-            .map_err(bad)?
-            .process;
+        scorers.process = ScorerSpec::SelfEval.build(&env, &models).map_err(bad)?.process;
     }
     Ok(scorers)
 }
 
 /// Fails when the request's scorer cannot be built here (before any generation).
 pub(crate) fn check_scorer(st: &AppState, req: &Request) -> Result<(), ApiError> {
-    let generator = st
-        .backend
-        .chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream);
+    let generator = st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream);
     scorers(st, req, generator).map(drop)
 }
 
@@ -145,27 +111,16 @@ async fn run_inner(
 ) -> Result<Ran, ApiError> {
     let upstream = st.backend.is_upstream();
     let inner = match req.kind {
-        Kind::Chat => st
-            .backend
-            .chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream),
-        Kind::Completion => st
-            .backend
-            .raw(req.upstream)
-            .map_err(|e| ApiError::from_gen(&e, upstream))?,
+        Kind::Chat => st.backend.chat(req.tools.as_ref(), req.tool_choice.as_ref(), req.upstream),
+        Kind::Completion => st.backend.raw(req.upstream).map_err(|e| ApiError::from_gen(&e, upstream))?,
     };
     let mut generator: Arc<dyn Generator> = Arc::new(Metered { inner, meter });
     if let Some(tx) = progress {
-        generator = Arc::new(Observed {
-            inner: generator,
-            tx,
-        });
+        generator = Arc::new(Observed { inner: generator, tx });
     }
     let kept = Arc::new(Mutex::new(BTreeMap::new()));
     if req.logprobs {
-        generator = Arc::new(KeepLogprobs {
-            inner: generator,
-            kept: kept.clone(),
-        });
+        generator = Arc::new(KeepLogprobs { inner: generator, kept: kept.clone() });
     }
     let thinking = req
         .thinking
@@ -183,11 +138,7 @@ async fn run_inner(
     let scorers = scorers(&st, &req, generator.clone())?;
     let equivalence = EQUIVALENCE;
     let by_pattern = |text: &str| req.answer_pattern.as_ref().and_then(|p| p.extract(text));
-    let extract: &(dyn Fn(&str) -> Option<String> + Sync) = if req.answer_pattern.is_some() {
-        &by_pattern
-    } else {
-        &extract
-    };
+    let extract: &(dyn Fn(&str) -> Option<String> + Sync) = if req.answer_pattern.is_some() { &by_pattern } else { &extract };
     let ctx = Ctx {
         generator: generator.as_ref(),
         equivalence: &equivalence,
@@ -199,31 +150,14 @@ async fn run_inner(
         verifier: None,
         thinking: markers.as_ref(),
     };
-    let problem = Problem {
-        id: "request".into(),
-        question: req.question(),
-        gold: String::new(),
-        level: None,
-        steps: Vec::new(),
-    };
-    let outcome = strategy
-        .solve(&problem, &req.messages, &ctx)
-        .await
-        .map_err(|e| ApiError::from_strategy(&e, upstream))?;
+    let problem = Problem { id: "request".into(), question: req.question(), gold: String::new(), level: None, steps: Vec::new() };
+    let outcome = strategy.solve(&problem, &req.messages, &ctx).await.map_err(|e| ApiError::from_strategy(&e, upstream))?;
     // Every choice is a sample of its own: one that failed fails the request.
     if req.n > 1 && outcome.n_failed > 0 {
-        return Err(ApiError::internal(format!(
-            "{} of {} samples failed",
-            outcome.n_failed, req.n
-        ))
-        .code("sample_failed"));
+        return Err(ApiError::internal(format!("{} of {} samples failed", outcome.n_failed, req.n)).code("sample_failed"));
     }
     let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
-    let logprobs = outcome
-        .candidates
-        .iter()
-        .filter_map(|c| kept.get(&c.index).cloned())
-        .collect();
+    let logprobs = outcome.candidates.iter().filter_map(|c| kept.get(&c.index).cloned()).collect();
     Ok((outcome, logprobs))
 }
 
@@ -251,35 +185,18 @@ impl Generator for KeepLogprobs {
             match inner.next().await {
                 Some(Ok(s)) => {
                     if let Ok(mut k) = kept.lock() {
-                        k.insert(
-                            s.index,
-                            TokenLogprobs {
-                                logprobs: s.token_logprobs.clone(),
-                                bytes: s.token_bytes.clone(),
-                            },
-                        );
+                        k.insert(s.index, TokenLogprobs { logprobs: s.token_logprobs.clone(), bytes: s.token_bytes.clone() });
                     }
                     Some((GenEvent::Sample(s), (Some(inner), outer, kept)))
                 }
-                Some(Err((index, error))) => Some((
-                    GenEvent::Failed { index, error },
-                    (Some(inner), outer, kept),
-                )),
-                None => inner
-                    .finish()
-                    .await
-                    .ok()
-                    .map(|u| (GenEvent::Done(u), (None, outer, kept))),
+                Some(Err((index, error))) => Some((GenEvent::Failed { index, error }, (Some(inner), outer, kept))),
+                None => inner.finish().await.ok().map(|u| (GenEvent::Done(u), (None, outer, kept))),
             }
         });
         Ok(SampleStream::new(events, outer))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         self.inner.open(messages, seed).await
     }
 }

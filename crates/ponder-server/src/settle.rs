@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use ponder_core::{
-    BranchId, CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, SampleRequest,
-    SampleStream, Step, StepParams, StepSession, Usage,
+    BranchId, CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, SampleRequest, SampleStream, Step,
+    StepParams, StepSession, Usage,
 };
 
 use crate::keys::Reservation;
@@ -40,11 +40,7 @@ pub struct Meter {
 
 impl Meter {
     pub fn new(reservation: Reservation, metrics: Arc<Metrics>) -> Arc<Meter> {
-        Arc::new(Meter {
-            reservation,
-            metrics,
-            seen: Mutex::new(Usage::default()),
-        })
+        Arc::new(Meter { reservation, metrics, seen: Mutex::new(Usage::default()) })
     }
 
     /// Work the backend reports as done: charged and counted now.
@@ -96,9 +92,7 @@ impl Drop for Running {
     /// Dropped before the backend reported its usage: cancel what still runs and wait for
     /// the report on another task.
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
-            return;
-        };
+        let Some(inner) = self.inner.take() else { return };
         let meter = self.meter.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
@@ -124,11 +118,7 @@ impl Generator for Metered {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         let inner = self.inner.sample(req).await?;
         let cancel = CancelToken::default();
-        let running = Running {
-            inner: Some(inner),
-            cancel: cancel.clone(),
-            meter: self.meter.clone(),
-        };
+        let running = Running { inner: Some(inner), cancel: cancel.clone(), meter: self.meter.clone() };
         let events = futures::stream::unfold(running, |mut r| async move {
             let inner = r.inner.as_mut()?;
             if r.cancel.is_cancelled() {
@@ -147,13 +137,8 @@ impl Generator for Metered {
         Ok(SampleStream::new(events, cancel))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        let (generator, messages, meter) =
-            (self.inner.clone(), messages.to_vec(), self.meter.clone());
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        let (generator, messages, meter) = (self.inner.clone(), messages.to_vec(), self.meter.clone());
         // On its own task: a session opened after its caller left is still counted and closed.
         let inner = tokio::spawn(async move {
             let s = generator.open(&messages, seed).await?;
@@ -163,12 +148,7 @@ impl Generator for Metered {
         .await
         .map_err(lost)??;
         let (root, usage) = (inner.root(), inner.usage());
-        Ok(Box::new(MeteredSession {
-            inner: Arc::new(tokio::sync::Mutex::new(inner)),
-            meter: self.meter.clone(),
-            root,
-            usage,
-        }))
+        Ok(Box::new(MeteredSession { inner: Arc::new(tokio::sync::Mutex::new(inner)), meter: self.meter.clone(), root, usage }))
     }
 }
 
@@ -185,11 +165,7 @@ impl MeteredSession {
     /// call reports apart (`probe`).
     async fn call<T: Send + 'static>(
         &mut self,
-        f: impl for<'a> FnOnce(
-                &'a mut Box<dyn StepSession>,
-            ) -> BoxFuture<'a, Result<(T, Usage), GenError>>
-            + Send
-            + 'static,
+        f: impl for<'a> FnOnce(&'a mut Box<dyn StepSession>) -> BoxFuture<'a, Result<(T, Usage), GenError>> + Send + 'static,
     ) -> Result<T, GenError> {
         let (inner, meter) = (self.inner.clone(), self.meter.clone());
         let task = tokio::spawn(async move {
@@ -213,44 +189,25 @@ impl StepSession for MeteredSession {
         self.root
     }
     async fn fork(&mut self, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
-        self.call(move |s| {
-            Box::pin(async move { Ok((s.fork(branch, n).await?, Usage::default())) })
-        })
-        .await
+        self.call(move |s| Box::pin(async move { Ok((s.fork(branch, n).await?, Usage::default())) })).await
     }
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         let (branches, params) = (branches.to_vec(), params.clone());
-        self.call(move |s| {
-            Box::pin(async move { Ok((s.extend(&branches, &params).await?, Usage::default())) })
-        })
-        .await
+        self.call(move |s| Box::pin(async move { Ok((s.extend(&branches, &params).await?, Usage::default())) })).await
     }
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
-        self.call(move |s| {
-            Box::pin(async move { Ok((s.rollback(branch, n_tokens).await?, Usage::default())) })
-        })
-        .await
+        self.call(move |s| Box::pin(async move { Ok((s.rollback(branch, n_tokens).await?, Usage::default())) })).await
     }
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         let branches = branches.to_vec();
-        self.call(move |s| {
-            Box::pin(async move { Ok((s.release(&branches).await?, Usage::default())) })
-        })
-        .await
+        self.call(move |s| Box::pin(async move { Ok((s.release(&branches).await?, Usage::default())) })).await
     }
     fn usage(&self) -> Usage {
         self.usage
     }
     async fn append(&mut self, branch: BranchId, text: &str) -> Result<(), GenError> {
         let text = text.to_string();
-        self.call(move |s| {
-            Box::pin(async move { Ok((s.append(branch, &text).await?, Usage::default())) })
-        })
-        .await
+        self.call(move |s| Box::pin(async move { Ok((s.append(branch, &text).await?, Usage::default())) })).await
     }
     async fn probe(
         &mut self,
@@ -258,8 +215,7 @@ impl StepSession for MeteredSession {
         suffix: &str,
         candidates: &[String],
     ) -> Result<(Vec<Vec<f32>>, Usage), GenError> {
-        let (branches, suffix, candidates) =
-            (branches.to_vec(), suffix.to_string(), candidates.to_vec());
+        let (branches, suffix, candidates) = (branches.to_vec(), suffix.to_string(), candidates.to_vec());
         self.call(move |s| {
             Box::pin(async move {
                 let (lps, u) = s.probe(&branches, &suffix, &candidates).await?;
@@ -281,10 +237,7 @@ mod tests {
     use crate::keys::Keys;
 
     fn meter() -> (Arc<Keys>, Arc<Meter>) {
-        let keys = Arc::new(Keys::new(&[crate::config::KeyConfig {
-            key: "k".into(),
-            token_budget: Some(1000),
-        }]));
+        let keys = Arc::new(Keys::new(&[crate::config::KeyConfig { key: "k".into(), token_budget: Some(1000) }]));
         // The key is configured just above and 100 fits its budget of 1000.
         let reservation = keys.reserve(Some("k"), 100).unwrap();
         (keys.clone(), Meter::new(reservation, Arc::default()))
@@ -293,20 +246,8 @@ mod tests {
     #[tokio::test]
     async fn a_stream_dropped_midway_is_drained_and_charged() {
         let (keys, meter) = meter();
-        let g = Metered {
-            inner: Arc::new(ScriptedGenerator::new(vec![Choice::new(
-                "The answer is 5",
-                1.0,
-                -0.1,
-            )])),
-            meter,
-        };
-        let req = SampleRequest {
-            messages: vec![Message::user("q")],
-            n: 6,
-            params: SamplingParams::default(),
-            first_index: 0,
-        };
+        let g = Metered { inner: Arc::new(ScriptedGenerator::new(vec![Choice::new("The answer is 5", 1.0, -0.1)])), meter };
+        let req = SampleRequest { messages: vec![Message::user("q")], n: 6, params: SamplingParams::default(), first_index: 0 };
         let mut stream = g.sample(req).await.unwrap(); // the scripted generator accepts any request
         assert!(stream.next().await.unwrap().is_ok());
         drop((stream, g));
@@ -323,22 +264,9 @@ mod tests {
     #[test]
     fn reconcile_adds_only_what_was_not_seen() {
         let (keys, meter) = meter();
-        meter.add(Usage {
-            prompt_computed: 10,
-            completion: 5,
-            ..Usage::default()
-        });
-        meter.reconcile(&Usage {
-            prompt_computed: 10,
-            completion: 5,
-            scorer_passes: 3,
-            ..Usage::default()
-        });
-        meter.reconcile(&Usage {
-            prompt_computed: 4,
-            completion: 7,
-            ..Usage::default()
-        });
+        meter.add(Usage { prompt_computed: 10, completion: 5, ..Usage::default() });
+        meter.reconcile(&Usage { prompt_computed: 10, completion: 5, scorer_passes: 3, ..Usage::default() });
+        meter.reconcile(&Usage { prompt_computed: 4, completion: 7, ..Usage::default() });
         assert_eq!(keys.used("k"), Some(17));
         assert_eq!(keys.reserved("k"), Some(83));
         drop(meter);

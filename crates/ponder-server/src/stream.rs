@@ -70,14 +70,8 @@ impl Running {
                 self.failed += 1;
                 json!({ "event": "failed", "index": index, "error": error })
             }
-            Progress::EarlyStop { outstanding } => {
-                json!({ "event": "early_stop", "cancelled": outstanding })
-            }
-            Progress::Steps {
-                extended,
-                finished,
-                tokens,
-            } => {
+            Progress::EarlyStop { outstanding } => json!({ "event": "early_stop", "cancelled": outstanding }),
+            Progress::Steps { extended, finished, tokens } => {
                 self.steps += 1;
                 json!({ "event": "step", "step": self.steps, "extended": extended, "finished": finished, "tokens": tokens })
             }
@@ -131,37 +125,17 @@ fn answer_events(o: &Outcome, req: &Request, id: &str, created: u64) -> Vec<Even
     let d = decide(o, &req.ignore_arguments, id);
     let mut out = Vec::new();
     let choice = |delta_or_text: Value, finish: Value| match req.kind {
-        Kind::Chat => {
-            json!([{ "index": 0, "delta": delta_or_text, "logprobs": null, "finish_reason": finish }])
-        }
-        Kind::Completion => {
-            json!([{ "index": 0, "text": delta_or_text, "logprobs": null, "finish_reason": finish }])
-        }
+        Kind::Chat => json!([{ "index": 0, "delta": delta_or_text, "logprobs": null, "finish_reason": finish }]),
+        Kind::Completion => json!([{ "index": 0, "text": delta_or_text, "logprobs": null, "finish_reason": finish }]),
     };
     for p in pieces(&d.content) {
-        let delta = if req.kind == Kind::Chat {
-            json!({ "content": p })
-        } else {
-            json!(p)
-        };
+        let delta = if req.kind == Kind::Chat { json!({ "content": p }) } else { json!(p) };
         out.push(data(&chunk(req, id, created, choice(delta, Value::Null))));
     }
     if !d.tool_calls.is_empty() && req.kind == Kind::Chat {
-        out.push(data(&chunk(
-            req,
-            id,
-            created,
-            choice(
-                json!({ "tool_calls": tool_calls_json(&d.tool_calls, true) }),
-                Value::Null,
-            ),
-        )));
+        out.push(data(&chunk(req, id, created, choice(json!({ "tool_calls": tool_calls_json(&d.tool_calls, true) }), Value::Null))));
     }
-    let empty = if req.kind == Kind::Chat {
-        json!({})
-    } else {
-        json!("")
-    };
+    let empty = if req.kind == Kind::Chat { json!({}) } else { json!("") };
     let mut last = chunk(req, id, created, choice(empty, json!(d.finish_reason)));
     last["ponder"] = ponder_field(o, req, &d);
     out.push(data(&last));
@@ -186,12 +160,7 @@ fn progress_event(req: &Request, id: &str, created: u64, ev: &Value) -> Option<E
 /// Streams: progress while the strategy runs, then the answer. The response starts only
 /// once the backend accepted the first sample request, so that request errors are still
 /// plain 4xx answers.
-pub(crate) async fn stream(
-    st: Arc<AppState>,
-    req: Arc<Request>,
-    id: String,
-    meter: Arc<Meter>,
-) -> Result<Response, ApiError> {
+pub(crate) async fn stream(st: Arc<AppState>, req: Arc<Request>, id: String, meter: Arc<Meter>) -> Result<Response, ApiError> {
     let (ptx, mut prx) = mpsc::unbounded_channel::<Progress>();
     let (etx, erx) = mpsc::channel::<Result<Event, Infallible>>(256);
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ApiError>>();
@@ -201,14 +170,9 @@ pub(crate) async fn stream(
         let req = task_req;
         let budget = req.samples();
         let mut ready = Some(ready_tx);
-        let mut running = Running {
-            pattern: req.answer_pattern.clone(),
-            ..Running::default()
-        };
+        let mut running = Running { pattern: req.answer_pattern.clone(), ..Running::default() };
         let mut role_sent = false;
-        let open = |ready: &mut Option<oneshot::Sender<Result<(), ApiError>>>,
-                    role_sent: &mut bool|
-         -> Vec<Event> {
+        let open = |ready: &mut Option<oneshot::Sender<Result<(), ApiError>>>, role_sent: &mut bool| -> Vec<Event> {
             if let Some(r) = ready.take() {
                 let _ = r.send(Ok(()));
             }
@@ -216,12 +180,7 @@ pub(crate) async fn stream(
                 return Vec::new();
             }
             *role_sent = true;
-            vec![data(&chunk(
-                &req,
-                &id,
-                created,
-                json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }]),
-            ))]
+            vec![data(&chunk(&req, &id, created, json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }])))]
         };
         let work = run(st.clone(), req.clone(), meter.clone(), Some(ptx));
         tokio::pin!(work);
@@ -262,8 +221,7 @@ pub(crate) async fn stream(
                 head.append(&mut evs);
                 evs = head;
                 meter.reconcile(&o.usage);
-                st.metrics
-                    .outcome(o.candidates.len(), o.n_failed, o.stopped_early);
+                st.metrics.outcome(o.candidates.len(), o.n_failed, o.stopped_early);
                 let decided = json!({
                     "event": "decided", "answer": o.answer, "stopped_early": o.stopped_early,
                     "samples": o.candidates.len() + o.n_failed, "budget": budget,
@@ -282,19 +240,10 @@ pub(crate) async fn stream(
     match ready_rx.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
-        Err(_) => {
-            return Err(ApiError::internal(
-                "the request's task ended without an answer",
-            ))
-        }
+        Err(_) => return Err(ApiError::internal("the request's task ended without an answer")),
     }
-    let events = futures::stream::unfold(
-        erx,
-        |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-    );
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let events = futures::stream::unfold(erx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
 #[cfg(test)]
@@ -318,39 +267,17 @@ mod tests {
     fn progress_names_the_leader_as_the_vote_would() {
         let mut running = Running::default();
         let ev = running.on(sample(1, "It is 7."), 4);
-        assert_eq!(
-            (
-                ev["leader"].as_str(),
-                ev["leader_votes"].as_u64(),
-                ev["runner_up_votes"].as_u64()
-            ),
-            (Some("7"), Some(1), Some(0))
-        );
+        assert_eq!((ev["leader"].as_str(), ev["leader_votes"].as_u64(), ev["runner_up_votes"].as_u64()), (Some("7"), Some(1), Some(0)));
         running.on(sample(0, "The answer is 5."), 4);
         running.on(sample(3, "no idea"), 4);
         let ev = running.on(sample(2, "5 apples"), 4);
-        assert_eq!(
-            (
-                ev["leader"].as_str(),
-                ev["leader_votes"].as_u64(),
-                ev["runner_up_votes"].as_u64()
-            ),
-            (Some("5"), Some(2), Some(1))
-        );
-        assert_eq!(
-            (ev["done"].as_u64(), ev["budget"].as_u64()),
-            (Some(4), Some(4))
-        );
+        assert_eq!((ev["leader"].as_str(), ev["leader_votes"].as_u64(), ev["runner_up_votes"].as_u64()), (Some("5"), Some(2), Some(1)));
+        assert_eq!((ev["done"].as_u64(), ev["budget"].as_u64()), (Some(4), Some(4)));
     }
 
     #[test]
     fn pieces_rebuild_the_text() {
-        for t in [
-            "",
-            "one",
-            "a b c d e f g h i",
-            "line\nbreak  double  spaces ",
-        ] {
+        for t in ["", "one", "a b c d e f g h i", "line\nbreak  double  spaces "] {
             assert_eq!(pieces(t).concat(), t);
         }
     }

@@ -37,10 +37,7 @@ impl UpstreamArgs {
             endpoints: self
                 .upstream
                 .iter()
-                .map(|u| EndpointConfig {
-                    api_key: self.upstream_api_key.clone(),
-                    ..EndpointConfig::new(u.clone())
-                })
+                .map(|u| EndpointConfig { api_key: self.upstream_api_key.clone(), ..EndpointConfig::new(u.clone()) })
                 .collect(),
             model: self.upstream_model.clone(),
             retries: self.upstream_retries,
@@ -67,16 +64,10 @@ pub enum Backend {
 impl Backend {
     /// The engine with the model of `model`, or a connection to every `--upstream`
     /// (each must answer; the model served is checked there).
-    pub fn load(
-        model: &ModelArgs,
-        up: &UpstreamArgs,
-        rt: &tokio::runtime::Runtime,
-    ) -> Result<Backend> {
+    pub fn load(model: &ModelArgs, up: &UpstreamArgs, rt: &tokio::runtime::Runtime) -> Result<Backend> {
         match up.config() {
             Some(cfg) => {
-                let g = rt
-                    .block_on(HttpGenerator::connect(cfg))
-                    .context("connecting to --upstream")?;
+                let g = rt.block_on(HttpGenerator::connect(cfg)).context("connecting to --upstream")?;
                 Ok(Backend::Http(g))
             }
             None => Ok(Backend::Engine(model.load()?)),
@@ -108,20 +99,12 @@ impl Backend {
 
     /// `--prompt`, else the default for the dataset kind and model: a server renders chat
     /// itself, and its model name stands for the family.
-    pub fn prompt_template(
-        &self,
-        spec: Option<&str>,
-        kind: ponder_eval::Kind,
-    ) -> Result<PromptTemplate> {
+    pub fn prompt_template(&self, spec: Option<&str>, kind: ponder_eval::Kind) -> Result<PromptTemplate> {
         match self {
             Backend::Engine(e) => common::prompt_template(spec, kind, e),
             Backend::Http(h) => match spec {
                 Some(s) => Ok(PromptTemplate::resolve(s.trim())?),
-                None => Ok(PromptTemplate::default_for(
-                    kind,
-                    true,
-                    &h.caps().model.to_lowercase(),
-                )),
+                None => Ok(PromptTemplate::default_for(kind, true, &h.caps().model.to_lowercase())),
             },
         }
     }

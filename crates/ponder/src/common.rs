@@ -10,13 +10,13 @@ use ponder_core::reasoning::{MarkersChoice, Thinking, ThinkingMarkers, ThinkingR
 use ponder_core::scorer::OutcomeScorer;
 use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, Scorers};
 use ponder_core::strategy::{Ctx, FinalPick, Policy, Resampling, StrategyError, StrategySpec};
-use ponder_core::{Checker, Generator, SamplingParams};
+use serde_json::{Map, Value};
 use ponder_engine::judge::Judge;
 use ponder_engine::prm::{PrmFormat, TokenPrm};
+use ponder_core::{Checker, Generator, SamplingParams};
 use ponder_engine::{Engine, EngineConfig};
 use ponder_eval::PromptTemplate;
 use ponder_models::{Fetcher, ModelRef};
-use serde_json::{Map, Value};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -38,11 +38,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn engine_config(&self) -> EngineConfig {
-        let mut cfg = EngineConfig {
-            n_ctx: self.ctx,
-            n_ubatch: self.ubatch.max(1),
-            ..EngineConfig::default()
-        };
+        let mut cfg = EngineConfig { n_ctx: self.ctx, n_ubatch: self.ubatch.max(1), ..EngineConfig::default() };
         if let Some(t) = self.threads {
             cfg.n_threads = t;
         }
@@ -56,10 +52,7 @@ impl ModelArgs {
         fetcher.allow_download = true;
         if let ModelRef::Named(spec) = &r {
             if fetcher.cached(spec).is_none() {
-                eprintln!(
-                    "ponder: model {} is not in the cache yet; pulling it",
-                    spec.name
-                );
+                eprintln!("ponder: model {} is not in the cache yet; pulling it", spec.name);
             }
         }
         Ok(fetcher.resolve(&r)?)
@@ -67,8 +60,7 @@ impl ModelArgs {
 
     pub fn load(&self) -> Result<Engine> {
         let path = self.resolve()?;
-        Engine::load(&path, self.engine_config())
-            .with_context(|| format!("loading model {}", path.display()))
+        Engine::load(&path, self.engine_config()).with_context(|| format!("loading model {}", path.display()))
     }
 }
 
@@ -141,13 +133,9 @@ impl ThinkingArgs {
 }
 
 /// A flag's value as the spec field's type reads it (serde), naming the flag when it does not.
-fn serde_flag<T: serde::de::DeserializeOwned + serde::Serialize>(
-    flag: &str,
-    s: Option<&str>,
-) -> Result<Option<Value>> {
+fn serde_flag<T: serde::de::DeserializeOwned + serde::Serialize>(flag: &str, s: Option<&str>) -> Result<Option<Value>> {
     let Some(s) = s else { return Ok(None) };
-    let v: T = serde_json::from_value(Value::String(s.to_string()))
-        .with_context(|| format!("{flag} {s:?}"))?;
+    let v: T = serde_json::from_value(Value::String(s.to_string())).with_context(|| format!("{flag} {s:?}"))?;
     Ok(Some(serde_json::to_value(v)?))
 }
 
@@ -227,53 +215,17 @@ impl SearchArgs {
                 out.push((flag, field, v));
             }
         };
-        add(
-            "--delimiter",
-            "step.delimiter",
-            self.delimiter.as_deref().map(|d| Value::from(unescape(d))),
-        );
-        add(
-            "--max-step-tokens",
-            "step.max_step_tokens",
-            self.max_step_tokens.map(Value::from),
-        );
+        add("--delimiter", "step.delimiter", self.delimiter.as_deref().map(|d| Value::from(unescape(d))));
+        add("--max-step-tokens", "step.max_step_tokens", self.max_step_tokens.map(Value::from));
         add("--beam-width", "width", self.beam_width.map(Value::from));
-        add(
-            "--max-steps",
-            "step.max_steps",
-            self.max_steps.map(Value::from),
-        );
-        add(
-            "--aggregate",
-            "step.aggregate",
-            serde_flag::<Aggregate>("--aggregate", self.aggregate.as_deref())?,
-        );
-        add(
-            "--resampling",
-            "resampling",
-            serde_flag::<Resampling>("--resampling", self.resampling.as_deref())?,
-        );
-        add(
-            "--ess-threshold",
-            "ess_threshold",
-            self.ess_threshold.map(Value::from),
-        );
-        add(
-            "--pf-temperature",
-            "temperature",
-            self.pf_temperature.map(Value::from),
-        );
-        add(
-            "--final-pick",
-            "final_pick",
-            serde_flag::<FinalPick>("--final-pick", self.final_pick.as_deref())?,
-        );
+        add("--max-steps", "step.max_steps", self.max_steps.map(Value::from));
+        add("--aggregate", "step.aggregate", serde_flag::<Aggregate>("--aggregate", self.aggregate.as_deref())?);
+        add("--resampling", "resampling", serde_flag::<Resampling>("--resampling", self.resampling.as_deref())?);
+        add("--ess-threshold", "ess_threshold", self.ess_threshold.map(Value::from));
+        add("--pf-temperature", "temperature", self.pf_temperature.map(Value::from));
+        add("--final-pick", "final_pick", serde_flag::<FinalPick>("--final-pick", self.final_pick.as_deref())?);
         add("--sweeps", "sweeps", self.sweeps.map(Value::from));
-        add(
-            "--abstain-below",
-            "abstain_below",
-            self.abstain_below.map(Value::from),
-        );
+        add("--abstain-below", "abstain_below", self.abstain_below.map(Value::from));
         Ok(out)
     }
 
@@ -283,9 +235,7 @@ impl SearchArgs {
         for (_, field, v) in self.given()? {
             match field.split_once('.') {
                 Some((outer, inner)) => {
-                    let sub = out
-                        .entry(outer.to_string())
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    let sub = out.entry(outer.to_string()).or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(sub) = sub {
                         sub.insert(inner.to_string(), v);
                     }
@@ -303,11 +253,7 @@ impl SearchArgs {
 
     /// `--abstain-below` needs a strategy that votes: said, rather than ignored.
     pub fn check_taken<'a>(&self, specs: impl IntoIterator<Item = &'a StrategySpec>) -> Result<()> {
-        if self.abstain_below.is_some()
-            && !specs
-                .into_iter()
-                .any(|s| s.config().abstain_below().is_some())
-        {
+        if self.abstain_below.is_some() && !specs.into_iter().any(|s| s.config().abstain_below().is_some()) {
             bail!("--abstain-below applies to voting strategies (sc, adaptive-sc, deepconf, weighted-bon, rpc); none was given");
         }
         Ok(())
@@ -316,11 +262,9 @@ impl SearchArgs {
     /// Says which flag set a field a spec rejects.
     pub fn explain(&self, e: StrategyError) -> anyhow::Error {
         let flag = match &e {
-            StrategyError::InvalidConfig { field, .. } => self
-                .given()
-                .ok()
-                .and_then(|g| g.into_iter().find(|(_, f, _)| f == field))
-                .map(|(flag, ..)| flag),
+            StrategyError::InvalidConfig { field, .. } => {
+                self.given().ok().and_then(|g| g.into_iter().find(|(_, f, _)| f == field)).map(|(flag, ..)| flag)
+            }
             _ => None,
         };
         match flag {
@@ -332,65 +276,44 @@ impl SearchArgs {
     /// Strategy `s` (a shorthand) at `budget`, with these flags and `policy` filling the
     /// fields it leaves out.
     pub fn spec(&self, s: &str, budget: usize, policy: Option<&Policy>) -> Result<StrategySpec> {
-        StrategySpec::parse_with(s, Some(budget), &self.defaults(policy)?)
-            .map_err(|e| self.explain(e))
+        StrategySpec::parse_with(s, Some(budget), &self.defaults(policy)?).map_err(|e| self.explain(e))
     }
 
     /// Loads the reward model first, so a PRM that fails to load ends the command before
     /// any generation.
     pub fn prm(&self, model: &ModelArgs) -> Result<TokenPrm> {
         let Some(name) = &self.prm_model else {
-            bail!(
-                "--scorer prm needs --prm-model (a GGUF causal LM used as a token-probability PRM)"
-            );
+            bail!("--scorer prm needs --prm-model (a GGUF causal LM used as a token-probability PRM)");
         };
-        let args = ModelArgs {
-            model: name.clone(),
-            ..model.clone()
-        };
+        let args = ModelArgs { model: name.clone(), ..model.clone() };
         let mut engine_cfg = args.engine_config();
         // Each partial joins the PRM's prefix cache so the next step reuses it.
         engine_cfg.prefix_cache_entries = 128;
-        let path = args
-            .resolve()
-            .with_context(|| format!("the PRM model {name:?}"))?;
-        let engine = Engine::load(&path, engine_cfg)
-            .with_context(|| format!("loading the PRM model {}", path.display()))?;
+        let path = args.resolve().with_context(|| format!("the PRM model {name:?}"))?;
+        let engine = Engine::load(&path, engine_cfg).with_context(|| format!("loading the PRM model {}", path.display()))?;
         let format = PrmFormat {
             step_tag: self.prm_step_tag.clone(),
             good: self.prm_good.clone(),
             bad: self.prm_bad.clone(),
             ..PrmFormat::default()
         };
-        TokenPrm::new(engine, format)
-            .map_err(|e| anyhow::anyhow!("the PRM model cannot be used: {e}"))
+        TokenPrm::new(engine, format).map_err(|e| anyhow::anyhow!("the PRM model cannot be used: {e}"))
     }
 
     /// Loads the judge model first, so a judge that fails to load ends the command before
     /// any generation.
     pub fn judge(&self, model: &ModelArgs) -> Result<Judge> {
         let Some(name) = &self.judge_model else {
-            bail!(
-                "--scorer judge needs --judge-model (an instruct model, e.g. qwen2.5-coder-1.5b)"
-            );
+            bail!("--scorer judge needs --judge-model (an instruct model, e.g. qwen2.5-coder-1.5b)");
         };
-        let args = ModelArgs {
-            model: name.clone(),
-            ..model.clone()
-        };
+        let args = ModelArgs { model: name.clone(), ..model.clone() };
         let mut engine_cfg = args.engine_config();
         engine_cfg.prefix_cache_entries = 128;
-        let path = args
-            .resolve()
-            .with_context(|| format!("the judge model {name:?}"))?;
-        let engine = Engine::load(&path, engine_cfg)
-            .with_context(|| format!("loading the judge model {}", path.display()))?;
-        let question = self
-            .judge_question
-            .as_deref()
-            .map_or(ponder_engine::judge::DEFAULT_QUESTION.to_string(), unescape);
-        Judge::new(engine, question)
-            .map_err(|e| anyhow::anyhow!("the judge model cannot be used: {e}"))
+        let path = args.resolve().with_context(|| format!("the judge model {name:?}"))?;
+        let engine =
+            Engine::load(&path, engine_cfg).with_context(|| format!("loading the judge model {}", path.display()))?;
+        let question = self.judge_question.as_deref().map_or(ponder_engine::judge::DEFAULT_QUESTION.to_string(), unescape);
+        Judge::new(engine, question).map_err(|e| anyhow::anyhow!("the judge model cannot be used: {e}"))
     }
 }
 
@@ -402,16 +325,10 @@ struct CliModels<'a> {
 
 impl ScorerModels for CliModels<'_> {
     fn prm(&self) -> std::result::Result<Arc<dyn ProcessScorer>, String> {
-        self.search
-            .prm(self.model)
-            .map(|p| Arc::new(p) as Arc<dyn ProcessScorer>)
-            .map_err(|e| format!("{e:#}"))
+        self.search.prm(self.model).map(|p| Arc::new(p) as Arc<dyn ProcessScorer>).map_err(|e| format!("{e:#}"))
     }
     fn judge(&self) -> std::result::Result<Arc<dyn ProcessScorer>, String> {
-        self.search
-            .judge(self.model)
-            .map(|j| Arc::new(j) as Arc<dyn ProcessScorer>)
-            .map_err(|e| format!("{e:#}"))
+        self.search.judge(self.model).map(|j| Arc::new(j) as Arc<dyn ProcessScorer>).map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -476,11 +393,7 @@ pub fn dataset_ctx<'a>(
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")
 }
 
 pub fn fmt_usage(u: &ponder_core::Usage) -> String {
@@ -508,25 +421,14 @@ pub fn with_stops(mut sampling: SamplingParams, template: &PromptTemplate) -> Sa
 
 /// The model's architecture from its GGUF (`qwen2`, `llama`, `gemma3`), or "" if it has none.
 pub fn model_family(engine: &Engine) -> String {
-    engine
-        .model()
-        .meta_val_str("general.architecture")
-        .unwrap_or_default()
+    engine.model().meta_val_str("general.architecture").unwrap_or_default()
 }
 
 /// `--prompt` (a built-in name or a file), else the default for the dataset kind and model.
-pub fn prompt_template(
-    spec: Option<&str>,
-    kind: ponder_eval::Kind,
-    engine: &Engine,
-) -> Result<PromptTemplate> {
+pub fn prompt_template(spec: Option<&str>, kind: ponder_eval::Kind, engine: &Engine) -> Result<PromptTemplate> {
     match spec {
         Some(s) => Ok(PromptTemplate::resolve(s.trim())?),
-        None => Ok(PromptTemplate::default_for(
-            kind,
-            engine.format().has_template(),
-            &model_family(engine),
-        )),
+        None => Ok(PromptTemplate::default_for(kind, engine.format().has_template(), &model_family(engine))),
     }
 }
 
@@ -548,16 +450,12 @@ pub fn prompt_fn(template: &PromptTemplate) -> ponder_core::process::PromptFn {
 /// `strategies = [...]`; a JSON file one spec object, a shorthand string, or a list.
 /// Anything else passes through.
 pub fn expand_spec_file(entry: &str) -> Result<Vec<String>> {
-    let Some(path) = entry.trim().strip_prefix('@') else {
-        return Ok(vec![entry.to_string()]);
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--strategy @{path}: reading the spec file"))?;
+    let Some(path) = entry.trim().strip_prefix('@') else { return Ok(vec![entry.to_string()]) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("--strategy @{path}: reading the spec file"))?;
     let v: Value = if path.ends_with(".json") {
         serde_json::from_str(&text).with_context(|| format!("--strategy @{path}: not JSON"))?
     } else {
-        let t: toml::Table =
-            toml::from_str(&text).with_context(|| format!("--strategy @{path}: not TOML"))?;
+        let t: toml::Table = toml::from_str(&text).with_context(|| format!("--strategy @{path}: not TOML"))?;
         let v = serde_json::to_value(t)?;
         v.get("strategies").cloned().unwrap_or(v)
     };
@@ -575,8 +473,7 @@ pub fn expand_spec_file(entry: &str) -> Result<Vec<String>> {
                 Value::String(s) => StrategySpec::parse(&s, None),
                 other => StrategySpec::from_value(other, None),
             };
-            spec.map(|s| s.to_string())
-                .with_context(|| format!("--strategy @{path}"))
+            spec.map(|s| s.to_string()).with_context(|| format!("--strategy @{path}"))
         })
         .collect()
 }

@@ -1,7 +1,7 @@
 //! The `ponder` command: parses flags and calls the crates. Nothing else lives here.
 
-mod backend;
 mod cmd;
+mod backend;
 mod common;
 
 use std::process::ExitCode;
@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "ponder",
-    version,
-    about = "Test-time compute for small open models: sample, verify, vote, stop early"
-)]
+#[command(name = "ponder", version, about = "Test-time compute for small open models: sample, verify, vote, stop early")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -69,17 +69,12 @@ fn rational_key(value: &BigRational) -> String {
 }
 
 fn text_key(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// Markup that wraps an answer without changing it; `\boxed` too, so a whole boxed answer
 /// keys like its content.
-const UNWRAPPED: [&str; 8] = [
-    "text", "textbf", "textrm", "mathrm", "mathbf", "mbox", "boxed", "fbox",
-];
+const UNWRAPPED: [&str; 8] = ["text", "textbf", "textrm", "mathrm", "mathbf", "mbox", "boxed", "fbox"];
 
 /// Markup removed everywhere, and what it becomes. `\left` and `\right` are listed with
 /// their delimiters so `\leftarrow` survives.
@@ -154,8 +149,7 @@ fn number(s: &str) -> Option<BigRational> {
 fn strip_variable(s: &str) -> &str {
     match s.split_once('=') {
         Some((name, value))
-            if (1..=3).contains(&name.trim().len())
-                && name.trim().bytes().all(|b| b.is_ascii_alphabetic()) =>
+            if (1..=3).contains(&name.trim().len()) && name.trim().bytes().all(|b| b.is_ascii_alphabetic()) =>
         {
             value.trim()
         }
@@ -190,11 +184,7 @@ fn strip_sign(s: &str) -> (bool, &str) {
 }
 
 fn strip_currency(s: &str) -> &str {
-    ["\\$", "$", "€", "£"]
-        .iter()
-        .find_map(|c| s.strip_prefix(c))
-        .unwrap_or(s)
-        .trim_start()
+    ["\\$", "$", "€", "£"].iter().find_map(|c| s.strip_prefix(c)).unwrap_or(s).trim_start()
 }
 
 /// `\frac{a}{b}`, `\frac34`, `a/b` or a plain decimal.
@@ -243,9 +233,7 @@ fn decimal(s: &str) -> Option<BigRational> {
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let int_digits = thousands(int_part)?;
-    if int_digits.is_empty() && frac_part.is_empty()
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
+    if int_digits.is_empty() && frac_part.is_empty() || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let digits = format!("{int_digits}{frac_part}");
@@ -253,11 +241,7 @@ fn decimal(s: &str) -> Option<BigRational> {
     let scale = exponent - i64::try_from(frac_part.len()).ok()?;
     let power = BigInt::from(10u32).pow(u32::try_from(scale.unsigned_abs()).ok()?);
     let value = BigRational::from_integer(numer);
-    Some(if scale >= 0 {
-        value * BigRational::from_integer(power)
-    } else {
-        value / BigRational::from_integer(power)
-    })
+    Some(if scale >= 0 { value * BigRational::from_integer(power) } else { value / BigRational::from_integer(power) })
 }
 
 fn exponent(s: &str) -> Option<i64> {
@@ -270,11 +254,7 @@ fn exponent(s: &str) -> Option<i64> {
     }
     // Cannot fail: at most three ASCII digits.
     let e: u32 = digits.parse().unwrap();
-    (e <= MAX_EXPONENT).then_some(if negative {
-        -i64::from(e)
-    } else {
-        i64::from(e)
-    })
+    (e <= MAX_EXPONENT).then_some(if negative { -i64::from(e) } else { i64::from(e) })
 }
 
 /// The digits of an integer part, checking thousands groups: `1,234` → `1234`; `1,23` and

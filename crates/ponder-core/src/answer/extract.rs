@@ -47,11 +47,7 @@ fn last_boxed(text: &str) -> Option<&str> {
         let at = i + off;
         i = at + 1;
         let rest = &text[at + 1..];
-        let Some(cmd_len) = ["boxed", "fbox"]
-            .iter()
-            .find(|c| rest.starts_with(**c))
-            .map(|c| c.len())
-        else {
+        let Some(cmd_len) = ["boxed", "fbox"].iter().find(|c| rest.starts_with(**c)).map(|c| c.len()) else {
             continue;
         };
         let after = at + 1 + cmd_len;
@@ -65,9 +61,7 @@ fn last_boxed(text: &str) -> Option<&str> {
                 None => continue,
             },
             Some(_) if open > after => {
-                let len = text[open..]
-                    .find(|c: char| c.is_whitespace() || c == '$')
-                    .unwrap_or(text.len() - open);
+                let len = text[open..].find(|c: char| c.is_whitespace() || c == '$').unwrap_or(text.len() - open);
                 &text[open..open + len]
             }
             _ => continue,
@@ -99,10 +93,7 @@ fn matching_braces(bytes: &[u8]) -> Vec<Option<usize>> {
 }
 
 fn count_spaces(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .take_while(|b| **b == b' ' || **b == b'\t')
-        .count()
+    bytes.iter().take_while(|b| **b == b' ' || **b == b'\t').count()
 }
 
 /// The rest of the line after the last `####` with something after it.
@@ -127,9 +118,7 @@ fn last_answer_phrase(text: &str) -> Option<Stated<'_>> {
     let mut prose = None;
     let mut n_anchors = 0;
     for i in (0..bytes.len().saturating_sub(5)).rev() {
-        let Some(start) = answer_start(bytes, i) else {
-            continue;
-        };
+        let Some(start) = answer_start(bytes, i) else { continue };
         let window = &bytes[start..bytes.len().min(start + MAX_SENTENCE_BYTES)];
         let mut end = start + sentence_len(window);
         while !text.is_char_boundary(end) {
@@ -157,23 +146,8 @@ fn last_answer_phrase(text: &str) -> Option<Stated<'_>> {
 
 /// Words before a number that make it an operand, not a result ("found by adding 1").
 const OPERAND_WORDS: &[&str] = &[
-    "add",
-    "adding",
-    "added",
-    "subtract",
-    "subtracting",
-    "subtracted",
-    "multiply",
-    "multiplying",
-    "multiplied",
-    "divide",
-    "dividing",
-    "divided",
-    "by",
-    "from",
-    "plus",
-    "minus",
-    "times",
+    "add", "adding", "added", "subtract", "subtracting", "subtracted", "multiply", "multiplying", "multiplied",
+    "divide", "dividing", "divided", "by", "from", "plus", "minus", "times",
 ];
 
 /// The answer a sentence after "answer" states, first match wins: the sentence if it is
@@ -211,10 +185,7 @@ fn stated_answer(sentence: &str, concluding: bool) -> Option<&str> {
 
 /// `(B)` or `B` alone (A–J): the letter.
 fn choice(s: &str) -> Option<&str> {
-    let inner = s
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .unwrap_or(s);
+    let inner = s.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(s);
     (inner.len() == 1 && inner.bytes().all(|b| (b'A'..=b'J').contains(&b))).then_some(inner)
 }
 
@@ -224,10 +195,7 @@ fn has_words(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        let run = b[i..]
-            .iter()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .count();
+        let run = b[i..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
         let is_and = b[i..i + run].eq_ignore_ascii_case(b"and");
         if run >= 3 && !is_and && !(i > 0 && b[i - 1] == b'\\') {
             return true;
@@ -242,19 +210,14 @@ fn is_short_text(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
         && s.split_whitespace().count() <= 3
-        && s.chars()
-            .all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
+        && s.chars().all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
 }
 
 /// The number that opens `s` (sign and currency included), if a word does not continue it.
 fn leading_number(s: &str) -> Option<&str> {
     let b = s.as_bytes();
     let sign = usize::from(b.first() == Some(&b'-'));
-    let currency = if b[sign..].starts_with(b"\\$") {
-        2
-    } else {
-        usize::from(b.get(sign) == Some(&b'$'))
-    };
+    let currency = if b[sign..].starts_with(b"\\$") { 2 } else { usize::from(b.get(sign) == Some(&b'$')) };
     let at = sign + currency;
     if !b.get(at).is_some_and(u8::is_ascii_digit) {
         return None;
@@ -281,32 +244,21 @@ fn sole_result(s: &str) -> Option<&str> {
         i = end.max(i + 1);
     }
     let (start, end) = found?;
-    let before = s[..start]
-        .trim_end_matches(['$', ' '])
-        .rsplit(' ')
-        .next()
-        .unwrap_or("");
+    let before = s[..start].trim_end_matches(['$', ' ']).rsplit(' ').next().unwrap_or("");
     let operand = OPERAND_WORDS.iter().any(|w| w.eq_ignore_ascii_case(before));
     (!operand).then(|| &s[start..end])
 }
 
 /// Where the answer begins if `bytes[i..]` opens with `answer` then `:` or `is`.
 fn answer_start(bytes: &[u8], i: usize) -> Option<usize> {
-    if !bytes[i..].get(..6)?.eq_ignore_ascii_case(b"answer")
-        || (i > 0 && bytes[i - 1].is_ascii_alphanumeric())
-    {
+    if !bytes[i..].get(..6)?.eq_ignore_ascii_case(b"answer") || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
         return None;
     }
     let mut j = i + 6;
-    j += bytes[j..]
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t' | b'*'))
-        .count();
+    j += bytes[j..].iter().take_while(|b| matches!(b, b' ' | b'\t' | b'*')).count();
     if bytes.get(j) == Some(&b':') {
         j += 1;
-    } else if bytes
-        .get(j..j + 2)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
+    } else if bytes.get(j..j + 2).is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
         && !bytes.get(j + 2).is_some_and(u8::is_ascii_alphanumeric)
     {
         j += 2;
@@ -317,12 +269,7 @@ fn answer_start(bytes: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     // "The answer is:\n42" puts the answer on the next line.
-    Some(
-        j + bytes[j..]
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count(),
-    )
+    Some(j + bytes[j..].iter().take_while(|b| b.is_ascii_whitespace()).count())
 }
 
 /// Bytes up to the end of the line or a full stop followed by whitespace or the end
@@ -377,12 +324,7 @@ fn last_number(text: &str) -> Option<&str> {
 
 /// Length of the number starting at `bytes[0]` (a digit, or `.` then a digit).
 fn number_len(bytes: &[u8]) -> usize {
-    let digits = |from: usize| {
-        bytes[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
+    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
     let mut k = digits(0);
     if (1..=3).contains(&k) {
         // Thousands groups: `,` then exactly three digits.
@@ -400,8 +342,7 @@ fn number_len(bytes: &[u8]) -> usize {
 /// an operator (`10-3` is a subtraction, `= -3` a negative number).
 fn sign_len(bytes: &[u8], at: usize) -> usize {
     let is_sign_context = |before: usize| {
-        before == 0
-            || !matches!(bytes[before - 1], b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b')' | b']' | b'}')
+        before == 0 || !matches!(bytes[before - 1], b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b')' | b']' | b'}')
     };
     if at >= 1 && bytes[at - 1] == b'-' && is_sign_context(at - 1) {
         1
@@ -418,20 +359,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(input: &str, expected: Option<&str>) {
-        assert_eq!(
-            extract_answer(input).as_deref(),
-            expected,
-            "input: {input:?}"
-        );
+        assert_eq!(extract_answer(input).as_deref(), expected, "input: {input:?}");
     }
 
     #[test]
     fn boxed() {
         check(r"so \boxed{5}", Some("5"));
-        check(
-            r"\boxed{1} then \boxed{\frac{3}{4}} done",
-            Some(r"\frac{3}{4}"),
-        );
+        check(r"\boxed{1} then \boxed{\frac{3}{4}} done", Some(r"\frac{3}{4}"));
         check(r"\fbox{7}", Some("7"));
         check(r"$\boxed {12}$", Some("12"));
         check(r"\boxed 9$", Some("9"));
@@ -454,10 +388,7 @@ mod tests {
     /// Issue 17: the answer itself, not the sentence; prose with no answer is no answer.
     #[test]
     fn regression_issue_17_stated_answers() {
-        check(
-            "Answer: 2 * 18 = 36, which is lucas's total amount",
-            Some("36"),
-        );
+        check("Answer: 2 * 18 = 36, which is lucas's total amount", Some("36"));
         check("So 9 + 1 = 10.\nAnswer: found by adding 1", None);
         check("Answer: It is found by adding 4 and 6", None);
         check("Answer: she needs 12 more stickers", Some("12"));
@@ -468,10 +399,7 @@ mod tests {
         check("To find the answer: first, we add. So 3 + 4 = 7", Some("7"));
         check("The answer is 3x + 2.", Some("3x + 2"));
         check("The answer is 5 and 7.", Some("5 and 7"));
-        check(
-            "The answer is 7. Again, the answer is found by adding 1",
-            Some("7"),
-        );
+        check("The answer is 7. Again, the answer is found by adding 1", Some("7"));
     }
 
     #[test]
@@ -517,18 +445,9 @@ mod tests {
     #[test]
     fn adversarial_inputs_take_linear_time() {
         let n = 200_000;
-        for unit in [
-            "\\boxed{",
-            "#",
-            "answer: $$ ",
-            "answer is ",
-            "1,",
-            "-",
-            "{",
-            "answer:**",
-            "\\boxed ",
-            "Answer: found by adding 1 and ",
-        ] {
+        for unit in
+            ["\\boxed{", "#", "answer: $$ ", "answer is ", "1,", "-", "{", "answer:**", "\\boxed ", "Answer: found by adding 1 and "]
+        {
             let text = unit.repeat(n / unit.len());
             let _ = extract_answer(&text);
         }

@@ -11,10 +11,7 @@ pub fn unwrap_wrappers(s: &str, wrappers: &[&str]) -> String {
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
         if c == '\\' {
-            let name_len = rest[1..]
-                .bytes()
-                .take_while(u8::is_ascii_alphabetic)
-                .count();
+            let name_len = rest[1..].bytes().take_while(u8::is_ascii_alphabetic).count();
             let name = &rest[1..1 + name_len];
             let after = &rest[1 + name_len..];
             let spaces = after.len() - after.trim_start_matches(' ').len();
@@ -24,11 +21,7 @@ pub fn unwrap_wrappers(s: &str, wrappers: &[&str]) -> String {
                 continue;
             }
             // Copy the whole command so `\{` or `\}` does not count as a brace.
-            let len = if name_len == 0 {
-                1 + rest[1..].chars().next().map_or(0, char::len_utf8)
-            } else {
-                1 + name_len
-            };
+            let len = if name_len == 0 { 1 + rest[1..].chars().next().map_or(0, char::len_utf8) } else { 1 + name_len };
             out.push_str(&rest[..len]);
             rest = &rest[len..];
             continue;
@@ -53,11 +46,7 @@ mod tests {
 
     #[track_caller]
     fn check(input: &str, expected: &str) {
-        assert_eq!(
-            unwrap_wrappers(input, &["text", "textbf", "boxed"]),
-            expected,
-            "input: {input:?}"
-        );
+        assert_eq!(unwrap_wrappers(input, &["text", "textbf", "boxed"]), expected, "input: {input:?}");
     }
 
     #[test]

@@ -33,11 +33,7 @@ impl FromStr for AnswerPattern {
             return Err("answer_pattern is empty".into());
         }
         // Bounded so a request cannot make the server build a huge automaton.
-        regex::RegexBuilder::new(s)
-            .size_limit(1 << 20)
-            .build()
-            .map(AnswerPattern)
-            .map_err(|e| format!("answer_pattern is not a regular expression: {e}"))
+        regex::RegexBuilder::new(s).size_limit(1 << 20).build().map(AnswerPattern).map_err(|e| format!("answer_pattern is not a regular expression: {e}"))
     }
 }
 
@@ -61,9 +57,7 @@ impl Serialize for AnswerPattern {
 
 impl<'de> Deserialize<'de> for AnswerPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -74,27 +68,17 @@ mod tests {
     #[test]
     fn the_last_match_answers_by_its_first_group() {
         let p: AnswerPattern = r"Answer:\s*(\w+)".parse().unwrap();
-        assert_eq!(
-            p.extract("Answer: Lyon. No wait. Answer: Paris."),
-            Some("Paris".into())
-        );
+        assert_eq!(p.extract("Answer: Lyon. No wait. Answer: Paris."), Some("Paris".into()));
         assert_eq!(p.extract("no answer here"), None);
         let whole: AnswerPattern = r"[A-D]\)".parse().unwrap();
-        assert_eq!(
-            whole.extract("I pick B) then C)"),
-            Some("C)".into()),
-            "no group: the whole match"
-        );
+        assert_eq!(whole.extract("I pick B) then C)"), Some("C)".into()), "no group: the whole match");
         let blank: AnswerPattern = r"Answer:(\s*)".parse().unwrap();
         assert_eq!(blank.extract("Answer:   "), None);
     }
 
     #[test]
     fn bad_patterns_are_errors_and_good_ones_round_trip() {
-        assert!("("
-            .parse::<AnswerPattern>()
-            .unwrap_err()
-            .contains("not a regular expression"));
+        assert!("(".parse::<AnswerPattern>().unwrap_err().contains("not a regular expression"));
         assert!(" ".parse::<AnswerPattern>().unwrap_err().contains("empty"));
         let p: AnswerPattern = serde_json::from_str(r#""x=(\\d+)""#).unwrap();
         assert_eq!(serde_json::to_string(&p).unwrap(), r#""x=(\\d+)""#);

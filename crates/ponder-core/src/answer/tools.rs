@@ -25,12 +25,8 @@ pub fn encode(calls: &[ToolCall]) -> String {
     calls
         .iter()
         .map(|c| {
-            let args: Value = serde_json::from_str(&c.arguments)
-                .unwrap_or_else(|_| Value::String(c.arguments.clone()));
-            format!(
-                "{OPEN}\n{}\n{CLOSE}",
-                json!({ "name": c.name, "arguments": args })
-            )
+            let args: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| Value::String(c.arguments.clone()));
+            format!("{OPEN}\n{}\n{CLOSE}", json!({ "name": c.name, "arguments": args }))
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -72,8 +68,7 @@ pub fn parse(text: &str) -> (String, Vec<ToolCall>) {
 }
 
 fn has_arguments(json_text: &str) -> bool {
-    serde_json::from_str::<Value>(json_text)
-        .is_ok_and(|v| v.get("arguments").or_else(|| v.get("parameters")).is_some())
+    serde_json::from_str::<Value>(json_text).is_ok_and(|v| v.get("arguments").or_else(|| v.get("parameters")).is_some())
 }
 
 fn call_from_json(s: &str, n: usize) -> Option<ToolCall> {
@@ -82,20 +77,12 @@ fn call_from_json(s: &str, n: usize) -> Option<ToolCall> {
     if name.is_empty() {
         return None;
     }
-    let args = v
-        .get("arguments")
-        .or_else(|| v.get("parameters"))
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let args = v.get("arguments").or_else(|| v.get("parameters")).cloned().unwrap_or_else(|| json!({}));
     let arguments = match args {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    Some(ToolCall {
-        id: format!("call_{n}"),
-        name: name.to_string(),
-        arguments,
-    })
+    Some(ToolCall { id: format!("call_{n}"), name: name.to_string(), arguments })
 }
 
 /// A canonical form of a call's arguments for voting: keys sorted, the `ignore`d argument
@@ -119,16 +106,10 @@ fn canonical(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let inner: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", json!(k), canonical(&m[*k])))
-                .collect();
+            let inner: Vec<String> = keys.iter().map(|k| format!("{}:{}", json!(k), canonical(&m[*k]))).collect();
             format!("{{{}}}", inner.join(","))
         }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
         other => other.to_string(),
     }
 }
@@ -136,16 +117,7 @@ fn canonical(v: &Value) -> String {
 /// `tool:NAMES` when `text` calls tools (names in call order, comma-separated), else `None`.
 pub fn tool_answer(text: &str) -> Option<String> {
     let (_, calls) = parse(text);
-    (!calls.is_empty()).then(|| {
-        format!(
-            "{TOOL_PREFIX}{}",
-            calls
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    })
+    (!calls.is_empty()).then(|| format!("{TOOL_PREFIX}{}", calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",")))
 }
 
 /// The v1 extraction ([`extract_answer`]) for texts that call no tools; `tool:NAMES` for
@@ -187,11 +159,7 @@ pub fn vote_arguments(candidates: &[Candidate], tools: &str, ignore: &[String]) 
         .filter(|c| c.answer.as_deref() == Some(tools))
         .map(|c| {
             let (_, calls) = parse(&c.text);
-            let key = calls
-                .iter()
-                .map(|k| canonical_arguments(&k.arguments, ignore))
-                .collect::<Vec<_>>()
-                .join("|");
+            let key = calls.iter().map(|k| canonical_arguments(&k.arguments, ignore)).collect::<Vec<_>>().join("|");
             Candidate {
                 index: c.index,
                 text: String::new(),
@@ -205,9 +173,7 @@ pub fn vote_arguments(candidates: &[Candidate], tools: &str, ignore: &[String]) 
         })
         .collect();
     let votes = tally(&keyed, false);
-    let chosen = votes
-        .first()
-        .and_then(|v| candidates.iter().position(|c| c.index == v.first_index));
+    let chosen = votes.first().and_then(|v| candidates.iter().position(|c| c.index == v.first_index));
     ArgumentVote { votes, chosen }
 }
 
@@ -218,20 +184,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let calls = vec![ToolCall {
-            id: "x".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        }];
+        let calls = vec![ToolCall { id: "x".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() }];
         let text = format!("Let me check.\n{}", encode(&calls));
         let (prose, got) = parse(&text);
         assert_eq!(prose, "Let me check.");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].name, "get_weather");
-        assert_eq!(
-            canonical_arguments(&got[0].arguments, &[]),
-            r#"{"city":"Paris"}"#
-        );
+        assert_eq!(canonical_arguments(&got[0].arguments, &[]), r#"{"city":"Paris"}"#);
     }
 
     #[test]
@@ -242,20 +201,14 @@ mod tests {
         let (_, calls) = parse(r#" {"name": "f", "arguments": {"a": 1}} "#);
         assert_eq!(calls[0].name, "f");
         let (_, calls) = parse(r#"{"name": "Bob"}"#);
-        assert!(
-            calls.is_empty(),
-            "an object without arguments is not a call"
-        );
+        assert!(calls.is_empty(), "an object without arguments is not a call");
         let (_, calls) = parse("<tool_call>{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}");
         assert_eq!(calls[0].arguments, r#"{"a":1}"#);
     }
 
     #[test]
     fn canonical_ignores_order_and_non_semantic_arguments() {
-        let a = canonical_arguments(
-            r#"{"b": 2, "a": 1, "request_id": "x1"}"#,
-            &["request_id".into()],
-        );
+        let a = canonical_arguments(r#"{"b": 2, "a": 1, "request_id": "x1"}"#, &["request_id".into()]);
         let b = canonical_arguments(r#"{"a":1,"b":2,"request_id":"y2"}"#, &["request_id".into()]);
         assert_eq!(a, b);
         assert_ne!(a, canonical_arguments(r#"{"a":1,"b":3}"#, &[]));
@@ -267,33 +220,16 @@ mod tests {
 
     fn cand(index: usize, text: &str) -> Candidate {
         let answer = extract_with_tools(text);
-        let key = answer
-            .as_deref()
-            .map(|a| ToolEquivalence(NumericEquivalence).key(a));
-        Candidate {
-            index,
-            text: text.into(),
-            answer,
-            key,
-            n_tokens: 1,
-            mean_logprob: None,
-            finish: FinishReason::Eos,
-            score: None,
-        }
+        let key = answer.as_deref().map(|a| ToolEquivalence(NumericEquivalence).key(a));
+        Candidate { index, text: text.into(), answer, key, n_tokens: 1, mean_logprob: None, finish: FinishReason::Eos, score: None }
     }
 
     #[test]
     fn answers_name_the_tools_and_keep_the_numeric_rules_otherwise() {
-        assert_eq!(
-            extract_with_tools(&call("f", "{}")).as_deref(),
-            Some("tool:f")
-        );
+        assert_eq!(extract_with_tools(&call("f", "{}")).as_deref(), Some("tool:f"));
         let two = format!("{}\n{}", call("a", "{}"), call("b", "{}"));
         assert_eq!(extract_with_tools(&two).as_deref(), Some("tool:a,b"));
-        assert_eq!(
-            extract_with_tools("The answer is 1,234.").as_deref(),
-            Some("1,234")
-        );
+        assert_eq!(extract_with_tools("The answer is 1,234.").as_deref(), Some("1,234"));
         let eq = ToolEquivalence(NumericEquivalence);
         assert_eq!(eq.key("tool:a,b"), "tool:a,b");
         assert_eq!(eq.key("1,234"), eq.key("1234"));
@@ -310,22 +246,10 @@ mod tests {
         ];
         let v = vote_arguments(&candidates, "tool:search", &["id".into()]);
         assert_eq!(v.chosen, Some(2));
-        assert_eq!(
-            v.votes
-                .iter()
-                .map(|v| (v.key.as_str(), v.count))
-                .collect::<Vec<_>>(),
-            [(r#"{"q":"b"}"#, 2), (r#"{"q":"a"}"#, 1)]
-        );
+        assert_eq!(v.votes.iter().map(|v| (v.key.as_str(), v.count)).collect::<Vec<_>>(), [(r#"{"q":"b"}"#, 2), (r#"{"q":"a"}"#, 1)]);
         // Every argument set different: the earliest sample wins the tie.
         let v = vote_arguments(&candidates, "tool:search", &[]);
         assert_eq!((v.chosen, v.votes.len()), (Some(0), 3));
-        assert_eq!(
-            vote_arguments(&candidates, "tool:other", &[]),
-            ArgumentVote {
-                votes: Vec::new(),
-                chosen: None
-            }
-        );
+        assert_eq!(vote_arguments(&candidates, "tool:other", &[]), ArgumentVote { votes: Vec::new(), chosen: None });
     }
 }

@@ -64,10 +64,7 @@ pub fn validate(scorer: &str, n: usize, scores: &Scores) -> Result<(), ScoreErro
     match scores.values.iter().position(|v| !(0.0..=1.0).contains(v)) {
         Some(index) => Err(ScoreError::Failed {
             scorer: scorer.into(),
-            reason: format!(
-                "step score {} for partial {index} is outside [0, 1]",
-                scores.values[index]
-            ),
+            reason: format!("step score {} for partial {index} is outside [0, 1]", scores.values[index]),
         }),
         None => Ok(()),
     }
@@ -135,30 +132,10 @@ mod tests {
 
     #[test]
     fn validate_rejects_out_of_range() {
-        let s = Scores {
-            values: vec![0.5, 1.5],
-            ..Scores::default()
-        };
-        assert!(validate("x", 2, &s)
-            .unwrap_err()
-            .to_string()
-            .contains("outside [0, 1]"));
-        let s = Scores {
-            values: vec![0.5, f64::NAN],
-            ..Scores::default()
-        };
-        assert!(matches!(
-            validate("x", 2, &s),
-            Err(ScoreError::NonFinite { .. })
-        ));
-        assert!(validate(
-            "x",
-            2,
-            &Scores {
-                values: vec![0.0, 1.0],
-                ..Scores::default()
-            }
-        )
-        .is_ok());
+        let s = Scores { values: vec![0.5, 1.5], ..Scores::default() };
+        assert!(validate("x", 2, &s).unwrap_err().to_string().contains("outside [0, 1]"));
+        let s = Scores { values: vec![0.5, f64::NAN], ..Scores::default() };
+        assert!(matches!(validate("x", 2, &s), Err(ScoreError::NonFinite { .. })));
+        assert!(validate("x", 2, &Scores { values: vec![0.0, 1.0], ..Scores::default() }).is_ok());
     }
 }

@@ -22,8 +22,7 @@ pub struct SelfEval {
 impl Default for SelfEval {
     fn default() -> Self {
         Self {
-            question: "\n\nQuestion: Is the last step above correct? Answer Yes or No.\nAnswer:"
-                .into(),
+            question: "\n\nQuestion: Is the last step above correct? Answer Yes or No.\nAnswer:".into(),
             yes: " Yes".into(),
             no: " No".into(),
         }
@@ -66,18 +65,12 @@ impl ProcessScorer for SelfEval {
         let (lps, usage) = session
             .probe(&branches, &self.question, &candidates)
             .await
-            .map_err(|e| ScoreError::Failed {
-                scorer: "self-eval".into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| ScoreError::Failed { scorer: "self-eval".into(), reason: e.to_string() })?;
         let values = lps
             .iter()
             .map(|lp| match lp.as_slice() {
                 [y, n] => Ok(yes_probability(*y, *n)),
-                _ => Err(ScoreError::Failed {
-                    scorer: "self-eval".into(),
-                    reason: "probe returned the wrong shape".into(),
-                }),
+                _ => Err(ScoreError::Failed { scorer: "self-eval".into(), reason: "probe returned the wrong shape".into() }),
             })
             .collect::<Result<_, _>>()?;
         Ok(Scores { values, usage })

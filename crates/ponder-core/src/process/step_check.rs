@@ -48,9 +48,7 @@ struct Equation {
 
 impl Equation {
     fn holds(&self) -> bool {
-        let Some((a, op, b)) = self.lhs else {
-            return true;
-        };
+        let Some((a, op, b)) = self.lhs else { return true };
         let v = match op {
             '+' => a.checked_add(b),
             '-' => a.checked_sub(b),
@@ -70,10 +68,7 @@ fn leading_number(s: &str) -> Option<(i128, usize)> {
         if c.is_ascii_digit() {
             digits.push(c);
             end = i + 1;
-        } else if c == ','
-            && !digits.is_empty()
-            && s[i + 1..].starts_with(|d: char| d.is_ascii_digit())
-        {
+        } else if c == ',' && !digits.is_empty() && s[i + 1..].starts_with(|d: char| d.is_ascii_digit()) {
             end = i + 1;
         } else {
             break;
@@ -85,9 +80,7 @@ fn leading_number(s: &str) -> Option<(i128, usize)> {
 /// The number at the end of `s`, ignoring trailing spaces.
 fn trailing_number(s: &str) -> Option<(i128, usize)> {
     let t = s.trim_end();
-    let start = t
-        .rfind(|c: char| !(c.is_ascii_digit() || c == ','))
-        .map_or(0, |i| i + t[i..].chars().next().map_or(1, char::len_utf8));
+    let start = t.rfind(|c: char| !(c.is_ascii_digit() || c == ',')).map_or(0, |i| i + t[i..].chars().next().map_or(1, char::len_utf8));
     let digits: String = t[start..].chars().filter(char::is_ascii_digit).collect();
     digits.parse().ok().map(|n| (n, start))
 }
@@ -95,9 +88,7 @@ fn trailing_number(s: &str) -> Option<(i128, usize)> {
 fn equations(text: &str) -> Vec<Equation> {
     let mut out = Vec::new();
     for (i, _) in text.match_indices('=') {
-        let Some((result, _)) = leading_number(text[i + 1..].trim_start()) else {
-            continue;
-        };
+        let Some((result, _)) = leading_number(text[i + 1..].trim_start()) else { continue };
         let left = &text[..i];
         let lhs = trailing_number(left).and_then(|(b, at)| {
             let before = left[..at].trim_end();
@@ -140,28 +131,12 @@ impl ProcessScorer for StepCheck {
             return Err(ScoreError::Unavailable {
                 scorer: "step-check".into(),
                 problem: problem.id.clone(),
-                reason: "it has no reference steps (only the generated arithmetic task has them)"
-                    .into(),
+                reason: "it has no reference steps (only the generated arithmetic task has them)".into(),
             });
         }
-        let values = partials
-            .iter()
-            .map(|p| {
-                if check_chain(problem, &p.text()) {
-                    1.0
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let values = partials.iter().map(|p| if check_chain(problem, &p.text()) { 1.0 } else { 0.0 }).collect();
         // No model runs, but each partial checked is one pass of the judge.
-        Ok(Scores {
-            values,
-            usage: Usage {
-                scorer_passes: partials.len() as u64,
-                ..Usage::default()
-            },
-        })
+        Ok(Scores { values, usage: Usage { scorer_passes: partials.len() as u64, ..Usage::default() } })
     }
 }
 
@@ -183,14 +158,8 @@ mod tests {
     fn accepts_the_right_chain_step_by_step() {
         let p = problem();
         assert!(check_chain(&p, "Tom starts with 3 apples."));
-        assert!(check_chain(
-            &p,
-            "Tom starts with 3 apples.\n\nAfter buying 4 more he has 3 + 4 = 7."
-        ));
-        assert!(check_chain(
-            &p,
-            "3 + 4 = 7.\n\n7 - 2 = 5.\n\nThe answer is 5."
-        ));
+        assert!(check_chain(&p, "Tom starts with 3 apples.\n\nAfter buying 4 more he has 3 + 4 = 7."));
+        assert!(check_chain(&p, "3 + 4 = 7.\n\n7 - 2 = 5.\n\nThe answer is 5."));
         assert!(check_chain(&p, "3+4=7, then 7-2=5. The answer is 5."));
     }
 
@@ -198,29 +167,16 @@ mod tests {
     fn rejects_wrong_arithmetic_wrong_results_and_wrong_answers() {
         let p = problem();
         assert!(!check_chain(&p, "3 + 4 = 8."), "false equation");
-        assert!(
-            !check_chain(&p, "3 * 4 = 12."),
-            "true but not the reference result"
-        );
-        assert!(
-            !check_chain(&p, "3 + 4 = 7. 7 - 2 = 5. 5 + 1 = 6."),
-            "more results than steps"
-        );
-        assert!(
-            !check_chain(&p, "3 + 4 = 7. 7 - 2 = 5. The answer is 7."),
-            "wrong final answer"
-        );
+        assert!(!check_chain(&p, "3 * 4 = 12."), "true but not the reference result");
+        assert!(!check_chain(&p, "3 + 4 = 7. 7 - 2 = 5. 5 + 1 = 6."), "more results than steps");
+        assert!(!check_chain(&p, "3 + 4 = 7. 7 - 2 = 5. The answer is 7."), "wrong final answer");
         assert!(!check_chain(&p, "The answer is 4."));
         assert!(!check_chain(&p, "12 / 5 = 2"), "inexact division");
     }
 
     #[test]
     fn parses_numbers_with_commas_and_unusual_operators() {
-        let p = Problem {
-            steps: vec!["1,200".into()],
-            gold: "1200".into(),
-            ..problem()
-        };
+        let p = Problem { steps: vec!["1,200".into()], gold: "1200".into(), ..problem() };
         assert!(check_chain(&p, "400 × 3 = 1,200. The answer is 1,200."));
         assert!(!check_chain(&p, "400 x 3 = 1,300."));
     }

@@ -33,19 +33,10 @@ impl Strategy for Abstaining {
     fn budget(&self) -> usize {
         self.inner.budget()
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let mut out = self.inner.solve(problem, messages, ctx).await?;
         if out.abstain_below(self.below) {
-            tracing::debug!(
-                confidence = out.confidence(),
-                below = self.below,
-                "abstained"
-            );
+            tracing::debug!(confidence = out.confidence(), below = self.below, "abstained");
         }
         Ok(out)
     }

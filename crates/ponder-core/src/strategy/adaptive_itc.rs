@@ -85,8 +85,7 @@ impl Default for AdaptiveItcConfig {
             prune_after: 64,
             keep: 0.5,
             select: ItcSelect::Best,
-            question: "\n\nWould you do better if you started over? (\"Yes.\" or \"No.\")\nAnswer:"
-                .into(),
+            question: "\n\nWould you do better if you started over? (\"Yes.\" or \"No.\")\nAnswer:".into(),
         }
     }
 }
@@ -105,36 +104,20 @@ impl StrategyConfig for AdaptiveItcConfig {
         "samples (at most)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            session: true,
-            ..Needs::default()
-        }
+        Needs { session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
         let t = self.threshold;
-        ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || {
-            format!("must be in (0, 1], got {t}")
-        })?;
-        ConfigError::check(self.round_size >= 1, "round_size", || {
-            "must be at least 1, got 0".into()
-        })?;
-        ConfigError::check(self.prune_after >= 1, "prune_after", || {
-            "must be at least 1, got 0".into()
-        })?;
+        ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || format!("must be in (0, 1], got {t}"))?;
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())?;
+        ConfigError::check(self.prune_after >= 1, "prune_after", || "must be at least 1, got 0".into())?;
         let k = self.keep;
-        ConfigError::check(k > 0.0 && k <= 1.0, "keep", || {
-            format!("must be in (0, 1], got {k}")
-        })?;
-        ConfigError::check(!self.question.is_empty(), "question", || {
-            "must not be empty".into()
-        })
+        ConfigError::check(k > 0.0 && k <= 1.0, "keep", || format!("must be in (0, 1], got {k}"))?;
+        ConfigError::check(!self.question.is_empty(), "question", || "must not be empty".into())
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(AdaptiveItc {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(AdaptiveItc { config: self.clone(), sampling }))
     }
 }
 
@@ -153,48 +136,22 @@ impl AdaptiveItc {
         session: &mut dyn StepSession,
         branches: &[BranchId],
     ) -> Result<(Vec<f64>, Usage), StrategyError> {
-        let judge = SelfEval {
-            question: self.config.question.clone(),
-            yes: " No".into(),
-            no: " Yes".into(),
-        };
-        let partials: Vec<Partial<'_>> = branches
-            .iter()
-            .map(|&branch| Partial {
-                branch,
-                steps: &[],
-                finished: false,
-            })
-            .collect();
+        let judge = SelfEval { question: self.config.question.clone(), yes: " No".into(), no: " Yes".into() };
+        let partials: Vec<Partial<'_>> = branches.iter().map(|&branch| Partial { branch, steps: &[], finished: false }).collect();
         let scores = judge.score_steps(problem, &partials, Some(session)).await?;
         Ok((scores.values, scores.usage))
     }
 
-    fn decide(
-        &self,
-        candidates: Vec<Candidate>,
-        usage: Usage,
-        n_failed: usize,
-        stopped_early: bool,
-    ) -> Outcome {
+    fn decide(&self, candidates: Vec<Candidate>, usage: Usage, n_failed: usize, stopped_early: bool) -> Outcome {
         match self.config.select {
             ItcSelect::Best => best_scored(self.name(), candidates, usage, n_failed, stopped_early),
             ItcSelect::Vote => majority(self.name(), candidates, usage, n_failed, stopped_early),
         }
     }
 
-    async fn draw_more(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn draw_more(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let session = ctx.generator.open(messages, self.sampling.seed).await?;
-        let mut rule = NoBetter {
-            itc: self,
-            problem,
-            session,
-        };
+        let mut rule = NoBetter { itc: self, problem, session };
         let (n, round) = (self.config.n, self.config.round_size);
         let mut d = draw_in_rounds(messages, n, round, &self.sampling, ctx, &mut rule).await?;
         d.usage += rule.session.usage();
@@ -202,54 +159,29 @@ impl AdaptiveItc {
         Ok(self.decide(d.candidates, d.usage, d.n_failed, d.stopped_early))
     }
 
-    async fn prune(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn prune(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let (n, max_tokens) = (self.config.n, self.sampling.max_tokens.max(1));
         let mut session = ctx.generator.open(messages, self.sampling.seed).await?;
         let root = session.root();
-        let mut tracks: Vec<Track> = session
-            .fork(root, n)
-            .await?
-            .into_iter()
-            .map(Track::new)
-            .collect();
+        let mut tracks: Vec<Track> = session.fork(root, n).await?.into_iter().map(Track::new).collect();
         // Step 1: the first `prune_after` tokens of each.
         let all: Vec<usize> = (0..n).collect();
-        extend(
-            session.as_mut(),
-            &mut tracks,
-            &all,
-            &self.step(self.config.prune_after.min(max_tokens)),
-        )
-        .await?;
+        extend(session.as_mut(), &mut tracks, &all, &self.step(self.config.prune_after.min(max_tokens))).await?;
         // Step 2: probe every partial, keep the most promising.
         let branches: Vec<BranchId> = tracks.iter().map(|t| t.branch).collect();
         let (scores, mut usage) = self.no_better(problem, session.as_mut(), &branches).await?;
         let survivors = most_promising(&scores, self.config.keep);
-        let pruned: Vec<BranchId> = all
-            .iter()
-            .filter(|i| !survivors.contains(i))
-            .map(|&i| tracks[i].branch)
-            .collect();
+        let pruned: Vec<BranchId> = all.iter().filter(|i| !survivors.contains(i)).map(|&i| tracks[i].branch).collect();
         session.release(&pruned).await?;
         for (t, s) in tracks.iter_mut().zip(scores) {
             t.scores.push(s);
         }
         // Step 3: finish the survivors (each branch ends at `max_tokens` in all).
-        let live: Vec<usize> = survivors
-            .iter()
-            .copied()
-            .filter(|&i| !tracks[i].is_finished())
-            .collect();
+        let live: Vec<usize> = survivors.iter().copied().filter(|&i| !tracks[i].is_finished()).collect();
         extend(session.as_mut(), &mut tracks, &live, &self.step(max_tokens)).await?;
         if self.config.select == ItcSelect::Best {
             let branches: Vec<BranchId> = survivors.iter().map(|&i| tracks[i].branch).collect();
-            let (scores, probe_usage) =
-                self.no_better(problem, session.as_mut(), &branches).await?;
+            let (scores, probe_usage) = self.no_better(problem, session.as_mut(), &branches).await?;
             usage += probe_usage;
             for (&i, s) in survivors.iter().zip(scores) {
                 tracks[i].scores.push(s);
@@ -262,17 +194,7 @@ impl AdaptiveItc {
             .map(|(i, t)| {
                 let c = t.candidate(i, Aggregate::Last, ctx);
                 let survived = survivors.contains(&i);
-                if survived {
-                    c
-                } else {
-                    Candidate {
-                        answer: None,
-                        key: None,
-                        score: None,
-                        finish: FinishReason::StepEnd,
-                        ..c
-                    }
-                }
+                if survived { c } else { Candidate { answer: None, key: None, score: None, finish: FinishReason::StepEnd, ..c } }
             })
             .collect();
         Ok(self.decide(candidates, usage, 0, survivors.len() < n))
@@ -281,20 +203,14 @@ impl AdaptiveItc {
     /// One step of at most `tokens` tokens, no delimiter; a branch ends at `max_tokens`.
     fn step(&self, tokens: u32) -> StepParams {
         let max_total_tokens = self.sampling.max_tokens.max(1);
-        StepParams {
-            sampling: self.sampling.clone(),
-            delimiter: None,
-            max_step_tokens: tokens.max(1),
-            max_total_tokens,
-        }
+        StepParams { sampling: self.sampling.clone(), delimiter: None, max_step_tokens: tokens.max(1), max_total_tokens }
     }
 }
 
 /// Prune step 2: positions of the `keep` fraction (at least one) with the highest p(No),
 /// the earlier first on ties; in position order.
 pub fn most_promising(scores: &[f64], keep: f64) -> Vec<usize> {
-    let n_keep =
-        ((scores.len() as f64 * keep).ceil() as usize).clamp(1.min(scores.len()), scores.len());
+    let n_keep = ((scores.len() as f64 * keep).ceil() as usize).clamp(1.min(scores.len()), scores.len());
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let mut kept = order[..n_keep].to_vec();
@@ -303,12 +219,7 @@ pub fn most_promising(scores: &[f64], keep: f64) -> Vec<usize> {
 }
 
 /// Extends the tracks at `which` by one step, in one batch.
-async fn extend(
-    session: &mut dyn StepSession,
-    tracks: &mut [Track],
-    which: &[usize],
-    params: &StepParams,
-) -> Result<(), StrategyError> {
+async fn extend(session: &mut dyn StepSession, tracks: &mut [Track], which: &[usize], params: &StepParams) -> Result<(), StrategyError> {
     if which.is_empty() {
         return Ok(());
     }
@@ -330,16 +241,11 @@ struct NoBetter<'a> {
 #[async_trait]
 impl Settle for NoBetter<'_> {
     async fn settle(&mut self, drawn: &mut Drawn, fresh: bool) -> Result<bool, StrategyError> {
-        let Some(c) = drawn.candidates.last_mut().filter(|_| fresh) else {
-            return Ok(false);
-        };
+        let Some(c) = drawn.candidates.last_mut().filter(|_| fresh) else { return Ok(false) };
         let root = self.session.root();
         let branch = self.session.fork(root, 1).await?;
         self.session.append(branch[0], &c.text).await?;
-        let (scores, usage) = self
-            .itc
-            .no_better(self.problem, self.session.as_mut(), &branch)
-            .await?;
+        let (scores, usage) = self.itc.no_better(self.problem, self.session.as_mut(), &branch).await?;
         self.session.release(&branch).await?;
         drawn.usage += usage;
         c.score = scores.first().copied();
@@ -355,12 +261,7 @@ impl Strategy for AdaptiveItc {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         match self.config.mode {
             ItcMode::DrawMore => self.draw_more(problem, messages, ctx).await,
             ItcMode::Prune => self.prune(problem, messages, ctx).await,

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use statrs::function::beta::beta_reg;
 
-use super::abstain;
 use super::rounds::{draw_in_rounds, Drawn, Settle};
+use super::abstain;
 use super::spec::{check_n, ConfigError, StrategyConfig};
 use super::{majority, tally, Candidate, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::SamplingParams;
@@ -35,12 +35,7 @@ pub struct AdaptiveScConfig {
 
 impl Default for AdaptiveScConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            threshold: 0.95,
-            round_size: 4,
-            abstain_below: None,
-        }
+        Self { n: 8, threshold: 0.95, round_size: 4, abstain_below: None }
     }
 }
 
@@ -67,12 +62,8 @@ impl StrategyConfig for AdaptiveScConfig {
         check_n(self.n)?;
         abstain::check(self.abstain_below)?;
         let t = self.threshold;
-        ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || {
-            format!("must be in (0, 1], got {t}")
-        })?;
-        ConfigError::check(self.round_size >= 1, "round_size", || {
-            "must be at least 1, got 0".into()
-        })
+        ConfigError::check(t > 0.0 && t <= 1.0, "threshold", || format!("must be in (0, 1], got {t}"))?;
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
         Ok(Box::new(AdaptiveSelfConsistency {
@@ -97,12 +88,7 @@ pub struct AdaptiveSelfConsistency {
 impl AdaptiveSelfConsistency {
     pub fn new(max_samples: usize, sampling: SamplingParams) -> Self {
         let d = AdaptiveScConfig::default();
-        Self {
-            max_samples,
-            sampling,
-            threshold: d.threshold,
-            round_size: d.round_size,
-        }
+        Self { max_samples, sampling, threshold: d.threshold, round_size: d.round_size }
     }
 }
 
@@ -138,30 +124,11 @@ impl Strategy for AdaptiveSelfConsistency {
     fn budget(&self) -> usize {
         self.max_samples
     }
-    async fn solve(
-        &self,
-        _problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let mut rule = BetaRule(self.threshold);
-        let mut d = draw_in_rounds(
-            messages,
-            self.max_samples,
-            self.round_size,
-            &self.sampling,
-            ctx,
-            &mut rule,
-        )
-        .await?;
+        let mut d = draw_in_rounds(messages, self.max_samples, self.round_size, &self.sampling, ctx, &mut rule).await?;
         d.candidates.sort_by_key(|c| c.index);
-        Ok(majority(
-            self.name(),
-            d.candidates,
-            d.usage,
-            d.n_failed,
-            d.stopped_early,
-        ))
+        Ok(majority(self.name(), d.candidates, d.usage, d.n_failed, d.stopped_early))
     }
 }
 
@@ -174,10 +141,7 @@ mod tests {
         // With v2 = 0, I_0.5(v1+1, 1) = 0.5^(v1+1).
         for v1 in 1..10 {
             let expected = 1.0 - 0.5f64.powi(v1 as i32 + 1);
-            assert!(
-                (leader_stays_probability(v1, 0) - expected).abs() < 1e-12,
-                "v1={v1}"
-            );
+            assert!((leader_stays_probability(v1, 0) - expected).abs() < 1e-12, "v1={v1}");
         }
         // A tie is a coin flip.
         assert!((leader_stays_probability(3, 3) - 0.5).abs() < 1e-12);

@@ -44,11 +44,7 @@ pub struct AstarConfig {
 
 impl Default for AstarConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            width: 4,
-            step: StepConfig::default(),
-        }
+        Self { n: 8, width: 4, step: StepConfig::default() }
     }
 }
 
@@ -66,24 +62,15 @@ impl StrategyConfig for AstarConfig {
         "process-scorer passes"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            process_scorer: true,
-            session: true,
-            ..Needs::default()
-        }
+        Needs { process_scorer: true, session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(self.width >= 1, "width", || {
-            "must be at least 1, got 0".into()
-        })?;
+        ConfigError::check(self.width >= 1, "width", || "must be at least 1, got 0".into())?;
         self.step.validate()
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(AStar {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(AStar { config: self.clone(), sampling }))
     }
 }
 
@@ -104,11 +91,7 @@ struct Node {
 impl Node {
     fn new(track: Track, aggregate: Aggregate, seq: &mut usize) -> Self {
         *seq += 1;
-        Self {
-            score: track.score(aggregate),
-            seq: *seq,
-            track,
-        }
+        Self { score: track.score(aggregate), seq: *seq, track }
     }
 }
 
@@ -144,27 +127,10 @@ impl Strategy for AStar {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let mut s = Searcher::open(
-            self.name(),
-            self.config.n,
-            problem,
-            messages,
-            ctx,
-            &self.sampling,
-            &self.config.step,
-        )
-        .await?;
-        let (n, m, aggregate) = (
-            self.config.n,
-            self.config.width.max(1),
-            self.config.step.aggregate,
-        );
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let mut s =
+            Searcher::open(self.name(), self.config.n, problem, messages, ctx, &self.sampling, &self.config.step).await?;
+        let (n, m, aggregate) = (self.config.n, self.config.width.max(1), self.config.step.aggregate);
         let mut seq = 0;
         let mut queue = BinaryHeap::from([Node::new(s.root(), aggregate, &mut seq)]);
         // Leaves popped but not expandable (at the step limit).
@@ -188,11 +154,7 @@ impl Strategy for AStar {
             }
             let mut children = s.expand(node.track, m.min(left)).await?;
             s.advance(&mut children).await?;
-            queue.extend(
-                children
-                    .into_iter()
-                    .map(|t| Node::new(t, aggregate, &mut seq)),
-            );
+            queue.extend(children.into_iter().map(|t| Node::new(t, aggregate, &mut seq)));
         }
         let stopped_early = found && s.scored < n;
         let mut nodes: Vec<Node> = leaves.into_iter().chain(queue).collect();
@@ -201,20 +163,8 @@ impl Strategy for AStar {
         }
         nodes.sort_by_key(|x| x.seq);
         // The popped answer outranks every finished node left in the queue.
-        let chosen = nodes
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.cmp(b.1))
-            .map(|(i, _)| i);
+        let chosen = nodes.iter().enumerate().max_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i);
         let tracks: Vec<Track> = nodes.into_iter().map(|x| x.track).collect();
-        Ok(outcome(
-            self.name(),
-            &tracks,
-            chosen,
-            aggregate,
-            ctx,
-            s.usage(),
-            stopped_early,
-        ))
+        Ok(outcome(self.name(), &tracks, chosen, aggregate, ctx, s.usage(), stopped_early))
     }
 }

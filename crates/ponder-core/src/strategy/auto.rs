@@ -36,13 +36,7 @@ impl StrategyConfig for AutoConfig {
     /// The most any bin may spend, probes included.
     fn budget(&self) -> usize {
         let Some(p) = &self.policy else { return 0 };
-        p.specs()
-            .unwrap_or_default()
-            .iter()
-            .map(StrategySpec::budget)
-            .max()
-            .unwrap_or(0)
-            .max(p.probe)
+        p.specs().unwrap_or_default().iter().map(StrategySpec::budget).max().unwrap_or(0).max(p.probe)
     }
     fn budget_unit(&self) -> &'static str {
         "the chosen bin's unit (probe samples included)"
@@ -52,20 +46,13 @@ impl StrategyConfig for AutoConfig {
     }
     /// What any bin's strategy needs.
     fn needs(&self) -> Needs {
-        let specs = self
-            .policy
-            .as_ref()
-            .and_then(|p| p.specs().ok())
-            .unwrap_or_default();
-        specs
-            .iter()
-            .map(StrategySpec::needs)
-            .fold(Needs::default(), |a, b| Needs {
-                scorer: a.scorer || b.scorer,
-                process_scorer: a.process_scorer || b.process_scorer,
-                session: a.session || b.session,
-                verifier: a.verifier || b.verifier,
-            })
+        let specs = self.policy.as_ref().and_then(|p| p.specs().ok()).unwrap_or_default();
+        specs.iter().map(StrategySpec::needs).fold(Needs::default(), |a, b| Needs {
+            scorer: a.scorer || b.scorer,
+            process_scorer: a.process_scorer || b.process_scorer,
+            session: a.session || b.session,
+            verifier: a.verifier || b.verifier,
+        })
     }
     fn validate(&self) -> Result<(), ConfigError> {
         let Some(p) = &self.policy else {
@@ -74,20 +61,14 @@ impl StrategyConfig for AutoConfig {
                 message: "is missing: give a policy file from `ponder plan` (--policy FILE)".into(),
             });
         };
-        p.validate().map_err(|message| ConfigError {
-            field: "policy".into(),
-            message,
-        })
+        p.validate().map_err(|message| ConfigError { field: "policy".into(), message })
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        let policy = self
-            .policy
-            .clone()
-            .ok_or_else(|| StrategyError::InvalidConfig {
-                strategy: "auto".into(),
-                field: "policy".into(),
-                message: "is missing".into(),
-            })?;
+        let policy = self.policy.clone().ok_or_else(|| StrategyError::InvalidConfig {
+            strategy: "auto".into(),
+            field: "policy".into(),
+            message: "is missing".into(),
+        })?;
         Ok(Box::new(Auto::new(policy, sampling)?))
     }
 }
@@ -150,10 +131,7 @@ impl Policy {
     /// Checks the bins cover 0..=probe in order and name usable strategies.
     pub fn validate(&self) -> Result<(), String> {
         if self.version != 1 {
-            return Err(format!(
-                "unsupported version {} (this ponder reads version 1)",
-                self.version
-            ));
+            return Err(format!("unsupported version {} (this ponder reads version 1)", self.version));
         }
         if self.probe == 0 {
             return Err("probe must be at least 1".into());
@@ -161,23 +139,14 @@ impl Policy {
         let mut next = 0;
         for b in &self.bins {
             if b.min_agree != next || b.max_agree < b.min_agree {
-                return Err(format!(
-                    "bins must cover agreement 0..={} in order; bin {}..={} does not follow",
-                    self.probe, b.min_agree, b.max_agree
-                ));
+                return Err(format!("bins must cover agreement 0..={} in order; bin {}..={} does not follow", self.probe, b.min_agree, b.max_agree));
             }
             if b.budget == 0 {
-                return Err(format!(
-                    "bin {}..={}: budget must be at least 1",
-                    b.min_agree, b.max_agree
-                ));
+                return Err(format!("bin {}..={}: budget must be at least 1", b.min_agree, b.max_agree));
             }
             match b.spec() {
                 Ok(StrategySpec::Auto(_)) => {
-                    return Err(format!(
-                        "bin {}..={}: strategy auto cannot be used inside a policy",
-                        b.min_agree, b.max_agree
-                    ))
+                    return Err(format!("bin {}..={}: strategy auto cannot be used inside a policy", b.min_agree, b.max_agree))
                 }
                 Ok(_) => {}
                 Err(e) => return Err(format!("bin {}..={}: {e}", b.min_agree, b.max_agree)),
@@ -198,10 +167,7 @@ impl Policy {
     /// The bin for `agree` (clamped to 0..=probe).
     pub fn bin_for(&self, agree: usize) -> &PolicyBin {
         let agree = agree.min(self.probe);
-        self.bins
-            .iter()
-            .find(|b| (b.min_agree..=b.max_agree).contains(&agree))
-            .unwrap_or_else(|| &self.bins[self.bins.len() - 1])
+        self.bins.iter().find(|b| (b.min_agree..=b.max_agree).contains(&agree)).unwrap_or_else(|| &self.bins[self.bins.len() - 1])
     }
 }
 
@@ -226,16 +192,8 @@ impl Auto {
     /// Builds the bins' strategies, so a policy naming an unknown strategy fails here,
     /// before any model work.
     pub fn new(policy: Policy, sampling: SamplingParams) -> Result<Auto, StrategyError> {
-        let strategies = policy
-            .specs()?
-            .iter()
-            .map(|s| s.build(sampling.clone()))
-            .collect::<Result<_, _>>()?;
-        Ok(Auto {
-            policy,
-            sampling,
-            strategies,
-        })
+        let strategies = policy.specs()?.iter().map(|s| s.build(sampling.clone())).collect::<Result<_, _>>()?;
+        Ok(Auto { policy, sampling, strategies })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -251,26 +209,11 @@ impl Strategy for Auto {
 
     /// The most samples any bin may draw, probes included.
     fn budget(&self) -> usize {
-        self.strategies
-            .iter()
-            .map(|s| s.budget())
-            .max()
-            .unwrap_or(0)
-            .max(self.policy.probe)
+        self.strategies.iter().map(|s| s.budget()).max().unwrap_or(0).max(self.policy.probe)
     }
 
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let req = SampleRequest {
-            messages: messages.to_vec(),
-            n: self.policy.probe,
-            params: self.sampling.clone(),
-            first_index: 0,
-        };
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let req = SampleRequest { messages: messages.to_vec(), n: self.policy.probe, params: self.sampling.clone(), first_index: 0 };
         let probes = ctx.generator.sample(req).await?.collect().await?;
         let keys: Vec<Option<String>> = probes
             .samples
@@ -279,12 +222,7 @@ impl Strategy for Auto {
             .collect();
         let agree = agreement(keys.iter().map(|k| k.as_deref()));
         let bin = self.policy.bin_for(agree);
-        let at = self
-            .policy
-            .bins
-            .iter()
-            .position(|b| std::ptr::eq(b, bin))
-            .unwrap_or(0);
+        let at = self.policy.bins.iter().position(|b| std::ptr::eq(b, bin)).unwrap_or(0);
         let strategy = &self.strategies[at];
         tracing::debug!(problem = %problem.id, agree, strategy = strategy.name(), budget = strategy.budget(), "auto picked");
         let replay = Replay {
@@ -293,10 +231,7 @@ impl Strategy for Auto {
             params: self.sampling.clone(),
             probes: probes.samples,
         };
-        let sub = Ctx {
-            generator: &replay,
-            ..*ctx
-        };
+        let sub = Ctx { generator: &replay, ..*ctx };
         let mut outcome = strategy.solve(problem, messages, &sub).await?;
         outcome.usage = probes.usage + outcome.usage;
         outcome.n_failed += probes.failures.len();
@@ -312,25 +247,11 @@ mod tests {
     use crate::testing::{Choice, ScriptedGenerator};
 
     fn bin(lo: usize, hi: usize, s: &str, b: usize) -> PolicyBin {
-        PolicyBin {
-            min_agree: lo,
-            max_agree: hi,
-            strategy: s.into(),
-            budget: b,
-            n_units: 0,
-            accuracy: 0.0,
-            tokens_per_unit: 0.0,
-        }
+        PolicyBin { min_agree: lo, max_agree: hi, strategy: s.into(), budget: b, n_units: 0, accuracy: 0.0, tokens_per_unit: 0.0 }
     }
 
     fn problem() -> Problem {
-        Problem {
-            id: "p".into(),
-            question: "what is two plus two".into(),
-            gold: "4".into(),
-            level: None,
-            steps: Vec::new(),
-        }
+        Problem { id: "p".into(), question: "what is two plus two".into(), gold: "4".into(), level: None, steps: Vec::new() }
     }
 
     fn run(g: &ScriptedGenerator, policy: Policy) -> Outcome {
@@ -351,12 +272,7 @@ mod tests {
 
     #[test]
     fn unanimous_probes_take_the_cheap_bin_and_split_ones_spend_more() {
-        let policy = Policy {
-            version: 1,
-            probe: 4,
-            bins: vec![bin(0, 3, "sc", 12), bin(4, 4, "single", 1)],
-            fitted: None,
-        };
+        let policy = Policy { version: 1, probe: 4, bins: vec![bin(0, 3, "sc", 12), bin(4, 4, "single", 1)], fitted: None };
         // Always the same answer: 4 of 4 agree, so `single`, which reuses probe 0.
         let same = ScriptedGenerator::new(vec![Choice::new("so The answer is 4.", 1.0, -0.1)]);
         let o = run(&same, policy.clone());
@@ -385,12 +301,7 @@ mod tests {
             Choice::new("The answer is 4.", 1.0, -0.1),
             Choice::new("The answer is 5.", 1.0, -0.2),
         ]);
-        let policy = Policy {
-            version: 1,
-            probe: 3,
-            bins: vec![bin(0, 3, "sc", 8)],
-            fitted: None,
-        };
+        let policy = Policy { version: 1, probe: 3, bins: vec![bin(0, 3, "sc", 8)], fitted: None };
         let auto = run(&g, policy);
         let fresh = ScriptedGenerator::new(vec![
             Choice::new("The answer is 4.", 1.0, -0.1),
@@ -410,9 +321,7 @@ mod tests {
             thinking: None,
         };
         let p = problem();
-        let plain =
-            futures::executor::block_on(sc.solve(&p, &[Message::user(p.question.clone())], &ctx))
-                .unwrap();
+        let plain = futures::executor::block_on(sc.solve(&p, &[Message::user(p.question.clone())], &ctx)).unwrap();
         assert_eq!(auto.candidates, plain.candidates);
         assert_eq!(auto.answer, plain.answer);
     }

@@ -35,11 +35,7 @@ pub struct BeamConfig {
 
 impl Default for BeamConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            width: 4,
-            step: StepConfig::default(),
-        }
+        Self { n: 8, width: 4, step: StepConfig::default() }
     }
 }
 
@@ -57,24 +53,15 @@ impl StrategyConfig for BeamConfig {
         "branches (N at every step)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            process_scorer: true,
-            session: true,
-            ..Needs::default()
-        }
+        Needs { process_scorer: true, session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(self.width >= 1, "width", || {
-            "must be at least 1, got 0".into()
-        })?;
+        ConfigError::check(self.width >= 1, "width", || "must be at least 1, got 0".into())?;
         self.step.validate()
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(BeamSearch {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(BeamSearch { config: self.clone(), sampling }))
     }
 }
 
@@ -95,15 +82,10 @@ impl BeamSearch {
 /// The first `k` of `live` by aggregated score after dropping repeated texts; the rest second.
 pub(crate) fn top_k(live: Vec<Track>, k: usize, step: &StepConfig) -> (Vec<Track>, Vec<Track>) {
     let mut seen = std::collections::HashSet::new();
-    let (unique, mut dropped): (Vec<Track>, Vec<Track>) =
-        live.into_iter().partition(|t| seen.insert(t.text()));
+    let (unique, mut dropped): (Vec<Track>, Vec<Track>) = live.into_iter().partition(|t| seen.insert(t.text()));
     let mut order: Vec<usize> = (0..unique.len()).collect();
     // Stable: equal scores keep their order.
-    order.sort_by(|&a, &b| {
-        unique[b]
-            .score(step.aggregate)
-            .total_cmp(&unique[a].score(step.aggregate))
-    });
+    order.sort_by(|&a, &b| unique[b].score(step.aggregate).total_cmp(&unique[a].score(step.aggregate)));
     let keep: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
     let mut kept = Vec::new();
     for (i, t) in unique.into_iter().enumerate() {
@@ -124,30 +106,16 @@ impl Strategy for BeamSearch {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let mut s = Searcher::open(
-            self.name(),
-            self.config.n,
-            problem,
-            messages,
-            ctx,
-            &self.sampling,
-            &self.config.step,
-        )
-        .await?;
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let mut s =
+            Searcher::open(self.name(), self.config.n, problem, messages, ctx, &self.sampling, &self.config.step).await?;
         let (n, (m, k)) = (self.config.n, self.shape());
         let root = s.root();
         let mut live = s.expand(root, n).await?;
         let mut completed: Vec<Track> = Vec::new();
         for step in 1..=self.config.step.steps() {
             s.advance(&mut live).await?;
-            let (done, rest): (Vec<Track>, Vec<Track>) =
-                live.into_iter().partition(Track::is_finished);
+            let (done, rest): (Vec<Track>, Vec<Track>) = live.into_iter().partition(Track::is_finished);
             completed.extend(done);
             live = rest;
             if completed.len() >= n || live.is_empty() || step == self.config.step.steps() {
@@ -162,14 +130,6 @@ impl Strategy for BeamSearch {
         }
         let tracks = pool(completed.into_iter().chain(live).collect());
         let chosen = best(&tracks, self.config.step.aggregate);
-        Ok(outcome(
-            self.name(),
-            &tracks,
-            chosen,
-            self.config.step.aggregate,
-            ctx,
-            s.usage(),
-            false,
-        ))
+        Ok(outcome(self.name(), &tracks, chosen, self.config.step.aggregate, ctx, s.usage(), false))
     }
 }

@@ -37,10 +37,7 @@ impl StrategyConfig for BonConfig {
         "samples (+ one scorer pass each)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            scorer: true,
-            ..Needs::default()
-        }
+        Needs { scorer: true, ..Needs::default() }
     }
     fn reuses_probes(&self) -> bool {
         true
@@ -52,10 +49,7 @@ impl StrategyConfig for BonConfig {
         check_n(self.n)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(BestOfN {
-            n_samples: self.n,
-            sampling,
-        }))
+        Ok(Box::new(BestOfN { n_samples: self.n, sampling }))
     }
 }
 
@@ -73,24 +67,13 @@ impl Strategy for BestOfN {
     fn budget(&self) -> usize {
         self.n_samples
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         if ctx.scorer.is_none() {
             return Err(StrategyError::NeedsScorer(self.name().into()));
         }
-        let (mut candidates, n_failed, usage) =
-            draw(messages, self.n_samples, &self.sampling, ctx).await?;
+        let (mut candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
         let scorer_usage = score(problem, &mut candidates, ctx, self.name()).await?;
-        Ok(best_scored(
-            self.name(),
-            candidates,
-            usage + scorer_usage,
-            n_failed,
-            false,
-        ))
+        Ok(best_scored(self.name(), candidates, usage + scorer_usage, n_failed, false))
     }
 }
+

@@ -35,11 +35,7 @@ pub struct DvtsConfig {
 
 impl Default for DvtsConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            width: 4,
-            step: StepConfig::default(),
-        }
+        Self { n: 8, width: 4, step: StepConfig::default() }
     }
 }
 
@@ -57,24 +53,15 @@ impl StrategyConfig for DvtsConfig {
         "branches (N at every step)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            process_scorer: true,
-            session: true,
-            ..Needs::default()
-        }
+        Needs { process_scorer: true, session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(self.width >= 1, "width", || {
-            "must be at least 1, got 0".into()
-        })?;
+        ConfigError::check(self.width >= 1, "width", || "must be at least 1, got 0".into())?;
         self.step.validate()
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Dvts {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(Dvts { config: self.clone(), sampling }))
     }
 }
 
@@ -100,22 +87,9 @@ impl Strategy for Dvts {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let mut s = Searcher::open(
-            self.name(),
-            self.config.n,
-            problem,
-            messages,
-            ctx,
-            &self.sampling,
-            &self.config.step,
-        )
-        .await?;
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let mut s =
+            Searcher::open(self.name(), self.config.n, problem, messages, ctx, &self.sampling, &self.config.step).await?;
         let (m, subtrees) = self.shape();
         let aggregate = self.config.step.aggregate;
         let root = s.root();
@@ -130,9 +104,7 @@ impl Strategy for Dvts {
                 children[o].push(t);
             }
             for (tree, mut kids) in children.into_iter().enumerate() {
-                let Some(b) = best(&kids, aggregate) else {
-                    continue;
-                };
+                let Some(b) = best(&kids, aggregate) else { continue };
                 let chosen = kids.swap_remove(b);
                 s.release(kids.iter().map(|t| t.branch)).await?;
                 if chosen.is_finished() || step == self.config.step.steps() {
@@ -149,14 +121,6 @@ impl Strategy for Dvts {
         }
         let tracks = pool(results.into_iter().flatten().collect());
         let chosen = best(&tracks, aggregate);
-        Ok(outcome(
-            self.name(),
-            &tracks,
-            chosen,
-            aggregate,
-            ctx,
-            s.usage(),
-            false,
-        ))
+        Ok(outcome(self.name(), &tracks, chosen, aggregate, ctx, s.usage(), false))
     }
 }

@@ -36,9 +36,9 @@ pub use deepconf::{DeepConf, DeepConfConfig, DeepConfMode};
 pub use dvts::{Dvts, DvtsConfig};
 pub use particle_filter::{ParticleFilter, PfConfig};
 pub use particle_gibbs::{ParticleGibbs, PgConfig};
-pub use revise::{Keep, Revise, ReviseConfig, REVISE_PROMPT};
 pub use rpc::{low_paths, path_probability, Pruning, Rpc, RpcConfig};
 pub use search::{StepConfig, Track};
+pub use revise::{Keep, Revise, ReviseConfig, REVISE_PROMPT};
 pub use self_consistency::{ScConfig, SelfConsistency};
 pub use single::{Single, SingleConfig};
 pub use smc::{FinalPick, PfStep, Resampling};
@@ -90,11 +90,7 @@ pub enum StrategyError {
     InvalidBudget(usize),
     /// A field of a spec fails its check.
     #[error("strategy {strategy}: {field} {message}")]
-    InvalidConfig {
-        strategy: String,
-        field: String,
-        message: String,
-    },
+    InvalidConfig { strategy: String, field: String, message: String },
     /// A spec that does not parse (unknown field, wrong type, bad shorthand).
     #[error("bad strategy spec: {0}")]
     BadSpec(String),
@@ -117,12 +113,7 @@ pub trait Strategy: Send + Sync {
     fn name(&self) -> &str;
     /// Most samples the strategy may draw.
     fn budget(&self) -> usize;
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError>;
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError>;
 }
 
 /// A candidate from a sample: extracts and keys its answer.
@@ -149,12 +140,7 @@ pub async fn draw(
     sampling: &SamplingParams,
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<Candidate>, usize, Usage), StrategyError> {
-    let req = SampleRequest {
-        messages: messages.to_vec(),
-        n,
-        params: sampling.clone(),
-        first_index: 0,
-    };
+    let req = SampleRequest { messages: messages.to_vec(), n, params: sampling.clone(), first_index: 0 };
     let got = ctx.generator.sample(req).await?.collect().await?;
     if got.samples.is_empty() {
         return Err(StrategyError::InsufficientCandidates(n));
@@ -164,15 +150,8 @@ pub async fn draw(
 }
 
 /// Scores candidates with the context's scorer, checking the scorer's contract.
-pub async fn score(
-    problem: &Problem,
-    candidates: &mut [Candidate],
-    ctx: &Ctx<'_>,
-    strategy: &str,
-) -> Result<Usage, StrategyError> {
-    let scorer = ctx
-        .scorer
-        .ok_or_else(|| StrategyError::NeedsScorer(strategy.into()))?;
+pub async fn score(problem: &Problem, candidates: &mut [Candidate], ctx: &Ctx<'_>, strategy: &str) -> Result<Usage, StrategyError> {
+    let scorer = ctx.scorer.ok_or_else(|| StrategyError::NeedsScorer(strategy.into()))?;
     let scores = scorer.score(problem, candidates).await?;
     scorer::validate(scorer.name(), candidates.len(), &scores)?;
     for (c, s) in candidates.iter_mut().zip(&scores.values) {
@@ -186,10 +165,8 @@ pub(crate) fn position_of(candidates: &[Candidate], index: usize) -> Option<usiz
     candidates.iter().position(|c| c.index == index)
 }
 
-#[cfg(test)]
-mod search_tests;
-#[cfg(test)]
-mod tests;
+#[cfg(test)] mod tests;
+#[cfg(test)] mod search_tests;
 
 /// The majority-vote outcome over `candidates` (in index order), as self-consistency and
 /// its adaptive form return it.
@@ -201,16 +178,8 @@ pub(crate) fn majority(
     stopped_early: bool,
 ) -> Outcome {
     let votes = tally(&candidates, false);
-    let chosen = votes
-        .first()
-        .and_then(|v| position_of(&candidates, v.first_index));
-    decided(
-        strategy,
-        candidates,
-        votes,
-        chosen.or(Some(0)),
-        (usage, n_failed, stopped_early),
-    )
+    let chosen = votes.first().and_then(|v| position_of(&candidates, v.first_index));
+    decided(strategy, candidates, votes, chosen.or(Some(0)), (usage, n_failed, stopped_early))
 }
 
 /// The outcome of best-of-N: the highest-scoring candidate (the earliest on ties), no vote.
@@ -222,22 +191,14 @@ pub(crate) fn best_scored(
     stopped_early: bool,
 ) -> Outcome {
     let chosen = best_index(&candidates);
-    decided(
-        strategy,
-        candidates,
-        Vec::new(),
-        chosen,
-        (usage, n_failed, stopped_early),
-    )
+    decided(strategy, candidates, Vec::new(), chosen, (usage, n_failed, stopped_early))
 }
 
 /// Position of the highest-scoring candidate (unscored ones lowest; the earliest on ties).
 pub(crate) fn best_index(candidates: &[Candidate]) -> Option<usize> {
     let mut best = 0;
     for (i, c) in candidates.iter().enumerate() {
-        if c.score.unwrap_or(f64::NEG_INFINITY)
-            > candidates[best].score.unwrap_or(f64::NEG_INFINITY)
-        {
+        if c.score.unwrap_or(f64::NEG_INFINITY) > candidates[best].score.unwrap_or(f64::NEG_INFINITY) {
             best = i;
         }
     }
@@ -255,11 +216,7 @@ pub(crate) fn weighted_vote(
     n_failed: usize,
     stopped_early: bool,
 ) -> Outcome {
-    let voters: Vec<Candidate> = candidates
-        .iter()
-        .filter(|c| kept.contains(&c.index))
-        .cloned()
-        .collect();
+    let voters: Vec<Candidate> = candidates.iter().filter(|c| kept.contains(&c.index)).cloned().collect();
     let votes = tally(&voters, true);
     let chosen = votes
         .first()
@@ -267,49 +224,20 @@ pub(crate) fn weighted_vote(
             voters
                 .iter()
                 .filter(|c| c.key.as_deref() == Some(v.key.as_str()))
-                .max_by(|a, b| {
-                    a.score
-                        .unwrap_or(f64::MIN)
-                        .total_cmp(&b.score.unwrap_or(f64::MIN))
-                        .then(b.index.cmp(&a.index))
-                })
+                .max_by(|a, b| a.score.unwrap_or(f64::MIN).total_cmp(&b.score.unwrap_or(f64::MIN)).then(b.index.cmp(&a.index)))
                 .and_then(|c| position_of(&candidates, c.index))
         })
         .or(Some(0));
-    decided(
-        strategy,
-        candidates,
-        votes,
-        chosen,
-        (usage, n_failed, stopped_early),
-    )
+    decided(strategy, candidates, votes, chosen, (usage, n_failed, stopped_early))
 }
 
 /// The outcome answering with the leading vote, or without votes the chosen candidate's
 /// answer; `spent` is (usage, failed samples, stopped early).
-fn decided(
-    strategy: &str,
-    candidates: Vec<Candidate>,
-    votes: Vec<Vote>,
-    chosen: Option<usize>,
-    spent: (Usage, usize, bool),
-) -> Outcome {
+fn decided(strategy: &str, candidates: Vec<Candidate>, votes: Vec<Vote>, chosen: Option<usize>, spent: (Usage, usize, bool)) -> Outcome {
     let answer = match votes.first() {
         Some(v) => Some(v.answer.clone()),
-        None => chosen
-            .and_then(|i| candidates.get(i))
-            .and_then(|c| c.answer.clone()),
+        None => chosen.and_then(|i| candidates.get(i)).and_then(|c| c.answer.clone()),
     };
     let (usage, n_failed, stopped_early) = spent;
-    Outcome {
-        strategy: strategy.into(),
-        answer,
-        chosen,
-        candidates,
-        votes,
-        usage,
-        n_failed,
-        stopped_early,
-        abstained: false,
-    }
+    Outcome { strategy: strategy.into(), answer, chosen, candidates, votes, usage, n_failed, stopped_early, abstained: false }
 }

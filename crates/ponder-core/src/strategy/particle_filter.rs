@@ -75,21 +75,14 @@ impl StrategyConfig for PfConfig {
         "particles"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            process_scorer: true,
-            session: true,
-            ..Needs::default()
-        }
+        Needs { process_scorer: true, session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
         self.smc().validate()
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(ParticleFilter {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(ParticleFilter { config: self.clone(), sampling }))
     }
 }
 
@@ -113,38 +106,13 @@ impl ParticleFilter {
         let smc = self.config.smc();
         smc.check()?;
         let n = self.config.n;
-        let mut s = Searcher::open(
-            self.name(),
-            n,
-            problem,
-            messages,
-            ctx,
-            &self.sampling,
-            &smc.step,
-        )
-        .await?;
+        let mut s = Searcher::open(self.name(), n, problem, messages, ctx, &self.sampling, &smc.step).await?;
         let mut trace = Vec::new();
-        let run = Sweep {
-            n,
-            index: 0,
-            reference: None,
-            consume_root: true,
-        };
+        let run = Sweep { n, index: 0, reference: None, consume_root: true };
         let (particles, w) = sweep(&mut s, &smc, self.sampling.seed, run, &mut trace).await?;
         let mut rng = rng_for(self.sampling.seed, 0, 0, &smc);
         let (pool, chosen) = pick(particles, &w, smc.final_pick, &mut rng);
-        Ok((
-            outcome(
-                self.name(),
-                &pool,
-                chosen,
-                smc.step.aggregate,
-                ctx,
-                s.usage(),
-                false,
-            ),
-            trace,
-        ))
+        Ok((outcome(self.name(), &pool, chosen, smc.step.aggregate, ctx, s.usage(), false), trace))
     }
 }
 
@@ -156,12 +124,7 @@ impl Strategy for ParticleFilter {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         Ok(self.solve_traced(problem, messages, ctx).await?.0)
     }
 }

@@ -83,24 +83,15 @@ impl StrategyConfig for PgConfig {
         "particles per sweep (N x sweeps in all)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            process_scorer: true,
-            session: true,
-            ..Needs::default()
-        }
+        Needs { process_scorer: true, session: true, ..Needs::default() }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(self.sweeps >= 1, "sweeps", || {
-            "must be at least 1, got 0".into()
-        })?;
+        ConfigError::check(self.sweeps >= 1, "sweeps", || "must be at least 1, got 0".into())?;
         self.smc().validate()
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(ParticleGibbs {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(ParticleGibbs { config: self.clone(), sampling }))
     }
 }
 
@@ -129,16 +120,7 @@ impl ParticleGibbs {
         let smc = self.config.smc();
         smc.check()?;
         let n = self.config.n;
-        let mut s = Searcher::open(
-            self.name(),
-            n,
-            problem,
-            messages,
-            ctx,
-            &self.sampling,
-            &smc.step,
-        )
-        .await?;
+        let mut s = Searcher::open(self.name(), n, problem, messages, ctx, &self.sampling, &smc.step).await?;
         s.keep_finished = true;
         let root = s.root().branch;
         let mut trace = Vec::new();
@@ -146,39 +128,20 @@ impl ParticleGibbs {
         let mut result = (Vec::new(), None);
         for index in 0..self.sweeps() {
             let last = index + 1 == self.sweeps();
-            let run = Sweep {
-                n,
-                index,
-                reference: reference.as_ref(),
-                consume_root: last,
-            };
+            let run = Sweep { n, index, reference: reference.as_ref(), consume_root: last };
             let (particles, w) = sweep(&mut s, &smc, self.sampling.seed, run, &mut trace).await?;
             let mut rng = rng_for(self.sampling.seed, index, 0, &smc);
             let (pool, chosen) = pick(particles, &w, smc.final_pick, &mut rng);
             reference = chosen.map(|i| pool[i].clone());
             if !last {
                 // Only the root (for fresh particles) and the new reference's branch go on.
-                let keep: Vec<_> = [Some(root), reference.as_ref().map(|t| t.branch)]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let keep: Vec<_> = [Some(root), reference.as_ref().map(|t| t.branch)].into_iter().flatten().collect();
                 s.release_all_except(&keep).await?;
             }
             result = (pool, chosen);
         }
         let (pool, chosen) = result;
-        Ok((
-            outcome(
-                self.name(),
-                &pool,
-                chosen,
-                smc.step.aggregate,
-                ctx,
-                s.usage(),
-                false,
-            ),
-            trace,
-        ))
+        Ok((outcome(self.name(), &pool, chosen, smc.step.aggregate, ctx, s.usage(), false), trace))
     }
 }
 
@@ -190,12 +153,7 @@ impl Strategy for ParticleGibbs {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         Ok(self.solve_traced(problem, messages, ctx).await?.0)
     }
 }

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use async_trait::async_trait;
 
 use crate::generator::{
-    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Sample, SampleRequest, SampleStream,
-    SamplingParams, StepSession,
+    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Sample, SampleRequest, SampleStream, SamplingParams,
+    StepSession,
 };
 use crate::{Message, Usage};
 
@@ -31,12 +31,7 @@ impl Generator for Replay<'_> {
             return self.inner.sample(req).await;
         }
         let range = req.first_index..req.first_index + req.n;
-        let cached: VecDeque<Sample> = self
-            .probes
-            .iter()
-            .filter(|s| range.contains(&s.index))
-            .cloned()
-            .collect();
+        let cached: VecDeque<Sample> = self.probes.iter().filter(|s| range.contains(&s.index)).cloned().collect();
         // The indices not served from the probes, as runs of consecutive indices.
         let mut runs: Vec<(usize, usize)> = Vec::new();
         for i in range.clone() {
@@ -50,23 +45,11 @@ impl Generator for Replay<'_> {
         }
         let mut inners = VecDeque::new();
         for (first_index, n) in runs {
-            let sub = SampleRequest {
-                messages: req.messages.clone(),
-                n,
-                params: req.params.clone(),
-                first_index,
-            };
+            let sub = SampleRequest { messages: req.messages.clone(), n, params: req.params.clone(), first_index };
             inners.push_back(self.inner.sample(sub).await?);
         }
         let cancel = CancelToken::default();
-        let state = ReplayState {
-            cached,
-            inners,
-            current: None,
-            usage: Usage::default(),
-            token: cancel.clone(),
-            done: false,
-        };
+        let state = ReplayState { cached, inners, current: None, usage: Usage::default(), token: cancel.clone(), done: false };
         let events = futures::stream::unfold(state, |mut st| async move {
             if st.token.is_cancelled() {
                 st.cached.clear();
@@ -90,9 +73,7 @@ impl Generator for Replay<'_> {
                 }
                 match cur.next().await {
                     Some(Ok(s)) => return Some((GenEvent::Sample(s), st)),
-                    Some(Err((index, error))) => {
-                        return Some((GenEvent::Failed { index, error }, st))
-                    }
+                    Some(Err((index, error))) => return Some((GenEvent::Failed { index, error }, st)),
                     None => {
                         let finished = st.current.take().expect("current is set");
                         st.usage += finished.finish().await.unwrap_or_default();
@@ -103,11 +84,7 @@ impl Generator for Replay<'_> {
         Ok(SampleStream::new(events, cancel))
     }
 
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         self.inner.open(messages, seed).await
     }
 }
@@ -120,3 +97,4 @@ struct ReplayState {
     token: CancelToken,
     done: bool,
 }
+

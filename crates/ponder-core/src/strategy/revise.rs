@@ -12,10 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::spec::{check_n, ConfigError, Needs, StrategyConfig, StrategySpec};
-use super::{
-    best_index, candidate, decided, position_of, score, tally, Ctx, Outcome, Strategy,
-    StrategyError,
-};
+use super::{best_index, candidate, decided, position_of, score, tally, Ctx, Outcome, Strategy, StrategyError};
 use crate::generator::{SampleRequest, SamplingParams};
 use crate::{Message, Problem};
 
@@ -33,8 +30,7 @@ pub enum Keep {
 }
 
 /// The request for each revision: after the previous answer, as the user's turn.
-pub const REVISE_PROMPT: &str =
-    "Check your answer above step by step. If you find a mistake, correct it. \
+pub const REVISE_PROMPT: &str = "Check your answer above step by step. If you find a mistake, correct it. \
     Then give the complete final answer again, in the same format.";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,12 +48,7 @@ pub struct ReviseConfig {
 
 impl Default for ReviseConfig {
     fn default() -> Self {
-        Self {
-            n: 2,
-            base: Box::new(StrategySpec::default_of("single").expect("single exists")),
-            keep: Keep::Last,
-            prompt: REVISE_PROMPT.into(),
-        }
+        Self { n: 2, base: Box::new(StrategySpec::default_of("single").expect("single exists")), keep: Keep::Last, prompt: REVISE_PROMPT.into() }
     }
 }
 
@@ -90,38 +81,21 @@ impl StrategyConfig for ReviseConfig {
     }
     fn needs(&self) -> Needs {
         let base = self.base.needs();
-        Needs {
-            scorer: base.scorer || self.keep == Keep::Best,
-            ..base
-        }
+        Needs { scorer: base.scorer || self.keep == Keep::Best, ..base }
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || {
-            "must not be empty".into()
+        ConfigError::check(!self.prompt.trim().is_empty(), "prompt", || "must not be empty".into())?;
+        ConfigError::check(!matches!(*self.base, StrategySpec::Revise(_)), "base", || {
+            "is itself a revise; raise n instead".into()
         })?;
-        ConfigError::check(
-            !matches!(*self.base, StrategySpec::Revise(_)),
-            "base",
-            || "is itself a revise; raise n instead".into(),
-        )?;
         self.base.validate().map_err(|e| match e {
-            StrategyError::InvalidConfig { field, message, .. } => ConfigError {
-                field: format!("base.{field}"),
-                message,
-            },
-            other => ConfigError {
-                field: "base".into(),
-                message: other.to_string(),
-            },
+            StrategyError::InvalidConfig { field, message, .. } => ConfigError { field: format!("base.{field}"), message },
+            other => ConfigError { field: "base".into(), message: other.to_string() },
         })
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Revise {
-            base: self.base.build(sampling.clone())?,
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(Revise { base: self.base.build(sampling.clone())?, config: self.clone(), sampling }))
     }
 }
 
@@ -139,12 +113,7 @@ impl Strategy for Revise {
     fn budget(&self) -> usize {
         self.config.n + self.base.budget()
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let base = self.base.solve(problem, messages, ctx).await?;
         let mut usage = base.usage;
         let first = base.chosen.or((!base.candidates.is_empty()).then_some(0));
@@ -152,28 +121,14 @@ impl Strategy for Revise {
             return Err(StrategyError::InsufficientCandidates(self.base.budget()));
         };
         // Revisions are samples after the base's, so their seeds differ from every base sample.
-        let next = base
-            .candidates
-            .iter()
-            .map(|c| c.index + 1)
-            .max()
-            .unwrap_or(0)
-            .max(self.base.budget());
+        let next = base.candidates.iter().map(|c| c.index + 1).max().unwrap_or(0).max(self.base.budget());
         let mut chain = vec![first];
         for round in 0..self.config.n {
-            let previous = &chain
-                .last()
-                .expect("the chain starts with the base's answer")
-                .text;
+            let previous = &chain.last().expect("the chain starts with the base's answer").text;
             let mut conversation = messages.to_vec();
             conversation.push(Message::assistant(previous.clone()));
             conversation.push(Message::user(self.config.prompt.clone()));
-            let req = SampleRequest {
-                messages: conversation,
-                n: 1,
-                params: self.sampling.clone(),
-                first_index: next + round,
-            };
+            let req = SampleRequest { messages: conversation, n: 1, params: self.sampling.clone(), first_index: next + round };
             let got = ctx.generator.sample(req).await?.collect().await?;
             usage += got.usage;
             match got.samples.into_iter().next() {
@@ -199,21 +154,13 @@ impl Strategy for Revise {
         // the revisions.
         let mut candidates = base.candidates;
         let mut chain = chain.into_iter();
-        let head = chain
-            .next()
-            .expect("the chain starts with the base's answer");
+        let head = chain.next().expect("the chain starts with the base's answer");
         if let Some(p) = position_of(&candidates, head.index) {
             candidates[p] = head; // scored, under keep = best
         }
         candidates.extend(chain);
         let chosen = speaker.and_then(|i| position_of(&candidates, i));
-        Ok(decided(
-            self.name(),
-            candidates,
-            votes,
-            chosen,
-            (usage, n_failed, false),
-        ))
+        Ok(decided(self.name(), candidates, votes, chosen, (usage, n_failed, false)))
     }
 }
 
@@ -232,20 +179,14 @@ mod tests {
     /// of "so answer: N" writes "answer: N+1" — but only when asked with the revise prompt
     /// after the previous answer as the model's own turn.
     fn reviser() -> ScriptedGenerator {
-        ScriptedGenerator::new(vec![Choice::new("answer: 41", 1.0, -1.0)]).with_reply(
-            |m: &[Message]| {
-                let [.., prev, ask] = m else { return None };
-                if ask.content != REVISE_PROMPT || prev.role != crate::Role::Assistant {
-                    return None;
-                }
-                let n: i64 = prev.content.rsplit_once("answer: ")?.1.parse().ok()?;
-                Some(if prev.content.starts_with("so ") {
-                    format!("answer: {}", n + 1)
-                } else {
-                    format!("so answer: {n}")
-                })
-            },
-        )
+        ScriptedGenerator::new(vec![Choice::new("answer: 41", 1.0, -1.0)]).with_reply(|m: &[Message]| {
+            let [.., prev, ask] = m else { return None };
+            if ask.content != REVISE_PROMPT || prev.role != crate::Role::Assistant {
+                return None;
+            }
+            let n: i64 = prev.content.rsplit_once("answer: ")?.1.parse().ok()?;
+            Some(if prev.content.starts_with("so ") { format!("answer: {}", n + 1) } else { format!("so answer: {n}") })
+        })
     }
 
     fn solve(spec: &str, ctx: &Ctx<'_>) -> Outcome {
@@ -259,17 +200,10 @@ mod tests {
         let g = reviser();
         let o = solve("revise@3", &answer_ctx(&g));
         let texts: Vec<&str> = o.candidates.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(
-            texts,
-            ["answer: 41", "so answer: 41", "answer: 42", "so answer: 42"]
-        );
+        assert_eq!(texts, ["answer: 41", "so answer: 41", "answer: 42", "so answer: 42"]);
         assert_eq!((o.answer.as_deref(), o.chosen), (Some("42"), Some(3)));
         let indices: Vec<usize> = o.candidates.iter().map(|c| c.index).collect();
-        assert_eq!(
-            indices,
-            [0, 1, 2, 3],
-            "revisions are samples after the base's"
-        );
+        assert_eq!(indices, [0, 1, 2, 3], "revisions are samples after the base's");
         // Usage is every layer's: one base sample and three revisions, word-tokens each.
         assert_eq!(o.usage.completion, 2 + 3 + 2 + 3);
         assert_eq!(g.started(), 4);
@@ -283,22 +217,11 @@ mod tests {
         assert_eq!((o.votes[0].count, o.votes[1].count), (2, 1));
 
         let checker = CheckerScorer(Arc::new(GoldChecker(ExactAnswers)));
-        let ctx = Ctx {
-            scorer: Some(&checker),
-            ..answer_ctx(&g)
-        };
+        let ctx = Ctx { scorer: Some(&checker), ..answer_ctx(&g) };
         let o = solve(r#"revise@2{keep = "best"}"#, &ctx);
-        assert_eq!(
-            o.answer.as_deref(),
-            Some("42"),
-            "the gold answer scores 1: {o:?}"
-        );
+        assert_eq!(o.answer.as_deref(), Some("42"), "the gold answer scores 1: {o:?}");
         let scores: Vec<Option<f64>> = o.candidates.iter().map(|c| c.score).collect();
-        assert_eq!(
-            scores,
-            [Some(0.0), Some(0.0), Some(1.0)],
-            "every chain member scored"
-        );
+        assert_eq!(scores, [Some(0.0), Some(0.0), Some(1.0)], "every chain member scored");
         let e = block_on(r#"revise@2{keep = "best"}"#.parse::<StrategySpec>().unwrap().build(SamplingParams::default()).unwrap().solve(
             &problem_42(),
             &[Message::user("q")],
@@ -318,17 +241,13 @@ mod tests {
         assert_eq!(o.candidates[o.chosen.unwrap()].text, "so answer: 41");
         let spec: StrategySpec = r#"revise@2{base = "sc@3"}"#.parse().unwrap();
         assert_eq!(spec.budget(), 5);
-        let round_trip: StrategySpec =
-            serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        let round_trip: StrategySpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(round_trip, spec);
     }
 
     #[test]
     fn bad_bases_are_named() {
-        for (bad, field) in [
-            (r#"revise{base = {strategy = "sc", n = 0}}"#, "budget"),
-            (r#"revise{base = "revise"}"#, "base"),
-        ] {
+        for (bad, field) in [(r#"revise{base = {strategy = "sc", n = 0}}"#, "budget"), (r#"revise{base = "revise"}"#, "base")] {
             let e = bad.parse::<StrategySpec>().unwrap_err().to_string();
             assert!(e.contains(field), "{bad}: {e}");
         }

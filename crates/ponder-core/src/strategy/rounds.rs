@@ -43,17 +43,7 @@ pub(crate) async fn draw_in_rounds(
     rule: &mut dyn Settle,
 ) -> Result<Drawn, StrategyError> {
     let plain = |sample: Sample| Ok(candidate(sample, ctx));
-    draw_more_in_rounds(
-        Drawn::default(),
-        messages,
-        max_samples,
-        round_size,
-        sampling,
-        ctx,
-        &plain,
-        rule,
-    )
-    .await
+    draw_more_in_rounds(Drawn::default(), messages, max_samples, round_size, sampling, ctx, &plain, rule).await
 }
 
 /// [`draw_in_rounds`] going on from what `drawn` already holds (its next sample index is
@@ -72,12 +62,7 @@ pub(crate) async fn draw_more_in_rounds(
     let mut settled = false;
     while drawn.started < max_samples && !settled {
         let n = round_size.max(1).min(max_samples - drawn.started);
-        let req = SampleRequest {
-            messages: messages.to_vec(),
-            n,
-            params: sampling.clone(),
-            first_index: drawn.started,
-        };
+        let req = SampleRequest { messages: messages.to_vec(), n, params: sampling.clone(), first_index: drawn.started };
         let mut stream = ctx.generator.sample(req).await?;
         drawn.started += n;
         while let Some(result) = stream.next().await {

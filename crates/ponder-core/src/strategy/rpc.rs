@@ -53,11 +53,7 @@ pub struct RpcConfig {
 
 impl Default for RpcConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            pruning: Pruning::TwoMeans,
-            abstain_below: None,
-        }
+        Self { n: 8, pruning: Pruning::TwoMeans, abstain_below: None }
     }
 }
 
@@ -88,10 +84,7 @@ impl StrategyConfig for RpcConfig {
         abstain::check(self.abstain_below)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Rpc {
-            config: self.clone(),
-            sampling,
-        }))
+        Ok(Box::new(Rpc { config: self.clone(), sampling }))
     }
 }
 
@@ -115,19 +108,11 @@ pub fn path_probability(c: &Candidate) -> Result<Option<f64>, GenError> {
 /// Step 3, `two-means`: which paths are dropped. Fewer than 3 paths, or no split with
 /// 20% to 80% of them in each group: none.
 pub fn low_paths(probs: &[Option<f64>]) -> Vec<bool> {
-    let mut v: Vec<f64> = probs
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|p| p.is_finite())
-        .collect();
+    let mut v: Vec<f64> = probs.iter().flatten().copied().filter(|p| p.is_finite()).collect();
     v.sort_by(f64::total_cmp);
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     match two_means_cut(&v) {
-        Some(cut) => probs
-            .iter()
-            .map(|p| p.is_some_and(|p| p <= cut && p < mean))
-            .collect(),
+        Some(cut) => probs.iter().map(|p| p.is_some_and(|p| p <= cut && p < mean)).collect(),
         None => vec![false; probs.len()],
     }
 }
@@ -161,12 +146,7 @@ fn two_means_cut(sorted: &[f64]) -> Option<f64> {
 /// those not `pruned`.
 fn distinct_voters(candidates: &[Candidate], pruned: &[bool]) -> Vec<usize> {
     let mut seen = std::collections::HashSet::new();
-    candidates
-        .iter()
-        .zip(pruned)
-        .filter(|(c, &p)| !p && seen.insert(c.text.as_str()))
-        .map(|(c, _)| c.index)
-        .collect()
+    candidates.iter().zip(pruned).filter(|(c, &p)| !p && seen.insert(c.text.as_str())).map(|(c, _)| c.index).collect()
 }
 
 #[async_trait]
@@ -177,18 +157,9 @@ impl Strategy for Rpc {
     fn budget(&self) -> usize {
         self.config.n
     }
-    async fn solve(
-        &self,
-        _problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let (mut candidates, n_failed, usage) =
-            draw(messages, self.config.n, &self.sampling, ctx).await?;
-        let probs = candidates
-            .iter()
-            .map(path_probability)
-            .collect::<Result<Vec<_>, _>>()?;
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let (mut candidates, n_failed, usage) = draw(messages, self.config.n, &self.sampling, ctx).await?;
+        let probs = candidates.iter().map(path_probability).collect::<Result<Vec<_>, _>>()?;
         let pruned = match self.config.pruning {
             Pruning::None => vec![false; probs.len()],
             Pruning::TwoMeans => low_paths(&probs),
@@ -198,14 +169,7 @@ impl Strategy for Rpc {
         }
         let voters = distinct_voters(&candidates, &pruned);
         let stopped_early = false;
-        Ok(weighted_vote(
-            self.name(),
-            candidates,
-            &voters,
-            usage,
-            n_failed,
-            stopped_early,
-        ))
+        Ok(weighted_vote(self.name(), candidates, &voters, usage, n_failed, stopped_early))
     }
 }
 
@@ -218,24 +182,13 @@ mod tests {
     use crate::testing::{answer_ctx, problem_42, Choice, MapSamples, ScriptedGenerator};
 
     fn solve(g: &dyn Generator, config: RpcConfig, seed: u64) -> Result<Outcome, StrategyError> {
-        let rpc = Rpc {
-            config,
-            sampling: SamplingParams {
-                seed,
-                ..Default::default()
-            },
-        };
+        let rpc = Rpc { config, sampling: SamplingParams { seed, ..Default::default() } };
         block_on(rpc.solve(&problem_42(), &[Message::user("q")], &answer_ctx(g)))
     }
 
     fn check(probs: &[f64], dropped: &[usize]) {
         let got = low_paths(&probs.iter().map(|&p| Some(p)).collect::<Vec<_>>());
-        let got: Vec<usize> = got
-            .iter()
-            .enumerate()
-            .filter(|(_, &d)| d)
-            .map(|(i, _)| i)
-            .collect();
+        let got: Vec<usize> = got.iter().enumerate().filter(|(_, &d)| d).map(|(i, _)| i).collect();
         assert_eq!(got, dropped, "{probs:?}");
     }
 
@@ -245,10 +198,7 @@ mod tests {
         check(&[0.6, 0.6, 0.6, 0.6], &[]);
         check(&[0.9, 0.1], &[]);
         // The low group holds at most 80% of the paths: one high path cannot prune all nine others.
-        check(
-            &[0.5, 0.5, 0.5, 0.5, 0.51, 0.51, 0.51, 0.51, 0.51, 0.9],
-            &[0, 1, 2, 3],
-        );
+        check(&[0.5, 0.5, 0.5, 0.5, 0.51, 0.51, 0.51, 0.51, 0.51, 0.9], &[0, 1, 2, 3]);
     }
 
     /// Three distinct unlikely paths say 41; one likely path says 42.
@@ -263,100 +213,38 @@ mod tests {
 
     #[test]
     fn the_answer_with_more_probability_mass_wins_with_fewer_paths() {
-        let out = solve(
-            &ScriptedGenerator::new(menu()),
-            RpcConfig {
-                n: 16,
-                pruning: Pruning::None,
-                abstain_below: None,
-            },
-            5,
-        )
-        .unwrap();
+        let out = solve(&ScriptedGenerator::new(menu()), RpcConfig { n: 16, pruning: Pruning::None, abstain_below: None }, 5).unwrap();
         assert_eq!(out.answer.as_deref(), Some("42"));
         let (v42, v41) = (&out.votes[0], &out.votes[1]);
-        assert!(
-            v41.count > v42.count,
-            "precondition: 41 has more distinct paths: {:?}",
-            out.votes
-        );
+        assert!(v41.count > v42.count, "precondition: 41 has more distinct paths: {:?}", out.votes);
         // Repeated texts count once: at most one voter per distinct path.
         assert_eq!(v41.count + v42.count, 4, "{:?}", out.votes);
-        assert!(
-            (v42.weight - (-0.5f64).exp()).abs() < 1e-6
-                && (v41.weight - 3.0 * (-3.0f64).exp()).abs() < 1e-6
-        );
-        assert_eq!(
-            out.candidates.len(),
-            16,
-            "every path is reported, voting or not"
-        );
-        assert_eq!(
-            out.candidates[out.chosen.unwrap()].answer.as_deref(),
-            Some("42")
-        );
+        assert!((v42.weight - (-0.5f64).exp()).abs() < 1e-6 && (v41.weight - 3.0 * (-3.0f64).exp()).abs() < 1e-6);
+        assert_eq!(out.candidates.len(), 16, "every path is reported, voting or not");
+        assert_eq!(out.candidates[out.chosen.unwrap()].answer.as_deref(), Some("42"));
     }
 
     #[test]
     fn pruning_drops_the_low_paths_before_the_vote() {
         // Five unlikely paths outweigh one likely path until they are pruned; the likely one
         // is drawn often enough that the low group holds under 80% of the samples.
-        let mut choices: Vec<Choice> = (0..5)
-            .map(|i| Choice::new(format!("{i} so answer: 41"), 1.0, 0.15f32.ln()))
-            .collect();
+        let mut choices: Vec<Choice> =
+            (0..5).map(|i| Choice::new(format!("{i} so answer: 41"), 1.0, 0.15f32.ln())).collect();
         choices.push(Choice::new("x so answer: 42", 2.0, 0.61f32.ln()));
         let g = ScriptedGenerator::new(choices);
-        let plain = solve(
-            &g,
-            RpcConfig {
-                n: 48,
-                pruning: Pruning::None,
-                abstain_below: None,
-            },
-            2,
-        )
-        .unwrap();
-        assert_eq!(
-            plain.answer.as_deref(),
-            Some("41"),
-            "precondition: {:?}",
-            plain.votes
-        );
-        assert_eq!(
-            plain.votes.iter().map(|v| v.count).sum::<usize>(),
-            6,
-            "every text drawn"
-        );
-        let pruned = solve(
-            &g,
-            RpcConfig {
-                n: 48,
-                pruning: Pruning::TwoMeans,
-                abstain_below: None,
-            },
-            2,
-        )
-        .unwrap();
+        let plain = solve(&g, RpcConfig { n: 48, pruning: Pruning::None, abstain_below: None }, 2).unwrap();
+        assert_eq!(plain.answer.as_deref(), Some("41"), "precondition: {:?}", plain.votes);
+        assert_eq!(plain.votes.iter().map(|v| v.count).sum::<usize>(), 6, "every text drawn");
+        let pruned = solve(&g, RpcConfig { n: 48, pruning: Pruning::TwoMeans, abstain_below: None }, 2).unwrap();
         assert_eq!(pruned.answer.as_deref(), Some("42"));
-        assert_eq!(
-            pruned.votes.len(),
-            1,
-            "no path of 41 survives: {:?}",
-            pruned.votes
-        );
+        assert_eq!(pruned.votes.len(), 1, "no path of 41 survives: {:?}", pruned.votes);
         assert_eq!(pruned.usage, plain.usage, "pruning costs no tokens");
     }
 
     #[test]
     fn a_backend_without_logprobs_is_a_typed_error() {
-        let g = MapSamples(ScriptedGenerator::new(menu()), |s| Sample {
-            token_logprobs: Vec::new(),
-            ..s
-        });
+        let g = MapSamples(ScriptedGenerator::new(menu()), |s| Sample { token_logprobs: Vec::new(), ..s });
         let err = solve(&g, RpcConfig::default(), 1).unwrap_err();
-        assert!(
-            matches!(&err, StrategyError::Generator(GenError::Unsupported(m)) if m.contains("log-probabilities")),
-            "{err}"
-        );
+        assert!(matches!(&err, StrategyError::Generator(GenError::Unsupported(m)) if m.contains("log-probabilities")), "{err}");
     }
 }

@@ -10,9 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::generator::{
-    BranchId, FinishReason, GenError, SamplingParams, Step, StepParams, StepSession,
-};
+use crate::generator::{BranchId, FinishReason, GenError, SamplingParams, Step, StepParams, StepSession};
 use crate::process::{self, Aggregate, Partial, ProcessScorer};
 use crate::{Message, Problem, Usage};
 
@@ -36,23 +34,14 @@ pub struct StepConfig {
 
 impl Default for StepConfig {
     fn default() -> Self {
-        Self {
-            delimiter: "\n\n".into(),
-            max_step_tokens: 128,
-            max_steps: 40,
-            aggregate: Aggregate::Last,
-        }
+        Self { delimiter: "\n\n".into(), max_step_tokens: 128, max_steps: 40, aggregate: Aggregate::Last }
     }
 }
 
 impl StepConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        ConfigError::check(self.max_step_tokens >= 1, "step.max_step_tokens", || {
-            "must be at least 1, got 0".into()
-        })?;
-        ConfigError::check(self.max_steps >= 1, "step.max_steps", || {
-            "must be at least 1, got 0".into()
-        })
+        ConfigError::check(self.max_step_tokens >= 1, "step.max_step_tokens", || "must be at least 1, got 0".into())?;
+        ConfigError::check(self.max_steps >= 1, "step.max_steps", || "must be at least 1, got 0".into())
     }
 
     /// Step parameters for a solution capped at `sampling.max_tokens` tokens in total.
@@ -109,18 +98,11 @@ impl Track {
 
     /// A copy for a forked branch.
     pub fn fork_as(&self, branch: BranchId) -> Self {
-        Self {
-            branch,
-            ..self.clone()
-        }
+        Self { branch, ..self.clone() }
     }
 
     pub fn push(&mut self, step: Step) {
-        let logprob = step
-            .token_logprobs
-            .iter()
-            .map(|&x| f64::from(x))
-            .sum::<f64>();
+        let logprob = step.token_logprobs.iter().map(|&x| f64::from(x)).sum::<f64>();
         self.n_tokens += step.n_tokens;
         self.logprob_sum += logprob;
         self.step_tokens.push(step.n_tokens);
@@ -146,16 +128,8 @@ impl Track {
             branch: self.branch,
             steps: self.steps[..n].to_vec(),
             scores: self.scores[..n.min(self.scores.len())].to_vec(),
-            n_tokens: if whole {
-                self.n_tokens
-            } else {
-                step_tokens.iter().sum()
-            },
-            logprob_sum: if whole {
-                self.logprob_sum
-            } else {
-                step_logprobs.iter().sum()
-            },
+            n_tokens: if whole { self.n_tokens } else { step_tokens.iter().sum() },
+            logprob_sum: if whole { self.logprob_sum } else { step_logprobs.iter().sum() },
             finish: if whole { self.finish.clone() } else { None },
             step_tokens,
             step_logprobs,
@@ -167,11 +141,7 @@ impl Track {
     }
 
     pub fn partial(&self) -> Partial<'_> {
-        Partial {
-            branch: self.branch,
-            steps: &self.steps,
-            finished: self.is_finished(),
-        }
+        Partial { branch: self.branch, steps: &self.steps, finished: self.is_finished() }
     }
 
     /// The aggregate of its step scores.
@@ -228,16 +198,10 @@ pub(crate) fn outcome(
     usage: Usage,
     stopped_early: bool,
 ) -> Outcome {
-    let candidates: Vec<Candidate> = tracks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| t.candidate(i, aggregate, ctx))
-        .collect();
+    let candidates: Vec<Candidate> = tracks.iter().enumerate().map(|(i, t)| t.candidate(i, aggregate, ctx)).collect();
     Outcome {
         strategy: strategy.into(),
-        answer: chosen
-            .and_then(|i| candidates.get(i))
-            .and_then(|c| c.answer.clone()),
+        answer: chosen.and_then(|i| candidates.get(i)).and_then(|c| c.answer.clone()),
         chosen,
         candidates,
         votes: Vec::new(),
@@ -275,9 +239,7 @@ impl<'a> Searcher<'a> {
         sampling: &SamplingParams,
         step: &StepConfig,
     ) -> Result<Self, StrategyError> {
-        let scorer = ctx
-            .process
-            .ok_or_else(|| StrategyError::NeedsProcessScorer(strategy.into()))?;
+        let scorer = ctx.process.ok_or_else(|| StrategyError::NeedsProcessScorer(strategy.into()))?;
         if budget == 0 {
             return Err(StrategyError::InvalidBudget(0));
         }
@@ -312,9 +274,7 @@ impl<'a> Searcher<'a> {
         }
         let ids = self.session.fork(track.branch, n).await?;
         if ids.len() != n {
-            return Err(
-                GenError::Backend(format!("fork returned {} branches for {n}", ids.len())).into(),
-            );
+            return Err(GenError::Backend(format!("fork returned {} branches for {n}", ids.len())).into());
         }
         self.alive.extend(ids.iter().copied());
         Ok(ids.into_iter().map(|id| track.fork_as(id)).collect())
@@ -328,19 +288,12 @@ impl<'a> Searcher<'a> {
     }
 
     /// Keeps the first `n_tokens` generated tokens of a branch.
-    pub async fn rollback(
-        &mut self,
-        branch: BranchId,
-        n_tokens: usize,
-    ) -> Result<(), StrategyError> {
+    pub async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), StrategyError> {
         Ok(self.session.rollback(branch, n_tokens).await?)
     }
 
     /// Frees the branches still held among `ids` (each once).
-    pub async fn release(
-        &mut self,
-        ids: impl IntoIterator<Item = BranchId>,
-    ) -> Result<(), StrategyError> {
+    pub async fn release(&mut self, ids: impl IntoIterator<Item = BranchId>) -> Result<(), StrategyError> {
         let mut gone = Vec::new();
         for id in ids {
             if self.alive.remove(&id) {
@@ -355,41 +308,30 @@ impl<'a> Searcher<'a> {
 
     /// Frees every branch held except `keep`.
     pub async fn release_all_except(&mut self, keep: &[BranchId]) -> Result<(), StrategyError> {
-        let gone: Vec<BranchId> = self
-            .alive
-            .iter()
-            .copied()
-            .filter(|b| !keep.contains(b))
-            .collect();
+        let gone: Vec<BranchId> = self.alive.iter().copied().filter(|b| !keep.contains(b)).collect();
         self.release(gone).await
     }
 
     /// Extends every unfinished track among `tracks` by one step, all in one `extend`, and
     /// scores exactly those. Returns how many were extended (0: nothing was left to do).
     pub async fn advance(&mut self, tracks: &mut [Track]) -> Result<usize, StrategyError> {
-        let live: Vec<usize> = (0..tracks.len())
-            .filter(|&i| !tracks[i].is_finished())
-            .collect();
+        let live: Vec<usize> = (0..tracks.len()).filter(|&i| !tracks[i].is_finished()).collect();
         if live.is_empty() {
             return Ok(0);
         }
         let ids: Vec<BranchId> = live.iter().map(|&i| tracks[i].branch).collect();
         let steps = self.session.extend(&ids, &self.params).await?;
         if steps.len() != ids.len() || steps.iter().zip(&ids).any(|(s, &id)| s.branch != id) {
-            return Err(GenError::Backend(format!(
-                "extend of {} branches answered with other branches",
-                ids.len()
-            ))
-            .into());
+            return Err(
+                GenError::Backend(format!("extend of {} branches answered with other branches", ids.len())).into()
+            );
         }
         for (&i, step) in live.iter().zip(steps) {
             tracks[i].push(step);
         }
         let scorer = self.scorer;
         let partials: Vec<Partial<'_>> = live.iter().map(|&i| tracks[i].partial()).collect();
-        let scores = scorer
-            .score_steps(self.problem, &partials, Some(self.session.as_mut()))
-            .await?;
+        let scores = scorer.score_steps(self.problem, &partials, Some(self.session.as_mut())).await?;
         process::validate(scorer.name(), partials.len(), &scores)?;
         drop(partials);
         self.scored += live.len();
@@ -398,11 +340,8 @@ impl<'a> Searcher<'a> {
             tracks[i].scores.push(v);
         }
         if !self.keep_finished {
-            let done: Vec<BranchId> = live
-                .iter()
-                .filter(|&&i| tracks[i].is_finished())
-                .map(|&i| tracks[i].branch)
-                .collect();
+            let done: Vec<BranchId> =
+                live.iter().filter(|&&i| tracks[i].is_finished()).map(|&i| tracks[i].branch).collect();
             self.release(done).await?;
         }
         Ok(live.len())

@@ -19,8 +19,8 @@ use super::smc::{ess, resample, softmax};
 use super::*;
 use crate::answer::Equivalence;
 use crate::generator::{
-    BranchId, GenError, Generator, GeneratorInfo, SampleRequest, SampleStream, SamplingParams,
-    Step, StepParams, StepSession,
+    BranchId, GenError, Generator, GeneratorInfo, SampleRequest, SampleStream, SamplingParams, Step, StepParams,
+    StepSession,
 };
 use crate::scorer::ScoreError;
 use crate::testing::{Choice, ScriptedGenerator, ScriptedProcessScorer};
@@ -61,17 +61,11 @@ fn problem() -> Problem {
 }
 
 fn sampling(seed: u64) -> SamplingParams {
-    SamplingParams {
-        seed,
-        ..SamplingParams::default()
-    }
+    SamplingParams { seed, ..SamplingParams::default() }
 }
 
 fn menu(items: &[(&str, f64)]) -> Vec<Choice> {
-    items
-        .iter()
-        .map(|&(t, w)| Choice::new(t, w, -1.0))
-        .collect()
+    items.iter().map(|&(t, w)| Choice::new(t, w, -1.0)).collect()
 }
 
 /// What the strategy did to its session.
@@ -98,10 +92,7 @@ struct Recorder {
 
 impl Recorder {
     fn new(choices: Vec<Choice>) -> Self {
-        Self {
-            inner: ScriptedGenerator::new(choices),
-            log: Arc::default(),
-        }
+        Self { inner: ScriptedGenerator::new(choices), log: Arc::default() }
     }
 
     fn with<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
@@ -117,21 +108,10 @@ impl Generator for Recorder {
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         self.inner.sample(req).await
     }
-    async fn open(
-        &self,
-        messages: &[Message],
-        seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
+    async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         let inner = self.inner.open(messages, seed).await?;
-        self.log
-            .lock()
-            .expect("log lock")
-            .alive
-            .insert(inner.root());
-        Ok(Box::new(Recording {
-            inner,
-            log: self.log.clone(),
-        }))
+        self.log.lock().expect("log lock").alive.insert(inner.root());
+        Ok(Box::new(Recording { inner, log: self.log.clone() }))
     }
 }
 
@@ -154,18 +134,10 @@ impl StepSession for Recording {
         }
         Ok(ids)
     }
-    async fn extend(
-        &mut self,
-        branches: &[BranchId],
-        params: &StepParams,
-    ) -> Result<Vec<Step>, GenError> {
+    async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         {
             let mut log = self.log.lock().expect("log lock");
-            let bad: Vec<BranchId> = branches
-                .iter()
-                .copied()
-                .filter(|b| log.finished.contains(b))
-                .collect();
+            let bad: Vec<BranchId> = branches.iter().copied().filter(|b| log.finished.contains(b)).collect();
             log.violations.extend(bad);
             log.extends.push(branches.to_vec());
             let idle = log.alive.iter().filter(|b| !branches.contains(b)).count();
@@ -173,8 +145,7 @@ impl StepSession for Recording {
         }
         let steps = self.inner.extend(branches, params).await?;
         let mut log = self.log.lock().expect("log lock");
-        log.finished
-            .extend(steps.iter().filter(|s| s.is_final()).map(|s| s.branch));
+        log.finished.extend(steps.iter().filter(|s| s.is_final()).map(|s| s.branch));
         Ok(steps)
     }
     async fn rollback(&mut self, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
@@ -210,11 +181,7 @@ struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        let (pf, pg, beam) = (
-            PfConfig::default(),
-            PgConfig::default(),
-            BeamConfig::default(),
-        );
+        let (pf, pg, beam) = (PfConfig::default(), PgConfig::default(), BeamConfig::default());
         SearchConfig {
             beam_width: beam.width,
             max_steps: beam.step.max_steps,
@@ -230,11 +197,7 @@ impl Default for SearchConfig {
 
 impl SearchConfig {
     fn step(&self) -> StepConfig {
-        StepConfig {
-            max_steps: self.max_steps,
-            aggregate: self.aggregate,
-            ..StepConfig::default()
-        }
+        StepConfig { max_steps: self.max_steps, aggregate: self.aggregate, ..StepConfig::default() }
     }
     fn pf(&self, n: usize) -> PfConfig {
         PfConfig {
@@ -263,44 +226,21 @@ impl SearchConfig {
     fn build(&self, name: &str, n: usize, sampling: SamplingParams) -> Box<dyn Strategy> {
         let (width, step) = (self.beam_width, self.step());
         match name {
-            "beam" => Box::new(BeamSearch {
-                config: BeamConfig { n, width, step },
-                sampling,
-            }),
-            "dvts" => Box::new(Dvts {
-                config: DvtsConfig { n, width, step },
-                sampling,
-            }),
-            "astar" => Box::new(AStar {
-                config: AstarConfig { n, width, step },
-                sampling,
-            }),
-            "pf" => Box::new(ParticleFilter {
-                config: self.pf(n),
-                sampling,
-            }),
-            "pgibbs" => Box::new(ParticleGibbs {
-                config: self.pg(n),
-                sampling,
-            }),
+            "beam" => Box::new(BeamSearch { config: BeamConfig { n, width, step }, sampling }),
+            "dvts" => Box::new(Dvts { config: DvtsConfig { n, width, step }, sampling }),
+            "astar" => Box::new(AStar { config: AstarConfig { n, width, step }, sampling }),
+            "pf" => Box::new(ParticleFilter { config: self.pf(n), sampling }),
+            "pgibbs" => Box::new(ParticleGibbs { config: self.pg(n), sampling }),
             other => panic!("{other} is not a search strategy"),
         }
     }
 }
 
 fn search(width: usize) -> SearchConfig {
-    SearchConfig {
-        beam_width: width,
-        max_steps: 12,
-        ..SearchConfig::default()
-    }
+    SearchConfig { beam_width: width, max_steps: 12, ..SearchConfig::default() }
 }
 
-fn build(
-    name: &str,
-    n: usize,
-    sampling: SamplingParams,
-) -> Result<Box<dyn Strategy>, StrategyError> {
+fn build(name: &str, n: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
     StrategySpec::parse(name, Some(n))?.build(sampling)
 }
 
@@ -335,10 +275,7 @@ fn traced_pf(
     generator: &dyn Generator,
     scorer: &ScriptedProcessScorer,
 ) -> Result<(Outcome, Vec<PfStep>), StrategyError> {
-    let pf = ParticleFilter {
-        config: config.pf(budget),
-        sampling: sampling(seed),
-    };
+    let pf = ParticleFilter { config: config.pf(budget), sampling: sampling(seed) };
     block_on(pf.solve_traced(&problem(), &messages(), &ctx(generator, Some(scorer))))
 }
 
@@ -349,18 +286,13 @@ fn traced_pgibbs(
     generator: &dyn Generator,
     scorer: &ScriptedProcessScorer,
 ) -> Result<(Outcome, Vec<PfStep>), StrategyError> {
-    let pg = ParticleGibbs {
-        config: config.pg(budget),
-        sampling: sampling(seed),
-    };
+    let pg = ParticleGibbs { config: config.pg(budget), sampling: sampling(seed) };
     block_on(pg.solve_traced(&problem(), &messages(), &ctx(generator, Some(scorer))))
 }
 
 /// A deterministic score in [0, 1] for any step text.
 fn hashed(step: &str) -> f64 {
-    let h = step
-        .bytes()
-        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let h = step.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     (h % 1001) as f64 / 1000.0
 }
 
@@ -376,11 +308,7 @@ fn search_strategies_need_a_process_scorer() {
     for name in SEARCHES {
         let s = build(name, 4, sampling(0)).expect("builds");
         let err = block_on(s.solve(&problem(), &messages(), &ctx(&generator, None))).unwrap_err();
-        assert_eq!(
-            err,
-            StrategyError::NeedsProcessScorer(name.into()),
-            "{name}"
-        );
+        assert_eq!(err, StrategyError::NeedsProcessScorer(name.into()), "{name}");
     }
 }
 
@@ -390,22 +318,8 @@ fn specs_build_their_search_and_shape_it() {
         let s = build(name, 6, sampling(0)).expect("builds");
         assert_eq!((s.name(), s.budget()), (name, 6));
     }
-    let beam = |n, width| BeamSearch {
-        config: BeamConfig {
-            n,
-            width,
-            ..BeamConfig::default()
-        },
-        sampling: sampling(0),
-    };
-    let dvts = |n, width| Dvts {
-        config: DvtsConfig {
-            n,
-            width,
-            ..DvtsConfig::default()
-        },
-        sampling: sampling(0),
-    };
+    let beam = |n, width| BeamSearch { config: BeamConfig { n, width, ..BeamConfig::default() }, sampling: sampling(0) };
+    let dvts = |n, width| Dvts { config: DvtsConfig { n, width, ..DvtsConfig::default() }, sampling: sampling(0) };
     assert_eq!(beam(7, 2).shape(), (2, 3));
     assert_eq!(beam(3, 8).shape(), (3, 1), "M is clamped to N");
     assert_eq!(dvts(16, 4).shape(), (4, 4));
@@ -433,10 +347,7 @@ fn pf_rejects_a_temperature_it_cannot_divide_by() {
     let generator = ScriptedGenerator::new(menu(&[("answer: 42", 1.0)]));
     let scorer = ScriptedProcessScorer::new(|_| 0.5);
     for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        let config = SearchConfig {
-            pf_temperature: t,
-            ..search(2)
-        };
+        let config = SearchConfig { pf_temperature: t, ..search(2) };
         for name in ["pf", "pgibbs"] {
             let err = solve(name, 4, 0, &config, &generator, &scorer).unwrap_err();
             assert!(err.to_string().contains("temperature"), "{name} {t}: {err}");
@@ -473,41 +384,20 @@ fn search_with_a_good_scorer_finds_the_answer_the_majority_misses() {
     for seed in 0..8 {
         let generator = ScriptedGenerator::new(misleading());
         let sc = build("sc", 32, sampling(seed)).expect("builds");
-        let majority =
-            block_on(sc.solve(&problem(), &messages(), &ctx(&generator, None))).expect("sc solves");
-        assert_eq!(
-            majority.answer.as_deref(),
-            Some("41"),
-            "seed {seed}: the majority is wrong"
-        );
-        for (name, budget, width) in [
-            ("beam", 32, 4),
-            ("dvts", 32, 4),
-            ("pf", 32, 4),
-            ("pgibbs", 16, 4),
-            ("astar", 64, 16),
-        ] {
+        let majority = block_on(sc.solve(&problem(), &messages(), &ctx(&generator, None))).expect("sc solves");
+        assert_eq!(majority.answer.as_deref(), Some("41"), "seed {seed}: the majority is wrong");
+        for (name, budget, width) in
+            [("beam", 32, 4), ("dvts", 32, 4), ("pf", 32, 4), ("pgibbs", 16, 4), ("astar", 64, 16)]
+        {
             let scorer = perfect();
             let o = solve(name, budget, seed, &search(width), &generator, &scorer).expect("solves");
             assert_eq!(o.answer.as_deref(), Some("42"), "{name} seed {seed}: {o:?}");
-            assert_eq!(
-                o.chosen_text(),
-                Some("work it out\n\nso answer: 42"),
-                "{name}"
-            );
+            assert_eq!(o.chosen_text(), Some("work it out\n\nso answer: 42"), "{name}");
             assert_eq!(o.strategy, name);
             assert!(o.votes.is_empty() && o.n_failed == 0);
-            assert_eq!(
-                o.usage.scorer_passes,
-                scorer.scored() as u64,
-                "{name}: scorer usage is counted"
-            );
+            assert_eq!(o.usage.scorer_passes, scorer.scored() as u64, "{name}: scorer usage is counted");
             let chosen = &o.candidates[o.chosen.expect("a pick")];
-            assert_eq!(
-                chosen.score,
-                Some(0.95),
-                "{name}: the candidate's score is its aggregated step score"
-            );
+            assert_eq!(chosen.score, Some(0.95), "{name}: the candidate's score is its aggregated step score");
         }
     }
 }
@@ -530,11 +420,7 @@ fn astar_with_one_scoring_returns_the_best_partial() {
     let scorer = perfect();
     let o = solve("astar", 1, 0, &search(4), &generator, &scorer).expect("solves");
     assert_eq!(scorer.scored(), 1);
-    assert_eq!(
-        o.candidates.len(),
-        1,
-        "one unfinished partial, returned as it stands"
-    );
+    assert_eq!(o.candidates.len(), 1, "one unfinished partial, returned as it stands");
     assert_eq!(o.chosen, Some(0));
     assert!(!o.stopped_early);
 }
@@ -542,10 +428,7 @@ fn astar_with_one_scoring_returns_the_best_partial() {
 #[test]
 fn searches_stop_after_max_steps() {
     let long = "one\n\ntwo\n\nthree\n\nfour\n\nfive\n\nanswer: 42";
-    let config = SearchConfig {
-        max_steps: 2,
-        ..search(2)
-    };
+    let config = SearchConfig { max_steps: 2, ..search(2) };
     for name in SEARCHES {
         let generator = Recorder::new(menu(&[(long, 1.0)]));
         let scorer = ScriptedProcessScorer::new(|_| 0.5);
@@ -553,20 +436,12 @@ fn searches_stop_after_max_steps() {
         assert_eq!(o.answer, None, "{name}");
         if name == "astar" {
             // A* counts steps by depth: no partial grows past two steps.
-            assert!(
-                o.candidates
-                    .iter()
-                    .all(|c| c.text == "one\n\ntwo\n\n" || c.text == "one\n\n"),
-                "{o:?}"
-            );
+            assert!(o.candidates.iter().all(|c| c.text == "one\n\ntwo\n\n" || c.text == "one\n\n"), "{o:?}");
             continue;
         }
         let sweeps = if name == "pgibbs" { config.sweeps } else { 1 };
         assert!(generator.with(|l| l.extends.len()) <= 2 * sweeps, "{name}");
-        assert!(
-            o.candidates.iter().all(|c| c.text == "one\n\ntwo\n\n"),
-            "{name}: {o:?}"
-        );
+        assert!(o.candidates.iter().all(|c| c.text == "one\n\ntwo\n\n"), "{name}: {o:?}");
     }
 }
 
@@ -582,10 +457,7 @@ fn quick_finish() -> (Vec<Choice>, ScriptedProcessScorer) {
         ("slow a\n\nslow b\n\nslow c\n\nanswer: 41", 2.0),
         ("slow a\n\nslower b\n\nslow c\n\nanswer: 40", 2.0),
     ]);
-    (
-        choices,
-        ScriptedProcessScorer::new(|step| if step.contains("42") { 0.99 } else { 0.2 }),
-    )
+    (choices, ScriptedProcessScorer::new(|step| if step.contains("42") { 0.99 } else { 0.2 }))
 }
 
 #[test]
@@ -594,10 +466,7 @@ fn finished_particles_are_never_resampled_back_into_the_running_set() {
     for seed in 0..10 {
         for pgibbs in [false, true] {
             let generator = Recorder::new(choices.clone());
-            let config = SearchConfig {
-                ess_threshold: 1.0,
-                ..search(2)
-            };
+            let config = SearchConfig { ess_threshold: 1.0, ..search(2) };
             let (o, trace) = if pgibbs {
                 traced_pgibbs(8, seed, &config, &generator, &scorer)
             } else {
@@ -605,30 +474,16 @@ fn finished_particles_are_never_resampled_back_into_the_running_set() {
             }
             .expect("solves");
             generator.with(|l| {
-                assert!(
-                    l.violations.is_empty(),
-                    "seed {seed}: finished branches extended: {:?}",
-                    l.violations
-                )
+                assert!(l.violations.is_empty(), "seed {seed}: finished branches extended: {:?}", l.violations)
             });
             // One extend per step at most, never more branches than particles.
-            generator.with(|l| {
-                assert!(l.extends.len() <= trace.len() && l.extends.iter().all(|e| e.len() <= 8))
-            });
+            generator.with(|l| assert!(l.extends.len() <= trace.len() && l.extends.iter().all(|e| e.len() <= 8)));
             if trace[0].finished.iter().any(|&f| f) {
-                assert_eq!(
-                    o.answer.as_deref(),
-                    Some("42"),
-                    "seed {seed} pgibbs {pgibbs}"
-                );
+                assert_eq!(o.answer.as_deref(), Some("42"), "seed {seed} pgibbs {pgibbs}");
                 if !pgibbs && trace[0].resampled {
                     // The finished particle carried most of the weight: it now fills several
                     // slots, all of them still finished.
-                    let copies = o
-                        .candidates
-                        .iter()
-                        .filter(|c| c.answer.as_deref() == Some("42"))
-                        .count();
+                    let copies = o.candidates.iter().filter(|c| c.answer.as_deref() == Some("42")).count();
                     assert!(copies >= 2, "seed {seed}: {trace:?}");
                 }
             }
@@ -651,33 +506,19 @@ fn pgibbs_keeps_the_previous_pick_as_reference() {
     for seed in 0..10 {
         let generator = Recorder::new(choices.clone());
         let scorer = ScriptedProcessScorer::new(hashed);
-        let config = SearchConfig {
-            sweeps: 3,
-            aggregate: crate::Aggregate::Product,
-            ..search(2)
-        };
+        let config = SearchConfig { sweeps: 3, aggregate: crate::Aggregate::Product, ..search(2) };
         let (o, trace) = traced_pgibbs(6, seed, &config, &generator, &scorer).expect("solves");
         generator.with(|l| assert!(l.violations.is_empty()));
         let sweeps: BTreeSet<usize> = trace.iter().map(|t| t.sweep).collect();
         assert_eq!(sweeps, BTreeSet::from([0, 1, 2]));
         for sweep in 1..3 {
-            let prev = trace
-                .iter()
-                .rfind(|t| t.sweep == sweep - 1)
-                .expect("a step");
+            let prev = trace.iter().rfind(|t| t.sweep == sweep - 1).expect("a step");
             let here: Vec<&PfStep> = trace.iter().filter(|t| t.sweep == sweep).collect();
             // Argmax pick of the previous sweep: the best finished particle (all are finished).
             assert!(prev.finished.iter().all(|&f| f));
-            let best = prev
-                .scores
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
+            let best = prev.scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let last = here.last().expect("a step");
-            assert_eq!(
-                last.scores[0], best,
-                "sweep {sweep}: slot 0 holds the reference"
-            );
+            assert_eq!(last.scores[0], best, "sweep {sweep}: slot 0 holds the reference");
             assert!(last.finished[0]);
             // The reference's score never goes down between sweeps.
             let end = last
@@ -694,15 +535,7 @@ fn pgibbs_keeps_the_previous_pick_as_reference() {
         assert!(generator.with(|l| l.extends[first_sweep_steps..].iter().all(|e| e.len() <= 5)));
         assert_eq!(
             o.candidates[o.chosen.expect("a pick")].score,
-            Some(
-                trace
-                    .last()
-                    .expect("a step")
-                    .scores
-                    .iter()
-                    .copied()
-                    .fold(f64::NEG_INFINITY, f64::max)
-            )
+            Some(trace.last().expect("a step").scores.iter().copied().fold(f64::NEG_INFINITY, f64::max))
         );
     }
 }
@@ -719,10 +552,7 @@ fn softmax_and_ess_known_values() {
     let w = softmax(&[1000.0, 0.0]);
     assert!((w[0] - 1.0).abs() < 1e-12 && w[1] < 1e-300);
     assert!((ess(&w) - 1.0).abs() < 1e-12);
-    assert_eq!(
-        softmax(&[f64::INFINITY, 1.0, f64::INFINITY]),
-        vec![0.5, 0.0, 0.5]
-    );
+    assert_eq!(softmax(&[f64::INFINITY, 1.0, f64::INFINITY]), vec![0.5, 0.0, 0.5]);
     assert_eq!(softmax(&[f64::NEG_INFINITY; 2]), vec![0.5, 0.5]);
     assert!(softmax(&[]).is_empty());
     assert_eq!(ess(&[]), 0.0);
@@ -739,24 +569,14 @@ fn resampling_handles_degenerate_weights() {
         assert!(resample(&[1.0], 0, scheme, &mut rng).is_empty());
         assert_eq!(resample(&[0.0, 1.0, 0.0], 5, scheme, &mut rng), vec![1; 5]);
         let all = resample(&[0.0, f64::NAN, -1.0], 30, scheme, &mut rng);
-        assert!(
-            all.iter().all(|&i| i < 3),
-            "degenerate weights fall back to uniform"
-        );
-        assert_eq!(
-            resample(&[0.5, 0.5], 4, Resampling::Systematic, &mut rng),
-            vec![0, 0, 1, 1]
-        );
+        assert!(all.iter().all(|&i| i < 3), "degenerate weights fall back to uniform");
+        assert_eq!(resample(&[0.5, 0.5], 4, Resampling::Systematic, &mut rng), vec![0, 0, 1, 1]);
     }
 }
 
 fn arb_weights() -> impl proptest::strategy::Strategy<Value = Vec<f64>> {
     prop::collection::vec(prop::option::weighted(0.8, 0.0f64..10.0), 1..10)
-        .prop_map(|xs| {
-            xs.into_iter()
-                .map(|x| x.unwrap_or(0.0))
-                .collect::<Vec<f64>>()
-        })
+        .prop_map(|xs| xs.into_iter().map(|x| x.unwrap_or(0.0)).collect::<Vec<f64>>())
         .prop_filter("some mass", |xs| xs.iter().sum::<f64>() > 1e-3)
         .prop_map(|xs| {
             let total: f64 = xs.iter().sum();
@@ -816,11 +636,7 @@ proptest! {
 
 /// 1–5 chains of 1–4 steps from a small pool (so chains share prefixes), each ending in an answer.
 fn arb_chains() -> impl proptest::strategy::Strategy<Value = Vec<Choice>> {
-    let chain = (
-        prop::collection::vec(0usize..3, 0..4),
-        0usize..4,
-        0.1f64..5.0,
-    );
+    let chain = (prop::collection::vec(0usize..3, 0..4), 0usize..4, 0.1f64..5.0);
     prop::collection::vec(chain, 1..=5).prop_map(|chains| {
         chains
             .into_iter()
@@ -834,18 +650,11 @@ fn arb_chains() -> impl proptest::strategy::Strategy<Value = Vec<Choice>> {
 }
 
 fn arb_resampling() -> impl proptest::strategy::Strategy<Value = Resampling> {
-    prop::bool::ANY.prop_map(|s| {
-        if s {
-            Resampling::Systematic
-        } else {
-            Resampling::Multinomial
-        }
-    })
+    prop::bool::ANY.prop_map(|s| if s { Resampling::Systematic } else { Resampling::Multinomial })
 }
 
 fn arb_aggregate() -> impl proptest::strategy::Strategy<Value = crate::Aggregate> {
-    (0usize..4)
-        .prop_map(|i| crate::Aggregate::parse(crate::Aggregate::NAMES[i]).expect("a known name"))
+    (0usize..4).prop_map(|i| crate::Aggregate::parse(crate::Aggregate::NAMES[i]).expect("a known name"))
 }
 
 proptest! {

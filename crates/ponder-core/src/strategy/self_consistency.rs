@@ -25,10 +25,7 @@ pub struct ScConfig {
 
 impl Default for ScConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            abstain_below: None,
-        }
+        Self { n: 8, abstain_below: None }
     }
 }
 
@@ -59,10 +56,7 @@ impl StrategyConfig for ScConfig {
         abstain::check(self.abstain_below)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(SelfConsistency {
-            n_samples: self.n,
-            sampling,
-        }))
+        Ok(Box::new(SelfConsistency { n_samples: self.n, sampling }))
     }
 }
 
@@ -80,14 +74,8 @@ impl Strategy for SelfConsistency {
     fn budget(&self) -> usize {
         self.n_samples
     }
-    async fn solve(
-        &self,
-        _problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let (candidates, n_failed, usage) =
-            draw(messages, self.n_samples, &self.sampling, ctx).await?;
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let (candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
         Ok(majority(self.name(), candidates, usage, n_failed, false))
     }
 }

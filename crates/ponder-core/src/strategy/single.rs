@@ -47,10 +47,7 @@ impl StrategyConfig for SingleConfig {
         check_n(self.n)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(Single {
-            n: self.n,
-            sampling,
-        }))
+        Ok(Box::new(Single { n: self.n, sampling }))
     }
 }
 
@@ -68,12 +65,7 @@ impl Strategy for Single {
     fn budget(&self) -> usize {
         self.n
     }
-    async fn solve(
-        &self,
-        _problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, _problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         let (candidates, n_failed, usage) = draw(messages, self.n, &self.sampling, ctx).await?;
         Ok(Outcome {
             strategy: self.name().into(),

@@ -79,12 +79,8 @@ impl Smc {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (e, t) = (self.ess_threshold, self.temperature);
-        ConfigError::check((0.0..=1.0).contains(&e), "ess_threshold", || {
-            format!("must be in [0, 1], got {e}")
-        })?;
-        ConfigError::check(t.is_finite() && t > 0.0, "temperature", || {
-            format!("must be a finite number > 0, got {t}")
-        })?;
+        ConfigError::check((0.0..=1.0).contains(&e), "ess_threshold", || format!("must be in [0, 1], got {e}"))?;
+        ConfigError::check(t.is_finite() && t > 0.0, "temperature", || format!("must be a finite number > 0, got {t}"))?;
         self.step.validate()
     }
 
@@ -95,10 +91,7 @@ impl Smc {
         if t.is_finite() && t > 0.0 {
             Ok(())
         } else {
-            Err(GenError::InvalidRequest(format!(
-                "temperature must be a finite number > 0, got {t}"
-            ))
-            .into())
+            Err(GenError::InvalidRequest(format!("temperature must be a finite number > 0, got {t}")).into())
         }
     }
 }
@@ -134,21 +127,13 @@ pub fn log_weight(score: f64, temperature: f64) -> f64 {
 /// Normalised exponentials of `xs`, computed stably. `+∞` entries share all the mass;
 /// when nothing is finite and above `-∞` the weights are uniform.
 pub fn softmax(xs: &[f64]) -> Vec<f64> {
-    let max = xs
-        .iter()
-        .copied()
-        .filter(|x| !x.is_nan())
-        .fold(f64::NEG_INFINITY, f64::max);
+    let max = xs.iter().copied().filter(|x| !x.is_nan()).fold(f64::NEG_INFINITY, f64::max);
     let raw: Vec<f64> = if max == f64::INFINITY {
-        xs.iter()
-            .map(|&x| if x == f64::INFINITY { 1.0 } else { 0.0 })
-            .collect()
+        xs.iter().map(|&x| if x == f64::INFINITY { 1.0 } else { 0.0 }).collect()
     } else if max == f64::NEG_INFINITY {
         vec![1.0; xs.len()]
     } else {
-        xs.iter()
-            .map(|&x| if x.is_nan() { 0.0 } else { (x - max).exp() })
-            .collect()
+        xs.iter().map(|&x| if x.is_nan() { 0.0 } else { (x - max).exp() }).collect()
     };
     let total: f64 = raw.iter().sum();
     raw.into_iter().map(|w| w / total).collect()
@@ -169,19 +154,11 @@ pub fn ess(weights: &[f64]) -> f64 {
 /// negative weights count as 0; when no weight is positive every index is equally likely.
 /// Multinomial: `n` independent draws. Systematic: one uniform offset u, points (i + u)/n;
 /// index i is then drawn floor(n·wᵢ) or ceil(n·wᵢ) times.
-pub fn resample<R: Rng + ?Sized>(
-    weights: &[f64],
-    n: usize,
-    scheme: Resampling,
-    rng: &mut R,
-) -> Vec<usize> {
+pub fn resample<R: Rng + ?Sized>(weights: &[f64], n: usize, scheme: Resampling, rng: &mut R) -> Vec<usize> {
     if weights.is_empty() || n == 0 {
         return Vec::new();
     }
-    let mut clean: Vec<f64> = weights
-        .iter()
-        .map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 })
-        .collect();
+    let mut clean: Vec<f64> = weights.iter().map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 }).collect();
     if !clean.iter().sum::<f64>().is_normal() {
         clean = vec![1.0; weights.len()];
     }
@@ -200,29 +177,24 @@ pub fn resample<R: Rng + ?Sized>(
         Resampling::Multinomial => (0..n).map(|_| find(rng.gen::<f64>() * total)).collect(),
         Resampling::Systematic => {
             let u = rng.gen::<f64>();
-            (0..n)
-                .map(|i| find((i as f64 + u) / n as f64 * total))
-                .collect()
+            (0..n).map(|i| find((i as f64 + u) / n as f64 * total)).collect()
         }
     };
     out.sort_unstable();
     out
 }
 
+
 /// The weights of all particles.
 pub(crate) fn weights(particles: &[Track], smc: &Smc) -> Vec<f64> {
-    let logs: Vec<f64> = particles
-        .iter()
-        .map(|p| log_weight(p.score(smc.step.aggregate), smc.temperature))
-        .collect();
+    let logs: Vec<f64> =
+        particles.iter().map(|p| log_weight(p.score(smc.step.aggregate), smc.temperature)).collect();
     softmax(&logs)
 }
 
 /// The RNG stream of step `step` of sweep `sweep` (step 0: the final pick).
 pub(crate) fn rng_for(seed: u64, sweep: usize, step: usize, smc: &Smc) -> ChaCha8Rng {
-    let stream = (sweep as u64)
-        .wrapping_mul(smc.step.steps() as u64 + 1)
-        .wrapping_add(step as u64);
+    let stream = (sweep as u64).wrapping_mul(smc.step.steps() as u64 + 1).wrapping_add(step as u64);
     ChaCha8Rng::seed_from_u64(derive_seed(seed, stream))
 }
 
@@ -253,11 +225,7 @@ pub(crate) async fn sweep(
     let root = s.root();
     let mut particles: Vec<Track> = sweep.reference.iter().map(|t| t.prefix(0)).collect();
     if fresh > 0 {
-        particles.extend(if sweep.consume_root {
-            s.expand(root, fresh).await?
-        } else {
-            s.fork(&root, fresh).await?
-        });
+        particles.extend(if sweep.consume_root { s.expand(root, fresh).await? } else { s.fork(&root, fresh).await? });
     }
     for step in 1..=smc.step.steps() {
         s.advance(&mut particles[r..]).await?;
@@ -271,10 +239,7 @@ pub(crate) async fn sweep(
         trace.push(PfStep {
             sweep: sweep.index,
             step,
-            scores: particles
-                .iter()
-                .map(|p| p.score(smc.step.aggregate))
-                .collect(),
+            scores: particles.iter().map(|p| p.score(smc.step.aggregate)).collect(),
             finished: particles.iter().map(Track::is_finished).collect(),
             weights: w.clone(),
             ess: e,
@@ -329,8 +294,7 @@ async fn regenerate(
         }
     }
     let kept: HashSet<BranchId> = new.iter().map(|p| p.branch).collect();
-    s.release(old.iter().map(|p| p.branch).filter(|b| !kept.contains(b)))
-        .await?;
+    s.release(old.iter().map(|p| p.branch).filter(|b| !kept.contains(b))).await?;
     Ok(new)
 }
 
@@ -342,11 +306,8 @@ pub(crate) fn pick(
     rng: &mut ChaCha8Rng,
 ) -> (Vec<Track>, Option<usize>) {
     let any_finished = particles.iter().any(Track::is_finished);
-    let (pool, w): (Vec<Track>, Vec<f64>) = particles
-        .into_iter()
-        .zip(weights.iter().copied())
-        .filter(|(p, _)| !any_finished || p.is_finished())
-        .unzip();
+    let (pool, w): (Vec<Track>, Vec<f64>) =
+        particles.into_iter().zip(weights.iter().copied()).filter(|(p, _)| !any_finished || p.is_finished()).unzip();
     let chosen = match how {
         FinalPick::Argmax => {
             let mut best: Option<usize> = None;
@@ -357,9 +318,8 @@ pub(crate) fn pick(
             }
             best
         }
-        FinalPick::Sample => resample(&w, 1, Resampling::Multinomial, rng)
-            .first()
-            .copied(),
+        FinalPick::Sample => resample(&w, 1, Resampling::Multinomial, rng).first().copied(),
     };
     (pool, chosen)
 }
+

@@ -80,18 +80,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn check(
-        ok: bool,
-        field: &str,
-        message: impl FnOnce() -> String,
-    ) -> Result<(), ConfigError> {
+    pub fn check(ok: bool, field: &str, message: impl FnOnce() -> String) -> Result<(), ConfigError> {
         if ok {
             Ok(())
         } else {
-            Err(ConfigError {
-                field: field.into(),
-                message: message(),
-            })
+            Err(ConfigError { field: field.into(), message: message() })
         }
     }
 }
@@ -188,23 +181,16 @@ impl StrategySpec {
     /// Strategy `name` with every field at its default.
     pub fn default_of(name: &str) -> Result<StrategySpec, StrategyError> {
         if !Self::names().contains(&name) {
-            return Err(StrategyError::UnknownStrategy {
-                name: name.into(),
-                known: Self::names().join(", "),
-            });
+            return Err(StrategyError::UnknownStrategy { name: name.into(), known: Self::names().join(", ") });
         }
         let mut obj = Map::new();
         obj.insert("strategy".into(), Value::String(name.into()));
-        serde_json::from_value(Value::Object(obj))
-            .map_err(|e| StrategyError::BadSpec(e.to_string()))
+        serde_json::from_value(Value::Object(obj)).map_err(|e| StrategyError::BadSpec(e.to_string()))
     }
 
     /// Every strategy at its defaults.
     pub fn all() -> Vec<StrategySpec> {
-        Self::names()
-            .iter()
-            .filter_map(|n| Self::default_of(n).ok())
-            .collect()
+        Self::names().iter().filter_map(|n| Self::default_of(n).ok()).collect()
     }
 
     /// Checks every field (the error names it).
@@ -214,11 +200,7 @@ impl StrategySpec {
             Ok(()) => Ok(()),
             // Kept as its own variant: the gateway answers it with `invalid_budget`.
             Err(e) if e.field == "n" && c.budget() == 0 => Err(StrategyError::InvalidBudget(0)),
-            Err(e) => Err(StrategyError::InvalidConfig {
-                strategy: c.name().into(),
-                field: e.field,
-                message: e.message,
-            }),
+            Err(e) => Err(StrategyError::InvalidConfig { strategy: c.name().into(), field: e.field, message: e.message }),
         }
     }
 
@@ -239,27 +221,19 @@ impl StrategySpec {
         let mut obj = match v {
             Value::String(s) => return Self::parse(&s, budget),
             Value::Object(obj) => obj,
-            other => {
-                return Err(StrategyError::BadSpec(format!(
-                    "a strategy is a name or an object, got {other}"
-                )))
-            }
+            other => return Err(StrategyError::BadSpec(format!("a strategy is a name or an object, got {other}"))),
         };
         let name = match obj.get("strategy") {
             Some(Value::String(s)) => s.clone(),
-            Some(other) => {
-                return Err(StrategyError::BadSpec(format!(
-                    "field `strategy` must be a string, got {other}"
-                )))
-            }
+            Some(other) => return Err(StrategyError::BadSpec(format!("field `strategy` must be a string, got {other}"))),
             None => return Err(StrategyError::BadSpec("missing field `strategy`".into())),
         };
         let default = Self::default_of(&name)?;
         if let Some(b) = budget.filter(|_| default.config().takes_budget()) {
             obj.entry("n").or_insert(Value::from(b));
         }
-        let spec: StrategySpec = serde_json::from_value(Value::Object(obj))
-            .map_err(|e| StrategyError::BadSpec(e.to_string()))?;
+        let spec: StrategySpec =
+            serde_json::from_value(Value::Object(obj)).map_err(|e| StrategyError::BadSpec(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -274,11 +248,7 @@ impl StrategySpec {
     /// [`parse`](Self::parse), with `defaults` for the fields the shorthand leaves out:
     /// each applies only to strategies that have that field (nested objects merge field
     /// by field). The CLI's search flags and `--policy` arrive this way.
-    pub fn parse_with(
-        s: &str,
-        budget: Option<usize>,
-        defaults: &Map<String, Value>,
-    ) -> Result<StrategySpec, StrategyError> {
+    pub fn parse_with(s: &str, budget: Option<usize>, defaults: &Map<String, Value>) -> Result<StrategySpec, StrategyError> {
         let mut obj = Self::shorthand(s)?;
         if let Some(Value::String(name)) = obj.get("strategy") {
             if let Ok(Value::Object(known)) = serde_json::to_value(Self::default_of(name)?) {
@@ -297,30 +267,21 @@ impl StrategySpec {
         };
         let (name, n) = match head.split_once('@') {
             Some((name, n)) => {
-                let n: usize = n.trim().parse().map_err(|_| {
-                    StrategyError::BadSpec(format!(
-                        "the budget after @ must be a whole number, got {n:?}"
-                    ))
-                })?;
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| StrategyError::BadSpec(format!("the budget after @ must be a whole number, got {n:?}")))?;
                 (name.trim(), Some(n))
             }
             None => (head.trim(), None),
         };
         let mut obj = match table {
             Some(t) => {
-                let parsed: toml::Table = toml::from_str(&format!("x = {t}")).map_err(|e| {
-                    StrategyError::BadSpec(format!(
-                        "parameters {t} are not a TOML inline table: {}",
-                        e.message()
-                    ))
-                })?;
+                let parsed: toml::Table = toml::from_str(&format!("x = {t}"))
+                    .map_err(|e| StrategyError::BadSpec(format!("parameters {t} are not a TOML inline table: {}", e.message())))?;
                 match parsed.get("x").map(serde_json::to_value) {
                     Some(Ok(Value::Object(o))) => o,
-                    _ => {
-                        return Err(StrategyError::BadSpec(format!(
-                            "parameters {t} are not a TOML inline table"
-                        )))
-                    }
+                    _ => return Err(StrategyError::BadSpec(format!("parameters {t} are not a TOML inline table"))),
                 }
             }
             None => Map::new(),
@@ -356,14 +317,10 @@ impl StrategySpec {
 
     /// The fields that differ from the strategy's defaults, `n` apart.
     fn changed(&self) -> Map<String, Value> {
-        let (Ok(Value::Object(mine)), Ok(default)) =
-            (serde_json::to_value(self), Self::default_of(self.name()))
-        else {
+        let (Ok(Value::Object(mine)), Ok(default)) = (serde_json::to_value(self), Self::default_of(self.name())) else {
             return Map::new();
         };
-        let Ok(Value::Object(base)) = serde_json::to_value(default) else {
-            return Map::new();
-        };
+        let Ok(Value::Object(base)) = serde_json::to_value(default) else { return Map::new() };
         let mut changed = diff(mine, &base, &["strategy", "n"]);
         // A nested spec prints whole, as its own shorthand (a partial diff would lose its name).
         if let (Self::Revise(c), Some(b)) = (self, changed.get_mut("base")) {
@@ -390,17 +347,11 @@ impl StrategySpec {
 
 /// Adds to `obj` the fields of `defaults` that `known` has and `obj` lacks, recursing
 /// into objects.
-fn merge_known(
-    obj: &mut Map<String, Value>,
-    defaults: &Map<String, Value>,
-    known: &Map<String, Value>,
-) {
+fn merge_known(obj: &mut Map<String, Value>, defaults: &Map<String, Value>, known: &Map<String, Value>) {
     for (k, v) in defaults {
         match (known.get(k), v) {
             (Some(Value::Object(known_sub)), Value::Object(sub)) => {
-                let entry = obj
-                    .entry(k.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let entry = obj.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(target) = entry {
                     merge_known(target, sub, known_sub);
                 }
@@ -448,11 +399,7 @@ fn inline_table(fields: Map<String, Value>) -> String {
 impl fmt::Display for StrategySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.config();
-        let n_of = |s: &StrategySpec| {
-            serde_json::to_value(s)
-                .ok()
-                .and_then(|v| v.get("n").and_then(Value::as_u64))
-        };
+        let n_of = |s: &StrategySpec| serde_json::to_value(s).ok().and_then(|v| v.get("n").and_then(Value::as_u64));
         let default_n = Self::default_of(c.name()).ok().and_then(|d| n_of(&d));
         f.write_str(c.name())?;
         // `@N` is the `n` field (a layered spec's budget also counts its base's).

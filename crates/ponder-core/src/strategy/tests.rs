@@ -17,9 +17,7 @@ use proptest::strategy::Strategy as _;
 use super::Strategy;
 use super::*;
 use crate::answer::Equivalence;
-use crate::generator::{
-    FinishReason, GenError, Generator, Sample, SampleRequest, SamplingParams, StepParams,
-};
+use crate::generator::{FinishReason, GenError, Generator, Sample, SampleRequest, SamplingParams, StepParams};
 use crate::scorer::{CheckerScorer, MeanLogprob, OutcomeScorer, ScoreError, Scores};
 use crate::testing::{Choice, ScriptedGenerator};
 use crate::{GoldChecker, Message, Problem, Usage};
@@ -57,35 +55,20 @@ fn messages() -> Vec<Message> {
 }
 
 fn problem(gold: &str) -> Problem {
-    Problem {
-        id: "test/1".into(),
-        question: PROMPT.into(),
-        gold: gold.into(),
-        level: None,
-        steps: Vec::new(),
-    }
+    Problem { id: "test/1".into(), question: PROMPT.into(), gold: gold.into(), level: None, steps: Vec::new() }
 }
 
 fn sampling(seed: u64) -> SamplingParams {
-    SamplingParams {
-        seed,
-        ..SamplingParams::default()
-    }
+    SamplingParams { seed, ..SamplingParams::default() }
 }
 
 /// Menu with every choice at logprob -1.
 fn menu(items: &[(&str, f64)]) -> Vec<Choice> {
-    items
-        .iter()
-        .map(|&(t, w)| Choice::new(t, w, -1.0))
-        .collect()
+    items.iter().map(|&(t, w)| Choice::new(t, w, -1.0)).collect()
 }
 
 fn menu_lp(items: &[(&str, f64, f32)]) -> Vec<Choice> {
-    items
-        .iter()
-        .map(|&(t, w, lp)| Choice::new(t, w, lp))
-        .collect()
+    items.iter().map(|&(t, w, lp)| Choice::new(t, w, lp)).collect()
 }
 
 fn ctx<'a>(generator: &'a ScriptedGenerator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
@@ -103,22 +86,11 @@ fn ctx<'a>(generator: &'a ScriptedGenerator, scorer: Option<&'a dyn OutcomeScore
 /// The samples `n` draws under `seed` on a fresh generator, read straight off its stream.
 fn reference(choices: &[Choice], n: usize, seed: u64) -> Vec<Sample> {
     let generator = ScriptedGenerator::new(choices.to_vec());
-    let req = SampleRequest {
-        messages: messages(),
-        n,
-        params: sampling(seed),
-        first_index: 0,
-    };
+    let req = SampleRequest { messages: messages(), n, params: sampling(seed), first_index: 0 };
     block_on(async {
         // The request is valid (default sampling, n >= 1 in every caller) and the scripted
         // stream always ends with its usage, so neither step can fail.
-        generator
-            .sample(req)
-            .await
-            .expect("valid request")
-            .collect()
-            .await
-            .expect("usage reported")
+        generator.sample(req).await.expect("valid request").collect().await.expect("usage reported")
     })
     .samples
 }
@@ -131,9 +103,7 @@ fn majority(samples: &[Sample]) -> Option<(String, usize)> {
     let mut sorted: Vec<&Sample> = samples.iter().collect();
     sorted.sort_by_key(|s| s.index);
     for s in sorted {
-        let Some(answer) = after_answer(&s.text) else {
-            continue;
-        };
+        let Some(answer) = after_answer(&s.text) else { continue };
         let key = Lower.key(&answer);
         match classes.iter_mut().find(|c| c.0 == key) {
             Some(c) => c.2 += 1,
@@ -168,14 +138,10 @@ fn run_on(
     scorer: Option<&dyn OutcomeScorer>,
     gold: &str,
 ) -> Result<Outcome, StrategyError> {
-    let strategy =
-        build(name, budget, sampling(seed)).expect("a known strategy with budget >= 1 builds");
+    let strategy = build(name, budget, sampling(seed)).expect("a known strategy with budget >= 1 builds");
     // verify-resample passes nothing, so it draws its whole budget like the others.
     let verifier = AcceptAnswers(Vec::new());
-    let ctx = Ctx {
-        verifier: Some(&verifier),
-        ..ctx(generator, scorer)
-    };
+    let ctx = Ctx { verifier: Some(&verifier), ..ctx(generator, scorer) };
     block_on(strategy.solve(&problem(gold), &messages(), &ctx))
 }
 
@@ -186,20 +152,10 @@ fn run(
     choices: &[Choice],
     scorer: Option<&dyn OutcomeScorer>,
 ) -> Result<Outcome, StrategyError> {
-    run_on(
-        name,
-        budget,
-        seed,
-        &ScriptedGenerator::new(choices.to_vec()),
-        scorer,
-        "42",
-    )
+    run_on(name, budget, seed, &ScriptedGenerator::new(choices.to_vec()), scorer, "42")
 }
 
-fn solve_adaptive(
-    s: &AdaptiveSelfConsistency,
-    generator: &ScriptedGenerator,
-) -> Result<Outcome, StrategyError> {
+fn solve_adaptive(s: &AdaptiveSelfConsistency, generator: &ScriptedGenerator) -> Result<Outcome, StrategyError> {
     block_on(s.solve(&problem("42"), &messages(), &ctx(generator, None)))
 }
 
@@ -219,22 +175,9 @@ impl OutcomeScorer for ByAnswer {
     fn name(&self) -> &str {
         "by-answer"
     }
-    async fn score(
-        &self,
-        _problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
-        let values = candidates
-            .iter()
-            .map(|c| (self.0)(c.answer.as_deref()))
-            .collect();
-        Ok(Scores {
-            values,
-            usage: Usage {
-                scorer_passes: candidates.len() as u64,
-                ..Usage::default()
-            },
-        })
+    async fn score(&self, _problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
+        let values = candidates.iter().map(|c| (self.0)(c.answer.as_deref())).collect();
+        Ok(Scores { values, usage: Usage { scorer_passes: candidates.len() as u64, ..Usage::default() } })
     }
 }
 
@@ -249,18 +192,9 @@ impl OutcomeScorer for BadAt {
     fn name(&self) -> &str {
         "bad-at"
     }
-    async fn score(
-        &self,
-        _problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
-        let values = (0..candidates.len())
-            .map(|i| if i == self.at { self.bad } else { 0.5 })
-            .collect();
-        Ok(Scores {
-            values,
-            usage: Usage::default(),
-        })
+    async fn score(&self, _problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
+        let values = (0..candidates.len()).map(|i| if i == self.at { self.bad } else { 0.5 }).collect();
+        Ok(Scores { values, usage: Usage::default() })
     }
 }
 
@@ -272,16 +206,9 @@ impl OutcomeScorer for Miscount {
     fn name(&self) -> &str {
         "miscount"
     }
-    async fn score(
-        &self,
-        _problem: &Problem,
-        candidates: &[Candidate],
-    ) -> Result<Scores, ScoreError> {
+    async fn score(&self, _problem: &Problem, candidates: &[Candidate]) -> Result<Scores, ScoreError> {
         let n = (candidates.len() as isize + self.0).max(0) as usize;
-        Ok(Scores {
-            values: vec![0.5; n],
-            usage: Usage::default(),
-        })
+        Ok(Scores { values: vec![0.5; n], usage: Usage::default() })
     }
 }
 
@@ -291,29 +218,17 @@ impl OutcomeScorer for Miscount {
 
 /// Every strategy but `auto` (it needs a policy; tested in `auto.rs`).
 fn strategies() -> Vec<&'static str> {
-    StrategySpec::names()
-        .iter()
-        .copied()
-        .filter(|n| *n != "auto")
-        .collect()
+    StrategySpec::names().iter().copied().filter(|n| *n != "auto").collect()
 }
 
-fn build(
-    name: &str,
-    budget: usize,
-    sampling: SamplingParams,
-) -> Result<Box<dyn Strategy>, StrategyError> {
+fn build(name: &str, budget: usize, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
     StrategySpec::parse(name, Some(budget))?.build(sampling)
 }
 
 #[test]
 fn build_rejects_unknown_name_listing_known_ones() {
-    let err = build("beam-of-dreams", 4, sampling(0))
-        .err()
-        .expect("an unknown name must not build");
-    let StrategyError::UnknownStrategy { name, known } = &err else {
-        panic!("expected UnknownStrategy, got {err:?}")
-    };
+    let err = build("beam-of-dreams", 4, sampling(0)).err().expect("an unknown name must not build");
+    let StrategyError::UnknownStrategy { name, known } = &err else { panic!("expected UnknownStrategy, got {err:?}") };
     assert_eq!(name, "beam-of-dreams");
     let listed: Vec<&str> = known.split(", ").collect();
     assert_eq!(listed, StrategySpec::names());
@@ -328,15 +243,10 @@ fn build_rejects_unknown_name_listing_known_ones() {
 fn build_rejects_zero_budget() {
     for name in strategies() {
         // `single` takes no budget from the caller; `@0` says n = 0 all the same.
-        let err = build(&format!("{name}@0"), 4, sampling(0))
-            .err()
-            .unwrap_or_else(|| panic!("{name} built with n = 0"));
+        let err = build(&format!("{name}@0"), 4, sampling(0)).err().unwrap_or_else(|| panic!("{name} built with n = 0"));
         if name == "revise" {
             // Its budget is its rounds plus its base's: n = 0 is a bad field, not a zero budget.
-            assert!(
-                matches!(&err, StrategyError::InvalidConfig { field, .. } if field == "n"),
-                "{err}"
-            );
+            assert!(matches!(&err, StrategyError::InvalidConfig { field, .. } if field == "n"), "{err}");
             continue;
         }
         assert_eq!(err, StrategyError::InvalidBudget(0), "{name}");
@@ -347,10 +257,7 @@ fn build_rejects_zero_budget() {
 #[test]
 fn build_knows_each_listed_strategy_and_its_budget() {
     for expected in ["single", "sc", "adaptive-sc", "bon", "weighted-bon"] {
-        assert!(
-            strategies().contains(&expected),
-            "{expected} missing from the spec"
-        );
+        assert!(strategies().contains(&expected), "{expected} missing from the spec");
     }
     for name in strategies() {
         for budget in [1, 7, 32] {
@@ -373,11 +280,7 @@ fn build_knows_each_listed_strategy_and_its_budget() {
 
 #[test]
 fn sc_majority_answer_wins() {
-    let choices = menu(&[
-        ("so the answer: 7", 6.0),
-        ("then answer: 8", 3.0),
-        ("thus answer: 9", 1.0),
-    ]);
+    let choices = menu(&[("so the answer: 7", 6.0), ("then answer: 8", 3.0), ("thus answer: 9", 1.0)]);
     let mut checked = 0;
     for seed in 0..20 {
         let samples = reference(&choices, 15, seed);
@@ -391,11 +294,7 @@ fn sc_majority_answer_wins() {
         assert_eq!(o.answer.as_deref(), Some(want.as_str()), "seed {seed}");
         assert_eq!(o.votes[0].count, count, "seed {seed}");
         let chosen = &o.candidates[o.chosen.expect("an answer was chosen")];
-        assert_eq!(
-            chosen.key.as_deref(),
-            Some(Lower.key(&want).as_str()),
-            "chosen text carries the answer"
-        );
+        assert_eq!(chosen.key.as_deref(), Some(Lower.key(&want).as_str()), "chosen text carries the answer");
         assert!(!o.stopped_early);
         checked += 1;
     }
@@ -406,60 +305,29 @@ fn sc_majority_answer_wins() {
 fn sc_ties_go_to_the_class_seen_first() {
     // Keys "a" < "b" < "c" in map order, so a tally that ignored the first index would
     // always pick "a" among tied classes; the seeds below include ties where it must not.
-    let choices = menu(&[
-        ("answer: c", 1.0),
-        ("answer: a", 1.0),
-        ("answer: b", 1.0),
-        ("no idea", 1.0),
-    ]);
+    let choices = menu(&[("answer: c", 1.0), ("answer: a", 1.0), ("answer: b", 1.0), ("no idea", 1.0)]);
     let (mut ties, mut ties_not_first_in_map_order) = (0, 0);
     for seed in 0..300 {
         let samples = reference(&choices, 6, seed);
         let counts = key_counts(&samples);
-        let Some(&max) = counts.values().max() else {
-            continue;
-        };
-        let tied: Vec<&String> = counts
-            .iter()
-            .filter(|(_, &c)| c == max)
-            .map(|(k, _)| k)
-            .collect();
+        let Some(&max) = counts.values().max() else { continue };
+        let tied: Vec<&String> = counts.iter().filter(|(_, &c)| c == max).map(|(k, _)| k).collect();
         if tied.len() < 2 {
             continue;
         }
         let (want, _) = majority(&samples).expect("answers exist");
         let o = run("sc", 6, seed, &choices, None).expect("sc solves");
-        assert_eq!(
-            o.answer.as_deref(),
-            Some(want.as_str()),
-            "seed {seed}, tied {tied:?}"
-        );
-        let first_of = |k: &str| {
-            samples
-                .iter()
-                .find(|s| key_of(&s.text).as_deref() == Some(k))
-                .map(|s| s.index)
-        };
-        assert_eq!(
-            o.votes[0].first_index,
-            first_of(&want).expect("winner occurs"),
-            "seed {seed}"
-        );
-        assert_eq!(
-            o.candidates[o.chosen.expect("chosen")].index,
-            o.votes[0].first_index,
-            "seed {seed}"
-        );
+        assert_eq!(o.answer.as_deref(), Some(want.as_str()), "seed {seed}, tied {tied:?}");
+        let first_of = |k: &str| samples.iter().find(|s| key_of(&s.text).as_deref() == Some(k)).map(|s| s.index);
+        assert_eq!(o.votes[0].first_index, first_of(&want).expect("winner occurs"), "seed {seed}");
+        assert_eq!(o.candidates[o.chosen.expect("chosen")].index, o.votes[0].first_index, "seed {seed}");
         ties += 1;
         if &want != tied[0] {
             ties_not_first_in_map_order += 1;
         }
     }
     assert!(ties >= 10, "only {ties} tied seeds");
-    assert!(
-        ties_not_first_in_map_order >= 3,
-        "only {ties_not_first_in_map_order} informative ties"
-    );
+    assert!(ties_not_first_in_map_order >= 3, "only {ties_not_first_in_map_order} informative ties");
 }
 
 #[test]
@@ -482,27 +350,14 @@ fn sc_candidates_without_an_answer_do_not_vote() {
         assert_eq!(c.answer.is_none(), c.text == "i give up");
         assert_eq!(c.key.is_none(), c.answer.is_none());
     }
-    assert!(o
-        .votes
-        .iter()
-        .all(|v| !v.key.is_empty() && !v.answer.is_empty()));
-    assert_eq!(
-        o.votes.iter().map(|v| v.count).sum::<usize>(),
-        12 - n_silent
-    );
+    assert!(o.votes.iter().all(|v| !v.key.is_empty() && !v.answer.is_empty()));
+    assert_eq!(o.votes.iter().map(|v| v.count).sum::<usize>(), 12 - n_silent);
     assert_eq!(o.votes.iter().map(|v| v.count).sum::<usize>(), answered(&o));
 }
 
 #[test]
 fn sc_without_any_answer_returns_none() {
-    let o = run(
-        "sc",
-        5,
-        0,
-        &menu(&[("hmm", 1.0), ("no clue at all", 1.0)]),
-        None,
-    )
-    .expect("sc solves");
+    let o = run("sc", 5, 0, &menu(&[("hmm", 1.0), ("no clue at all", 1.0)]), None).expect("sc solves");
     assert_eq!(o.answer, None);
     assert!(o.votes.is_empty());
     assert_eq!(o.candidates.len(), 5);
@@ -512,71 +367,37 @@ fn sc_without_any_answer_returns_none() {
 fn sc_votes_sum_to_answered_and_usage_is_exact() {
     let choices = menu(&[
         ("a short one answer: 1", 1.0),
-        (
-            "a much longer chain of thought that ends with answer: 2",
-            1.0,
-        ),
+        ("a much longer chain of thought that ends with answer: 2", 1.0),
         ("answer: 3", 1.0),
         ("nothing", 1.0),
     ]);
     for seed in 0..10 {
         let samples = reference(&choices, 9, seed);
         let o = run("sc", 9, seed, &choices, None).expect("sc solves");
-        assert_eq!(
-            o.votes.iter().map(|v| v.count).sum::<usize>(),
-            answered(&o),
-            "seed {seed}"
-        );
+        assert_eq!(o.votes.iter().map(|v| v.count).sum::<usize>(), answered(&o), "seed {seed}");
         assert_eq!(o.usage.completion, completion_of(&o), "seed {seed}");
-        let words: u64 = samples
-            .iter()
-            .map(|s| s.text.split_whitespace().count() as u64)
-            .sum();
-        assert_eq!(
-            o.usage.completion, words,
-            "seed {seed}: a scripted token is a word"
-        );
-        assert_eq!(
-            o.usage.prompt_computed,
-            PROMPT.split_whitespace().count() as u64,
-            "one request, one prefill"
-        );
+        let words: u64 = samples.iter().map(|s| s.text.split_whitespace().count() as u64).sum();
+        assert_eq!(o.usage.completion, words, "seed {seed}: a scripted token is a word");
+        assert_eq!(o.usage.prompt_computed, PROMPT.split_whitespace().count() as u64, "one request, one prefill");
         let texts: Vec<&str> = o.candidates.iter().map(|c| c.text.as_str()).collect();
         let want: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
-        assert_eq!(
-            texts, want,
-            "seed {seed}: candidates are the samples in index order"
-        );
+        assert_eq!(texts, want, "seed {seed}: candidates are the samples in index order");
     }
 }
 
 #[test]
 fn sc_equivalent_answers_vote_together() {
-    let choices = menu(&[
-        ("answer: SEVEN", 1.0),
-        ("answer: seven", 1.0),
-        ("answer: eight", 1.5),
-    ]);
+    let choices = menu(&[("answer: SEVEN", 1.0), ("answer: seven", 1.0), ("answer: eight", 1.5)]);
     let seed = 4;
     let samples = reference(&choices, 12, seed);
-    let n_seven = samples
-        .iter()
-        .filter(|s| s.text.to_lowercase() == "answer: seven")
-        .count();
+    let n_seven = samples.iter().filter(|s| s.text.to_lowercase() == "answer: seven").count();
     let n_eight = samples.len() - n_seven;
     let o = run("sc", 12, seed, &choices, None).expect("sc solves");
-    let seven = o
-        .votes
-        .iter()
-        .find(|v| v.key == "seven")
-        .expect("a seven class");
+    let seven = o.votes.iter().find(|v| v.key == "seven").expect("a seven class");
     assert_eq!(seven.count, n_seven);
     assert_eq!(o.votes.len(), if n_eight > 0 { 2 } else { 1 });
     // The class shows the spelling of its first member.
-    let first = samples
-        .iter()
-        .find(|s| s.text.to_lowercase() == "answer: seven")
-        .expect("a seven sample");
+    let first = samples.iter().find(|s| s.text.to_lowercase() == "answer: seven").expect("a seven sample");
     assert_eq!(seven.answer, after_answer(&first.text).expect("has answer"));
 }
 
@@ -593,12 +414,7 @@ fn sc_is_a_function_of_the_seed() {
     let b = run("sc", 16, 99, &choices, None).expect("sc solves");
     assert_eq!(a, b);
     let c = run("sc", 16, 100, &choices, None).expect("sc solves");
-    let texts = |o: &Outcome| {
-        o.candidates
-            .iter()
-            .map(|c| c.text.clone())
-            .collect::<Vec<_>>()
-    };
+    let texts = |o: &Outcome| o.candidates.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
     assert_ne!(texts(&a), texts(&c));
 }
 
@@ -615,10 +431,7 @@ fn adaptive_sc_stops_early_on_a_clear_majority() {
     let choices = lopsided();
     let seed = 3;
     let head = reference(&choices, 4, seed);
-    assert!(
-        head.iter().all(|s| key_of(&s.text).as_deref() == Some("7")),
-        "precondition: four 7s first"
-    );
+    assert!(head.iter().all(|s| key_of(&s.text).as_deref() == Some("7")), "precondition: four 7s first");
     let generator = ScriptedGenerator::new(choices.clone());
     let o = run_on("adaptive-sc", 16, seed, &generator, None, "42").expect("adaptive-sc solves");
     assert!(o.stopped_early);
@@ -636,26 +449,14 @@ fn adaptive_sc_cancels_the_samples_still_running() {
     let choices = lopsided();
     let seed = 3;
     // One round as large as the budget: the stop falls mid-round, so the rest must be cancelled.
-    let s = AdaptiveSelfConsistency {
-        round_size: 16,
-        ..AdaptiveSelfConsistency::new(16, sampling(seed))
-    };
+    let s = AdaptiveSelfConsistency { round_size: 16, ..AdaptiveSelfConsistency::new(16, sampling(seed)) };
     let generator = ScriptedGenerator::new(choices.clone());
     let o = solve_adaptive(&s, &generator).expect("adaptive-sc solves");
     assert!(o.stopped_early);
     assert_eq!(o.candidates.len(), 4);
-    assert_eq!(
-        generator.started(),
-        4,
-        "the 12 samples after the stop were started anyway"
-    );
+    assert_eq!(generator.started(), 4, "the 12 samples after the stop were started anyway");
     assert_eq!(o.usage.completion, completion_of(&o));
-    assert_eq!(
-        o.answer,
-        run("sc", 16, seed, &choices, None)
-            .expect("sc solves")
-            .answer
-    );
+    assert_eq!(o.answer, run("sc", 16, seed, &choices, None).expect("sc solves").answer);
 }
 
 #[test]
@@ -671,24 +472,16 @@ fn adaptive_sc_uses_the_whole_budget_on_an_even_split() {
             leader_stays_probability(v1, v2) < 0.95
         })
     };
-    let seeds: Vec<u64> = (0..200)
-        .filter(|&seed| never_decided(&reference(&choices, budget, seed)))
-        .take(5)
-        .collect();
+    let seeds: Vec<u64> = (0..200).filter(|&seed| never_decided(&reference(&choices, budget, seed))).take(5).collect();
     assert!(!seeds.is_empty(), "no seed keeps the vote open");
     for seed in seeds {
         let generator = ScriptedGenerator::new(choices.clone());
-        let o = run_on("adaptive-sc", budget, seed, &generator, None, "42")
-            .expect("adaptive-sc solves");
+        let o = run_on("adaptive-sc", budget, seed, &generator, None, "42").expect("adaptive-sc solves");
         assert!(!o.stopped_early, "seed {seed}");
         assert_eq!(o.candidates.len(), budget, "seed {seed}");
         assert_eq!(generator.started(), budget, "seed {seed}");
         let indices: Vec<usize> = o.candidates.iter().map(|c| c.index).collect();
-        assert_eq!(
-            indices,
-            (0..budget).collect::<Vec<_>>(),
-            "seed {seed}: rounds continue the numbering"
-        );
+        assert_eq!(indices, (0..budget).collect::<Vec<_>>(), "seed {seed}: rounds continue the numbering");
         let full = run("sc", budget, seed, &choices, None).expect("sc solves");
         assert_eq!(o.answer, full.answer, "seed {seed}");
         assert_eq!(o.votes, full.votes, "seed {seed}");
@@ -705,10 +498,7 @@ fn adaptive_sc_is_not_early_when_the_stop_falls_on_the_last_sample() {
     assert_eq!(o.candidates.len(), 4);
     assert_eq!(o.n_failed, 1);
     assert_eq!(o.answer.as_deref(), Some("5"));
-    assert!(
-        !o.stopped_early,
-        "all 5 samples of the budget were drawn, yet stopped_early is set"
-    );
+    assert!(!o.stopped_early, "all 5 samples of the budget were drawn, yet stopped_early is set");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -718,19 +508,12 @@ fn adaptive_sc_is_not_early_when_the_stop_falls_on_the_last_sample() {
 #[test]
 fn bon_with_mean_logprob_picks_the_most_likely_candidate_earliest_first() {
     // The frequent answer is the least likely; "2" and "5" tie at the top.
-    let choices = menu_lp(&[
-        ("long winded answer: 1", 5.0, -2.0),
-        ("answer: 2", 1.0, -0.25),
-        ("answer: 5", 1.0, -0.25),
-    ]);
+    let choices =
+        menu_lp(&[("long winded answer: 1", 5.0, -2.0), ("answer: 2", 1.0, -0.25), ("answer: 5", 1.0, -0.25)]);
     let mut checked = 0;
     for seed in 0..100 {
         let samples = reference(&choices, 10, seed);
-        let top: Vec<usize> = samples
-            .iter()
-            .filter(|s| s.token_logprobs[0] == -0.25)
-            .map(|s| s.index)
-            .collect();
+        let top: Vec<usize> = samples.iter().filter(|s| s.token_logprobs[0] == -0.25).map(|s| s.index).collect();
         // Informative seeds only: a real tie, and the winner is not simply position 0.
         if top.len() < 2 || top[0] == 0 {
             continue;
@@ -752,11 +535,7 @@ fn bon_and_weighted_bon_need_a_scorer() {
         let err = run_on(name, 4, 0, &generator, None, "42").expect_err("no scorer, no best-of-N");
         assert_eq!(err, StrategyError::NeedsScorer(name.into()));
         assert_eq!(err.to_string(), format!("strategy {name} needs a scorer"));
-        assert_eq!(
-            generator.started(),
-            0,
-            "{name} drew samples it could not score"
-        );
+        assert_eq!(generator.started(), 0, "{name} drew samples it could not score");
     }
 }
 
@@ -780,30 +559,18 @@ fn weighted_bon_lets_a_rarer_answer_with_more_total_score_win() {
         _ => 0.0,
     };
     // "1" is more frequent, yet 0.1 * n1 < 1.0 * n2.
-    let seed = seed_where(&choices, 12, |n1, n2| {
-        n2 > 0 && n1 > n2 && 0.1 * (n1 as f64) < n2 as f64
-    });
+    let seed = seed_where(&choices, 12, |n1, n2| n2 > 0 && n1 > n2 && 0.1 * (n1 as f64) < n2 as f64);
     let counts = key_counts(&reference(&choices, 12, seed));
     let (n1, n2) = (counts["1"], counts["2"]);
-    let o = run("weighted-bon", 12, seed, &choices, Some(&ByAnswer(score)))
-        .expect("weighted-bon solves");
+    let o = run("weighted-bon", 12, seed, &choices, Some(&ByAnswer(score))).expect("weighted-bon solves");
     assert_eq!(o.answer.as_deref(), Some("2"));
     assert_eq!(o.votes[0].count, n2);
     assert!((o.votes[0].weight - n2 as f64).abs() < 1e-9);
     assert!((o.votes[1].weight - 0.1 * n1 as f64).abs() < 1e-9);
-    assert_eq!(
-        o.candidates[o.chosen.expect("chosen")].answer.as_deref(),
-        Some("2")
-    );
+    assert_eq!(o.candidates[o.chosen.expect("chosen")].answer.as_deref(), Some("2"));
     assert_eq!(o.usage.scorer_passes, 12, "the scorer's usage is added");
     assert_eq!(o.usage.completion, completion_of(&o));
-    assert_eq!(
-        run("sc", 12, seed, &choices, None)
-            .expect("sc solves")
-            .answer
-            .as_deref(),
-        Some("1")
-    );
+    assert_eq!(run("sc", 12, seed, &choices, None).expect("sc solves").answer.as_deref(), Some("1"));
 }
 
 #[test]
@@ -814,11 +581,8 @@ fn weighted_bon_lets_a_frequent_answer_outweigh_a_higher_single_score() {
         Some("2") => 1.0,
         _ => 0.0,
     };
-    let seed = seed_where(&choices, 12, |n1, n2| {
-        n2 > 0 && 0.5 * (n1 as f64) > n2 as f64
-    });
-    let o = run("weighted-bon", 12, seed, &choices, Some(&ByAnswer(score)))
-        .expect("weighted-bon solves");
+    let seed = seed_where(&choices, 12, |n1, n2| n2 > 0 && 0.5 * (n1 as f64) > n2 as f64);
+    let o = run("weighted-bon", 12, seed, &choices, Some(&ByAnswer(score))).expect("weighted-bon solves");
     assert_eq!(o.answer.as_deref(), Some("1"));
     // Plain best-of-N takes the single best score instead.
     let best = run("bon", 12, seed, &choices, Some(&ByAnswer(score))).expect("bon solves");
@@ -834,9 +598,7 @@ fn bon_with_the_checker_scorer_finds_the_correct_candidate() {
         .find(|&seed| {
             let samples = reference(&choices, 8, seed);
             key_of(&samples[0].text).as_deref() == Some("13")
-                && samples
-                    .iter()
-                    .any(|s| key_of(&s.text).as_deref() == Some("42"))
+                && samples.iter().any(|s| key_of(&s.text).as_deref() == Some("42"))
         })
         .expect("a seed where 42 appears, but not first");
     let generator = ScriptedGenerator::new(choices.clone());
@@ -844,32 +606,11 @@ fn bon_with_the_checker_scorer_finds_the_correct_candidate() {
     assert_eq!(o.answer.as_deref(), Some("42"));
     assert_eq!(o.candidates[o.chosen.expect("chosen")].score, Some(1.0));
     for c in &o.candidates {
-        assert_eq!(
-            c.score,
-            Some(if c.answer.as_deref() == Some("42") {
-                1.0
-            } else {
-                0.0
-            })
-        );
+        assert_eq!(c.score, Some(if c.answer.as_deref() == Some("42") { 1.0 } else { 0.0 }));
     }
-    assert_eq!(
-        run("sc", 8, seed, &choices, None)
-            .expect("sc solves")
-            .answer
-            .as_deref(),
-        Some("13")
-    );
+    assert_eq!(run("sc", 8, seed, &choices, None).expect("sc solves").answer.as_deref(), Some("13"));
     // With no correct candidate every score is 0 and the first candidate stands.
-    let none = run_on(
-        "bon",
-        8,
-        seed,
-        &ScriptedGenerator::new(choices),
-        Some(&checker),
-        "99",
-    )
-    .expect("bon solves");
+    let none = run_on("bon", 8, seed, &ScriptedGenerator::new(choices), Some(&checker), "99").expect("bon solves");
     assert_eq!(none.chosen, Some(0));
 }
 
@@ -879,12 +620,8 @@ fn checker_scorer_without_gold_is_a_scorer_error() {
     for name in ["bon", "weighted-bon"] {
         for gold in ["", "   "] {
             let generator = ScriptedGenerator::new(menu(&[("answer: 1", 1.0)]));
-            let err = run_on(name, 3, 0, &generator, Some(&checker), gold)
-                .expect_err("no gold, no checker");
-            let StrategyError::Scorer(ScoreError::Unavailable {
-                scorer, problem, ..
-            }) = &err
-            else {
+            let err = run_on(name, 3, 0, &generator, Some(&checker), gold).expect_err("no gold, no checker");
+            let StrategyError::Scorer(ScoreError::Unavailable { scorer, problem, .. }) = &err else {
                 panic!("{name}: expected Scorer(Unavailable), got {err:?}")
             };
             assert_eq!(scorer, "checker");
@@ -902,23 +639,14 @@ fn non_finite_scores_are_errors_naming_the_candidate() {
     let choices = menu(&[("answer: 1", 1.0), ("answer: 2", 1.0)]);
     for name in ["bon", "weighted-bon"] {
         for (at, bad) in [(2, f64::NAN), (0, f64::INFINITY), (4, f64::NEG_INFINITY)] {
-            let err = run(name, 5, 0, &choices, Some(&BadAt { at, bad }))
-                .expect_err("a non-finite score must fail");
-            let StrategyError::Scorer(ScoreError::NonFinite {
-                scorer,
-                index,
-                value,
-            }) = &err
-            else {
+            let err = run(name, 5, 0, &choices, Some(&BadAt { at, bad })).expect_err("a non-finite score must fail");
+            let StrategyError::Scorer(ScoreError::NonFinite { scorer, index, value }) = &err else {
                 panic!("{name}: expected Scorer(NonFinite), got {err:?}")
             };
             assert_eq!(scorer, "bad-at");
             assert_eq!(*index, at, "{name}");
             assert!(value.is_nan() == bad.is_nan() && (bad.is_nan() || *value == bad));
-            assert!(
-                err.to_string().contains(&format!("candidate {at}")),
-                "{err}"
-            );
+            assert!(err.to_string().contains(&format!("candidate {at}")), "{err}");
         }
     }
 }
@@ -928,8 +656,7 @@ fn a_wrong_number_of_scores_is_an_error() {
     let choices = menu(&[("answer: 1", 1.0)]);
     for name in ["bon", "weighted-bon"] {
         for delta in [-1isize, 1, -5] {
-            let err = run(name, 5, 0, &choices, Some(&Miscount(delta)))
-                .expect_err("a miscount must fail");
+            let err = run(name, 5, 0, &choices, Some(&Miscount(delta))).expect_err("a miscount must fail");
             assert_eq!(
                 err,
                 StrategyError::Scorer(ScoreError::WrongCount {
@@ -957,30 +684,18 @@ fn sc_decides_from_the_survivors() {
     let seed = (0..500)
         .find(|&seed| {
             let all = reference(&choices, n, seed);
-            let kept: Vec<Sample> = all
-                .iter()
-                .filter(|s| !failing.contains(&s.index))
-                .cloned()
-                .collect();
+            let kept: Vec<Sample> = all.iter().filter(|s| !failing.contains(&s.index)).cloned().collect();
             majority(&all).map(|m| m.0) != majority(&kept).map(|m| m.0)
         })
         .expect("a seed where the failures matter");
-    let survivors: Vec<Sample> = reference(&choices, n, seed)
-        .into_iter()
-        .filter(|s| !failing.contains(&s.index))
-        .collect();
+    let survivors: Vec<Sample> =
+        reference(&choices, n, seed).into_iter().filter(|s| !failing.contains(&s.index)).collect();
     let generator = ScriptedGenerator::new(choices).failing(failing.clone());
     let o = run_on("sc", n, seed, &generator, None, "42").expect("sc solves from survivors");
     assert_eq!(o.n_failed, failing.len());
-    assert_eq!(
-        o.candidates.iter().map(|c| c.index).collect::<Vec<_>>(),
-        (3..n).collect::<Vec<_>>()
-    );
+    assert_eq!(o.candidates.iter().map(|c| c.index).collect::<Vec<_>>(), (3..n).collect::<Vec<_>>());
     assert_eq!(o.answer, majority(&survivors).map(|m| m.0));
-    assert_eq!(
-        o.votes.iter().map(|v| v.count).sum::<usize>(),
-        n - failing.len()
-    );
+    assert_eq!(o.votes.iter().map(|v| v.count).sum::<usize>(), n - failing.len());
     assert_eq!(o.usage.completion, completion_of(&o));
 }
 
@@ -991,15 +706,8 @@ fn scored_strategies_decide_from_the_survivors() {
         let generator = ScriptedGenerator::new(choices.clone()).failing(vec![1, 3]);
         let o = run_on(name, 6, 5, &generator, Some(&MeanLogprob), "42").expect("survivors decide");
         assert_eq!(o.n_failed, 2, "{name}");
-        assert!(
-            o.candidates.iter().all(|c| c.index != 1 && c.index != 3),
-            "{name}"
-        );
-        assert_eq!(
-            o.candidates.len() + o.n_failed,
-            generator.started(),
-            "{name}"
-        );
+        assert!(o.candidates.iter().all(|c| c.index != 1 && c.index != 3), "{name}");
+        assert_eq!(o.candidates.len() + o.n_failed, generator.started(), "{name}");
         assert!(o.chosen.is_some_and(|i| i < o.candidates.len()), "{name}");
     }
 }
@@ -1008,25 +716,12 @@ fn scored_strategies_decide_from_the_survivors() {
 fn every_sample_failing_is_insufficient_candidates() {
     let budget = 6;
     // Search strategies draw through step sessions (their failures are tested in search_tests).
-    for name in strategies()
-        .into_iter()
-        .filter(|n| !StrategySpec::default_of(n).is_ok_and(|s| s.needs().session))
-    {
-        let generator =
-            ScriptedGenerator::new(menu(&[("answer: 1", 1.0)])).failing((0..budget).collect());
-        let err = run_on(name, budget, 0, &generator, Some(&MeanLogprob), "42")
-            .expect_err("nothing to decide from");
+    for name in strategies().into_iter().filter(|n| !StrategySpec::default_of(n).is_ok_and(|s| s.needs().session)) {
+        let generator = ScriptedGenerator::new(menu(&[("answer: 1", 1.0)])).failing((0..budget).collect());
+        let err = run_on(name, budget, 0, &generator, Some(&MeanLogprob), "42").expect_err("nothing to decide from");
         // revise fails with its base, one sample.
-        let attempted = if name == "single" || name == "revise" {
-            1
-        } else {
-            budget
-        };
-        assert_eq!(
-            err,
-            StrategyError::InsufficientCandidates(attempted),
-            "{name}"
-        );
+        let attempted = if name == "single" || name == "revise" { 1 } else { budget };
+        assert_eq!(err, StrategyError::InsufficientCandidates(attempted), "{name}");
         assert!(err.to_string().contains("insufficient_candidates"));
         assert_eq!(generator.started(), attempted, "{name}");
     }
@@ -1039,26 +734,16 @@ fn every_sample_failing_is_insufficient_candidates() {
 /// A menu of 1–5 texts: answers from a small pool (so classes collide), some answerless,
 /// with 0–3 filler words so token counts differ.
 fn arb_menu() -> impl proptest::strategy::Strategy<Value = Vec<Choice>> {
-    prop::collection::vec((0usize..5, 0.05f64..10.0, -5.0f32..0.0, 0usize..4), 1..=5).prop_map(
-        |items| {
-            items
-                .into_iter()
-                .map(|(answer, weight, logprob, filler)| {
-                    let words = "so we get"
-                        .split(' ')
-                        .take(filler)
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    let text = if answer == 4 {
-                        format!("{words} no idea")
-                    } else {
-                        format!("{words} answer: {answer}")
-                    };
-                    Choice::new(text.trim().to_string(), weight, logprob)
-                })
-                .collect()
-        },
-    )
+    prop::collection::vec((0usize..5, 0.05f64..10.0, -5.0f32..0.0, 0usize..4), 1..=5).prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(answer, weight, logprob, filler)| {
+                let words = "so we get".split(' ').take(filler).collect::<Vec<_>>().join(" ");
+                let text = if answer == 4 { format!("{words} no idea") } else { format!("{words} answer: {answer}") };
+                Choice::new(text.trim().to_string(), weight, logprob)
+            })
+            .collect()
+    })
 }
 
 proptest! {
@@ -1135,16 +820,12 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 fn steps_params(delimiter: Option<&str>) -> StepParams {
-    StepParams {
-        delimiter: delimiter.map(String::from),
-        ..StepParams::default()
-    }
+    StepParams { delimiter: delimiter.map(String::from), ..StepParams::default() }
 }
 
 #[test]
 fn step_session_splits_on_the_delimiter() {
-    let generator =
-        ScriptedGenerator::new(menu(&[("first step\n\nsecond step\n\nthe answer: 4", 1.0)]));
+    let generator = ScriptedGenerator::new(menu(&[("first step\n\nsecond step\n\nthe answer: 4", 1.0)]));
     block_on(async {
         let mut session = generator.open(&messages(), 0).await.expect("opens");
         let root = session.root();
@@ -1156,25 +837,16 @@ fn step_session_splits_on_the_delimiter() {
             got.push(steps.remove(0));
         }
         let texts: Vec<&str> = got.iter().map(|s| s.text.as_str()).collect();
-        assert_eq!(
-            texts,
-            ["first step\n\n", "second step\n\n", "the answer: 4"]
-        );
+        assert_eq!(texts, ["first step\n\n", "second step\n\n", "the answer: 4"]);
         assert!(got.iter().all(|s| s.branch == root));
-        assert_eq!(
-            got.iter().map(|s| s.n_tokens).collect::<Vec<_>>(),
-            [2, 2, 3]
-        );
+        assert_eq!(got.iter().map(|s| s.n_tokens).collect::<Vec<_>>(), [2, 2, 3]);
         assert_eq!(got[0].finish, FinishReason::StepEnd);
         assert_eq!(got[1].finish, FinishReason::StepEnd);
         assert!(got[2].is_final() && got[2].finish != FinishReason::StepEnd);
         assert!(got.iter().all(|s| s.token_logprobs.len() == s.n_tokens));
         let usage = session.usage();
         assert_eq!(usage.completion, 7);
-        assert_eq!(
-            usage.prompt_computed,
-            PROMPT.split_whitespace().count() as u64
-        );
+        assert_eq!(usage.prompt_computed, PROMPT.split_whitespace().count() as u64);
     });
 }
 
@@ -1187,10 +859,7 @@ fn step_session_final_step_may_end_with_the_delimiter() {
         let params = steps_params(Some("\n\n"));
         let a = session.extend(&[root], &params).await.expect("extends");
         let b = session.extend(&[root], &params).await.expect("extends");
-        assert_eq!(
-            (a[0].text.as_str(), &a[0].finish),
-            ("one\n\n", &FinishReason::StepEnd)
-        );
+        assert_eq!((a[0].text.as_str(), &a[0].finish), ("one\n\n", &FinishReason::StepEnd));
         assert_eq!(b[0].text, "two\n\n");
         assert!(b[0].is_final(), "nothing follows the last delimiter");
     });
@@ -1202,10 +871,7 @@ fn step_session_without_a_delimiter_returns_the_rest() {
     block_on(async {
         let mut session = generator.open(&messages(), 0).await.expect("opens");
         let root = session.root();
-        let steps = session
-            .extend(&[root], &steps_params(None))
-            .await
-            .expect("extends");
+        let steps = session.extend(&[root], &steps_params(None)).await.expect("extends");
         assert_eq!(steps[0].text, "first step\n\nthe answer: 4");
         assert!(steps[0].is_final());
         assert_eq!(steps[0].n_tokens, 5);
@@ -1214,10 +880,7 @@ fn step_session_without_a_delimiter_returns_the_rest() {
 
 #[test]
 fn step_session_forks_continue_where_the_parent_stands() {
-    let texts = [
-        "shared start\n\nleft turn\n\nanswer: 1",
-        "shared start\n\nright turn\n\nanswer: 2",
-    ];
+    let texts = ["shared start\n\nleft turn\n\nanswer: 1", "shared start\n\nright turn\n\nanswer: 2"];
     let generator = ScriptedGenerator::new(menu(&[(texts[0], 1.0), (texts[1], 1.0)]));
     block_on(async {
         let mut session = generator.open(&messages(), 7).await.expect("opens");
@@ -1234,40 +897,21 @@ fn step_session_forks_continue_where_the_parent_stands() {
         while !live.is_empty() {
             let ids: Vec<_> = live.iter().map(|&i| children[i]).collect();
             let steps = session.extend(&ids, &params).await.expect("extends");
-            assert_eq!(
-                steps.iter().map(|s| s.branch).collect::<Vec<_>>(),
-                ids,
-                "results in the order given"
-            );
+            assert_eq!(steps.iter().map(|s| s.branch).collect::<Vec<_>>(), ids, "results in the order given");
             for (&i, s) in live.iter().zip(&steps) {
                 done[i].push_str(&s.text);
             }
-            live = live
-                .into_iter()
-                .zip(&steps)
-                .filter(|(_, s)| !s.is_final())
-                .map(|(i, _)| i)
-                .collect();
+            live = live.into_iter().zip(&steps).filter(|(_, s)| !s.is_final()).map(|(i, _)| i).collect();
         }
         for text in &done {
             assert!(texts.contains(&text.as_str()), "fork produced {text:?}");
         }
         let endings: BTreeSet<&String> = done.iter().collect();
-        assert_eq!(
-            endings.len(),
-            2,
-            "16 forks with their own seeds all took one turn"
-        );
+        assert_eq!(endings.len(), 2, "16 forks with their own seeds all took one turn");
         // The parent is still there and goes on from its own first step.
-        let next = session
-            .extend(&[root], &params)
-            .await
-            .expect("the parent survives forking");
+        let next = session.extend(&[root], &params).await.expect("the parent survives forking");
         assert!(next[0].text == "left turn\n\n" || next[0].text == "right turn\n\n");
-        assert_eq!(
-            session.fork(999, 1).await,
-            Err(GenError::UnknownBranch(999))
-        );
+        assert_eq!(session.fork(999, 1).await, Err(GenError::UnknownBranch(999)));
     });
 }
 
@@ -1281,32 +925,14 @@ fn step_session_released_branches_become_unknown() {
         let ids = session.fork(root, 2).await.expect("forks");
         let (gone, kept) = (ids[0], ids[1]);
         session.release(&[gone]).await.expect("releases");
-        assert_eq!(
-            session.extend(&[gone], &params).await,
-            Err(GenError::UnknownBranch(gone))
-        );
-        assert_eq!(
-            session.fork(gone, 1).await,
-            Err(GenError::UnknownBranch(gone))
-        );
-        assert_eq!(
-            session.rollback(gone, 0).await,
-            Err(GenError::UnknownBranch(gone))
-        );
-        assert_eq!(
-            session.release(&[gone]).await,
-            Err(GenError::UnknownBranch(gone))
-        );
-        let steps = session
-            .extend(&[kept], &params)
-            .await
-            .expect("the other branch lives on");
+        assert_eq!(session.extend(&[gone], &params).await, Err(GenError::UnknownBranch(gone)));
+        assert_eq!(session.fork(gone, 1).await, Err(GenError::UnknownBranch(gone)));
+        assert_eq!(session.rollback(gone, 0).await, Err(GenError::UnknownBranch(gone)));
+        assert_eq!(session.release(&[gone]).await, Err(GenError::UnknownBranch(gone)));
+        let steps = session.extend(&[kept], &params).await.expect("the other branch lives on");
         assert_eq!(steps[0].text, "a b\n\n");
         session.release(&[kept, root]).await.expect("releases both");
-        assert_eq!(
-            session.extend(&[root], &params).await,
-            Err(GenError::UnknownBranch(root))
-        );
+        assert_eq!(session.extend(&[root], &params).await, Err(GenError::UnknownBranch(root)));
     });
 }
 
@@ -1325,11 +951,7 @@ fn step_session_rollback_keeps_the_first_n_tokens() {
         session.rollback(root, 3).await.expect("rolls back");
         let mut rest = Vec::new();
         loop {
-            let step = session
-                .extend(&[root], &params)
-                .await
-                .expect("extends")
-                .remove(0);
+            let step = session.extend(&[root], &params).await.expect("extends").remove(0);
             let last = step.is_final();
             rest.push(step);
             if last {
@@ -1338,11 +960,7 @@ fn step_session_rollback_keeps_the_first_n_tokens() {
         }
         let regenerated: usize = rest.iter().map(|s| s.n_tokens).sum();
         let text: String = rest.iter().map(|s| s.text.as_str()).collect();
-        assert_eq!(
-            text.split_whitespace().collect::<Vec<_>>(),
-            ["four", "five"],
-            "regenerated {text:?}"
-        );
+        assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["four", "five"], "regenerated {text:?}");
         assert_eq!(regenerated, 2);
     });
 }
@@ -1364,23 +982,13 @@ impl crate::verifier::Verifier for AcceptAnswers {
         _problem: &Problem,
         candidate: &Candidate,
     ) -> Result<crate::verifier::Verification, ScoreError> {
-        let passed = candidate
-            .answer
-            .as_deref()
-            .is_some_and(|a| self.0.contains(&a));
-        Ok(crate::verifier::Verification {
-            passed,
-            detail: String::new(),
-            usage: Usage::default(),
-        })
+        let passed = candidate.answer.as_deref().is_some_and(|a| self.0.contains(&a));
+        Ok(crate::verifier::Verification { passed, detail: String::new(), usage: Usage::default() })
     }
 }
 
 fn vctx<'a>(generator: &'a ScriptedGenerator, verifier: &'a AcceptAnswers) -> Ctx<'a> {
-    Ctx {
-        verifier: Some(verifier),
-        ..ctx(generator, None)
-    }
+    Ctx { verifier: Some(verifier), ..ctx(generator, None) }
 }
 
 #[test]
@@ -1389,26 +997,15 @@ fn verify_resample_returns_the_first_passing_sample_and_cancels_the_rest() {
     for seed in 0..20 {
         let generator = ScriptedGenerator::new(choices.clone());
         let verifier = AcceptAnswers(vec!["42"]);
-        let s = VerifiedResampling {
-            max_samples: 16,
-            sampling: sampling(seed),
-            round_size: 16,
-        };
-        let o =
-            block_on(s.solve(&problem("42"), &messages(), &vctx(&generator, &verifier))).unwrap();
-        let first_pass = reference(&choices, 16, seed)
-            .iter()
-            .position(|s| s.text.ends_with("42"));
+        let s = VerifiedResampling { max_samples: 16, sampling: sampling(seed), round_size: 16 };
+        let o = block_on(s.solve(&problem("42"), &messages(), &vctx(&generator, &verifier))).unwrap();
+        let first_pass = reference(&choices, 16, seed).iter().position(|s| s.text.ends_with("42"));
         match first_pass {
             Some(i) => {
                 assert_eq!(o.answer.as_deref(), Some("42"));
                 assert!(!o.abstained);
                 assert_eq!(o.candidates.len(), i + 1, "seed {seed}");
-                assert_eq!(
-                    generator.started(),
-                    i + 1,
-                    "later samples were not cancelled"
-                );
+                assert_eq!(generator.started(), i + 1, "later samples were not cancelled");
                 assert_eq!(o.usage.scorer_passes, (i + 1) as u64);
             }
             None => assert!(o.abstained && o.answer.is_none()),
@@ -1420,11 +1017,7 @@ fn verify_resample_returns_the_first_passing_sample_and_cancels_the_rest() {
 fn verify_resample_abstains_when_nothing_passes() {
     let generator = ScriptedGenerator::new(menu(&[("answer: 41", 1.0), ("answer: 40", 1.0)]));
     let verifier = AcceptAnswers(vec!["42"]);
-    let s = VerifiedResampling {
-        max_samples: 6,
-        sampling: sampling(1),
-        round_size: 4,
-    };
+    let s = VerifiedResampling { max_samples: 6, sampling: sampling(1), round_size: 4 };
     let o = block_on(s.solve(&problem("42"), &messages(), &vctx(&generator, &verifier))).unwrap();
     assert!(o.abstained);
     assert_eq!(o.answer, None);
@@ -1446,12 +1039,7 @@ fn verify_resample_needs_a_verifier() {
 
 #[test]
 fn a_voting_strategy_abstains_when_its_winner_holds_too_little_of_the_vote() {
-    let choices = menu(&[
-        ("answer: 7", 4.0),
-        ("answer: 8", 3.0),
-        ("answer: 9", 3.0),
-        ("no idea", 1.0),
-    ]);
+    let choices = menu(&[("answer: 7", 4.0), ("answer: 8", 3.0), ("answer: 9", 3.0), ("no idea", 1.0)]);
     let (mut abstained, mut answered_seeds) = (0, 0);
     for seed in 0..30 {
         let samples = reference(&choices, 9, seed);
@@ -1460,61 +1048,26 @@ fn a_voting_strategy_abstains_when_its_winner_holds_too_little_of_the_vote() {
         let share = *counts.values().max().expect("answers exist") as f64 / voted as f64;
         let spec: StrategySpec = "sc@9{abstain_below = 0.5}".parse().unwrap();
         let generator = ScriptedGenerator::new(choices.clone());
-        let o = block_on(spec.build(sampling(seed)).unwrap().solve(
-            &problem("7"),
-            &messages(),
-            &ctx(&generator, None),
-        ))
-        .unwrap();
+        let o = block_on(spec.build(sampling(seed)).unwrap().solve(&problem("7"), &messages(), &ctx(&generator, None))).unwrap();
         let plain = run("sc", 9, seed, &choices, None).unwrap();
-        assert_eq!(
-            o.confidence(),
-            Some(share),
-            "seed {seed}: the leader's share of the answered samples"
-        );
-        assert_eq!(
-            o.votes, plain.votes,
-            "seed {seed}: the vote is the same, only the decision differs"
-        );
+        assert_eq!(o.confidence(), Some(share), "seed {seed}: the leader's share of the answered samples");
+        assert_eq!(o.votes, plain.votes, "seed {seed}: the vote is the same, only the decision differs");
         if share < 0.5 {
-            assert!(
-                o.abstained && o.answer.is_none() && o.chosen.is_none(),
-                "seed {seed}: {o:?}"
-            );
+            assert!(o.abstained && o.answer.is_none() && o.chosen.is_none(), "seed {seed}: {o:?}");
             abstained += 1;
         } else {
-            assert_eq!(
-                (o.answer.clone(), o.abstained),
-                (plain.answer, false),
-                "seed {seed}"
-            );
+            assert_eq!((o.answer.clone(), o.abstained), (plain.answer, false), "seed {seed}");
             answered_seeds += 1;
         }
     }
-    assert!(
-        abstained >= 5 && answered_seeds >= 5,
-        "both sides of the threshold: {abstained} abstained, {answered_seeds} answered"
-    );
+    assert!(abstained >= 5 && answered_seeds >= 5, "both sides of the threshold: {abstained} abstained, {answered_seeds} answered");
 }
 
 #[test]
 fn the_leaders_share_is_of_weight_when_weights_are_positive_else_of_votes() {
-    let vote = |key: &str, count, weight| Vote {
-        answer: key.into(),
-        key: key.into(),
-        count,
-        weight,
-        first_index: 0,
-    };
-    assert_eq!(
-        leader_share(&[vote("a", 1, 3.0), vote("b", 3, 1.0)]),
-        Some(0.75)
-    );
-    assert_eq!(
-        leader_share(&[vote("a", 1, -0.1), vote("b", 3, -2.0)]),
-        Some(0.25),
-        "log-probabilities: by count"
-    );
+    let vote = |key: &str, count, weight| Vote { answer: key.into(), key: key.into(), count, weight, first_index: 0 };
+    assert_eq!(leader_share(&[vote("a", 1, 3.0), vote("b", 3, 1.0)]), Some(0.75));
+    assert_eq!(leader_share(&[vote("a", 1, -0.1), vote("b", 3, -2.0)]), Some(0.25), "log-probabilities: by count");
     assert_eq!(leader_share(&[]), None);
 }
 
@@ -1522,22 +1075,14 @@ fn the_leaders_share_is_of_weight_when_weights_are_positive_else_of_votes() {
 fn abstain_below_is_a_share_and_only_voting_strategies_take_it() {
     for bad in ["sc{abstain_below = 1.5}", "deepconf{abstain_below = -0.1}"] {
         let e = bad.parse::<StrategySpec>().unwrap_err();
-        assert!(
-            matches!(&e, StrategyError::InvalidConfig { field, .. } if field == "abstain_below"),
-            "{bad}: {e}"
-        );
+        assert!(matches!(&e, StrategyError::InvalidConfig { field, .. } if field == "abstain_below"), "{bad}: {e}");
     }
     for voting in ["sc", "adaptive-sc", "deepconf", "weighted-bon", "rpc"] {
         let spec: StrategySpec = format!("{voting}{{abstain_below = 0.6}}").parse().unwrap();
         assert_eq!(spec.config().abstain_below(), Some(0.6), "{voting}");
     }
     for other in ["single", "bon", "verify-resample", "beam", "pf"] {
-        assert!(
-            format!("{other}{{abstain_below = 0.6}}")
-                .parse::<StrategySpec>()
-                .is_err(),
-            "{other} does not vote"
-        );
+        assert!(format!("{other}{{abstain_below = 0.6}}").parse::<StrategySpec>().is_err(), "{other} does not vote");
     }
 }
 

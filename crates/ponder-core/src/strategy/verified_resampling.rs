@@ -27,10 +27,7 @@ pub struct VerifyResampleConfig {
 
 impl Default for VerifyResampleConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            round_size: 4,
-        }
+        Self { n: 8, round_size: 4 }
     }
 }
 
@@ -48,26 +45,17 @@ impl StrategyConfig for VerifyResampleConfig {
         "samples (at most; + one verifier run each)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            verifier: true,
-            ..Needs::default()
-        }
+        Needs { verifier: true, ..Needs::default() }
     }
     fn reuses_probes(&self) -> bool {
         true
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_n(self.n)?;
-        ConfigError::check(self.round_size >= 1, "round_size", || {
-            "must be at least 1, got 0".into()
-        })
+        ConfigError::check(self.round_size >= 1, "round_size", || "must be at least 1, got 0".into())
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(VerifiedResampling {
-            max_samples: self.n,
-            sampling,
-            round_size: self.round_size,
-        }))
+        Ok(Box::new(VerifiedResampling { max_samples: self.n, sampling, round_size: self.round_size }))
     }
 }
 
@@ -80,11 +68,7 @@ pub struct VerifiedResampling {
 
 impl VerifiedResampling {
     pub fn new(max_samples: usize, sampling: SamplingParams) -> Self {
-        Self {
-            max_samples,
-            sampling,
-            round_size: VerifyResampleConfig::default().round_size,
-        }
+        Self { max_samples, sampling, round_size: VerifyResampleConfig::default().round_size }
     }
 }
 
@@ -99,9 +83,7 @@ struct FirstPass<'a> {
 impl Settle for FirstPass<'_> {
     async fn settle(&mut self, drawn: &mut Drawn, fresh: bool) -> Result<bool, StrategyError> {
         let at = drawn.candidates.len().wrapping_sub(1);
-        let Some(c) = drawn.candidates.last_mut().filter(|_| fresh) else {
-            return Ok(false);
-        };
+        let Some(c) = drawn.candidates.last_mut().filter(|_| fresh) else { return Ok(false) };
         let v = self.verifier.verify(self.problem, c).await?;
         drawn.usage += v.usage;
         drawn.usage.scorer_passes += 1;
@@ -121,29 +103,10 @@ impl Strategy for VerifiedResampling {
     fn budget(&self) -> usize {
         self.max_samples
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
-        let verifier = ctx
-            .verifier
-            .ok_or_else(|| StrategyError::NeedsVerifier(self.name().into()))?;
-        let mut rule = FirstPass {
-            problem,
-            verifier,
-            passed: None,
-        };
-        let d = draw_in_rounds(
-            messages,
-            self.max_samples,
-            self.round_size,
-            &self.sampling,
-            ctx,
-            &mut rule,
-        )
-        .await?;
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
+        let verifier = ctx.verifier.ok_or_else(|| StrategyError::NeedsVerifier(self.name().into()))?;
+        let mut rule = FirstPass { problem, verifier, passed: None };
+        let d = draw_in_rounds(messages, self.max_samples, self.round_size, &self.sampling, ctx, &mut rule).await?;
         let passed = rule.passed;
         Ok(Outcome {
             strategy: self.name().into(),

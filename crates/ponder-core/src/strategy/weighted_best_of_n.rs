@@ -25,10 +25,7 @@ pub struct WeightedBonConfig {
 
 impl Default for WeightedBonConfig {
     fn default() -> Self {
-        Self {
-            n: 8,
-            abstain_below: None,
-        }
+        Self { n: 8, abstain_below: None }
     }
 }
 
@@ -46,10 +43,7 @@ impl StrategyConfig for WeightedBonConfig {
         "samples (+ one scorer pass each)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            scorer: true,
-            ..Needs::default()
-        }
+        Needs { scorer: true, ..Needs::default() }
     }
     fn reuses_probes(&self) -> bool {
         true
@@ -65,10 +59,7 @@ impl StrategyConfig for WeightedBonConfig {
         abstain::check(self.abstain_below)
     }
     fn build(&self, sampling: SamplingParams) -> Result<Box<dyn Strategy>, StrategyError> {
-        Ok(Box::new(WeightedBestOfN {
-            n_samples: self.n,
-            sampling,
-        }))
+        Ok(Box::new(WeightedBestOfN { n_samples: self.n, sampling }))
     }
 }
 
@@ -86,17 +77,11 @@ impl Strategy for WeightedBestOfN {
     fn budget(&self) -> usize {
         self.n_samples
     }
-    async fn solve(
-        &self,
-        problem: &Problem,
-        messages: &[Message],
-        ctx: &Ctx<'_>,
-    ) -> Result<Outcome, StrategyError> {
+    async fn solve(&self, problem: &Problem, messages: &[Message], ctx: &Ctx<'_>) -> Result<Outcome, StrategyError> {
         if ctx.scorer.is_none() {
             return Err(StrategyError::NeedsScorer(self.name().into()));
         }
-        let (mut candidates, n_failed, usage) =
-            draw(messages, self.n_samples, &self.sampling, ctx).await?;
+        let (mut candidates, n_failed, usage) = draw(messages, self.n_samples, &self.sampling, ctx).await?;
         let scorer_usage = score(problem, &mut candidates, ctx, self.name()).await?;
         let votes = tally(&candidates, true);
         // Within the winning class, return the text of its best-scored member.
@@ -106,10 +91,7 @@ impl Strategy for WeightedBestOfN {
                 .enumerate()
                 .filter(|(_, c)| c.key.as_deref() == Some(v.key.as_str()))
                 .max_by(|(_, a), (_, b)| {
-                    a.score
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.score.unwrap_or(0.0))
-                        .then(b.index.cmp(&a.index))
+                    a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)).then(b.index.cmp(&a.index))
                 })
                 .map(|(i, _)| i)
         });

@@ -23,9 +23,7 @@ fn model_path() -> std::path::PathBuf {
     let mut fetcher = ponder_models::Fetcher::from_env().expect("cache dir");
     fetcher.allow_download = true;
     let spec = ponder_models::find(MODEL).expect("registry model");
-    fetcher
-        .resolve(&ponder_models::ModelRef::Named(spec))
-        .expect("model is fetchable")
+    fetcher.resolve(&ponder_models::ModelRef::Named(spec)).expect("model is fetchable")
 }
 
 /// The default model, loaded once per test binary and shared.
@@ -34,15 +32,7 @@ fn engine() -> Engine {
     ENGINE
         .get_or_init(|| {
             // One thread: tests run in parallel on two cores.
-            Engine::load(
-                model_path(),
-                EngineConfig {
-                    n_ctx: 8192,
-                    n_threads: 1,
-                    ..EngineConfig::default()
-                },
-            )
-            .expect("model loads")
+            Engine::load(model_path(), EngineConfig { n_ctx: 8192, n_threads: 1, ..EngineConfig::default() }).expect("model loads")
         })
         .clone()
 }
@@ -53,11 +43,7 @@ async fn start_state(backend: Backend, cfg: ServerConfig) -> (String, Arc<AppSta
     let state = Arc::new(AppState::new(backend, MODEL.into(), cfg).expect("valid config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(ponder_server::serve(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
+    tokio::spawn(ponder_server::serve(listener, state.clone(), std::future::pending()));
     (format!("http://{addr}"), state)
 }
 

@@ -22,18 +22,13 @@ const MAX_LINES: usize = 500;
 const EXEMPT: &[(&str, &str)] = &[];
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists")
 }
 
 /// Every `.rs` file under `dir`, `target` directories skipped.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -50,10 +45,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn is_test_file(rel: &Path) -> bool {
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
     // crates/<crate>/tests/...
-    let in_tests_dir = rel
-        .components()
-        .nth(2)
-        .is_some_and(|c| c.as_os_str() == "tests");
+    let in_tests_dir = rel.components().nth(2).is_some_and(|c| c.as_os_str() == "tests");
     in_tests_dir || name == "tests.rs" || name.ends_with("_tests.rs")
 }
 
@@ -76,12 +68,7 @@ fn included_paths(text: &str) -> Vec<&str> {
 /// resolved lexically.
 fn resolve(file: &Path, path: &str) -> PathBuf {
     let mut out = PathBuf::new();
-    for c in file
-        .parent()
-        .unwrap_or(Path::new(""))
-        .join(path)
-        .components()
-    {
+    for c in file.parent().unwrap_or(Path::new("")).join(path).components() {
         match c {
             std::path::Component::ParentDir => {
                 out.pop();
@@ -108,32 +95,19 @@ fn every_source_file_says_what_it_is_and_stays_small() {
     let root = workspace();
     let mut files = Vec::new();
     rust_files(&root.join("crates"), &mut files);
-    assert!(
-        files.len() > 100,
-        "found only {} files under {}",
-        files.len(),
-        root.display()
-    );
+    assert!(files.len() > 100, "found only {} files under {}", files.len(), root.display());
     let mut problems = Vec::new();
     let mut exempt_used = vec![false; EXEMPT.len()];
     for path in &files {
         let rel = path.strip_prefix(&root).expect("under the workspace");
-        let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         if !text.starts_with("//!") {
-            problems.push(format!(
-                "{}: the first line is not a `//!` line",
-                rel.display()
-            ));
+            problems.push(format!("{}: the first line is not a `//!` line", rel.display()));
         }
         let own_crate: PathBuf = rel.components().take(2).collect();
         for included in included_paths(&text) {
             if !resolve(rel, included).starts_with(&own_crate) {
-                problems.push(format!(
-                    "{}: includes {included:?}, outside {}",
-                    rel.display(),
-                    own_crate.display()
-                ));
+                problems.push(format!("{}: includes {included:?}, outside {}", rel.display(), own_crate.display()));
             }
         }
         if is_test_file(rel) {
@@ -142,10 +116,7 @@ fn every_source_file_says_what_it_is_and_stays_small() {
         let n = code_lines(&text);
         match EXEMPT.iter().position(|(p, _)| Path::new(p) == rel) {
             Some(i) if n > MAX_LINES => exempt_used[i] = true,
-            _ if n > MAX_LINES => problems.push(format!(
-                "{}: {n} lines of code, more than {MAX_LINES}",
-                rel.display()
-            )),
+            _ if n > MAX_LINES => problems.push(format!("{}: {n} lines of code, more than {MAX_LINES}", rel.display())),
             _ => {}
         }
     }
@@ -159,40 +130,19 @@ fn every_source_file_says_what_it_is_and_stays_small() {
 
 #[test]
 fn the_rules_read_files_as_stated() {
-    assert!(is_test_file(Path::new(
-        "crates/ponder-eval/tests/it/main.rs"
-    )));
-    assert!(is_test_file(Path::new(
-        "crates/ponder-eval/tests/it/code/datasets.rs"
-    )));
-    assert!(is_test_file(Path::new(
-        "crates/ponder-core/src/strategy/tests.rs"
-    )));
-    assert!(is_test_file(Path::new(
-        "crates/ponder-core/src/strategy/search_tests.rs"
-    )));
-    assert!(!is_test_file(Path::new(
-        "crates/ponder-core/src/strategy/mod.rs"
-    )));
-    assert!(!is_test_file(Path::new(
-        "crates/ponder-core/src/testing.rs"
-    )));
-    assert_eq!(
-        code_lines("//! a\nfn f() {}\n\n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\n"),
-        3
-    );
+    assert!(is_test_file(Path::new("crates/ponder-eval/tests/it/main.rs")));
+    assert!(is_test_file(Path::new("crates/ponder-eval/tests/it/code/datasets.rs")));
+    assert!(is_test_file(Path::new("crates/ponder-core/src/strategy/tests.rs")));
+    assert!(is_test_file(Path::new("crates/ponder-core/src/strategy/search_tests.rs")));
+    assert!(!is_test_file(Path::new("crates/ponder-core/src/strategy/mod.rs")));
+    assert!(!is_test_file(Path::new("crates/ponder-core/src/testing.rs")));
+    assert_eq!(code_lines("//! a\nfn f() {}\n\n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\n"), 3);
     // A test module in its own file is declared, not inline: every line counts.
-    assert_eq!(
-        code_lines("//! a\n#[cfg(test)]\nmod tests;\nfn f() {}\n"),
-        4
-    );
+    assert_eq!(code_lines("//! a\n#[cfg(test)]\nmod tests;\nfn f() {}\n"), 4);
     let text = "const A: &str = include_str!(\"../../data/x.jsonl\");\nconst B: &[u8] = include_bytes!(\"y.bin\");";
     assert_eq!(included_paths(text), ["../../data/x.jsonl", "y.bin"]);
     let file = Path::new("crates/ponder-eval/src/tasks/competition.rs");
-    assert_eq!(
-        resolve(file, "../../data/x.jsonl"),
-        Path::new("crates/ponder-eval/data/x.jsonl")
-    );
+    assert_eq!(resolve(file, "../../data/x.jsonl"), Path::new("crates/ponder-eval/data/x.jsonl"));
     // What competition.rs used to include, before issue 16.
     assert_eq!(
         resolve(file, "../../../ponder-verify/data/math500/test.jsonl"),

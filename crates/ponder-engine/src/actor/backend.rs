@@ -32,17 +32,8 @@ pub(crate) struct Llama<'m> {
 }
 
 impl<'m> Llama<'m> {
-    pub fn new(
-        model: &'m LlamaModel,
-        ctx: LlamaContext<'m>,
-        n_batch: usize,
-        n_seq_max: usize,
-    ) -> Self {
-        Self {
-            model,
-            ctx,
-            batch: LlamaBatch::new(n_batch, n_seq_max as i32),
-        }
+    pub fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, n_batch: usize, n_seq_max: usize) -> Self {
+        Self { model, ctx, batch: LlamaBatch::new(n_batch, n_seq_max as i32) }
     }
 }
 
@@ -54,9 +45,7 @@ impl Backend for Llama<'_> {
             for (j, &tok) in slot.tokens.iter().enumerate() {
                 let logits = slot.logits_at.is_some() && j + 1 == n;
                 // Filling kept within n_batch, so adding cannot fail.
-                let _ = self
-                    .batch
-                    .add(tok, (slot.pos + j) as i32, &slot.members, logits);
+                let _ = self.batch.add(tok, (slot.pos + j) as i32, &slot.members, logits);
             }
         }
         self.ctx.decode(&mut self.batch)
@@ -75,14 +64,10 @@ impl Backend for Llama<'_> {
     }
 
     fn clear_kv(&mut self, seq: SeqId, from: Option<usize>) -> bool {
-        self.ctx
-            .clear_kv_cache_seq(Some(seq as u32), from.map(|p| p as u32), None)
-            .unwrap_or(false)
+        self.ctx.clear_kv_cache_seq(Some(seq as u32), from.map(|p| p as u32), None).unwrap_or(false)
     }
 
     fn copy_kv(&mut self, src: SeqId, dst: SeqId, n: usize) {
-        let _ = self
-            .ctx
-            .copy_kv_cache_seq(src, dst, Some(0), Some(n as u32));
+        let _ = self.ctx.copy_kv_cache_seq(src, dst, Some(0), Some(n as u32));
     }
 }

@@ -93,9 +93,7 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize) -> Vec<Slot> {
 /// After a decode: every member of `slot` has its tokens in the KV cache.
 pub(crate) fn computed(seqs: &mut HashMap<SeqId, Seq>, slot: &Slot) {
     for &m in &slot.members {
-        let s = seqs
-            .get_mut(&m)
-            .expect("members stay live until their logits are read");
+        let s = seqs.get_mut(&m).expect("members stay live until their logits are read");
         s.n_past += slot.tokens.len();
         s.max_fed = s.max_fed.max(s.n_past);
     }
@@ -137,14 +135,7 @@ mod tests {
             .map(|s| {
                 let mut m = s.members.clone();
                 m.sort_unstable();
-                (
-                    m,
-                    s.pos,
-                    s.tokens.len(),
-                    s.logits_at,
-                    s.prompt_computed,
-                    s.prompt_reused,
-                )
+                (m, s.pos, s.tokens.len(), s.logits_at, s.prompt_computed, s.prompt_reused)
             })
             .collect()
     }
@@ -157,37 +148,10 @@ mod tests {
 
     #[test]
     fn decode_phase_first_and_a_long_prefill_is_cut_at_n_batch() {
-        let seqs = HashMap::from([
-            (0, running(10, 0, Owner::Job(1))),
-            (1, decoding(3, 6, Owner::Job(2))),
-            (2, decoding(3, 9, Owner::Job(3))),
-        ]);
-        check(
-            &seqs,
-            6,
-            vec![
-                (vec![1], 5, 1, Some(0), 0, 0),
-                (vec![2], 8, 1, Some(1), 0, 0),
-                (vec![0], 0, 4, None, 4, 0),
-            ],
-        );
-        check(
-            &seqs,
-            2,
-            vec![
-                (vec![1], 5, 1, Some(0), 0, 0),
-                (vec![2], 8, 1, Some(1), 0, 0),
-            ],
-        );
-        check(
-            &seqs,
-            12,
-            vec![
-                (vec![1], 5, 1, Some(0), 0, 0),
-                (vec![2], 8, 1, Some(1), 0, 0),
-                (vec![0], 0, 10, Some(11), 10, 0),
-            ],
-        );
+        let seqs = HashMap::from([(0, running(10, 0, Owner::Job(1))), (1, decoding(3, 6, Owner::Job(2))), (2, decoding(3, 9, Owner::Job(3)))]);
+        check(&seqs, 6, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0), (vec![0], 0, 4, None, 4, 0)]);
+        check(&seqs, 2, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0)]);
+        check(&seqs, 12, vec![(vec![1], 5, 1, Some(0), 0, 0), (vec![2], 8, 1, Some(1), 0, 0), (vec![0], 0, 10, Some(11), 10, 0)]);
         check(&seqs, 0, vec![]);
     }
 
@@ -207,11 +171,7 @@ mod tests {
         let mut s = running(6, 0, Owner::Session(1));
         s.n_prompt = 2;
         s.max_fed = 4;
-        check(
-            &HashMap::from([(0, s)]),
-            8,
-            vec![(vec![0], 0, 6, Some(5), 4, 0)],
-        );
+        check(&HashMap::from([(0, s)]), 8, vec![(vec![0], 0, 6, Some(5), 4, 0)]);
     }
 
     /// A job's root and its `n` children, forked before anything is computed.
@@ -231,11 +191,7 @@ mod tests {
     #[test]
     fn a_group_is_fed_once_for_all_its_members() {
         // Jobs count their sharing when they start, so the slot adds none.
-        check(
-            &job(3, Owner::Job(1)),
-            8,
-            vec![(vec![0, 1, 2, 3], 1, 4, Some(3), 4, 0)],
-        );
+        check(&job(3, Owner::Job(1)), 8, vec![(vec![0, 1, 2, 3], 1, 4, Some(3), 4, 0)]);
         // Sessions count it here: every member but the one that pays reuses the tokens.
         let mut seqs = job(3, Owner::Session(1));
         seqs.remove(&0);
@@ -247,14 +203,7 @@ mod tests {
         let mut seqs = job(2, Owner::Session(1));
         seqs.remove(&0);
         seqs.get_mut(&2).unwrap().tokens.push(LlamaToken(7));
-        check(
-            &seqs,
-            16,
-            vec![
-                (vec![1], 1, 4, Some(3), 4, 0),
-                (vec![2], 1, 5, Some(8), 4, 0),
-            ],
-        );
+        check(&seqs, 16, vec![(vec![1], 1, 4, Some(3), 4, 0), (vec![2], 1, 5, Some(8), 4, 0)]);
     }
 
     #[test]

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use llama_cpp_2::token::LlamaToken;
-use ponder_core::{
-    derive_seed, CancelToken, FinishReason, GenError, GenEvent, Sample, SamplingParams, Usage,
-};
+use ponder_core::{derive_seed, CancelToken, FinishReason, GenError, GenEvent, Sample, SamplingParams, Usage};
 use tokio::sync::mpsc;
 
 use super::backend::Backend;
@@ -81,8 +79,7 @@ impl<B: Backend> Actor<B> {
             {
                 self.evict_one_cache_entry();
             }
-            let fits = self.reserved + need + self.cache_cells() <= self.limits.n_ctx
-                || self.reserved == 0;
+            let fits = self.reserved + need + self.cache_cells() <= self.limits.n_ctx || self.reserved == 0;
             if self.free.len() < job.n + 1 || !fits {
                 self.waiting.push_front(job);
                 return;
@@ -103,20 +100,10 @@ impl<B: Backend> Actor<B> {
         seq.group = Some(group);
         self.seqs.insert(root, seq);
         // A backend without sharing would compute the prompt once per sample.
-        let usage = Usage {
-            prompt_reused: (job.n * p - (p - reused)) as u64,
-            ..Usage::default()
-        };
+        let usage = Usage { prompt_reused: (job.n * p - (p - reused)) as u64, ..Usage::default() };
         self.jobs.insert(
             id,
-            Job {
-                remaining: job.n,
-                reserved,
-                usage,
-                events: job.events,
-                cancel: job.cancel,
-                started: Instant::now(),
-            },
+            Job { remaining: job.n, reserved, usage, events: job.events, cancel: job.cancel, started: Instant::now() },
         );
         let params = Arc::new(job.params);
         for i in 0..job.n {
@@ -134,12 +121,8 @@ impl<B: Backend> Actor<B> {
     }
 
     pub(super) fn reap_cancelled(&mut self) {
-        let dead: Vec<u64> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.cancel.is_cancelled() || j.events.is_closed())
-            .map(|(&id, _)| id)
-            .collect();
+        let dead: Vec<u64> =
+            self.jobs.iter().filter(|(_, j)| j.cancel.is_cancelled() || j.events.is_closed()).map(|(&id, _)| id).collect();
         for id in dead {
             self.end_job(id);
         }
@@ -191,10 +174,7 @@ impl<B: Backend> Actor<B> {
 
     pub(super) fn fail_job(&mut self, id: u64, msg: &str) {
         if let Some(job) = self.jobs.get(&id) {
-            let _ = job.events.send(GenEvent::Failed {
-                index: usize::MAX,
-                error: GenError::Backend(msg.to_string()),
-            });
+            let _ = job.events.send(GenEvent::Failed { index: usize::MAX, error: GenError::Backend(msg.to_string()) });
         }
         self.end_job(id);
     }

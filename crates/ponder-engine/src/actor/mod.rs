@@ -47,12 +47,7 @@ type Reply<T> = oneshot::Sender<Result<(T, Usage), GenError>>;
 
 pub(crate) enum Command {
     Sample(Box<SampleJob>),
-    Open {
-        prompt: Vec<LlamaToken>,
-        seed: u64,
-        reprefill: bool,
-        reply: oneshot::Sender<Result<(SessionId, Usage), GenError>>,
-    },
+    Open { prompt: Vec<LlamaToken>, seed: u64, reprefill: bool, reply: oneshot::Sender<Result<(SessionId, Usage), GenError>> },
     /// Next-token log-probabilities of `candidates` after `suffix` on each branch.
     Probe {
         session: SessionId,
@@ -63,51 +58,15 @@ pub(crate) enum Command {
     },
     /// Next-token log-probabilities of `candidates` after each token sequence (reward
     /// models); sequences reuse and then join the prefix cache.
-    Score {
-        sequences: Vec<Vec<LlamaToken>>,
-        candidates: Vec<LlamaToken>,
-        reply: Reply<Vec<Vec<f32>>>,
-    },
-    Fork {
-        session: SessionId,
-        branch: BranchId,
-        n: usize,
-        reply: Reply<Vec<BranchId>>,
-    },
-    Extend {
-        session: SessionId,
-        branches: Vec<BranchId>,
-        params: StepParams,
-        reply: Reply<Vec<Step>>,
-    },
-    Rollback {
-        session: SessionId,
-        branch: BranchId,
-        n_tokens: usize,
-        reply: Reply<()>,
-    },
-    Release {
-        session: SessionId,
-        branches: Vec<BranchId>,
-        reply: Reply<()>,
-    },
-    Append {
-        session: SessionId,
-        branch: BranchId,
-        tokens: Vec<LlamaToken>,
-        reply: Reply<()>,
-    },
-    Close {
-        session: SessionId,
-    },
-    Tokens {
-        session: SessionId,
-        branch: BranchId,
-        reply: Reply<Vec<LlamaToken>>,
-    },
-    Stats {
-        reply: oneshot::Sender<Stats>,
-    },
+    Score { sequences: Vec<Vec<LlamaToken>>, candidates: Vec<LlamaToken>, reply: Reply<Vec<Vec<f32>>> },
+    Fork { session: SessionId, branch: BranchId, n: usize, reply: Reply<Vec<BranchId>> },
+    Extend { session: SessionId, branches: Vec<BranchId>, params: StepParams, reply: Reply<Vec<Step>> },
+    Rollback { session: SessionId, branch: BranchId, n_tokens: usize, reply: Reply<()> },
+    Release { session: SessionId, branches: Vec<BranchId>, reply: Reply<()> },
+    Append { session: SessionId, branch: BranchId, tokens: Vec<LlamaToken>, reply: Reply<()> },
+    Close { session: SessionId },
+    Tokens { session: SessionId, branch: BranchId, reply: Reply<Vec<LlamaToken>> },
+    Stats { reply: oneshot::Sender<Stats> },
 }
 
 /// What the actor holds right now (for tests and diagnostics).
@@ -206,83 +165,40 @@ impl<B: Backend> Actor<B> {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Sample(job) => self.waiting.push_back(job),
-            Command::Open {
-                prompt,
-                seed,
-                reprefill,
-                reply,
-            } => {
+            Command::Open { prompt, seed, reprefill, reply } => {
                 let _ = reply.send(self.open(prompt, seed, reprefill));
             }
-            Command::Probe {
-                session,
-                branches,
-                suffix,
-                candidates,
-                reply,
-            } => match self.probe_branches(session, &branches, &suffix) {
-                Ok(sequences) => self.start_probe(sequences, candidates, false, reply),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            Command::Probe { session, branches, suffix, candidates, reply } => {
+                match self.probe_branches(session, &branches, &suffix) {
+                    Ok(sequences) => self.start_probe(sequences, candidates, false, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            },
-            Command::Score {
-                sequences,
-                candidates,
-                reply,
-            } => {
+            }
+            Command::Score { sequences, candidates, reply } => {
                 let sequences = sequences.into_iter().map(|t| (t, None)).collect();
                 self.start_probe(sequences, candidates, true, reply);
             }
-            Command::Fork {
-                session,
-                branch,
-                n,
-                reply,
-            } => {
+            Command::Fork { session, branch, n, reply } => {
                 let r = self.fork(session, branch, n);
                 let _ = reply.send(r.map(|v| (v, self.sessions[&session].usage)));
             }
-            Command::Extend {
-                session,
-                branches,
-                params,
-                reply,
-            } => self.extend(session, branches, params, reply),
-            Command::Rollback {
-                session,
-                branch,
-                n_tokens,
-                reply,
-            } => {
+            Command::Extend { session, branches, params, reply } => self.extend(session, branches, params, reply),
+            Command::Rollback { session, branch, n_tokens, reply } => {
                 let r = self.rollback(session, branch, n_tokens);
                 let _ = reply.send(r.map(|()| ((), self.sessions[&session].usage)));
             }
-            Command::Append {
-                session,
-                branch,
-                tokens,
-                reply,
-            } => {
+            Command::Append { session, branch, tokens, reply } => {
                 let r = self.append(session, branch, tokens);
                 let _ = reply.send(r.map(|()| ((), self.sessions[&session].usage)));
             }
-            Command::Release {
-                session,
-                branches,
-                reply,
-            } => {
+            Command::Release { session, branches, reply } => {
                 let r = self.release(session, &branches);
                 let _ = reply.send(r.map(|()| ((), self.sessions[&session].usage)));
             }
-            Command::Tokens {
-                session,
-                branch,
-                reply,
-            } => {
-                let r = self
-                    .branch_seq(session, branch)
-                    .map(|q| (self.seqs[&q].tokens.clone(), self.sessions[&session].usage));
+            Command::Tokens { session, branch, reply } => {
+                let r = self.branch_seq(session, branch).map(|q| (self.seqs[&q].tokens.clone(), self.sessions[&session].usage));
                 let _ = reply.send(r);
             }
             Command::Stats { reply } => {
@@ -322,9 +238,7 @@ impl<B: Backend> Actor<B> {
             slot.members.sort_by_key(|m| !self.seqs[m].prefill_only);
             for &m in &slot.members {
                 // An earlier member's finish can end its job and free the rest of it.
-                let Some(s) = self.seqs.get_mut(&m) else {
-                    continue;
-                };
+                let Some(s) = self.seqs.get_mut(&m) else { continue };
                 s.group = None;
                 self.after_logits(m, idx);
             }
@@ -337,10 +251,7 @@ impl<B: Backend> Actor<B> {
             other => format!("llama.cpp decode failed: {other}"),
         };
         tracing::error!(%msg, "decode failed");
-        let owners: Vec<Owner> = slots
-            .iter()
-            .flat_map(|s| s.members.iter().map(|m| self.seqs[m].owner))
-            .collect();
+        let owners: Vec<Owner> = slots.iter().flat_map(|s| s.members.iter().map(|m| self.seqs[m].owner)).collect();
         for owner in owners {
             match owner {
                 Owner::Job(j) => self.fail_job(j, &msg),
@@ -377,11 +288,7 @@ impl<B: Backend> Actor<B> {
             s.tokens.push(token);
             Some(self.backend.piece(token))
         };
-        let at = Position {
-            total_generated: s.tokens.len() - s.n_prompt,
-            n_tokens: s.tokens.len(),
-            n_ctx_seq: self.limits.n_ctx_seq,
-        };
+        let at = Position { total_generated: s.tokens.len() - s.n_prompt, n_tokens: s.tokens.len(), n_ctx_seq: self.limits.n_ctx_seq };
         let finish = run.accept(picked.logprob, stats, piece.as_deref(), at);
         // A thinking budget closed the span: its close marker and answer prefix are fed
         // next, as prompt work, and the model goes on with the answer.
@@ -401,11 +308,7 @@ impl<B: Backend> Actor<B> {
 
     fn finish(&mut self, id: SeqId, finish: FinishReason) {
         let s = self.seqs.get_mut(&id).expect("live sequence");
-        let out = s
-            .run
-            .take()
-            .expect("finishing a running sequence")
-            .output(&finish);
+        let out = s.run.take().expect("finishing a running sequence").output(&finish);
         let (owner, tag) = (s.owner, s.tag);
         match owner {
             Owner::Job(j) => {

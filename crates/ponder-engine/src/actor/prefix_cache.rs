@@ -20,11 +20,7 @@ pub(super) struct PrefixCache {
 
 impl PrefixCache {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: Vec::new(),
-            capacity,
-            clock: 0,
-        }
+        Self { entries: Vec::new(), capacity, clock: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -41,19 +37,11 @@ impl PrefixCache {
 
     /// The entry sharing the longest prefix with `prompt` and how many tokens of it to
     /// reuse: at most all but the last, whose logits are needed. A hit counts as a use.
-    pub fn lookup<'t>(
-        &mut self,
-        prompt: &[LlamaToken],
-        tokens: impl Fn(SeqId) -> &'t [LlamaToken],
-    ) -> Option<(SeqId, usize)> {
+    pub fn lookup<'t>(&mut self, prompt: &[LlamaToken], tokens: impl Fn(SeqId) -> &'t [LlamaToken]) -> Option<(SeqId, usize)> {
         self.clock += 1;
         let mut best: Option<(usize, usize)> = None;
         for (i, e) in self.entries.iter().enumerate() {
-            let lcp = tokens(e.seq)
-                .iter()
-                .zip(prompt)
-                .take_while(|(a, b)| a == b)
-                .count();
+            let lcp = tokens(e.seq).iter().zip(prompt).take_while(|(a, b)| a == b).count();
             if lcp > best.map_or(0, |b| b.1) {
                 best = Some((i, lcp));
             }
@@ -70,21 +58,14 @@ impl PrefixCache {
     /// Files `seq` as the newest entry; returns the sequences to free: an older entry with
     /// the same tokens, then least recently used ones past capacity (with capacity 0, `seq`
     /// itself).
-    pub fn insert<'t>(
-        &mut self,
-        seq: SeqId,
-        tokens: impl Fn(SeqId) -> &'t [LlamaToken],
-    ) -> Vec<SeqId> {
+    pub fn insert<'t>(&mut self, seq: SeqId, tokens: impl Fn(SeqId) -> &'t [LlamaToken]) -> Vec<SeqId> {
         self.clock += 1;
         let mut freed = Vec::new();
         let own = tokens(seq);
         if let Some(i) = self.entries.iter().position(|e| tokens(e.seq) == own) {
             freed.push(self.entries.remove(i).seq);
         }
-        self.entries.push(Entry {
-            seq,
-            last_used: self.clock,
-        });
+        self.entries.push(Entry { seq, last_used: self.clock });
         while self.entries.len() > self.capacity {
             freed.extend(self.evict_lru());
         }
@@ -93,11 +74,7 @@ impl PrefixCache {
 
     /// Removes the least recently used entry (the oldest on a tie); the caller frees it.
     pub fn evict_lru(&mut self) -> Option<SeqId> {
-        let (i, _) = self
-            .entries
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, e)| e.last_used)?;
+        let (i, _) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used)?;
         Some(self.entries.remove(i).seq)
     }
 }
@@ -113,15 +90,8 @@ mod tests {
     }
 
     /// A cache over sequences 0.. holding `texts`, each inserted in order.
-    fn cache(
-        capacity: usize,
-        texts: &[&[i32]],
-    ) -> (PrefixCache, HashMap<SeqId, Vec<LlamaToken>>, Vec<SeqId>) {
-        let seqs: HashMap<SeqId, Vec<LlamaToken>> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (i as SeqId, toks(t)))
-            .collect();
+    fn cache(capacity: usize, texts: &[&[i32]]) -> (PrefixCache, HashMap<SeqId, Vec<LlamaToken>>, Vec<SeqId>) {
+        let seqs: HashMap<SeqId, Vec<LlamaToken>> = texts.iter().enumerate().map(|(i, t)| (i as SeqId, toks(t))).collect();
         let mut c = PrefixCache::new(capacity);
         let mut freed = Vec::new();
         for i in 0..texts.len() {
@@ -130,17 +100,8 @@ mod tests {
         (c, seqs, freed)
     }
 
-    fn check_lookup(
-        c: &mut PrefixCache,
-        seqs: &HashMap<SeqId, Vec<LlamaToken>>,
-        prompt: &[i32],
-        expected: Option<(SeqId, usize)>,
-    ) {
-        assert_eq!(
-            c.lookup(&toks(prompt), |s| &seqs[&s]),
-            expected,
-            "prompt {prompt:?}"
-        );
+    fn check_lookup(c: &mut PrefixCache, seqs: &HashMap<SeqId, Vec<LlamaToken>>, prompt: &[i32], expected: Option<(SeqId, usize)>) {
+        assert_eq!(c.lookup(&toks(prompt), |s| &seqs[&s]), expected, "prompt {prompt:?}");
     }
 
     #[test]

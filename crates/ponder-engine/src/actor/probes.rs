@@ -38,18 +38,14 @@ impl<B: Backend> Actor<B> {
         suffix: &[LlamaToken],
     ) -> Result<Vec<ProbeSeq>, GenError> {
         if suffix.is_empty() {
-            return Err(GenError::InvalidRequest(
-                "a probe needs a non-empty suffix".into(),
-            ));
+            return Err(GenError::InvalidRequest("a probe needs a non-empty suffix".into()));
         }
         let mut out = Vec::with_capacity(branches.len());
         for &b in branches {
             let seq = self.branch_seq(session, b)?;
             let s = &self.seqs[&seq];
             if s.run.is_some() {
-                return Err(GenError::InvalidRequest(format!(
-                    "branch {b} is being extended"
-                )));
+                return Err(GenError::InvalidRequest(format!("branch {b} is being extended")));
             }
             let mut tokens = s.tokens.clone();
             tokens.extend_from_slice(suffix);
@@ -75,22 +71,10 @@ impl<B: Backend> Actor<B> {
             return;
         }
         if candidates.is_empty() {
-            return fail(
-                reply,
-                GenError::InvalidRequest("a probe needs at least one candidate token".into()),
-            );
+            return fail(reply, GenError::InvalidRequest("a probe needs at least one candidate token".into()));
         }
-        if let Some((t, _)) = sequences
-            .iter()
-            .find(|(t, _)| t.is_empty() || t.len() >= self.limits.n_ctx_seq)
-        {
-            return fail(
-                reply,
-                GenError::PromptTooLong {
-                    prompt_tokens: t.len(),
-                    context: self.limits.n_ctx_seq,
-                },
-            );
+        if let Some((t, _)) = sequences.iter().find(|(t, _)| t.is_empty() || t.len() >= self.limits.n_ctx_seq) {
+            return fail(reply, GenError::PromptTooLong { prompt_tokens: t.len(), context: self.limits.n_ctx_seq });
         }
         if self.free.len() < n {
             self.evict_cache(n);
@@ -107,10 +91,7 @@ impl<B: Backend> Actor<B> {
         }
         let id = self.fresh_id();
         let candidates = Arc::new(candidates);
-        let mut usage = Usage {
-            scorer_passes: n as u64,
-            ..Usage::default()
-        };
+        let mut usage = Usage { scorer_passes: n as u64, ..Usage::default() };
         for (i, (tokens, source)) in sequences.into_iter().enumerate() {
             let seq = self.alloc().expect("free ids checked");
             let n_past = match source {
@@ -130,14 +111,7 @@ impl<B: Backend> Actor<B> {
         }
         self.probes.insert(
             id,
-            Probe {
-                results: vec![None; n],
-                remaining: n,
-                keep,
-                usage,
-                reply,
-                started: Instant::now(),
-            },
+            Probe { results: vec![None; n], remaining: n, keep, usage, reply, started: Instant::now() },
         );
     }
 
@@ -146,27 +120,19 @@ impl<B: Backend> Actor<B> {
     pub(super) fn finish_probe(&mut self, id: SeqId, logprobs: Vec<f32>) {
         let s = self.seqs.get_mut(&id).expect("live sequence");
         s.run = None;
-        let (Owner::Probe(p), tag) = (s.owner, s.tag) else {
-            return;
-        };
+        let (Owner::Probe(p), tag) = (s.owner, s.tag) else { return };
         if self.probes.get(&p).is_some_and(|x| x.keep) {
             self.add_to_cache(id);
         } else {
             self.free_seq(id);
         }
-        let Some(probe) = self.probes.get_mut(&p) else {
-            return;
-        };
+        let Some(probe) = self.probes.get_mut(&p) else { return };
         probe.results[tag as usize] = Some(logprobs);
         probe.remaining -= 1;
         if probe.remaining == 0 {
             let mut probe = self.probes.remove(&p).expect("present above");
             probe.usage.wall_ms = probe.started.elapsed().as_millis() as u64;
-            let results = probe
-                .results
-                .into_iter()
-                .map(|r| r.expect("every probe answered"))
-                .collect();
+            let results = probe.results.into_iter().map(|r| r.expect("every probe answered")).collect();
             let _ = probe.reply.send(Ok((results, probe.usage)));
         }
     }

@@ -125,12 +125,7 @@ impl Run {
 
     /// One step of a branch: it ends at the delimiter, or at `max_step_tokens` with
     /// `StepEnd` (the branch may go on), or at `max_total` generated tokens with `Length`.
-    pub fn step(
-        params: Arc<SamplingParams>,
-        delimiter: Option<Vec<u8>>,
-        max_step_tokens: usize,
-        max_total: usize,
-    ) -> Self {
+    pub fn step(params: Arc<SamplingParams>, delimiter: Option<Vec<u8>>, max_step_tokens: usize, max_total: usize) -> Self {
         Self::new(params, delimiter, max_step_tokens, max_total)
     }
 
@@ -141,15 +136,8 @@ impl Run {
         run
     }
 
-    fn new(
-        params: Arc<SamplingParams>,
-        delimiter: Option<Vec<u8>>,
-        max_tokens: usize,
-        max_total: usize,
-    ) -> Self {
-        let group = params
-            .confidence_stop
-            .map(|c| GroupWindow::new(c.window as usize));
+    fn new(params: Arc<SamplingParams>, delimiter: Option<Vec<u8>>, max_tokens: usize, max_total: usize) -> Self {
+        let group = params.confidence_stop.map(|c| GroupWindow::new(c.window as usize));
         Self {
             params,
             delimiter,
@@ -204,13 +192,7 @@ impl Run {
     /// Takes a sampled token: its log-probability, its stats when asked for, and its bytes
     /// (`None` for the end-of-generation token, which ends the run). Returns why the run
     /// ends after it, if it does.
-    pub fn accept(
-        &mut self,
-        logprob: f32,
-        stats: Option<TokenStats>,
-        piece: Option<&[u8]>,
-        at: Position,
-    ) -> Option<FinishReason> {
+    pub fn accept(&mut self, logprob: f32, stats: Option<TokenStats>, piece: Option<&[u8]>, at: Position) -> Option<FinishReason> {
         self.n_generated += 1;
         self.logprobs.push(logprob);
         // DeepConf's online stop: the group of the latest tokens fell below the threshold.
@@ -226,8 +208,7 @@ impl Run {
             None => Some(FinishReason::Eos),
             Some(piece) => {
                 self.bytes.extend_from_slice(piece);
-                self.ends_after(from, at)
-                    .or(low_confidence.then_some(FinishReason::LowConfidence))
+                self.ends_after(from, at).or(low_confidence.then_some(FinishReason::LowConfidence))
             }
         };
         self.ranges.push(from..self.bytes.len());
@@ -270,11 +251,7 @@ impl Run {
         }
         if self.n_generated >= self.max_tokens {
             // A step cut at its length cap may go on; a whole sample at its cap is done.
-            return Some(if self.max_total == usize::MAX {
-                FinishReason::Length
-            } else {
-                FinishReason::StepEnd
-            });
+            return Some(if self.max_total == usize::MAX { FinishReason::Length } else { FinishReason::StepEnd });
         }
         if at.n_tokens >= at.n_ctx_seq {
             return Some(FinishReason::ContextFull);
@@ -321,27 +298,14 @@ mod tests {
     use super::*;
 
     fn params(stop: &[&str], max_tokens: u32) -> Arc<SamplingParams> {
-        Arc::new(SamplingParams {
-            stop: stop.iter().map(|s| s.to_string()).collect(),
-            max_tokens,
-            ..SamplingParams::default()
-        })
+        Arc::new(SamplingParams { stop: stop.iter().map(|s| s.to_string()).collect(), max_tokens, ..SamplingParams::default() })
     }
 
     /// Feeds `pieces` (`None`: end of generation) one token at a time, the sequence starting
     /// with `n_prompt` tokens; returns the token that ended the run, why, and its output.
-    fn feed(
-        mut run: Run,
-        pieces: &[Option<&str>],
-        n_prompt: usize,
-        n_ctx_seq: usize,
-    ) -> Option<(usize, FinishReason, Output)> {
+    fn feed(mut run: Run, pieces: &[Option<&str>], n_prompt: usize, n_ctx_seq: usize) -> Option<(usize, FinishReason, Output)> {
         for (i, piece) in pieces.iter().enumerate() {
-            let at = Position {
-                total_generated: i + 1,
-                n_tokens: n_prompt + i + 1,
-                n_ctx_seq,
-            };
+            let at = Position { total_generated: i + 1, n_tokens: n_prompt + i + 1, n_ctx_seq };
             if let Some(f) = run.accept(-0.5, None, piece.map(str::as_bytes), at) {
                 let out = run.output(&f);
                 return Some((i, f, out));
@@ -353,13 +317,8 @@ mod tests {
     /// A sample over `pieces`: the index of the token that ended it, why, and its text.
     fn check(stop: &[&str], pieces: &[&str], expected: Option<(usize, FinishReason, &str)>) {
         let pieces: Vec<Option<&str>> = pieces.iter().map(|&p| Some(p)).collect();
-        let got = feed(Run::sample(params(stop, 100)), &pieces, 3, 1000)
-            .map(|(i, f, out)| (i, f, out.text));
-        assert_eq!(
-            got,
-            expected.map(|(i, f, t)| (i, f, t.to_string())),
-            "stops {stop:?}, pieces {pieces:?}"
-        );
+        let got = feed(Run::sample(params(stop, 100)), &pieces, 3, 1000).map(|(i, f, out)| (i, f, out.text));
+        assert_eq!(got, expected.map(|(i, f, t)| (i, f, t.to_string())), "stops {stop:?}, pieces {pieces:?}");
     }
 
     fn stop(s: &str) -> FinishReason {
@@ -368,11 +327,7 @@ mod tests {
 
     #[test]
     fn a_stop_split_across_tokens_ends_at_the_token_that_completes_it() {
-        check(
-            &["o\nW"],
-            &["Hel", "lo", "\n", "Wor", "ld"],
-            Some((3, stop("o\nW"), "Hell")),
-        );
+        check(&["o\nW"], &["Hel", "lo", "\n", "Wor", "ld"], Some((3, stop("o\nW"), "Hell")));
         check(&["ab"], &["xa", "b"], Some((1, stop("ab"), "x")));
         check(&["abc"], &["a", "b", "c", "d"], Some((2, stop("abc"), "")));
         check(&["abc"], &["a", "b", "x", "c"], None);
@@ -392,20 +347,11 @@ mod tests {
 
     #[test]
     fn the_token_record_keeps_the_stop_and_eos_adds_no_bytes() {
-        let (i, f, out) = feed(
-            Run::sample(params(&["!"], 10)),
-            &[Some("hi"), Some(" there!"), None],
-            1,
-            100,
-        )
-        .unwrap();
+        let (i, f, out) = feed(Run::sample(params(&["!"], 10)), &[Some("hi"), Some(" there!"), None], 1, 100).unwrap();
         assert_eq!((i, f, out.text.as_str()), (1, stop("!"), "hi there"));
         assert_eq!(out.token_bytes, vec![b"hi".to_vec(), b" there!".to_vec()]);
         let (i, f, out) = feed(Run::sample(params(&[], 10)), &[Some("a"), None], 1, 100).unwrap();
-        assert_eq!(
-            (i, f, out.text.as_str(), out.n_tokens),
-            (1, FinishReason::Eos, "a", 2)
-        );
+        assert_eq!((i, f, out.text.as_str(), out.n_tokens), (1, FinishReason::Eos, "a", 2));
         assert_eq!(out.token_bytes, vec![b"a".to_vec(), Vec::new()]);
         assert_eq!(out.token_logprobs, vec![-0.5, -0.5]);
     }
@@ -425,12 +371,7 @@ mod tests {
     }
 
     fn step(delimiter: &str, max_step: usize, max_total: usize) -> Run {
-        Run::step(
-            params(&[], 100),
-            Some(delimiter.as_bytes().to_vec()),
-            max_step,
-            max_total,
-        )
+        Run::step(params(&[], 100), Some(delimiter.as_bytes().to_vec()), max_step, max_total)
     }
 
     #[test]
@@ -438,26 +379,14 @@ mod tests {
         let pieces = [Some("Step"), Some(" 1.\n"), Some("\nNext"), Some("\n\n")];
         let (i, f, out) = feed(step("\n\n", 10, 100), &pieces, 2, 100).unwrap();
         // The delimiter stays in the step's text.
-        assert_eq!(
-            (i, f, out.text.as_str()),
-            (2, FinishReason::StepEnd, "Step 1.\n\nNext")
-        );
+        assert_eq!((i, f, out.text.as_str()), (2, FinishReason::StepEnd, "Step 1.\n\nNext"));
     }
 
     #[test]
     fn leading_delimiters_do_not_end_an_empty_step() {
-        let pieces = [
-            Some("\n\n"),
-            Some(" \n\n"),
-            Some("x"),
-            Some("\n"),
-            Some("\n"),
-        ];
+        let pieces = [Some("\n\n"), Some(" \n\n"), Some("x"), Some("\n"), Some("\n")];
         let (i, f, out) = feed(step("\n\n", 10, 100), &pieces, 2, 100).unwrap();
-        assert_eq!(
-            (i, f, out.text.as_str()),
-            (4, FinishReason::StepEnd, "\n\n \n\nx\n\n")
-        );
+        assert_eq!((i, f, out.text.as_str()), (4, FinishReason::StepEnd, "\n\n \n\nx\n\n"));
     }
 
     #[test]
@@ -571,34 +500,16 @@ mod tests {
     fn low_group_confidence_ends_a_sample_after_a_full_window() {
         let params = Arc::new(SamplingParams {
             token_stats_k: 5,
-            confidence_stop: Some(ConfidenceStop {
-                window: 2,
-                threshold: 1.0,
-            }),
+            confidence_stop: Some(ConfidenceStop { window: 2, threshold: 1.0 }),
             ..SamplingParams::default()
         });
         let mut run = Run::sample(params);
-        let at = |i: usize| Position {
-            total_generated: i,
-            n_tokens: 10 + i,
-            n_ctx_seq: 100,
-        };
-        let stats = |confidence: f32| {
-            Some(TokenStats {
-                confidence,
-                entropy: 0.0,
-            })
-        };
+        let at = |i: usize| Position { total_generated: i, n_tokens: 10 + i, n_ctx_seq: 100 };
+        let stats = |confidence: f32| Some(TokenStats { confidence, entropy: 0.0 });
         assert_eq!(run.accept(-1.0, stats(0.1), Some(b"a"), at(1)), None);
         assert_eq!(run.accept(-1.0, stats(3.0), Some(b"b"), at(2)), None);
         assert_eq!(run.accept(-1.0, stats(0.2), Some(b"c"), at(3)), None);
-        assert_eq!(
-            run.accept(-1.0, stats(0.2), Some(b"d"), at(4)),
-            Some(FinishReason::LowConfidence)
-        );
-        assert_eq!(
-            run.output(&FinishReason::LowConfidence).token_stats.len(),
-            4
-        );
+        assert_eq!(run.accept(-1.0, stats(0.2), Some(b"d"), at(4)), Some(FinishReason::LowConfidence));
+        assert_eq!(run.output(&FinishReason::LowConfidence).token_stats.len(), 4);
     }
 }

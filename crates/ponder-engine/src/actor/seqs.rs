@@ -103,11 +103,7 @@ impl<B: Backend> Actor<B> {
 
     /// The live sequences `owner` holds.
     pub(super) fn owned_by(&self, owner: Owner) -> Vec<SeqId> {
-        self.seqs
-            .iter()
-            .filter(|(_, s)| s.owner == owner)
-            .map(|(&k, _)| k)
-            .collect()
+        self.seqs.iter().filter(|(_, s)| s.owner == owner).map(|(&k, _)| k).collect()
     }
 
     /// Frees least-recently-used prefix-cache entries until `need` ids are free (or none are left).
@@ -131,9 +127,7 @@ impl<B: Backend> Actor<B> {
     /// Copies the longest cached prefix of `prompt` (leaving at least the last token to
     /// compute, whose logits are needed) into `seq`; returns its length.
     pub(super) fn reuse_prefix(&mut self, seq: SeqId, prompt: &[LlamaToken]) -> usize {
-        let Some((src, reuse)) = self.cache.lookup(prompt, |s| &self.seqs[&s].tokens) else {
-            return 0;
-        };
+        let Some((src, reuse)) = self.cache.lookup(prompt, |s| &self.seqs[&s].tokens) else { return 0 };
         self.backend.copy_kv(src, seq, reuse);
         reuse
     }
@@ -154,11 +148,7 @@ impl<B: Backend> Actor<B> {
             Some(g) => g,
             None => self.fresh_id(),
         };
-        let seq = self
-            .seqs
-            .get_mut(&parent)
-            .expect("parent sequence exists")
-            .fork(group, seed, tag);
+        let seq = self.seqs.get_mut(&parent).expect("parent sequence exists").fork(group, seed, tag);
         if seq.n_past > 0 {
             self.backend.copy_kv(parent, child, seq.n_past);
         }
@@ -180,24 +170,8 @@ mod tests {
         let mut parent = Seq::new(toks(&[1, 2, 3]), 1, Owner::Job(1), 0, 0);
         let child = parent.fork(7, 1, 3);
         assert_eq!((parent.group, child.group), (Some(7), Some(7)));
-        assert_eq!(
-            (
-                child.tokens.clone(),
-                child.n_past,
-                child.n_prompt,
-                child.max_fed
-            ),
-            (parent.tokens.clone(), 1, 3, 1)
-        );
-        assert_eq!(
-            (
-                child.owner,
-                child.tag,
-                child.run.is_none(),
-                child.prefill_only
-            ),
-            (Owner::Job(1), 3, true, false)
-        );
+        assert_eq!((child.tokens.clone(), child.n_past, child.n_prompt, child.max_fed), (parent.tokens.clone(), 1, 3, 1));
+        assert_eq!((child.owner, child.tag, child.run.is_none(), child.prefill_only), (Owner::Job(1), 3, true, false));
     }
 
     #[test]

@@ -33,69 +33,30 @@ struct PendingExtend {
 
 impl<B: Backend> Actor<B> {
     pub(super) fn session(&mut self, id: SessionId) -> Result<&mut Session, GenError> {
-        self.sessions
-            .get_mut(&id)
-            .ok_or_else(|| GenError::Backend(format!("session {id} is closed")))
+        self.sessions.get_mut(&id).ok_or_else(|| GenError::Backend(format!("session {id} is closed")))
     }
 
-    pub(super) fn branch_seq(
-        &mut self,
-        session: SessionId,
-        branch: BranchId,
-    ) -> Result<SeqId, GenError> {
-        self.session(session)?
-            .branches
-            .get(&branch)
-            .copied()
-            .ok_or(GenError::UnknownBranch(branch))
+    pub(super) fn branch_seq(&mut self, session: SessionId, branch: BranchId) -> Result<SeqId, GenError> {
+        self.session(session)?.branches.get(&branch).copied().ok_or(GenError::UnknownBranch(branch))
     }
 
     /// The branch's sequence, unless it is being extended.
     fn idle_branch(&mut self, session: SessionId, branch: BranchId) -> Result<SeqId, GenError> {
         let seq = self.branch_seq(session, branch)?;
         if self.seqs[&seq].run.is_some() {
-            return Err(GenError::InvalidRequest(format!(
-                "branch {branch} is being extended"
-            )));
+            return Err(GenError::InvalidRequest(format!("branch {branch} is being extended")));
         }
         Ok(seq)
     }
 
-    pub(super) fn open(
-        &mut self,
-        prompt: Vec<LlamaToken>,
-        seed: u64,
-        reprefill: bool,
-    ) -> Result<(SessionId, Usage), GenError> {
+    pub(super) fn open(&mut self, prompt: Vec<LlamaToken>, seed: u64, reprefill: bool) -> Result<(SessionId, Usage), GenError> {
         let id = self.fresh_id();
-        let seq = self
-            .alloc()
-            .ok_or_else(|| GenError::Backend("no free sequence for a new session".into()))?;
-        let reused = if reprefill {
-            0
-        } else {
-            self.reuse_prefix(seq, &prompt)
-        };
-        self.seqs.insert(
-            seq,
-            Seq::new(prompt, reused, Owner::Session(id), derive_seed(seed, 0), 0),
-        );
-        let usage = Usage {
-            prompt_reused: reused as u64,
-            ..Usage::default()
-        };
+        let seq = self.alloc().ok_or_else(|| GenError::Backend("no free sequence for a new session".into()))?;
+        let reused = if reprefill { 0 } else { self.reuse_prefix(seq, &prompt) };
+        self.seqs.insert(seq, Seq::new(prompt, reused, Owner::Session(id), derive_seed(seed, 0), 0));
+        let usage = Usage { prompt_reused: reused as u64, ..Usage::default() };
         let branches = HashMap::from([(0, seq)]);
-        self.sessions.insert(
-            id,
-            Session {
-                seed,
-                reprefill,
-                branches,
-                next_branch: 1,
-                usage,
-                extend: None,
-            },
-        );
+        self.sessions.insert(id, Session { seed, reprefill, branches, next_branch: 1, usage, extend: None });
         Ok((id, usage))
     }
 
@@ -107,12 +68,7 @@ impl<B: Backend> Actor<B> {
         }
     }
 
-    pub(super) fn fork(
-        &mut self,
-        session: SessionId,
-        branch: BranchId,
-        n: usize,
-    ) -> Result<Vec<BranchId>, GenError> {
+    pub(super) fn fork(&mut self, session: SessionId, branch: BranchId, n: usize) -> Result<Vec<BranchId>, GenError> {
         let parent = self.idle_branch(session, branch)?;
         if self.free.len() < n {
             self.evict_cache(n);
@@ -130,9 +86,7 @@ impl<B: Backend> Actor<B> {
             let s = self.session(session)?;
             let b = s.next_branch;
             s.next_branch += 1;
-            let child = self
-                .fork_seq(parent, derive_seed(seed, b), b)
-                .expect("free ids checked");
+            let child = self.fork_seq(parent, derive_seed(seed, b), b).expect("free ids checked");
             let shared = self.seqs[&child].n_past as u64;
             let s = self.session(session)?;
             if !s.reprefill {
@@ -144,18 +98,10 @@ impl<B: Backend> Actor<B> {
         Ok(out)
     }
 
-    pub(super) fn extend(
-        &mut self,
-        session: SessionId,
-        branches: Vec<BranchId>,
-        params: StepParams,
-        reply: Reply<Vec<Step>>,
-    ) {
+    pub(super) fn extend(&mut self, session: SessionId, branches: Vec<BranchId>, params: StepParams, reply: Reply<Vec<Step>>) {
         let check = (|| {
             if self.session(session)?.extend.is_some() {
-                return Err(GenError::InvalidRequest(
-                    "an extend is already running in this session".into(),
-                ));
+                return Err(GenError::InvalidRequest("an extend is already running in this session".into()));
             }
             params.sampling.validate()?;
             let mut seen = HashSet::new();
@@ -172,11 +118,7 @@ impl<B: Backend> Actor<B> {
             return;
         }
         let sampling = Arc::new(params.sampling.clone());
-        let delimiter = params
-            .delimiter
-            .as_ref()
-            .filter(|d| !d.is_empty())
-            .map(|d| d.as_bytes().to_vec());
+        let delimiter = params.delimiter.as_ref().filter(|d| !d.is_empty()).map(|d| d.as_bytes().to_vec());
         let reprefill = self.sessions[&session].reprefill;
         for &b in &branches {
             let seq = self.sessions[&session].branches[&b];
@@ -185,10 +127,7 @@ impl<B: Backend> Actor<B> {
                 // server would have to.
                 self.backend.clear_kv(seq, None);
             }
-            let s = self
-                .seqs
-                .get_mut(&seq)
-                .expect("branch maps to a live sequence");
+            let s = self.seqs.get_mut(&seq).expect("branch maps to a live sequence");
             if reprefill {
                 s.n_past = 0;
                 s.group = None;
@@ -200,27 +139,13 @@ impl<B: Backend> Actor<B> {
                 params.max_total_tokens.max(1) as usize,
             ));
         }
-        let pending = PendingExtend {
-            order: branches,
-            done: HashMap::new(),
-            reply,
-            started: Instant::now(),
-        };
-        self.sessions
-            .get_mut(&session)
-            .expect("checked above")
-            .extend = Some(pending);
+        let pending = PendingExtend { order: branches, done: HashMap::new(), reply, started: Instant::now() };
+        self.sessions.get_mut(&session).expect("checked above").extend = Some(pending);
         self.finish_extend_if_done(session);
     }
 
     /// Branch `branch` of session `sid` finished its step; the extend answers after the last.
-    pub(super) fn step_done(
-        &mut self,
-        sid: SessionId,
-        branch: BranchId,
-        out: Output,
-        finish: FinishReason,
-    ) {
+    pub(super) fn step_done(&mut self, sid: SessionId, branch: BranchId, out: Output, finish: FinishReason) {
         let step = Step {
             branch,
             text: out.text,
@@ -236,22 +161,14 @@ impl<B: Backend> Actor<B> {
     }
 
     fn finish_extend_if_done(&mut self, sid: SessionId) {
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let Some(p) = session.extend.as_ref() else {
-            return;
-        };
+        let Some(session) = self.sessions.get_mut(&sid) else { return };
+        let Some(p) = session.extend.as_ref() else { return };
         if p.done.len() < p.order.len() {
             return;
         }
         let mut p = session.extend.take().expect("checked above");
         session.usage.wall_ms += p.started.elapsed().as_millis() as u64;
-        let steps = p
-            .order
-            .iter()
-            .map(|b| p.done.remove(b).expect("every branch finished"))
-            .collect();
+        let steps = p.order.iter().map(|b| p.done.remove(b).expect("every branch finished")).collect();
         let _ = p.reply.send(Ok((steps, session.usage)));
     }
 
@@ -266,17 +183,9 @@ impl<B: Backend> Actor<B> {
         }
     }
 
-    pub(super) fn rollback(
-        &mut self,
-        session: SessionId,
-        branch: BranchId,
-        n_tokens: usize,
-    ) -> Result<(), GenError> {
+    pub(super) fn rollback(&mut self, session: SessionId, branch: BranchId, n_tokens: usize) -> Result<(), GenError> {
         let seq = self.idle_branch(session, branch)?;
-        let s = self
-            .seqs
-            .get_mut(&seq)
-            .expect("branch maps to a live sequence");
+        let s = self.seqs.get_mut(&seq).expect("branch maps to a live sequence");
         let generated = s.tokens.len() - s.n_prompt;
         if n_tokens > generated {
             return Err(GenError::InvalidRequest(format!(
@@ -296,31 +205,18 @@ impl<B: Backend> Actor<B> {
         if new_past < s.n_past {
             s.n_past = new_past;
             if !self.backend.clear_kv(seq, Some(new_past)) {
-                return Err(GenError::Backend(format!(
-                    "llama.cpp refused to roll back sequence {seq}"
-                )));
+                return Err(GenError::Backend(format!("llama.cpp refused to roll back sequence {seq}")));
             }
         }
         Ok(())
     }
 
-    pub(super) fn append(
-        &mut self,
-        session: SessionId,
-        branch: BranchId,
-        tokens: Vec<LlamaToken>,
-    ) -> Result<(), GenError> {
+    pub(super) fn append(&mut self, session: SessionId, branch: BranchId, tokens: Vec<LlamaToken>) -> Result<(), GenError> {
         let seq = self.idle_branch(session, branch)?;
         let n_ctx_seq = self.limits.n_ctx_seq;
-        let s = self
-            .seqs
-            .get_mut(&seq)
-            .expect("branch maps to a live sequence");
+        let s = self.seqs.get_mut(&seq).expect("branch maps to a live sequence");
         if s.tokens.len() + tokens.len() >= n_ctx_seq {
-            return Err(GenError::PromptTooLong {
-                prompt_tokens: s.tokens.len() + tokens.len(),
-                context: n_ctx_seq,
-            });
+            return Err(GenError::PromptTooLong { prompt_tokens: s.tokens.len() + tokens.len(), context: n_ctx_seq });
         }
         s.tokens.extend(tokens);
         // Forced tokens are prompt work when fed: mark them as below the high-water mark.
@@ -329,11 +225,7 @@ impl<B: Backend> Actor<B> {
         Ok(())
     }
 
-    pub(super) fn release(
-        &mut self,
-        session: SessionId,
-        branches: &[BranchId],
-    ) -> Result<(), GenError> {
+    pub(super) fn release(&mut self, session: SessionId, branches: &[BranchId]) -> Result<(), GenError> {
         for &b in branches {
             self.idle_branch(session, b)?;
         }

@@ -31,8 +31,7 @@ struct Fake {
 impl Backend for Fake {
     fn decode(&mut self, slots: &[Slot]) -> Result<(), DecodeError> {
         let call = self.batches.len();
-        self.batches
-            .push(slots.iter().map(|s| s.tokens.len()).sum());
+        self.batches.push(slots.iter().map(|s| s.tokens.len()).sum());
         if self.fail_at == Some(call) {
             return Err(DecodeError::NoKvCacheSlot);
         }
@@ -40,11 +39,7 @@ impl Backend for Fake {
         for slot in slots {
             for m in &slot.members {
                 let cells = self.cells.entry(*m).or_default();
-                assert_eq!(
-                    cells.len(),
-                    slot.pos,
-                    "sequence {m} is fed at the end of its cells"
-                );
+                assert_eq!(cells.len(), slot.pos, "sequence {m} is fed at the end of its cells");
                 cells.extend_from_slice(&slot.tokens);
             }
             if let Some(idx) = slot.logits_at {
@@ -87,13 +82,7 @@ impl Backend for Fake {
 }
 
 fn limits(n_batch: usize, n_seq_max: usize, n_ctx: usize, cache_entries: usize) -> Limits {
-    Limits {
-        n_batch,
-        n_seq_max,
-        n_ctx_seq: n_ctx,
-        n_ctx,
-        cache_entries,
-    }
+    Limits { n_batch, n_seq_max, n_ctx_seq: n_ctx, n_ctx, cache_entries }
 }
 
 fn actor(limits: Limits) -> Actor<Fake> {
@@ -119,29 +108,15 @@ fn drive(a: &mut Actor<Fake>) {
 
 /// (prompt computed, prompt reused, completion, scorer passes): the counts, without time.
 fn counts(u: Usage) -> (u64, u64, u64, u64) {
-    (
-        u.prompt_computed,
-        u.prompt_reused,
-        u.completion,
-        u.scorer_passes,
-    )
+    (u.prompt_computed, u.prompt_reused, u.completion, u.scorer_passes)
 }
 
 fn greedy(max_tokens: u32, stop: &[&str]) -> SamplingParams {
-    SamplingParams {
-        max_tokens,
-        stop: stop.iter().map(|s| s.to_string()).collect(),
-        ..SamplingParams::greedy()
-    }
+    SamplingParams { max_tokens, stop: stop.iter().map(|s| s.to_string()).collect(), ..SamplingParams::greedy() }
 }
 
 /// Queues a job of `n` samples; its event stream and cancel token.
-fn sample(
-    a: &mut Actor<Fake>,
-    prompt: &[i32],
-    n: usize,
-    params: SamplingParams,
-) -> (UnboundedReceiver<GenEvent>, CancelToken) {
+fn sample(a: &mut Actor<Fake>, prompt: &[i32], n: usize, params: SamplingParams) -> (UnboundedReceiver<GenEvent>, CancelToken) {
     let (events, rx) = mpsc::unbounded_channel();
     let cancel = CancelToken::default();
     let job = SampleJob {
@@ -158,9 +133,7 @@ fn sample(
 }
 
 /// The samples (by index: text, tokens, finish) and the usage a finished job streamed.
-fn outcome(
-    rx: &mut UnboundedReceiver<GenEvent>,
-) -> (Vec<(String, usize, FinishReason)>, Vec<String>, Usage) {
+fn outcome(rx: &mut UnboundedReceiver<GenEvent>) -> (Vec<(String, usize, FinishReason)>, Vec<String>, Usage) {
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     while let Ok(ev) = rx.try_recv() {
         match ev {
@@ -188,24 +161,13 @@ fn a_job_prefills_its_prompt_once_and_counts_every_sample() {
     drive(&mut a);
     let (samples, failed, usage) = outcome(&mut rx);
     assert!(failed.is_empty());
-    assert_eq!(
-        samples,
-        vec![("cdef".to_string(), 4, FinishReason::Length); 3]
-    );
+    assert_eq!(samples, vec![("cdef".to_string(), 4, FinishReason::Length); 3]);
     // One prefill for three samples: a backend without sharing would compute 15 tokens.
     assert_eq!(counts(usage), (5, 10, 12, 0));
     // The prefill, then the three samples' pending tokens together, until the last
     // sampled tokens, which are never fed.
     assert_eq!(a.backend.batches, vec![5, 3, 3, 3]);
-    assert_eq!(
-        stats(&mut a),
-        Stats {
-            live_seqs: 1,
-            cache_entries: 1,
-            sessions: 0,
-            jobs: 0
-        }
-    );
+    assert_eq!(stats(&mut a), Stats { live_seqs: 1, cache_entries: 1, sessions: 0, jobs: 0 });
 }
 
 #[test]
@@ -238,10 +200,7 @@ fn stop_strings_and_eos_end_samples() {
     let (mut eos, _) = sample(&mut a, &[9, VOCAB - 1], 1, greedy(10, &[]));
     drive(&mut a);
     let (samples, _, usage) = outcome(&mut rx);
-    assert_eq!(
-        samples,
-        vec![("c".to_string(), 3, FinishReason::Stop("de".into()))]
-    );
+    assert_eq!(samples, vec![("c".to_string(), 3, FinishReason::Stop("de".into()))]);
     assert_eq!(usage.completion, 3);
     let (samples, _, usage) = outcome(&mut eos);
     assert_eq!(samples, vec![(String::new(), 1, FinishReason::Eos)]);
@@ -286,10 +245,7 @@ fn a_job_waits_until_its_kv_cells_fit() {
 }
 
 /// Sends a session command built around `reply` and returns its answer.
-fn ask<T>(
-    a: &mut Actor<Fake>,
-    cmd: impl FnOnce(Reply<T>) -> Command,
-) -> Result<(T, Usage), GenError> {
+fn ask<T>(a: &mut Actor<Fake>, cmd: impl FnOnce(Reply<T>) -> Command) -> Result<(T, Usage), GenError> {
     let (reply, mut rx) = oneshot::channel();
     a.handle(cmd(reply));
     drive(a);
@@ -298,121 +254,42 @@ fn ask<T>(
 
 fn open(a: &mut Actor<Fake>, prompt: &[i32]) -> SessionId {
     let (reply, mut rx) = oneshot::channel();
-    a.handle(Command::Open {
-        prompt: toks(prompt),
-        seed: 1,
-        reprefill: false,
-        reply,
-    });
-    rx.try_recv()
-        .expect("open answers at once")
-        .expect("a free sequence")
-        .0
+    a.handle(Command::Open { prompt: toks(prompt), seed: 1, reprefill: false, reply });
+    rx.try_recv().expect("open answers at once").expect("a free sequence").0
 }
 
 fn step_params(max_step_tokens: u32, delimiter: Option<&str>) -> StepParams {
-    StepParams {
-        sampling: greedy(1, &[]),
-        delimiter: delimiter.map(String::from),
-        max_step_tokens,
-        max_total_tokens: 100,
-    }
+    StepParams { sampling: greedy(1, &[]), delimiter: delimiter.map(String::from), max_step_tokens, max_total_tokens: 100 }
 }
 
 #[test]
 fn forked_branches_share_their_prompt_and_step_on_their_own() {
     let mut a = actor(limits(64, 8, 256, 4));
     let session = open(&mut a, &[9, 8, 7, 1]);
-    let (branches, usage) = ask(&mut a, |reply| Command::Fork {
-        session,
-        branch: 0,
-        n: 2,
-        reply,
-    })
-    .unwrap();
-    assert_eq!(
-        (branches.clone(), counts(usage)),
-        (vec![1, 2], (0, 0, 0, 0))
-    );
-    let (steps, usage) = ask(&mut a, |reply| Command::Extend {
-        session,
-        branches,
-        params: step_params(3, None),
-        reply,
-    })
-    .unwrap();
-    let got: Vec<(u64, String, FinishReason)> = steps
-        .into_iter()
-        .map(|s| (s.branch, s.text, s.finish))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            (1, "cde".into(), FinishReason::StepEnd),
-            (2, "cde".into(), FinishReason::StepEnd)
-        ]
-    );
+    let (branches, usage) = ask(&mut a, |reply| Command::Fork { session, branch: 0, n: 2, reply }).unwrap();
+    assert_eq!((branches.clone(), counts(usage)), (vec![1, 2], (0, 0, 0, 0)));
+    let (steps, usage) = ask(&mut a, |reply| Command::Extend { session, branches, params: step_params(3, None), reply }).unwrap();
+    let got: Vec<(u64, String, FinishReason)> = steps.into_iter().map(|s| (s.branch, s.text, s.finish)).collect();
+    assert_eq!(got, vec![(1, "cde".into(), FinishReason::StepEnd), (2, "cde".into(), FinishReason::StepEnd)]);
     // The two branches feed the prompt once: the second reuses it.
     assert_eq!(counts(usage), (4, 4, 6, 0));
     // A rolled-back branch re-feeds its last kept token: one token of recomputation.
-    ask(&mut a, |reply| Command::Rollback {
-        session,
-        branch: 1,
-        n_tokens: 1,
-        reply,
-    })
-    .unwrap();
-    ask(&mut a, |reply| Command::Append {
-        session,
-        branch: 2,
-        tokens: toks(&[5]),
-        reply,
-    })
-    .unwrap();
-    let (steps, usage) = ask(&mut a, |reply| Command::Extend {
-        session,
-        branches: vec![1, 2],
-        params: step_params(2, Some("g")),
-        reply,
-    })
-    .unwrap();
+    ask(&mut a, |reply| Command::Rollback { session, branch: 1, n_tokens: 1, reply }).unwrap();
+    ask(&mut a, |reply| Command::Append { session, branch: 2, tokens: toks(&[5]), reply }).unwrap();
+    let (steps, usage) = ask(&mut a, |reply| Command::Extend { session, branches: vec![1, 2], params: step_params(2, Some("g")), reply }).unwrap();
     let got: Vec<(String, FinishReason)> = steps.into_iter().map(|s| (s.text, s.finish)).collect();
     // Branch 1 goes on from "c". Branch 2's forced "f" (token 5) leads to "g", its
     // delimiter, but a leading delimiter does not end an empty step: it ends at its cap.
-    assert_eq!(
-        got,
-        vec![
-            ("de".into(), FinishReason::StepEnd),
-            ("gh".into(), FinishReason::StepEnd)
-        ]
-    );
+    assert_eq!(got, vec![("de".into(), FinishReason::StepEnd), ("gh".into(), FinishReason::StepEnd)]);
     // Prompt work: branch 1 re-feeds "c"; branch 2 feeds its pending "e" with the forced
     // "f" (an append marks everything before it as prompt).
     assert_eq!(counts(usage), (4 + 3, 4, 6 + 4, 0));
-    let (tokens, _) = ask(&mut a, |reply| Command::Tokens {
-        session,
-        branch: 2,
-        reply,
-    })
-    .unwrap();
+    let (tokens, _) = ask(&mut a, |reply| Command::Tokens { session, branch: 2, reply }).unwrap();
     assert_eq!(tokens, toks(&[9, 8, 7, 1, 2, 3, 4, 5, 6, 7]));
-    ask(&mut a, |reply| Command::Release {
-        session,
-        branches: vec![1],
-        reply,
-    })
-    .unwrap();
+    ask(&mut a, |reply| Command::Release { session, branches: vec![1], reply }).unwrap();
     assert_eq!(stats(&mut a).live_seqs, 2);
     a.handle(Command::Close { session });
-    assert_eq!(
-        stats(&mut a),
-        Stats {
-            live_seqs: 0,
-            cache_entries: 0,
-            sessions: 0,
-            jobs: 0
-        }
-    );
+    assert_eq!(stats(&mut a), Stats { live_seqs: 0, cache_entries: 0, sessions: 0, jobs: 0 });
 }
 
 #[test]
@@ -421,12 +298,7 @@ fn probes_read_candidates_and_scores_stay_in_the_prefix_cache() {
     let candidates = toks(&[4, 5]);
     let score = |a: &mut Actor<Fake>, seqs: &[&[i32]]| {
         let sequences = seqs.iter().map(|s| toks(s)).collect();
-        ask(a, |reply| Command::Score {
-            sequences,
-            candidates: candidates.clone(),
-            reply,
-        })
-        .unwrap()
+        ask(a, |reply| Command::Score { sequences, candidates: candidates.clone(), reply }).unwrap()
     };
     let (lp, usage) = score(&mut a, &[&[1, 2, 3], &[7, 8, 4]]);
     // After token 3 the fake favours 4; after 4 it favours 5.
@@ -438,30 +310,13 @@ fn probes_read_candidates_and_scores_stay_in_the_prefix_cache() {
     let (_, usage) = score(&mut a, &[&[1, 2, 3, 9, 9]]);
     assert_eq!(counts(usage), (2, 3, 0, 1));
     // Capacity 2: the least recently used entry ([7, 8, 4]) was freed, KV cells included.
-    let cached: Vec<Vec<LlamaToken>> = a
-        .cache
-        .seqs()
-        .map(|s| a.backend.cells[&s].clone())
-        .collect();
+    let cached: Vec<Vec<LlamaToken>> = a.cache.seqs().map(|s| a.backend.cells[&s].clone()).collect();
     assert_eq!(cached, vec![toks(&[1, 2, 3]), toks(&[1, 2, 3, 9, 9])]);
     assert_eq!(a.backend.cleared.len(), 1);
     // A self-evaluation probe copies the branch's cells and feeds only the rest.
     let session = open(&mut a, &[6, 6, 6]);
-    ask(&mut a, |reply| Command::Extend {
-        session,
-        branches: vec![0],
-        params: step_params(1, None),
-        reply,
-    })
-    .unwrap();
-    let (lp, usage) = ask(&mut a, |reply| Command::Probe {
-        session,
-        branches: vec![0],
-        suffix: toks(&[2, 3]),
-        candidates: candidates.clone(),
-        reply,
-    })
-    .unwrap();
+    ask(&mut a, |reply| Command::Extend { session, branches: vec![0], params: step_params(1, None), reply }).unwrap();
+    let (lp, usage) = ask(&mut a, |reply| Command::Probe { session, branches: vec![0], suffix: toks(&[2, 3]), candidates: candidates.clone(), reply }).unwrap();
     assert!(lp[0][0] > -0.01, "{lp:?}");
     // Computed: the branch's last sampled token, not yet fed, and the question.
     assert_eq!(counts(usage), (3, 3, 0, 1));
@@ -474,12 +329,7 @@ fn a_full_prefix_cache_gives_way_to_new_sequences() {
     let candidates = toks(&[1]);
     for text in [&[1, 2][..], &[3, 4]] {
         let sequences = vec![toks(text)];
-        ask(&mut a, |reply| Command::Score {
-            sequences,
-            candidates: candidates.clone(),
-            reply,
-        })
-        .unwrap();
+        ask(&mut a, |reply| Command::Score { sequences, candidates: candidates.clone(), reply }).unwrap();
     }
     assert_eq!((stats(&mut a).cache_entries, a.free.len()), (2, 0));
     let first = a.cache.seqs().next().unwrap();
@@ -492,23 +342,12 @@ fn a_full_prefix_cache_gives_way_to_new_sequences() {
 fn a_failed_decode_fails_every_request_in_the_batch() {
     let mut a = actor(limits(64, 8, 256, 4));
     let session = open(&mut a, &[1, 2]);
-    ask(&mut a, |reply| Command::Extend {
-        session,
-        branches: vec![0],
-        params: step_params(2, None),
-        reply,
-    })
-    .unwrap();
+    ask(&mut a, |reply| Command::Extend { session, branches: vec![0], params: step_params(2, None), reply }).unwrap();
     // The second decode holds the job's prefill and the session's next step.
     a.backend.fail_at = Some(a.backend.batches.len());
     let (mut rx, _) = sample(&mut a, &[4, 5, 6], 2, greedy(5, &[]));
     let (reply, mut extend) = oneshot::channel();
-    a.handle(Command::Extend {
-        session,
-        branches: vec![0],
-        params: step_params(2, None),
-        reply,
-    });
+    a.handle(Command::Extend { session, branches: vec![0], params: step_params(2, None), reply });
     drive(&mut a);
     let (samples, failed, _) = outcome(&mut rx);
     assert!(samples.is_empty());
@@ -516,109 +355,34 @@ fn a_failed_decode_fails_every_request_in_the_batch() {
     assert!(failed[0].contains("the KV cache is full"), "{failed:?}");
     assert!(matches!(extend.try_recv(), Ok(Err(GenError::Backend(_)))));
     // The session and its branch stay, as before the step; the job's sequences are gone.
-    let (tokens, _) = ask(&mut a, |reply| Command::Tokens {
-        session,
-        branch: 0,
-        reply,
-    })
-    .unwrap();
+    let (tokens, _) = ask(&mut a, |reply| Command::Tokens { session, branch: 0, reply }).unwrap();
     assert_eq!(tokens, toks(&[1, 2, 3, 4]));
-    assert_eq!(
-        stats(&mut a),
-        Stats {
-            live_seqs: 1,
-            cache_entries: 0,
-            sessions: 1,
-            jobs: 0
-        }
-    );
+    assert_eq!(stats(&mut a), Stats { live_seqs: 1, cache_entries: 0, sessions: 1, jobs: 0 });
 }
 
 #[test]
 fn busy_branches_and_bad_requests_are_refused() {
     let mut a = actor(limits(64, 2, 16, 4));
     let session = open(&mut a, &[1, 2]);
-    let err = ask(&mut a, |reply| Command::Fork {
-        session,
-        branch: 0,
-        n: 2,
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Fork { session, branch: 0, n: 2, reply }).unwrap_err();
     assert!(err.to_string().contains("cannot fork 2 branches"), "{err}");
-    let err = ask(&mut a, |reply| Command::Rollback {
-        session,
-        branch: 0,
-        n_tokens: 1,
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Rollback { session, branch: 0, n_tokens: 1, reply }).unwrap_err();
     assert!(err.to_string().contains("it has 0"), "{err}");
-    let err = ask(&mut a, |reply| Command::Append {
-        session,
-        branch: 0,
-        tokens: toks(&[1; 14]),
-        reply,
-    })
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            GenError::PromptTooLong {
-                prompt_tokens: 16,
-                context: 16
-            }
-        ),
-        "{err}"
-    );
-    let err = ask(&mut a, |reply| Command::Tokens {
-        session,
-        branch: 7,
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Append { session, branch: 0, tokens: toks(&[1; 14]), reply }).unwrap_err();
+    assert!(matches!(err, GenError::PromptTooLong { prompt_tokens: 16, context: 16 }), "{err}");
+    let err = ask(&mut a, |reply| Command::Tokens { session, branch: 7, reply }).unwrap_err();
     assert!(matches!(err, GenError::UnknownBranch(7)), "{err}");
-    let err = ask(&mut a, |reply| Command::Extend {
-        session,
-        branches: vec![0, 0],
-        params: step_params(2, None),
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Extend { session, branches: vec![0, 0], params: step_params(2, None), reply }).unwrap_err();
     assert!(err.to_string().contains("listed twice"), "{err}");
-    let err = ask(&mut a, |reply| Command::Probe {
-        session,
-        branches: vec![0],
-        suffix: Vec::new(),
-        candidates: toks(&[1]),
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Probe { session, branches: vec![0], suffix: Vec::new(), candidates: toks(&[1]), reply }).unwrap_err();
     assert!(err.to_string().contains("non-empty suffix"), "{err}");
     // While an extend runs, its branch takes no other command.
     let (reply, _extend) = oneshot::channel();
-    a.handle(Command::Extend {
-        session,
-        branches: vec![0],
-        params: step_params(2, None),
-        reply,
-    });
+    a.handle(Command::Extend { session, branches: vec![0], params: step_params(2, None), reply });
     let (reply, mut rx) = oneshot::channel();
-    a.handle(Command::Release {
-        session,
-        branches: vec![0],
-        reply,
-    });
-    assert!(matches!(
-        rx.try_recv(),
-        Ok(Err(GenError::InvalidRequest(_)))
-    ));
+    a.handle(Command::Release { session, branches: vec![0], reply });
+    assert!(matches!(rx.try_recv(), Ok(Err(GenError::InvalidRequest(_)))));
     a.handle(Command::Close { session });
-    let err = ask(&mut a, |reply| Command::Tokens {
-        session,
-        branch: 0,
-        reply,
-    })
-    .unwrap_err();
+    let err = ask(&mut a, |reply| Command::Tokens { session, branch: 0, reply }).unwrap_err();
     assert!(err.to_string().contains("is closed"), "{err}");
 }

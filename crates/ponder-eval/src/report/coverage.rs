@@ -4,8 +4,8 @@
 
 use crate::analysis::CurveSet;
 
-use super::csv::{csv_line, f};
 use super::plots::Series;
+use super::csv::{csv_line, f};
 use super::Section;
 
 /// One sentence stating the fit, or why there is none.
@@ -39,14 +39,7 @@ pub(super) fn law_series(c: &CurveSet, label: String, color: usize) -> Option<Se
         let y = law.predict(p.k as f64);
         (p.k as f64, y, y, y)
     });
-    Some(Series {
-        label,
-        points: points.collect(),
-        color,
-        dashed: true,
-        band: false,
-        markers: false,
-    })
+    Some(Series { label, points: points.collect(), color, dashed: true, band: false, markers: false })
 }
 
 /// `coverage.csv`: every k of every curve, with the law's value where it was fitted.

@@ -12,17 +12,11 @@ fn csv_cell(s: &str) -> String {
 }
 
 pub(super) fn csv_line(cells: &[String]) -> String {
-    cells
-        .iter()
-        .map(|c| csv_cell(c))
-        .collect::<Vec<_>>()
-        .join(",")
-        + "\n"
+    cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",") + "\n"
 }
 
 pub(super) fn f(x: Option<f64>) -> String {
-    x.filter(|x| x.is_finite())
-        .map_or(String::new(), |x| format!("{x}"))
+    x.filter(|x| x.is_finite()).map_or(String::new(), |x| format!("{x}"))
 }
 
 pub(super) fn summary_csv(sections: &[Section<'_>]) -> String {
@@ -38,11 +32,7 @@ pub(super) fn summary_csv(sections: &[Section<'_>]) -> String {
                 s.run.info.id.to_string(),
                 g.config.strategy.clone(),
                 g.config.budget.to_string(),
-                g.seeds
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                g.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
                 g.n_units.to_string(),
                 g.n_correct.to_string(),
                 g.n_wrong.to_string(),
@@ -74,12 +64,7 @@ pub(super) fn curves_csv(sections: &[Section<'_>]) -> String {
     for s in sections {
         for c in &s.curves {
             for (p, t) in c.points.iter().zip(&c.tokens_at_k) {
-                for (name, e) in [
-                    ("pass", Some(p.pass)),
-                    ("maj", Some(p.maj)),
-                    ("best", p.best),
-                    ("weighted", p.weighted),
-                ] {
+                for (name, e) in [("pass", Some(p.pass)), ("maj", Some(p.maj)), ("best", p.best), ("weighted", p.weighted)] {
                     if let Some(e) = e {
                         out.push_str(&csv_line(&[
                             s.run.info.id.to_string(),
@@ -101,8 +86,7 @@ pub(super) fn curves_csv(sections: &[Section<'_>]) -> String {
 }
 
 pub(super) fn levels_csv(sections: &[Section<'_>]) -> String {
-    let mut out =
-        String::from("run,strategy,budget,level,units,accuracy,accuracy_lo,accuracy_hi\n");
+    let mut out = String::from("run,strategy,budget,level,units,accuracy,accuracy_lo,accuracy_hi\n");
     for s in sections {
         for l in &s.levels {
             out.push_str(&csv_line(&[

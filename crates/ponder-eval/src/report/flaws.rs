@@ -27,33 +27,12 @@ struct Json<'a> {
 }
 
 /// Writes the three files into `out` (created if missing); returns their paths.
-pub fn write(
-    label: &str,
-    report: &FlawsReport,
-    reference: Option<&Reference>,
-    out: &Path,
-) -> Result<Vec<PathBuf>, Error> {
-    let werr = |p: &Path, e: &dyn std::fmt::Display| Error::Write {
-        path: p.display().to_string(),
-        reason: e.to_string(),
-    };
+pub fn write(label: &str, report: &FlawsReport, reference: Option<&Reference>, out: &Path) -> Result<Vec<PathBuf>, Error> {
+    let werr = |p: &Path, e: &dyn std::fmt::Display| Error::Write { path: p.display().to_string(), reason: e.to_string() };
     std::fs::create_dir_all(out).map_err(|e| werr(out, &e))?;
-    let paths = [
-        out.join("flaws.json"),
-        out.join("flaws.md"),
-        out.join("flaws.svg"),
-    ];
-    let json = serde_json::to_string_pretty(&Json {
-        label,
-        report,
-        reference,
-    })
-    .map_err(|e| werr(&paths[0], &e))?;
-    let files = [
-        json + "\n",
-        markdown(label, report, reference),
-        svg(label, report, reference)?,
-    ];
+    let paths = [out.join("flaws.json"), out.join("flaws.md"), out.join("flaws.svg")];
+    let json = serde_json::to_string_pretty(&Json { label, report, reference }).map_err(|e| werr(&paths[0], &e))?;
+    let files = [json + "\n", markdown(label, report, reference), svg(label, report, reference)?];
     for (p, text) in paths.iter().zip(files) {
         std::fs::write(p, text).map_err(|e| werr(p, &e))?;
     }
@@ -126,49 +105,17 @@ fn svg(label: &str, r: &FlawsReport, reference: Option<&Reference>) -> Result<St
         .collect()
     };
     let mut series = vec![
-        Series {
-            label: "correct (verified resampling)".into(),
-            points: line(&|p| p.correct),
-            color: 0,
-            dashed: false,
-            band: true,
-            markers: true,
-        },
-        Series {
-            label: "coverage pass@k (a perfect verifier)".into(),
-            points: line(&|p| p.coverage),
-            color: 2,
-            dashed: true,
-            band: false,
-            markers: false,
-        },
-        Series {
-            label: "wrong (false positives)".into(),
-            points: line(&|p| p.wrong),
-            color: 3,
-            dashed: false,
-            band: false,
-            markers: true,
-        },
-        Series {
-            label: "abstained".into(),
-            points: line(&|p| p.abstain),
-            color: 7,
-            dashed: true,
-            band: false,
-            markers: false,
-        },
+        Series { label: "correct (verified resampling)".into(), points: line(&|p| p.correct), color: 0, dashed: false, band: true, markers: true },
+        Series { label: "coverage pass@k (a perfect verifier)".into(), points: line(&|p| p.coverage), color: 2, dashed: true, band: false, markers: false },
+        Series { label: "wrong (false positives)".into(), points: line(&|p| p.wrong), color: 3, dashed: false, band: false, markers: true },
+        Series { label: "abstained".into(), points: line(&|p| p.abstain), color: 7, dashed: true, band: false, markers: false },
     ];
     if let Some(x) = reference {
         let y = x.report.single_sample_accuracy;
         let ends = [r.curve.first(), r.curve.last()];
         series.push(Series {
             label: format!("{}: one sample", x.label),
-            points: ends
-                .iter()
-                .flatten()
-                .map(|p| (p.k as f64, y, y, y))
-                .collect(),
+            points: ends.iter().flatten().map(|p| (p.k as f64, y, y, y)).collect(),
             color: 1,
             dashed: true,
             band: false,
@@ -176,11 +123,5 @@ fn svg(label: &str, r: &FlawsReport, reference: Option<&Reference>) -> Result<St
         });
     }
     let title = format!("Verified resampling with visible tests: {label}");
-    plots::svg(&Plot {
-        title: &title,
-        x_label: "most samples drawn, k (log scale)",
-        y_label: "share of problems",
-        x_scale: XScale::Log2,
-        series: &series,
-    })
+    plots::svg(&Plot { title: &title, x_label: "most samples drawn, k (log scale)", y_label: "share of problems", x_scale: XScale::Log2, series: &series })
 }

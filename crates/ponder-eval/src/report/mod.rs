@@ -52,13 +52,7 @@ struct Section<'a> {
 
 impl<'a> Section<'a> {
     fn new(run: &'a RunData, opts: &ReportOptions) -> Section<'a> {
-        Section {
-            run,
-            summaries: run.summaries(opts.prices.as_ref()),
-            levels: run.levels(),
-            curves: run.curve_sets(&opts.curves),
-            risk: risk::curves(&run.outcomes),
-        }
+        Section { run, summaries: run.summaries(opts.prices.as_ref()), levels: run.levels(), curves: run.curve_sets(&opts.curves), risk: risk::curves(&run.outcomes) }
     }
 
     fn label(&self) -> String {
@@ -74,10 +68,7 @@ pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Writt
         return Err(Error::Insufficient("a report needs a run".into()));
     };
     if main.outcomes.is_empty() {
-        return Err(Error::Insufficient(format!(
-            "run {} has no stored outcomes yet",
-            main.info.id
-        )));
+        return Err(Error::Insufficient(format!("run {} has no stored outcomes yet", main.info.id)));
     }
     std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
     let sections: Vec<Section<'_>> = runs.iter().map(|r| Section::new(r, opts)).collect();
@@ -86,32 +77,17 @@ pub fn write(runs: &[RunData], out: &Path, opts: &ReportOptions) -> Result<Writt
     let markdown = out.join("report.md");
     put(&html, &render_html(&sections, &plots, opts))?;
     put(&markdown, &render_markdown(&sections, opts))?;
-    let csv = [
-        "summary.csv",
-        "curves.csv",
-        "levels.csv",
-        "coverage.csv",
-        "risk.csv",
-    ]
-    .map(|f| out.join(f))
-    .to_vec();
+    let csv = ["summary.csv", "curves.csv", "levels.csv", "coverage.csv", "risk.csv"].map(|f| out.join(f)).to_vec();
     put(&csv[0], &summary_csv(&sections))?;
     put(&csv[1], &curves_csv(&sections))?;
     put(&csv[2], &levels_csv(&sections))?;
     put(&csv[3], &coverage::csv(&sections))?;
     put(&csv[4], &risk::csv(&sections))?;
-    Ok(Written {
-        html,
-        markdown,
-        csv,
-    })
+    Ok(Written { html, markdown, csv })
 }
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
+    Error::Write { path: path.display().to_string(), reason: e.to_string() }
 }
 
 fn put(path: &Path, text: &str) -> Result<(), Error> {
@@ -136,41 +112,25 @@ fn with_legend(svg: String, series: &[Series]) -> String {
 
 /// The curve set the coverage plot shows: the one with the most samples, scored if possible.
 fn main_curve<'s>(s: &'s Section<'_>) -> Option<&'s CurveSet> {
-    s.curves
-        .iter()
-        .max_by_key(|c| (c.n, c.points.first().is_some_and(|p| p.best.is_some())))
+    s.curves.iter().max_by_key(|c| (c.n, c.points.first().is_some_and(|p| p.best.is_some())))
 }
 
 impl Plots {
     fn draw(sections: &[Section<'_>]) -> Result<Plots, Error> {
         let multi = sections.len() > 1;
-        let prefix = |s: &Section<'_>| {
-            if multi {
-                format!("{}: ", s.label())
-            } else {
-                String::new()
-            }
-        };
+        let prefix = |s: &Section<'_>| if multi { format!("{}: ", s.label()) } else { String::new() };
         // 1. Accuracy vs computed tokens per problem, one line per strategy over its budgets.
         let mut cost = Vec::new();
         let mut color = 0;
         for (ri, s) in sections.iter().enumerate() {
-            let mut strategies: Vec<&str> = s
-                .summaries
-                .iter()
-                .map(|g| g.config.strategy.as_str())
-                .collect();
+            let mut strategies: Vec<&str> = s.summaries.iter().map(|g| g.config.strategy.as_str()).collect();
             strategies.dedup();
             for name in strategies {
                 let points: Vec<(f64, f64, f64, f64)> = s
                     .summaries
                     .iter()
                     .filter(|g| g.config.strategy == name)
-                    .filter_map(|g| {
-                        g.cost
-                            .tokens_per_problem()
-                            .map(|t| (t, g.accuracy.mean, g.accuracy.lo, g.accuracy.hi))
-                    })
+                    .filter_map(|g| g.cost.tokens_per_problem().map(|t| (t, g.accuracy.mean, g.accuracy.lo, g.accuracy.hi)))
                     .collect();
                 cost.push(Series {
                     label: format!("{}{name}", prefix(s)),
@@ -184,12 +144,7 @@ impl Plots {
             }
             // The maj@k curve of the main sample pool, from subsampling (estimated cost).
             if let Some(c) = main_curve(s) {
-                let pts = c
-                    .points
-                    .iter()
-                    .zip(&c.tokens_at_k)
-                    .map(|(p, &t)| (t, p.maj.mean, p.maj.lo, p.maj.hi))
-                    .collect();
+                let pts = c.points.iter().zip(&c.tokens_at_k).map(|(p, &t)| (t, p.maj.mean, p.maj.lo, p.maj.hi)).collect();
                 cost.push(Series {
                     label: format!("{}maj@k from {} samples", prefix(s), c.source),
                     points: pts,
@@ -238,11 +193,7 @@ impl Plots {
                     markers: true,
                 });
             }
-            if let Some(law) = coverage::law_series(
-                c,
-                format!("{}coverage law fitted over k = 1..{}", prefix(s), c.n),
-                4,
-            ) {
+            if let Some(law) = coverage::law_series(c, format!("{}coverage law fitted over k = 1..{}", prefix(s), c.n), 4) {
                 cov.push(law);
             }
         }
@@ -266,23 +217,14 @@ impl Plots {
         let mut color = 0;
         for (ri, s) in sections.iter().enumerate() {
             let largest = |g: &&GroupSummary| {
-                !s.summaries.iter().any(|h| {
-                    h.config.strategy == g.config.strategy && h.config.budget > g.config.budget
-                })
+                !s.summaries.iter().any(|h| h.config.strategy == g.config.strategy && h.config.budget > g.config.budget)
             };
             for g in s.summaries.iter().filter(largest) {
                 let pts: Vec<(f64, f64, f64, f64)> = s
                     .levels
                     .iter()
                     .filter(|l| l.config == g.config)
-                    .map(|l| {
-                        (
-                            f64::from(l.level.unwrap_or(0)),
-                            l.accuracy.mean,
-                            l.accuracy.lo,
-                            l.accuracy.hi,
-                        )
-                    })
+                    .map(|l| (f64::from(l.level.unwrap_or(0)), l.accuracy.mean, l.accuracy.lo, l.accuracy.hi))
                     .collect();
                 lv.push(Series {
                     label: format!("{}{}", prefix(s), g.config),
@@ -320,12 +262,7 @@ impl Plots {
                 &rc,
             ))
         };
-        Ok(Plots {
-            cost,
-            coverage,
-            levels,
-            risk,
-        })
+        Ok(Plots { cost, coverage, levels, risk })
     }
 }
 
@@ -333,48 +270,18 @@ fn run_facts(r: &RunData) -> Vec<(String, String)> {
     let c = &r.config;
     let expected = expected_units(r);
     vec![
-        (
-            "run".into(),
-            format!(
-                "{} ({}, created {}, updated {})",
-                r.info.id, r.info.status, r.info.created, r.info.updated
-            ),
-        ),
-        (
-            "dataset".into(),
-            format!("{} · {} problems", c.dataset, r.problems.len()),
-        ),
-        (
-            "model".into(),
-            format!(
-                "{} · {} parameters",
-                c.model,
-                if r.info.n_params > 0 {
-                    r.info.n_params.to_string()
-                } else {
-                    "unknown".into()
-                }
-            ),
-        ),
+        ("run".into(), format!("{} ({}, created {}, updated {})", r.info.id, r.info.status, r.info.created, r.info.updated)),
+        ("dataset".into(), format!("{} · {} problems", c.dataset, r.problems.len())),
+        ("model".into(), format!("{} · {} parameters", c.model, if r.info.n_params > 0 { r.info.n_params.to_string() } else { "unknown".into() })),
         (
             "strategies".into(),
-            format!(
-                "{} · budgets {} · seeds {}",
-                c.strategies.join(", "),
-                join(&c.budgets),
-                join(&c.seeds)
-            ),
+            format!("{} · budgets {} · seeds {}", c.strategies.join(", "), join(&c.budgets), join(&c.seeds)),
         ),
         (
             "sampling".into(),
             format!(
                 "temperature {} · top-p {} · top-k {} · min-p {} · max tokens {} · scorer {}",
-                c.sampling.temperature,
-                c.sampling.top_p,
-                c.sampling.top_k,
-                c.sampling.min_p,
-                c.sampling.max_tokens,
-                c.scorer
+                c.sampling.temperature, c.sampling.top_p, c.sampling.top_k, c.sampling.min_p, c.sampling.max_tokens, c.scorer
             ),
         ),
         (
@@ -384,11 +291,7 @@ fn run_facts(r: &RunData) -> Vec<(String, String)> {
                 r.outcomes.len(),
                 r.samples.len(),
                 match expected {
-                    Some(e) if e > r.outcomes.len() => format!(
-                        " · {} of {e} missing: resume with `ponder eval --resume {}`",
-                        e - r.outcomes.len(),
-                        r.info.id
-                    ),
+                    Some(e) if e > r.outcomes.len() => format!(" · {} of {e} missing: resume with `ponder eval --resume {}`", e - r.outcomes.len(), r.info.id),
                     _ => String::new(),
                 }
             ),
@@ -405,11 +308,7 @@ fn expected_units(r: &RunData) -> Option<usize> {
         .strategies
         .iter()
         .map(|s| {
-            let budgets: std::collections::BTreeSet<usize> = configs
-                .iter()
-                .filter(|c| &c.strategy == s)
-                .map(|c| c.budget)
-                .collect();
+            let budgets: std::collections::BTreeSet<usize> = configs.iter().filter(|c| &c.strategy == s).map(|c| c.budget).collect();
             if s == "single" || s == "auto" {
                 1
             } else {
@@ -443,15 +342,7 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
     let main = &sections[0];
     let mut h = String::new();
     let title = if sections.len() > 1 {
-        format!(
-            "ponder report: run {} compared with {}",
-            main.run.info.id,
-            sections[1..]
-                .iter()
-                .map(|s| s.run.info.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("ponder report: run {} compared with {}", main.run.info.id, sections[1..].iter().map(|s| s.run.info.id.to_string()).collect::<Vec<_>>().join(", "))
     } else {
         format!("ponder report: run {}", main.run.info.id)
     };
@@ -474,11 +365,7 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
         if sections.len() > 1 {
             let _ = writeln!(h, "<h3>{}</h3>", esc(&s.label()));
         }
-        let _ = writeln!(
-            h,
-            "<div class=\"scroll\">{}</div>",
-            html_table(&summary_table(s, opts.prices.is_some()))
-        );
+        let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&summary_table(s, opts.prices.is_some())));
     }
     h.push_str(
         "<p class=\"note\">Accuracy intervals: 95% bootstrap over problems. Tokens are counted by the backend: prompt computed \
@@ -509,18 +396,8 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
     }
     for s in sections {
         for c in &s.curves {
-            let _ = writeln!(
-                h,
-                "<h3>{}: {} samples per problem from {}</h3>",
-                esc(&s.label()),
-                c.n,
-                esc(&c.source.to_string())
-            );
-            let _ = writeln!(
-                h,
-                "<div class=\"scroll\">{}</div>",
-                html_table(&curve_table(c))
-            );
+            let _ = writeln!(h, "<h3>{}: {} samples per problem from {}</h3>", esc(&s.label()), c.n, esc(&c.source.to_string()));
+            let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&curve_table(c)));
             let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&coverage::law_line(c)));
         }
     }
@@ -534,11 +411,7 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
              DeepConf traces by confidence.</figcaption></figure>"
         );
         for s in sections {
-            let _ = writeln!(
-                h,
-                "<div class=\"scroll\">{}</div>",
-                html_table(&risk::table(&s.risk))
-            );
+            let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&risk::table(&s.risk)));
         }
     }
 
@@ -548,21 +421,12 @@ fn render_html(sections: &[Section<'_>], plots: &Plots, opts: &ReportOptions) ->
         if sections.len() > 1 {
             let _ = writeln!(h, "<h3>{}</h3>", esc(&s.label()));
         }
-        let _ = writeln!(
-            h,
-            "<div class=\"scroll\">{}</div>",
-            html_table(&level_table(s))
-        );
+        let _ = writeln!(h, "<div class=\"scroll\">{}</div>", html_table(&level_table(s)));
     }
     h.push_str("<h2>Configuration</h2>\n");
     for s in sections {
         let pretty = serde_json::to_string_pretty(&s.run.config).unwrap_or_default();
-        let _ = writeln!(
-            h,
-            "<details><summary>{} configuration</summary><pre>{}</pre></details>",
-            esc(&s.label()),
-            esc(&pretty)
-        );
+        let _ = writeln!(h, "<details><summary>{} configuration</summary><pre>{}</pre></details>", esc(&s.label()), esc(&pretty));
     }
     h.push_str("</body>\n</html>\n");
     h
@@ -576,19 +440,9 @@ fn render_markdown(sections: &[Section<'_>], opts: &ReportOptions) -> String {
         for (k, v) in run_facts(s.run) {
             let _ = writeln!(m, "- **{k}**: {v}");
         }
-        let _ = writeln!(
-            m,
-            "\n### Accuracy and cost\n\n{}",
-            md_table(&summary_table(s, opts.prices.is_some()))
-        );
+        let _ = writeln!(m, "\n### Accuracy and cost\n\n{}", md_table(&summary_table(s, opts.prices.is_some())));
         for c in &s.curves {
-            let _ = writeln!(
-                m,
-                "### Curves: {} samples per problem from {}\n\n{}",
-                c.n,
-                c.source,
-                md_table(&curve_table(c))
-            );
+            let _ = writeln!(m, "### Curves: {} samples per problem from {}\n\n{}", c.n, c.source, md_table(&curve_table(c)));
             let _ = writeln!(m, "{}\n", coverage::law_line(c));
         }
         if !s.risk.is_empty() {

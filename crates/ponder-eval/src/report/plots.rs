@@ -1,8 +1,8 @@
 //! The report's plots, drawn by plotters into SVG strings (inlined in the HTML page).
 //! Text is left to the browser: the SVG carries `<text>` elements, no font files.
 
-use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::Error;
@@ -60,10 +60,7 @@ pub fn color(i: usize) -> RGBColor {
 }
 
 fn err(e: impl std::fmt::Display) -> Error {
-    Error::Write {
-        path: "plot".into(),
-        reason: e.to_string(),
-    }
+    Error::Write { path: "plot".into(), reason: e.to_string() }
 }
 
 /// The legend of `series` as HTML: a line swatch (dashed where the series is) and the label.
@@ -71,11 +68,7 @@ pub fn legend_html(series: &[Series]) -> String {
     let mut h = String::from("<ul class=\"legend\">");
     for s in series {
         let c = color(s.color);
-        let dash = if s.dashed {
-            " stroke-dasharray=\"7 5\""
-        } else {
-            ""
-        };
+        let dash = if s.dashed { " stroke-dasharray=\"7 5\"" } else { "" };
         h.push_str(&format!(
             "<li><svg width=\"28\" height=\"10\"><line x1=\"0\" y1=\"5\" x2=\"28\" y2=\"5\" stroke=\"rgb({},{},{})\" stroke-width=\"3\"{dash}/></svg>{}</li>",
             c.0,
@@ -101,21 +94,10 @@ pub fn svg(plot: &Plot<'_>) -> Result<String, Error> {
     let series: Vec<Series> = plot
         .series
         .iter()
-        .map(|s| Series {
-            points: s.points.iter().map(|p| (tx(p.0), p.1, p.2, p.3)).collect(),
-            ..s.clone()
-        })
+        .map(|s| Series { points: s.points.iter().map(|p| (tx(p.0), p.1, p.2, p.3)).collect(), ..s.clone() })
         .collect();
-    let xs: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .filter(|x| x.is_finite())
-        .collect();
-    let (mut x0, mut x1) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
+    let xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite()).collect();
+    let (mut x0, mut x1) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     if !x0.is_finite() {
         (x0, x1) = (0.0, 1.0);
     }
@@ -142,11 +124,7 @@ fn draw(
     base: Option<f64>,
 ) -> Result<(), Error> {
     let mut builder = ChartBuilder::on(root);
-    builder
-        .caption(plot.title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(46)
-        .y_label_area_size(62);
+    builder.caption(plot.title, ("sans-serif", 20)).margin(14).x_label_area_size(46).y_label_area_size(62);
     let integers = base == Some(2.0) || plot.x_scale == XScale::Linear;
     let fmt_x = move |v: &f64| {
         let x = base.map_or(*v, |b| b.powf(*v));
@@ -166,14 +144,8 @@ fn draw(
             format!("{x:.0}")
         }
     };
-    let n_labels = if integers {
-        ((x.end - x.start).ceil() as usize + 1).max(2)
-    } else {
-        8
-    };
-    let mut chart = builder
-        .build_cartesian_2d(x, -0.02f64..1.02f64)
-        .map_err(err)?;
+    let n_labels = if integers { ((x.end - x.start).ceil() as usize + 1).max(2) } else { 8 };
+    let mut chart = builder.build_cartesian_2d(x, -0.02f64..1.02f64).map_err(err)?;
     chart
         .configure_mesh()
         .x_desc(plot.x_label)
@@ -190,10 +162,7 @@ fn draw(
     Ok(())
 }
 
-fn series<'a, X>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
-    all: &[Series],
-) -> Result<(), Error>
+fn series<'a, X>(chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>, all: &[Series]) -> Result<(), Error>
 where
     X: Ranged<ValueType = f64>,
 {
@@ -203,30 +172,22 @@ where
         if s.band && s.points.len() > 1 {
             let mut poly: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.3)).collect();
             poly.extend(s.points.iter().rev().map(|p| (p.0, p.2)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.15).filled())))
-                .map_err(err)?;
+            chart.draw_series(std::iter::once(Polygon::new(poly, c.mix(0.15).filled()))).map_err(err)?;
         }
         let style = c.stroke_width(2);
         if s.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))
-                .map_err(err)?;
+            chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style)).map_err(err)?;
         } else {
-            chart
-                .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err(err)?;
+            chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(err)?;
         }
         if s.markers {
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                .map_err(err)?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
             // Confidence intervals as whiskers where there is no band.
             if !s.band {
                 chart
-                    .draw_series(s.points.iter().filter(|p| p.3 > p.2).map(|p| {
-                        PathElement::new(vec![(p.0, p.2), (p.0, p.3)], c.mix(0.6).stroke_width(1))
-                    }))
+                    .draw_series(
+                        s.points.iter().filter(|p| p.3 > p.2).map(|p| PathElement::new(vec![(p.0, p.2), (p.0, p.3)], c.mix(0.6).stroke_width(1))),
+                    )
                     .map_err(err)?;
             }
         }

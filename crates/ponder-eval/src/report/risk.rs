@@ -40,45 +40,31 @@ pub struct RiskCurve {
 pub fn curves(outcomes: &[OutcomeRow]) -> Vec<RiskCurve> {
     let mut by: BTreeMap<Config, Vec<(Option<f64>, bool, bool)>> = BTreeMap::new();
     for o in outcomes {
-        let config = Config {
-            strategy: o.key.strategy.clone(),
-            budget: o.key.budget,
-        };
-        by.entry(config)
-            .or_default()
-            .push((o.confidence, o.answer.is_some(), o.correct));
+        let config = Config { strategy: o.key.strategy.clone(), budget: o.key.budget };
+        by.entry(config).or_default().push((o.confidence, o.answer.is_some(), o.correct));
     }
     by.into_iter()
         .filter(|(_, units)| units.iter().any(|u| u.0.is_some()))
         .map(|(config, units)| {
-            let mut thresholds: Vec<f64> =
-                units.iter().filter(|u| u.1).filter_map(|u| u.0).collect();
+            let mut thresholds: Vec<f64> = units.iter().filter(|u| u.1).filter_map(|u| u.0).collect();
             thresholds.sort_by(|a, b| b.total_cmp(a));
             thresholds.dedup();
             let n_units = units.len();
             let points = thresholds
                 .into_iter()
                 .map(|t| {
-                    let answered: Vec<_> = units
-                        .iter()
-                        .filter(|u| u.1 && u.0.is_some_and(|c| c >= t))
-                        .collect();
+                    let answered: Vec<_> = units.iter().filter(|u| u.1 && u.0.is_some_and(|c| c >= t)).collect();
                     let correct = answered.iter().filter(|u| u.2).count();
                     RiskPoint {
                         threshold: t,
                         coverage: answered.len() as f64 / n_units as f64,
-                        accuracy: (!answered.is_empty())
-                            .then(|| correct as f64 / answered.len() as f64),
+                        accuracy: (!answered.is_empty()).then(|| correct as f64 / answered.len() as f64),
                         answered: answered.len(),
                         correct,
                     }
                 })
                 .collect();
-            RiskCurve {
-                config,
-                n_units,
-                points,
-            }
+            RiskCurve { config, n_units, points }
         })
         .collect()
 }
@@ -94,11 +80,7 @@ const TABLE_THRESHOLDS: [f64; 6] = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9];
 /// Per strategy, coverage / accuracy / wrong answers at a few thresholds.
 pub(super) fn table(curves: &[RiskCurve]) -> Table {
     let mut header = vec!["strategy".to_string(), "units".to_string()];
-    header.extend(
-        TABLE_THRESHOLDS
-            .iter()
-            .map(|t| format!("≥ {t:.1}: answered / accuracy / wrong")),
-    );
+    header.extend(TABLE_THRESHOLDS.iter().map(|t| format!("≥ {t:.1}: answered / accuracy / wrong")));
     let rows = curves
         .iter()
         .map(|c| {
@@ -124,24 +106,9 @@ pub(super) fn series(sections: &[Section<'_>]) -> Vec<Series> {
     let mut out = Vec::new();
     for (ri, s) in sections.iter().enumerate() {
         for c in &s.risk {
-            let points = c
-                .points
-                .iter()
-                .filter_map(|p| p.accuracy.map(|a| (p.coverage, a, a, a)))
-                .collect();
-            let label = if multi {
-                format!("{}: {}", s.label(), c.config)
-            } else {
-                c.config.to_string()
-            };
-            out.push(Series {
-                label,
-                points,
-                color: out.len(),
-                dashed: ri > 0,
-                band: false,
-                markers: true,
-            });
+            let points = c.points.iter().filter_map(|p| p.accuracy.map(|a| (p.coverage, a, a, a))).collect();
+            let label = if multi { format!("{}: {}", s.label(), c.config) } else { c.config.to_string() };
+            out.push(Series { label, points, color: out.len(), dashed: ri > 0, band: false, markers: true });
         }
     }
     out
@@ -149,8 +116,7 @@ pub(super) fn series(sections: &[Section<'_>]) -> Vec<Series> {
 
 /// `risk.csv`: every point of every curve.
 pub(super) fn csv(sections: &[Section<'_>]) -> String {
-    let mut out =
-        String::from("run,strategy,budget,units,threshold,coverage,accuracy,answered,correct\n");
+    let mut out = String::from("run,strategy,budget,units,threshold,coverage,accuracy,answered,correct\n");
     for s in sections {
         for c in &s.risk {
             for p in &c.points {
@@ -177,20 +143,9 @@ mod tests {
     use crate::store::UnitKey;
     use ponder_core::Usage;
 
-    fn unit(
-        i: usize,
-        strategy: &str,
-        confidence: Option<f64>,
-        answered: bool,
-        correct: bool,
-    ) -> OutcomeRow {
+    fn unit(i: usize, strategy: &str, confidence: Option<f64>, answered: bool, correct: bool) -> OutcomeRow {
         OutcomeRow {
-            key: UnitKey {
-                problem_id: format!("p{i}"),
-                strategy: strategy.into(),
-                budget: 8,
-                seed: 0,
-            },
+            key: UnitKey { problem_id: format!("p{i}"), strategy: strategy.into(), budget: 8, seed: 0 },
             answer: answered.then(|| "x".to_string()),
             correct,
             abstained: !answered,
@@ -216,28 +171,10 @@ mod tests {
         let c = curves(&r);
         assert_eq!(c.len(), 1, "bon stored no confidence: no curve");
         assert_eq!(c[0].n_units, 5);
-        let pts: Vec<(f64, f64, Option<f64>)> = c[0]
-            .points
-            .iter()
-            .map(|p| (p.threshold, p.coverage, p.accuracy))
-            .collect();
-        assert_eq!(
-            pts,
-            vec![
-                (1.0, 0.2, Some(1.0)),
-                (0.75, 0.6, Some(2.0 / 3.0)),
-                (0.5, 0.8, Some(0.5))
-            ]
-        );
+        let pts: Vec<(f64, f64, Option<f64>)> = c[0].points.iter().map(|p| (p.threshold, p.coverage, p.accuracy)).collect();
+        assert_eq!(pts, vec![(1.0, 0.2, Some(1.0)), (0.75, 0.6, Some(2.0 / 3.0)), (0.5, 0.8, Some(0.5))]);
         assert_eq!(at(&c[0], 0.6).map(|p| p.threshold), Some(0.75));
-        assert_eq!(
-            at(&c[0], 0.0).map(|p| p.answered),
-            Some(4),
-            "every answered unit"
-        );
-        assert!(
-            at(&c[0], 1.01).is_none(),
-            "nothing clears a threshold above every confidence"
-        );
+        assert_eq!(at(&c[0], 0.0).map(|p| p.answered), Some(4), "every answered unit");
+        assert!(at(&c[0], 1.01).is_none(), "nothing clears a threshold above every confidence");
     }
 }

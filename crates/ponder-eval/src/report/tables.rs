@@ -11,12 +11,7 @@ pub(super) fn pct(e: &Estimate) -> String {
     if e.mean.is_nan() {
         return "n/a".into();
     }
-    format!(
-        "{:.1}% [{:.1}, {:.1}]",
-        100.0 * e.mean,
-        100.0 * e.lo,
-        100.0 * e.hi
-    )
+    format!("{:.1}% [{:.1}, {:.1}]", 100.0 * e.mean, 100.0 * e.lo, 100.0 * e.hi)
 }
 
 pub(super) fn num(x: Option<f64>) -> String {
@@ -36,24 +31,9 @@ pub(super) struct Table {
 
 pub(super) fn summary_table(s: &Section<'_>, prices: bool) -> Table {
     let mut header: Vec<String> = [
-        "strategy",
-        "budget",
-        "seeds",
-        "units",
-        "accuracy [95% CI]",
-        "correct",
-        "abstained",
-        "samples/problem",
-        "stopped early",
-        "prompt computed",
-        "prompt reused",
-        "generated",
-        "scorer passes",
-        "wall s",
-        "tokens/problem*",
-        "FLOPs/problem*",
-        "tokens/pass",
-        "FLOPs/pass",
+        "strategy", "budget", "seeds", "units", "accuracy [95% CI]", "correct", "abstained", "samples/problem", "stopped early",
+        "prompt computed", "prompt reused", "generated", "scorer passes", "wall s", "tokens/problem*", "FLOPs/problem*",
+        "tokens/pass", "FLOPs/pass",
     ]
     .iter()
     .map(|x| x.to_string())
@@ -69,11 +49,7 @@ pub(super) fn summary_table(s: &Section<'_>, prices: bool) -> Table {
             let mut r = vec![
                 g.config.strategy.clone(),
                 g.config.budget.to_string(),
-                g.seeds
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                g.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
                 g.n_units.to_string(),
                 pct(&g.accuracy),
                 g.n_correct.to_string(),
@@ -92,11 +68,7 @@ pub(super) fn summary_table(s: &Section<'_>, prices: bool) -> Table {
             ];
             if prices {
                 r.push(g.cost.dollars.map_or("n/a".into(), |d| format!("{d:.4}")));
-                r.push(
-                    g.cost
-                        .dollars_per_pass()
-                        .map_or("n/a".into(), |d| format!("{d:.4}")),
-                );
+                r.push(g.cost.dollars_per_pass().map_or("n/a".into(), |d| format!("{d:.4}")));
             }
             r
         })
@@ -111,14 +83,10 @@ pub(super) fn curve_table(c: &CurveSet) -> Table {
         .iter()
         .zip(&c.tokens_at_k)
         .map(|(p, t)| {
-            let best_sel = [
-                Some(p.maj.mean),
-                p.best.map(|e| e.mean),
-                p.weighted.map(|e| e.mean),
-            ]
-            .into_iter()
-            .flatten()
-            .fold(f64::NEG_INFINITY, f64::max);
+            let best_sel = [Some(p.maj.mean), p.best.map(|e| e.mean), p.weighted.map(|e| e.mean)]
+                .into_iter()
+                .flatten()
+                .fold(f64::NEG_INFINITY, f64::max);
             vec![
                 p.k.to_string(),
                 pct(&p.pass),
@@ -131,18 +99,10 @@ pub(super) fn curve_table(c: &CurveSet) -> Table {
         })
         .collect();
     Table {
-        header: [
-            "k",
-            "coverage pass@k",
-            "maj@k",
-            "best-of-k",
-            "weighted@k",
-            "verifier gap",
-            "est. tokens/problem",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect(),
+        header: ["k", "coverage pass@k", "maj@k", "best-of-k", "weighted@k", "verifier gap", "est. tokens/problem"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect(),
         rows,
     }
 }
@@ -152,11 +112,7 @@ pub(super) fn level_table(s: &Section<'_>) -> Table {
     levels.sort();
     levels.dedup();
     let mut header = vec!["strategy@budget".to_string()];
-    header.extend(
-        levels
-            .iter()
-            .map(|l| l.map_or("no level".to_string(), |l| format!("level {l}"))),
-    );
+    header.extend(levels.iter().map(|l| l.map_or("no level".to_string(), |l| format!("level {l}"))));
     let rows = s
         .summaries
         .iter()
@@ -167,9 +123,7 @@ pub(super) fn level_table(s: &Section<'_>) -> Table {
                     s.levels
                         .iter()
                         .find(|l| l.config == g.config && l.level == *lv)
-                        .map_or("–".to_string(), |l| {
-                            format!("{} (n={})", pct(&l.accuracy), l.n_units)
-                        }),
+                        .map_or("–".to_string(), |l| format!("{} (n={})", pct(&l.accuracy), l.n_units)),
                 );
             }
             r
@@ -179,10 +133,7 @@ pub(super) fn level_table(s: &Section<'_>) -> Table {
 }
 
 pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub(super) fn html_table(t: &Table) -> String {
@@ -204,25 +155,10 @@ pub(super) fn html_table(t: &Table) -> String {
 
 pub(super) fn md_table(t: &Table) -> String {
     let cell = |c: &str| c.replace('|', "\\|");
-    let mut m = format!(
-        "| {} |\n",
-        t.header
-            .iter()
-            .map(|c| cell(c))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(
-        m,
-        "|{}|",
-        t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-    );
+    let mut m = format!("| {} |\n", t.header.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(m, "|{}|", t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
     for r in &t.rows {
-        let _ = writeln!(
-            m,
-            "| {} |",
-            r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
-        );
+        let _ = writeln!(m, "| {} |", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
     }
     m
 }

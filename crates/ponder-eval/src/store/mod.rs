@@ -147,18 +147,13 @@ impl Store {
                 });
             }
         }
-        Self::open_with(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
     }
 
     /// Opens an existing store; a missing file is [`Error::NoStore`].
     pub fn open_existing(path: &Path) -> Result<Store, Error> {
         if !path.exists() {
-            return Err(Error::NoStore {
-                path: path.display().to_string(),
-            });
+            return Err(Error::NoStore { path: path.display().to_string() });
         }
         Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
     }
@@ -166,10 +161,7 @@ impl Store {
     /// A store in memory (nothing written to disk; `ponder eval --no-store`).
     pub fn in_memory() -> Result<Store, Error> {
         let conn = Connection::open_in_memory()?;
-        let store = Store {
-            conn,
-            path: ":memory:".into(),
-        };
+        let store = Store { conn, path: ":memory:".into() };
         store.init()?;
         Ok(store)
     }
@@ -177,16 +169,10 @@ impl Store {
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, Error> {
         let shown = path.display().to_string();
         if path.is_dir() {
-            return Err(Error::StoreOpen {
-                path: shown,
-                reason: "it is a directory".into(),
-            });
+            return Err(Error::StoreOpen { path: shown, reason: "it is a directory".into() });
         }
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| Error::StoreOpen {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::StoreOpen { path: shown.clone(), reason: e.to_string() })?;
         let store = Store { conn, path: shown };
         store.init()?;
         Ok(store)
@@ -198,14 +184,7 @@ impl Store {
     }
 
     /// Creates a run with `status = running` and its problems; returns its id.
-    pub fn create_run(
-        &mut self,
-        config_json: &str,
-        model: &str,
-        dataset: &str,
-        n_params: u64,
-        problems: &[Problem],
-    ) -> Result<i64, Error> {
+    pub fn create_run(&mut self, config_json: &str, model: &str, dataset: &str, n_params: u64, problems: &[Problem]) -> Result<i64, Error> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO runs (created, updated, config, model, dataset, status, n_params)
@@ -239,11 +218,7 @@ impl Store {
             Some(r) => Ok(r),
             None => {
                 let known: Vec<String> = self.runs()?.iter().map(|r| r.id.to_string()).collect();
-                Err(Error::UnknownRun {
-                    id,
-                    path: self.path.clone(),
-                    known: known.join(", "),
-                })
+                Err(Error::UnknownRun { id, path: self.path.clone(), known: known.join(", ") })
             }
         }
     }
@@ -252,9 +227,7 @@ impl Store {
     pub fn runs(&self) -> Result<Vec<RunInfo>, Error> {
         let mut stmt =
             self.conn.prepare("SELECT id, created, updated, config, model, dataset, status, n_params FROM runs ORDER BY id")?;
-        let rows = stmt
-            .query_map([], run_info)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt.query_map([], run_info)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -268,10 +241,7 @@ impl Store {
 
     /// Records the model's parameter count (known once the model is loaded).
     pub fn set_n_params(&self, id: i64, n_params: u64) -> Result<(), Error> {
-        self.conn.execute(
-            "UPDATE runs SET n_params = ?2 WHERE id = ?1",
-            params![id, i(n_params)],
-        )?;
+        self.conn.execute("UPDATE runs SET n_params = ?2 WHERE id = ?1", params![id, i(n_params)])?;
         Ok(())
     }
 
@@ -312,25 +282,14 @@ impl Store {
 
     /// Replaces a run's stored configuration (a default settled once the model is loaded).
     pub fn set_config(&self, id: i64, config_json: &str) -> Result<(), Error> {
-        self.conn.execute(
-            "UPDATE runs SET config = ?2 WHERE id = ?1",
-            params![id, config_json],
-        )?;
+        self.conn.execute("UPDATE runs SET config = ?2 WHERE id = ?1", params![id, config_json])?;
         Ok(())
     }
 
     /// Counts of (outcomes, samples) stored for `run`.
     pub fn counts(&self, run: i64) -> Result<(u64, u64), Error> {
-        let n_outcomes: i64 = self.conn.query_row(
-            "SELECT count(*) FROM outcomes WHERE run_id = ?1",
-            [run],
-            |r| r.get(0),
-        )?;
-        let n_samples: i64 = self.conn.query_row(
-            "SELECT count(*) FROM samples WHERE run_id = ?1",
-            [run],
-            |r| r.get(0),
-        )?;
+        let n_outcomes: i64 = self.conn.query_row("SELECT count(*) FROM outcomes WHERE run_id = ?1", [run], |r| r.get(0))?;
+        let n_samples: i64 = self.conn.query_row("SELECT count(*) FROM samples WHERE run_id = ?1", [run], |r| r.get(0))?;
         Ok((u(n_outcomes), u(n_samples)))
     }
 }
@@ -347,3 +306,4 @@ fn run_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
         n_params: u(r.get(7)?),
     })
 }
+

@@ -99,22 +99,13 @@ CREATE TABLE IF NOT EXISTS samples (
 impl Store {
     /// Checks the file is ours (or empty, then makes it ours) and sets the journal mode.
     pub(super) fn init(&self) -> Result<(), Error> {
-        let not_a_store = |reason: String| Error::NotAStore {
-            path: self.path.clone(),
-            reason,
-        };
+        let not_a_store = |reason: String| Error::NotAStore { path: self.path.clone(), reason };
         // The first read of a corrupt file fails here ("file is not a database").
-        let app_id: i64 = self
-            .conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| not_a_store(e.to_string()))?;
+        let app_id: i64 =
+            self.conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| not_a_store(e.to_string()))?;
         let n_tables: i64 = self
             .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
             .map_err(|e| not_a_store(e.to_string()))?;
         if app_id != APPLICATION_ID && (n_tables > 0 || app_id != 0) {
             return Err(not_a_store(format!(
@@ -141,27 +132,16 @@ impl Store {
         } else {
             let version: Option<String> = self
                 .conn
-                .query_row(
-                    "SELECT value FROM meta WHERE key = 'schema_version'",
-                    [],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
                 .optional()
                 .map_err(|e| not_a_store(e.to_string()))?;
             match version.as_deref().and_then(|v| v.parse::<i64>().ok()) {
                 Some(SCHEMA_VERSION) => {}
                 Some(v @ (1..=3)) => {
                     self.upgrade(v)?;
-                    tracing::info!(
-                        "run store {}: upgraded from schema version {v} to {SCHEMA_VERSION}",
-                        self.path
-                    );
+                    tracing::info!("run store {}: upgraded from schema version {v} to {SCHEMA_VERSION}", self.path);
                 }
-                Some(v) => {
-                    return Err(not_a_store(format!(
-                        "schema version {v}; this ponder reads version {SCHEMA_VERSION}"
-                    )))
-                }
+                Some(v) => return Err(not_a_store(format!("schema version {v}; this ponder reads version {SCHEMA_VERSION}"))),
                 None => return Err(not_a_store("its schema version is missing".into())),
             }
         }
@@ -175,11 +155,8 @@ impl Store {
             tx.execute_batch(MIGRATE_1_TO_2)?;
         }
         // Tables a store never made come whole, with every column; old ones get the new one.
-        let had_outcomes: i64 = tx.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'",
-            [],
-            |r| r.get(0),
-        )?;
+        let had_outcomes: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'", [], |r| r.get(0))?;
         tx.execute_batch(SCHEMA)?;
         if had_outcomes > 0 {
             if from < 3 {
@@ -187,10 +164,7 @@ impl Store {
             }
             tx.execute_batch(ADD_THINKING)?;
         }
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-            [SCHEMA_VERSION.to_string()],
-        )?;
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         tx.commit()?;
         Ok(())
     }

@@ -12,12 +12,8 @@ use crate::Error;
 impl Store {
     /// The units of `run` already stored.
     pub fn stored_units(&self, run: i64) -> Result<HashSet<UnitKey>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT problem_id, strategy, budget, seed FROM outcomes WHERE run_id = ?1")?;
-        let rows = stmt
-            .query_map([run], unit_key)?
-            .collect::<Result<HashSet<_>, _>>()?;
+        let mut stmt = self.conn.prepare("SELECT problem_id, strategy, budget, seed FROM outcomes WHERE run_id = ?1")?;
+        let rows = stmt.query_map([run], unit_key)?.collect::<Result<HashSet<_>, _>>()?;
         Ok(rows)
     }
 
@@ -86,10 +82,7 @@ impl Store {
                     c.text,
                     c.answer,
                     c.key,
-                    rec.candidates_correct
-                        .get(j as usize)
-                        .copied()
-                        .unwrap_or(false),
+                    rec.candidates_correct.get(j as usize).copied().unwrap_or(false),
                     c.score.filter(|s| s.is_finite()),
                     c.mean_logprob.filter(|s| s.is_finite()),
                     finish,

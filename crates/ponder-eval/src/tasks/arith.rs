@@ -75,29 +75,21 @@ enum Kind {
 
 fn difficulty(level: u32) -> Difficulty {
     use Kind::*;
-    let (start, addend_max, factor_max, kinds, count_max): (_, _, _, &'static [Kind], _) =
-        match level {
-            1 => (3..=20, 10, 1, &[Add, Sub], 40),
-            2 => (4..=30, 20, 3, &[Add, Sub, Mul], 150),
-            3 => (6..=50, 40, 5, &[Add, Sub, Mul, Div], 400),
-            4 => (10..=100, 80, 9, &[Add, Sub, Mul, Div], 2_000),
-            _ => (20..=200, 150, 12, &[Add, Sub, Mul, Div], 10_000),
-        };
-    Difficulty {
-        start,
-        addend_max,
-        factor_max,
-        kinds,
-        count_max,
-    }
+    let (start, addend_max, factor_max, kinds, count_max): (_, _, _, &'static [Kind], _) = match level {
+        1 => (3..=20, 10, 1, &[Add, Sub], 40),
+        2 => (4..=30, 20, 3, &[Add, Sub, Mul], 150),
+        3 => (6..=50, 40, 5, &[Add, Sub, Mul, Div], 400),
+        4 => (10..=100, 80, 9, &[Add, Sub, Mul, Div], 2_000),
+        _ => (20..=200, 150, 12, &[Add, Sub, Mul, Div], 10_000),
+    };
+    Difficulty { start, addend_max, factor_max, kinds, count_max }
 }
 
 impl ArithProblem {
     /// Problem `index` of level `level` under `seed`.
     pub fn generate(level: u32, seed: u64, index: u64) -> Result<Self, Error> {
         check_level(level)?;
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(derive_seed(derive_seed(seed, u64::from(level)), index));
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(derive_seed(seed, u64::from(level)), index));
         let d = difficulty(level);
         let start = rng.gen_range(d.start.clone());
         let mut count = start;
@@ -109,14 +101,7 @@ impl ArithProblem {
             ops.push(op);
         }
         let question = render(&mut rng, start, &ops);
-        Ok(Self {
-            level,
-            seed,
-            index,
-            start,
-            ops,
-            question,
-        })
+        Ok(Self { level, seed, index, start, ops, question })
     }
 
     /// The count after each operation; the last is the answer.
@@ -153,18 +138,14 @@ fn check_level(level: u32) -> Result<(), Error> {
     if LEVELS.contains(&level) {
         Ok(())
     } else {
-        Err(Error::LevelOutOfRange {
-            level: level.to_string(),
-        })
+        Err(Error::LevelOutOfRange { level: level.to_string() })
     }
 }
 
 /// `count` problems of `level` under `seed`, indices `0..count`.
 pub fn generate(level: u32, seed: u64, count: usize) -> Result<Vec<Problem>, Error> {
     check_level(level)?;
-    (0..count as u64)
-        .map(|index| ArithProblem::generate(level, seed, index).map(|p| p.to_problem()))
-        .collect()
+    (0..count as u64).map(|index| ArithProblem::generate(level, seed, index).map(|p| p.to_problem())).collect()
 }
 
 /// A random operation that keeps the count a positive integer within the level's cap.
@@ -175,17 +156,9 @@ fn choose_op(rng: &mut ChaCha8Rng, d: &Difficulty, count: u64) -> Op {
     let candidates = |kind: Kind| -> Vec<Op> {
         match kind {
             Kind::Add => (2..=d.addend_max.min(room)).map(Op::Add).collect(),
-            Kind::Sub => (2..=d.addend_max.min(count.saturating_sub(1)))
-                .map(Op::Sub)
-                .collect(),
-            Kind::Mul => (2..=d.factor_max)
-                .filter(|k| count * k <= d.count_max)
-                .map(Op::Mul)
-                .collect(),
-            Kind::Div => (2..=d.factor_max)
-                .filter(|k| count % k == 0 && count / k >= 2)
-                .map(Op::Div)
-                .collect(),
+            Kind::Sub => (2..=d.addend_max.min(count.saturating_sub(1))).map(Op::Sub).collect(),
+            Kind::Mul => (2..=d.factor_max).filter(|k| count * k <= d.count_max).map(Op::Mul).collect(),
+            Kind::Div => (2..=d.factor_max).filter(|k| count % k == 0 && count / k >= 2).map(Op::Div).collect(),
         }
     };
     let mut kinds = d.kinds.to_vec();
@@ -253,12 +226,8 @@ const OBJECTS: [&str; 20] = [
 // {X} another person, {T} the objects, {k} the operand, {F} "a third" for Div(3).
 // Templates start in lower case where they do not start with a name: the sentence is
 // capitalised after an optional connector ("Then ") is put in front.
-const STARTS: [&str; 4] = [
-    "{N} has {k} {T}.",
-    "{N} starts with {k} {T}.",
-    "{N} owns {k} {T}.",
-    "{N} has a collection of {k} {T}.",
-];
+const STARTS: [&str; 4] =
+    ["{N} has {k} {T}.", "{N} starts with {k} {T}.", "{N} owns {k} {T}.", "{N} has a collection of {k} {T}."];
 const ADDS: [&str; 5] = [
     "{P} finds {k} more.",
     "{P} buys {k} more {T}.",
@@ -354,10 +323,7 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -394,16 +360,12 @@ mod tests {
         let sentences: Vec<&str> = p.question.split(". ").collect();
         assert_eq!(sentences.len(), p.ops.len() + 2, "{}", p.question);
         let numbers = |s: &str| -> Vec<u64> {
-            s.split(|c: char| !c.is_ascii_digit())
-                .filter(|w| !w.is_empty())
-                .map(|w| w.parse().unwrap())
-                .collect()
+            s.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect()
         };
         assert_eq!(numbers(sentences[0]), [p.start], "{}", p.question);
         for (sentence, op) in sentences[1..].iter().zip(&p.ops) {
             let (Op::Add(k) | Op::Sub(k) | Op::Mul(k) | Op::Div(k)) = *op;
-            let ok = numbers(sentence) == [k]
-                || (matches!(op, Op::Div(_)) && sentence.contains(share_word(k)));
+            let ok = numbers(sentence) == [k] || (matches!(op, Op::Div(_)) && sentence.contains(share_word(k)));
             assert!(ok, "{op:?} vs {sentence:?} in {}", p.question);
         }
         assert!(p.question.ends_with('?'));
@@ -420,13 +382,9 @@ mod tests {
                     assert!(expected.iter().all(|&c| c >= 1));
                     assert_eq!(p.results(), expected);
                     let problem = p.to_problem();
-                    let steps: Vec<u64> =
-                        problem.steps.iter().map(|s| s.parse().unwrap()).collect();
+                    let steps: Vec<u64> = problem.steps.iter().map(|s| s.parse().unwrap()).collect();
                     assert_eq!(steps, expected, "{}", problem.id);
-                    assert_eq!(
-                        problem.gold.parse::<u64>().unwrap(),
-                        *expected.last().unwrap()
-                    );
+                    assert_eq!(problem.gold.parse::<u64>().unwrap(), *expected.last().unwrap());
                     assert_eq!(problem.id, format!("arith-l{level}/{seed}/{index}"));
                     assert_eq!(problem.level, Some(level));
                     check_text_matches_ops(&p);
@@ -438,15 +396,9 @@ mod tests {
     #[test]
     fn deterministic_for_a_seed() {
         for level in LEVELS {
-            assert_eq!(
-                generate(level, 42, 50).unwrap(),
-                generate(level, 42, 50).unwrap()
-            );
+            assert_eq!(generate(level, 42, 50).unwrap(), generate(level, 42, 50).unwrap());
             // A problem does not depend on how many were asked for.
-            assert_eq!(
-                generate(level, 42, 10).unwrap()[..],
-                generate(level, 42, 50).unwrap()[..10]
-            );
+            assert_eq!(generate(level, 42, 10).unwrap()[..], generate(level, 42, 50).unwrap()[..10]);
         }
     }
 
@@ -455,30 +407,19 @@ mod tests {
         for level in LEVELS {
             let a = generate(level, 1, 50).unwrap();
             let b = generate(level, 2, 50).unwrap();
-            let same = a
-                .iter()
-                .zip(&b)
-                .filter(|(x, y)| x.question == y.question)
-                .count();
+            let same = a.iter().zip(&b).filter(|(x, y)| x.question == y.question).count();
             assert!(same <= 1, "level {level}: {same} identical questions");
         }
-        assert_ne!(
-            generate(2, 1, 5).unwrap()[0].question,
-            generate(3, 1, 5).unwrap()[0].question
-        );
+        assert_ne!(generate(2, 1, 5).unwrap()[0].question, generate(3, 1, 5).unwrap()[0].question);
     }
 
     #[test]
     fn difficulty_rises_with_level() {
         let ops = |level: u32| -> Vec<Op> {
-            (0..500)
-                .flat_map(|i| ArithProblem::generate(level, 3, i).unwrap().ops)
-                .collect()
+            (0..500).flat_map(|i| ArithProblem::generate(level, 3, i).unwrap().ops).collect()
         };
         let l1 = ops(1);
-        assert!(l1
-            .iter()
-            .all(|op| matches!(op, Op::Add(k) | Op::Sub(k) if *k <= 10)));
+        assert!(l1.iter().all(|op| matches!(op, Op::Add(k) | Op::Sub(k) if *k <= 10)));
         for p in generate(1, 3, 500).unwrap() {
             assert!(p.gold.parse::<u64>().unwrap() <= 30, "{}", p.question);
         }
@@ -486,18 +427,10 @@ mod tests {
         assert!(l2.iter().any(|op| matches!(op, Op::Mul(_))));
         assert!(!l2.iter().any(|op| matches!(op, Op::Div(_))));
         for level in 3..=5 {
-            assert!(
-                ops(level).iter().any(|op| matches!(op, Op::Div(_))),
-                "level {level}"
-            );
+            assert!(ops(level).iter().any(|op| matches!(op, Op::Div(_))), "level {level}");
         }
         let mean_gold = |level| {
-            generate(level, 3, 500)
-                .unwrap()
-                .iter()
-                .map(|p| p.gold.parse::<f64>().unwrap())
-                .sum::<f64>()
-                / 500.0
+            generate(level, 3, 500).unwrap().iter().map(|p| p.gold.parse::<f64>().unwrap()).sum::<f64>() / 500.0
         };
         assert!(mean_gold(1) < mean_gold(3) && mean_gold(3) < mean_gold(5));
     }
@@ -506,11 +439,7 @@ mod tests {
     fn phrasing_varies() {
         let problems = generate(3, 5, 500).unwrap();
         let distinct = |f: &dyn Fn(&str) -> &str| {
-            problems
-                .iter()
-                .map(|p| f(&p.question))
-                .collect::<std::collections::HashSet<_>>()
-                .len()
+            problems.iter().map(|p| f(&p.question)).collect::<std::collections::HashSet<_>>().len()
         };
         assert_eq!(distinct(&|q| q), 500);
         // First word: the person's name.
@@ -522,10 +451,7 @@ mod tests {
     #[test]
     fn level_out_of_range() {
         for level in [0, 6, u32::MAX] {
-            assert!(matches!(
-                ArithProblem::generate(level, 0, 0),
-                Err(Error::LevelOutOfRange { .. })
-            ));
+            assert!(matches!(ArithProblem::generate(level, 0, 0), Err(Error::LevelOutOfRange { .. })));
             assert!(generate(level, 0, 0).is_err());
         }
     }

@@ -28,16 +28,10 @@ fn parse(dataset: &'static str, jsonl: &str) -> Result<Vec<Problem>, Error> {
         .filter(|line| !line.trim().is_empty())
         .enumerate()
         .map(|(index, line)| {
-            let r: Record = serde_json::from_str(line).map_err(|e| Error::MalformedData {
-                dataset,
-                line: index + 1,
-                reason: e.to_string(),
-            })?;
+            let r: Record = serde_json::from_str(line)
+                .map_err(|e| Error::MalformedData { dataset, line: index + 1, reason: e.to_string() })?;
             Ok(Problem {
-                id: r.unique_id.map_or_else(
-                    || format!("{dataset}/{index}"),
-                    |u| format!("{dataset}/{u}"),
-                ),
+                id: r.unique_id.map_or_else(|| format!("{dataset}/{index}"), |u| format!("{dataset}/{u}")),
                 question: r.problem,
                 gold: r.answer.trim().to_string(),
                 level: r.level,
@@ -65,11 +59,8 @@ pub fn math500_solutions() -> Result<Vec<(String, String)>, Error> {
         .filter(|line| !line.trim().is_empty())
         .enumerate()
         .map(|(index, line)| {
-            let r: Solved = serde_json::from_str(line).map_err(|e| Error::MalformedData {
-                dataset: "math500",
-                line: index + 1,
-                reason: e.to_string(),
-            })?;
+            let r: Solved = serde_json::from_str(line)
+                .map_err(|e| Error::MalformedData { dataset: "math500", line: index + 1, reason: e.to_string() })?;
             Ok((r.answer, r.solution))
         })
         .collect()
@@ -93,13 +84,8 @@ mod tests {
         assert_eq!(m.len(), 500);
         let solved = math500_solutions().unwrap();
         assert_eq!(solved.len(), 500);
-        assert!(m
-            .iter()
-            .zip(&solved)
-            .all(|(p, (answer, solution))| p.gold == answer.trim() && !solution.is_empty()));
-        assert!(m
-            .iter()
-            .all(|p| p.level.is_some_and(|l| (1..=5).contains(&l)) && !p.gold.is_empty()));
+        assert!(m.iter().zip(&solved).all(|(p, (answer, solution))| p.gold == answer.trim() && !solution.is_empty()));
+        assert!(m.iter().all(|p| p.level.is_some_and(|l| (1..=5).contains(&l)) && !p.gold.is_empty()));
         assert_eq!(aime24().unwrap().len(), 30);
         let a = aime25().unwrap();
         assert_eq!(a.len(), 30);

@@ -24,15 +24,9 @@ pub fn test() -> Result<Vec<Problem>, Error> {
         .filter(|line| !line.trim().is_empty())
         .enumerate()
         .map(|(index, line)| {
-            let malformed = |reason: String| Error::MalformedData {
-                dataset: "gsm8k",
-                line: index + 1,
-                reason,
-            };
-            let record: Record =
-                serde_json::from_str(line).map_err(|e| malformed(e.to_string()))?;
-            let gold = gold(&record.answer)
-                .ok_or_else(|| malformed("no `####` final answer".to_string()))?;
+            let malformed = |reason: String| Error::MalformedData { dataset: "gsm8k", line: index + 1, reason };
+            let record: Record = serde_json::from_str(line).map_err(|e| malformed(e.to_string()))?;
+            let gold = gold(&record.answer).ok_or_else(|| malformed("no `####` final answer".to_string()))?;
             Ok(Problem {
                 id: format!("gsm8k/{index}"),
                 question: record.question,
@@ -69,15 +63,9 @@ mod tests {
     #[test]
     fn every_gold_is_an_integer() {
         for p in test().unwrap() {
-            let value = numeric_value(&p.gold)
-                .unwrap_or_else(|| panic!("{}: gold {:?} is not a number", p.id, p.gold));
+            let value = numeric_value(&p.gold).unwrap_or_else(|| panic!("{}: gold {:?} is not a number", p.id, p.gold));
             assert!(value.is_integer(), "{}: gold {:?}", p.id, p.gold);
-            assert_eq!(
-                NumericEquivalence.key(&p.gold),
-                p.gold,
-                "{}: gold is already canonical",
-                p.id
-            );
+            assert_eq!(NumericEquivalence.key(&p.gold), p.gold, "{}: gold is already canonical", p.id);
         }
     }
 

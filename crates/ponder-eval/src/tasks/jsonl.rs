@@ -39,14 +39,8 @@ pub struct Loaded {
 /// Reads `path` as a question/answer JSONL file.
 pub fn load(path: &Path, skip_bad_rows: bool) -> Result<Loaded, Error> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: shown.clone(),
-        reason: e.to_string(),
-    })?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "jsonl".into());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: shown.clone(), reason: e.to_string() })?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "jsonl".into());
     let mut problems = Vec::new();
     let mut skipped = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -64,39 +58,24 @@ pub fn load(path: &Path, skip_bad_rows: bool) -> Result<Loaded, Error> {
                         skipped.push(BadRow { line: n, reason });
                         continue;
                     }
-                    return Err(Error::BadRow {
-                        path: shown,
-                        line: n,
-                        reason,
-                    });
+                    return Err(Error::BadRow { path: shown, line: n, reason });
                 }
                 seen.insert(p.id.clone(), n);
                 problems.push(p);
             }
             Err(reason) if skip_bad_rows => skipped.push(BadRow { line: n, reason }),
-            Err(reason) => {
-                return Err(Error::BadRow {
-                    path: shown,
-                    line: n,
-                    reason,
-                })
-            }
+            Err(reason) => return Err(Error::BadRow { path: shown, line: n, reason }),
         }
     }
     if problems.is_empty() {
-        return Err(Error::NoProblems {
-            path: shown,
-            skipped: skipped.len(),
-        });
+        return Err(Error::NoProblems { path: shown, skipped: skipped.len() });
     }
     Ok(Loaded { problems, skipped })
 }
 
 fn row(line: &str, stem: &str, n: usize) -> Result<Problem, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| "not a JSON object".to_string())?;
+    let obj = v.as_object().ok_or_else(|| "not a JSON object".to_string())?;
     let question = match obj.get("question") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::String(_)) => return Err("field `question` is empty".into()),
@@ -125,13 +104,7 @@ fn row(line: &str, stem: &str, n: usize) -> Result<Problem, String> {
         ),
         Some(_) => return Err("field `level` must be a non-negative integer".into()),
     };
-    Ok(Problem {
-        id,
-        question,
-        gold,
-        level,
-        steps: Vec::new(),
-    })
+    Ok(Problem { id, question, gold, level, steps: Vec::new() })
 }
 
 #[cfg(test)]
@@ -139,10 +112,7 @@ mod tests {
     use super::*;
 
     fn write(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new()
-            .suffix(".jsonl")
-            .tempfile()
-            .unwrap();
+        let mut f = tempfile::Builder::new().suffix(".jsonl").tempfile().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
         f
     }
@@ -180,39 +150,22 @@ mod tests {
             "\n"
         ));
         let err = load(f.path(), false).unwrap_err().to_string();
-        assert!(
-            err.contains("line 2")
-                && err.contains("missing field `answer`")
-                && err.contains("--skip-bad-rows"),
-            "{err}"
-        );
+        assert!(err.contains("line 2") && err.contains("missing field `answer`") && err.contains("--skip-bad-rows"), "{err}");
         let got = load(f.path(), true).unwrap();
         assert_eq!(got.problems.len(), 2);
         let lines: Vec<usize> = got.skipped.iter().map(|b| b.line).collect();
         assert_eq!(lines, [2, 3, 4]);
-        assert!(
-            got.skipped[1].reason.contains("not valid JSON"),
-            "{:?}",
-            got.skipped
-        );
+        assert!(got.skipped[1].reason.contains("not valid JSON"), "{:?}", got.skipped);
     }
 
     #[test]
     fn duplicate_ids_empty_files_and_missing_files_are_errors() {
         let f = write("{\"id\": 1, \"question\": \"q\", \"answer\": 1}\n{\"id\": \"1\", \"question\": \"q\", \"answer\": 2}\n");
         let err = load(f.path(), false).unwrap_err().to_string();
-        assert!(
-            err.contains("line 2") && err.contains("already used on line 1"),
-            "{err}"
-        );
+        assert!(err.contains("line 2") && err.contains("already used on line 1"), "{err}");
         let f = write("\n\n");
-        assert!(load(f.path(), false)
-            .unwrap_err()
-            .to_string()
-            .contains("no problems"));
-        let err = load(Path::new("/nonexistent/x.jsonl"), false)
-            .unwrap_err()
-            .to_string();
+        assert!(load(f.path(), false).unwrap_err().to_string().contains("no problems"));
+        let err = load(Path::new("/nonexistent/x.jsonl"), false).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/x.jsonl"), "{err}");
     }
 }

@@ -10,14 +10,11 @@ use ponder_verify::math::{extract, grade};
 /// The records of a JSON Lines file under this crate's directory.
 fn read_jsonl(rel: &str) -> Vec<serde_json::Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(k, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), k + 1))
-        })
+        .map(|(k, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), k + 1)))
         .collect()
 }
 
@@ -25,11 +22,7 @@ fn math500() -> Vec<(String, String, String)> {
     read_jsonl("data/math500/test.jsonl")
         .iter()
         .map(|r| {
-            let s = |k: &str| {
-                r[k].as_str()
-                    .unwrap_or_else(|| panic!("{k} is a string"))
-                    .to_string()
-            };
+            let s = |k: &str| r[k].as_str().unwrap_or_else(|| panic!("{k} is a string")).to_string();
             (s("unique_id"), s("answer"), s("solution"))
         })
         .collect()
@@ -46,17 +39,11 @@ fn math500_answer_matches_own_solution() {
         let pred = extract(solution);
         let verdict = pred.as_deref().map(|p| grade(answer, p));
         if !verdict.is_some_and(|v| v.equivalent) {
-            misses.push(format!(
-                "{id}: answer {answer:?}, extracted {pred:?}, {verdict:?}"
-            ));
+            misses.push(format!("{id}: answer {answer:?}, extracted {pred:?}, {verdict:?}"));
         }
     }
     let rate = 1.0 - misses.len() as f64 / records.len() as f64;
-    eprintln!(
-        "MATH-500 answer vs own solution: {:.1}% ({} misses)",
-        rate * 100.0,
-        misses.len()
-    );
+    eprintln!("MATH-500 answer vs own solution: {:.1}% ({} misses)", rate * 100.0, misses.len());
     misses.iter().for_each(|m| eprintln!("  miss {m}"));
     assert!(rate >= 0.99, "{rate}");
 }
@@ -100,24 +87,15 @@ fn math500_other_answers_rarely_match() {
             }
         }
     }
-    eprintln!(
-        "MATH-500 cross pairs judged equivalent: {}/{n_pairs}",
-        matches.len()
-    );
+    eprintln!("MATH-500 cross pairs judged equivalent: {}/{n_pairs}", matches.len());
     matches.iter().for_each(|m| eprintln!("  {m}"));
-    assert!(
-        matches.len() * 100 <= n_pairs,
-        "{} of {n_pairs}",
-        matches.len()
-    );
+    assert!(matches.len() * 100 <= n_pairs, "{} of {n_pairs}", matches.len());
 }
 
 /// `1234567` → `1,234,567` (keeping a sign and decimals).
 fn with_commas(n: &str) -> String {
     let (sign, body) = n.strip_prefix('-').map_or(("", n), |b| ("-", b));
-    let (int, frac) = body
-        .split_once('.')
-        .map_or((body, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = body.split_once('.').map_or((body, None), |(i, f)| (i, Some(f)));
     let mut out = String::new();
     for (k, c) in int.chars().enumerate() {
         if k > 0 && (int.len() - k) % 3 == 0 {
@@ -159,10 +137,7 @@ fn gsm8k_answers_parse_and_match_respellings() {
         ];
         for s in &spellings {
             let pred = extract(s).unwrap_or_default();
-            for (g, p) in [
-                (answer.as_str(), pred.as_str()),
-                (pred.as_str(), answer.as_str()),
-            ] {
+            for (g, p) in [(answer.as_str(), pred.as_str()), (pred.as_str(), answer.as_str())] {
                 let v = grade(g, p);
                 if !v.equivalent {
                     failures.push(format!("#{k}: {g:?} vs {p:?} (from {s:?}): {v:?}"));
@@ -182,16 +157,10 @@ fn gsm8k_answers_parse_and_match_respellings() {
 /// printed (`--nocapture`) so the numbers can be read off a test run.
 #[test]
 fn bench_report_is_sane() {
-    let report = ponder_verify::math::bench::run(
-        &ponder_eval::tasks::competition::math500_solutions().unwrap(),
-    );
+    let report = ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions().unwrap());
     eprintln!("{report}");
     assert_eq!(report.n_checks, 1500);
     assert!(report.checks_per_sec > 0.0 && report.outputs_per_sec > 0.0);
     // Loose: microseconds normally, 2 s only on a badly overloaded machine.
-    assert!(
-        report.worst_pathological_us < 2e6,
-        "{}",
-        report.worst_pathological_us
-    );
+    assert!(report.worst_pathological_us < 2e6, "{}", report.worst_pathological_us);
 }

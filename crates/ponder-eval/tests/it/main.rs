@@ -17,14 +17,14 @@ use ponder_core::answer::NumericEquivalence;
 use ponder_core::scorer::MeanLogprob;
 use ponder_core::strategy::{Ctx, Strategy};
 use ponder_core::{
-    derive_seed, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message,
-    Problem, Sample, SampleRequest, SampleStream, SamplingParams, StepSession, Usage,
+    derive_seed, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, Sample,
+    SampleRequest, SampleStream, SamplingParams, StepSession, Usage,
 };
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use ponder_eval::runner::{self, Finish, Job, RunConfig};
 use ponder_eval::store::{Store, UnitKey};
 use ponder_eval::{Dataset, PromptTemplate};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 /// Level-1 arith problems: their golds differ, so a scripted generator that says "The
 /// answer is N." for a few N gets some right.
@@ -49,65 +49,33 @@ fn generator(problems: &[Problem]) -> TestGenerator {
     let problems = problems
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            (
-                p.question.clone(),
-                p.gold.parse().unwrap(),
-                [0.9, 0.6, 0.35, 0.15][i % 4],
-            )
-        })
+        .map(|(i, p)| (p.question.clone(), p.gold.parse().unwrap(), [0.9, 0.6, 0.35, 0.15][i % 4]))
         .collect();
-    TestGenerator {
-        problems: Arc::new(problems),
-        started: Arc::default(),
-    }
+    TestGenerator { problems: Arc::new(problems), started: Arc::default() }
 }
 
 #[async_trait::async_trait]
 impl Generator for TestGenerator {
     fn info(&self) -> GeneratorInfo {
-        GeneratorInfo {
-            backend: "test".into(),
-            model: "test".into(),
-            context_len: 1 << 20,
-            n_params: 1_000_000,
-        }
+        GeneratorInfo { backend: "test".into(), model: "test".into(), context_len: 1 << 20, n_params: 1_000_000 }
     }
 
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
-        let last = req
-            .messages
-            .last()
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
+        let last = req.messages.last().map(|m| m.content.clone()).unwrap_or_default();
         let (at, &(_, gold, p_right)) = self
             .problems
             .iter()
             .enumerate()
             .find(|(_, (q, _, _))| last.contains(q.as_str()))
             .ok_or_else(|| GenError::InvalidRequest("unknown problem".into()))?;
-        let prompt_tokens = req
-            .messages
-            .iter()
-            .map(|m| m.content.split_whitespace().count() as u64)
-            .sum::<u64>();
-        let mut usage = Usage {
-            prompt_computed: prompt_tokens,
-            ..Usage::default()
-        };
+        let prompt_tokens = req.messages.iter().map(|m| m.content.split_whitespace().count() as u64).sum::<u64>();
+        let mut usage = Usage { prompt_computed: prompt_tokens, ..Usage::default() };
         let mut events = Vec::new();
         for index in req.first_index..req.first_index + req.n {
             self.started.fetch_add(1, Ordering::SeqCst);
-            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
-                req.params.seed ^ (at as u64) << 32,
-                index as u64,
-            ));
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(req.params.seed ^ (at as u64) << 32, index as u64));
             let right = rng.gen_bool(p_right);
-            let answer = if right {
-                gold
-            } else {
-                gold + rng.gen_range(1..=5)
-            };
+            let answer = if right { gold } else { gold + rng.gen_range(1..=5) };
             let text = if right {
                 format!("Let me add carefully. The answer is {answer}.")
             } else {
@@ -132,30 +100,15 @@ impl Generator for TestGenerator {
             }));
         }
         events.push(GenEvent::Done(usage));
-        Ok(SampleStream::new(
-            futures::stream::iter(events),
-            CancelToken::default(),
-        ))
+        Ok(SampleStream::new(futures::stream::iter(events), CancelToken::default()))
     }
 
-    async fn open(
-        &self,
-        _messages: &[Message],
-        _seed: u64,
-    ) -> Result<Box<dyn StepSession>, GenError> {
-        Err(GenError::Unsupported(
-            "step sessions in the test generator".into(),
-        ))
+    async fn open(&self, _messages: &[Message], _seed: u64) -> Result<Box<dyn StepSession>, GenError> {
+        Err(GenError::Unsupported("step sessions in the test generator".into()))
     }
 }
 
-fn config(
-    d: &Dataset,
-    problems: &[Problem],
-    strategies: &[&str],
-    budgets: &[usize],
-    seeds: &[u64],
-) -> RunConfig {
+fn config(d: &Dataset, problems: &[Problem], strategies: &[&str], budgets: &[usize], seeds: &[u64]) -> RunConfig {
     RunConfig {
         dataset: d.name.clone(),
         dataset_seed: 0,
@@ -187,18 +140,8 @@ fn strategies(c: &RunConfig) -> Vec<(UnitKey, Box<dyn Strategy>)> {
         for name in &c.strategies {
             for &b in &c.budgets {
                 let spec = ponder_core::strategy::StrategySpec::parse(name, Some(b)).unwrap();
-                let s = spec
-                    .build(SamplingParams {
-                        seed,
-                        ..c.sampling.clone()
-                    })
-                    .unwrap();
-                let key = UnitKey {
-                    problem_id: String::new(),
-                    strategy: spec.label(),
-                    budget: s.budget(),
-                    seed,
-                };
+                let s = spec.build(SamplingParams { seed, ..c.sampling.clone() }).unwrap();
+                let key = UnitKey { problem_id: String::new(), strategy: spec.label(), budget: s.budget(), seed };
                 if !out.iter().any(|(k, _)| *k == key) {
                     out.push((key, s));
                 }
@@ -209,36 +152,17 @@ fn strategies(c: &RunConfig) -> Vec<(UnitKey, Box<dyn Strategy>)> {
 }
 
 /// Runs every unit of `run` not yet stored; stops after `stop_after` units when given.
-fn run_units(
-    store: &mut Store,
-    run: i64,
-    c: &RunConfig,
-    d: &Dataset,
-    problems: &[Problem],
-    g: &TestGenerator,
-    stop_after: Option<usize>,
-) -> Finish {
+fn run_units(store: &mut Store, run: i64, c: &RunConfig, d: &Dataset, problems: &[Problem], g: &TestGenerator, stop_after: Option<usize>) -> Finish {
     let strategies = strategies(c);
     let stored = store.stored_units(run).unwrap();
     let template = PromptTemplate::builtin("math-fewshot").unwrap();
-    let messages: Vec<Vec<Message>> = problems
-        .iter()
-        .map(|p| template.render(p).unwrap())
-        .collect();
+    let messages: Vec<Vec<Message>> = problems.iter().map(|p| template.render(p).unwrap()).collect();
     let mut jobs = Vec::new();
     for (k, s) in &strategies {
         for (p, messages) in problems.iter().zip(&messages) {
-            let key = UnitKey {
-                problem_id: p.id.clone(),
-                ..k.clone()
-            };
+            let key = UnitKey { problem_id: p.id.clone(), ..k.clone() };
             if !stored.contains(&key) {
-                jobs.push(Job {
-                    key,
-                    problem: p,
-                    messages,
-                    strategy: s.as_ref(),
-                });
+                jobs.push(Job { key, problem: p, messages, strategy: s.as_ref() });
             }
         }
     }
@@ -258,22 +182,9 @@ fn run_units(
         Some(n) if seen.load(Ordering::SeqCst) >= n => std::task::Poll::Ready(()),
         _ => std::task::Poll::Pending,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(runner::execute(
-        store,
-        run,
-        jobs,
-        d.checker.clone(),
-        &ctx,
-        c.concurrency,
-        stop,
-        |_| {
-            count.fetch_add(1, Ordering::SeqCst);
-        },
-    ))
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(runner::execute(store, run, jobs, d.checker.clone(), &ctx, c.concurrency, stop, |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+    }))
     .unwrap()
 }

@@ -16,11 +16,7 @@ fn record(problem: &str, n: usize) -> UnitRecord {
             key: Some(i.to_string()),
             n_tokens: 4 + i,
             mean_logprob: Some(-0.5),
-            finish: if i == 0 {
-                FinishReason::Stop("\nQuestion:".into())
-            } else {
-                FinishReason::Eos
-            },
+            finish: if i == 0 { FinishReason::Stop("\nQuestion:".into()) } else { FinishReason::Eos },
             score: Some(0.25 * i as f64),
         })
         .collect();
@@ -35,12 +31,7 @@ fn record(problem: &str, n: usize) -> UnitRecord {
         thinking_uncounted: 1,
     };
     UnitRecord {
-        key: UnitKey {
-            problem_id: problem.into(),
-            strategy: "bon".into(),
-            budget: n,
-            seed: u64::MAX - 1,
-        },
+        key: UnitKey { problem_id: problem.into(), strategy: "bon".into(), budget: n, seed: u64::MAX - 1 },
         outcome: Outcome {
             strategy: "bon".into(),
             answer: Some("1".into()),
@@ -64,9 +55,7 @@ fn units_round_trip_once_with_exact_totals() {
     let (d, problems) = dataset(3);
     let c = config(&d, &problems, &["bon"], &[3], &[0]);
     let mut store = Store::open_or_create(&path).unwrap();
-    let run = store
-        .create_run(&c.to_json(), "m", "arith:1", 135, &problems)
-        .unwrap();
+    let run = store.create_run(&c.to_json(), "m", "arith:1", 135, &problems).unwrap();
     assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
     // The same unit again: refused, nothing added.
     assert!(!store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
@@ -75,10 +64,7 @@ fn units_round_trip_once_with_exact_totals() {
 
     let store = Store::open_existing(&path).unwrap();
     let info = store.run(run).unwrap();
-    assert_eq!(
-        (info.status.as_str(), info.n_params, info.dataset.as_str()),
-        ("running", 135, "arith:1")
-    );
+    assert_eq!((info.status.as_str(), info.n_params, info.dataset.as_str()), ("running", 135, "arith:1"));
     assert_eq!(RunConfig::from_json(run, &info.config).unwrap(), c);
     let o = &store.outcomes(run).unwrap()[0];
     assert_eq!(o.key.seed, u64::MAX - 1, "seeds are stored bit for bit");
@@ -97,38 +83,16 @@ fn units_round_trip_once_with_exact_totals() {
     );
     let samples = store.samples(run).unwrap();
     assert_eq!(samples.len(), 3);
-    assert_eq!(
-        samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(),
-        10
-    );
-    assert_eq!(
-        samples.iter().map(|s| s.usage.prompt_reused).sum::<u64>(),
-        31
-    );
+    assert_eq!(samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(), 10);
+    assert_eq!(samples.iter().map(|s| s.usage.prompt_reused).sum::<u64>(), 31);
     assert_eq!(samples.iter().map(|s| s.usage.wall_ms).sum::<u64>(), 1001);
-    assert_eq!(
-        samples
-            .iter()
-            .map(|s| s.usage.completion)
-            .collect::<Vec<_>>(),
-        [4, 5, 6]
-    );
+    assert_eq!(samples.iter().map(|s| s.usage.completion).collect::<Vec<_>>(), [4, 5, 6]);
     assert_eq!(samples[0].finish, "stop");
-    assert_eq!(
-        samples.iter().map(|s| s.correct).collect::<Vec<_>>(),
-        [false, true, false]
-    );
+    assert_eq!(samples.iter().map(|s| s.correct).collect::<Vec<_>>(), [false, true, false]);
     assert_eq!(samples[2].score, Some(0.5));
     let ps = store.problems(run).unwrap();
-    assert_eq!(
-        ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        problems.iter().map(|p| p.id.as_str()).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        ps[1].question.as_deref(),
-        Some(problems[1].question.as_str()),
-        "questions are stored with the run"
-    );
+    assert_eq!(ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), problems.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
+    assert_eq!(ps[1].question.as_deref(), Some(problems[1].question.as_str()), "questions are stored with the run");
     assert_eq!(ps[1].prompt, None, "no prompt before the model ran");
     store.set_status(run, "complete").unwrap();
     assert_eq!(store.run(run).unwrap().status, "complete");
@@ -139,26 +103,13 @@ fn prompts_are_stored_per_problem() {
     let (d, problems) = dataset(2);
     let c = config(&d, &problems, &["sc"], &[2], &[0]);
     let mut store = Store::in_memory().unwrap();
-    let run = store
-        .create_run(&c.to_json(), "m", "arith:1", 0, &problems)
-        .unwrap();
-    let rendered: Vec<String> = problems
-        .iter()
-        .map(|p| format!("<|user|>{}<|assistant|>", p.question))
-        .collect();
-    let rows: Vec<(&str, &str, &str)> = problems
-        .iter()
-        .zip(&rendered)
-        .map(|(p, r)| (p.id.as_str(), p.question.as_str(), r.as_str()))
-        .collect();
+    let run = store.create_run(&c.to_json(), "m", "arith:1", 0, &problems).unwrap();
+    let rendered: Vec<String> = problems.iter().map(|p| format!("<|user|>{}<|assistant|>", p.question)).collect();
+    let rows: Vec<(&str, &str, &str)> =
+        problems.iter().zip(&rendered).map(|(p, r)| (p.id.as_str(), p.question.as_str(), r.as_str())).collect();
     store.set_prompts(run, &rows).unwrap();
     let ps = store.problems(run).unwrap();
-    assert_eq!(
-        ps.iter()
-            .map(|p| p.prompt.clone().unwrap())
-            .collect::<Vec<_>>(),
-        rendered
-    );
+    assert_eq!(ps.iter().map(|p| p.prompt.clone().unwrap()).collect::<Vec<_>>(), rendered);
 }
 
 #[test]
@@ -184,22 +135,11 @@ fn a_version_1_store_is_upgraded_in_place_and_keeps_its_runs() {
     }
     let mut store = Store::open_existing(&path).unwrap();
     let ps = store.problems(1).unwrap();
-    assert_eq!(
-        (
-            ps[0].id.as_str(),
-            ps[0].gold.as_str(),
-            ps[0].question.as_deref()
-        ),
-        ("gsm8k/0", "18", None)
-    );
+    assert_eq!((ps[0].id.as_str(), ps[0].gold.as_str(), ps[0].question.as_deref()), ("gsm8k/0", "18", None));
     store.set_prompts(1, &[("gsm8k/0", "q", "p")]).unwrap();
     drop(store);
     let again = Store::open_existing(&path).unwrap();
-    assert_eq!(
-        again.problems(1).unwrap()[0].prompt.as_deref(),
-        Some("p"),
-        "the upgrade is kept"
-    );
+    assert_eq!(again.problems(1).unwrap()[0].prompt.as_deref(), Some("p"), "the upgrade is kept");
 }
 
 #[test]
@@ -209,15 +149,7 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     let (d, problems) = dataset(2);
     let run = {
         let mut store = Store::open_or_create(&path).unwrap();
-        let run = store
-            .create_run(
-                &config(&d, &problems, &["bon"], &[3], &[0]).to_json(),
-                "m",
-                "d",
-                0,
-                &problems,
-            )
-            .unwrap();
+        let run = store.create_run(&config(&d, &problems, &["bon"], &[3], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
         assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
         run
     };
@@ -232,11 +164,7 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
 
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
-    assert_eq!(
-        (before.len(), before[0].confidence),
-        (1, None),
-        "old units have no confidence"
-    );
+    assert_eq!((before.len(), before[0].confidence), (1, None), "old units have no confidence");
     let mut voted = record(&problems[1].id, 3);
     voted.outcome.votes = ponder_core::strategy::tally(&voted.outcome.candidates[..2], false);
     assert!(store.insert_unit(run, &voted).unwrap());
@@ -323,64 +251,31 @@ fn unknown_runs_missing_corrupt_and_foreign_files_are_clear_errors() {
 
     let mut store = Store::open_or_create(&path).unwrap();
     let err = store.run(4).unwrap_err().to_string();
-    assert!(
-        err.contains("no run 4") && err.contains("holds no runs"),
-        "{err}"
-    );
+    assert!(err.contains("no run 4") && err.contains("holds no runs"), "{err}");
     let (d, problems) = dataset(1);
-    let id = store
-        .create_run(
-            &config(&d, &problems, &["sc"], &[2], &[0]).to_json(),
-            "m",
-            "d",
-            0,
-            &problems,
-        )
-        .unwrap();
+    let id = store.create_run(&config(&d, &problems, &["sc"], &[2], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
     let err = store.run(99).unwrap_err().to_string();
-    assert!(
-        err.contains("no run 99") && err.contains(&format!("runs: {id}")),
-        "{err}"
-    );
+    assert!(err.contains("no run 99") && err.contains(&format!("runs: {id}")), "{err}");
 
     let corrupt = dir.path().join("corrupt.sqlite");
-    std::fs::write(
-        &corrupt,
-        b"this is not a database, just some text that goes on for a while".repeat(100),
-    )
-    .unwrap();
-    for r in [
-        Store::open_existing(&corrupt),
-        Store::open_or_create(&corrupt),
-    ] {
+    std::fs::write(&corrupt, b"this is not a database, just some text that goes on for a while".repeat(100)).unwrap();
+    for r in [Store::open_existing(&corrupt), Store::open_or_create(&corrupt)] {
         let err = r.err().unwrap().to_string();
-        assert!(
-            err.contains("corrupt.sqlite is not a ponder run store"),
-            "{err}"
-        );
+        assert!(err.contains("corrupt.sqlite is not a ponder run store"), "{err}");
     }
 
     let foreign = dir.path().join("foreign.sqlite");
     let conn = rusqlite::Connection::open(&foreign).unwrap();
-    conn.execute_batch("CREATE TABLE people (name TEXT); INSERT INTO people VALUES ('ada');")
-        .unwrap();
+    conn.execute_batch("CREATE TABLE people (name TEXT); INSERT INTO people VALUES ('ada');").unwrap();
     drop(conn);
     let err = Store::open_existing(&foreign).err().unwrap().to_string();
-    assert!(
-        err.contains("foreign.sqlite is not a ponder run store") && err.contains("another program"),
-        "{err}"
-    );
+    assert!(err.contains("foreign.sqlite is not a ponder run store") && err.contains("another program"), "{err}");
     // The foreign file is left as it was.
     let conn = rusqlite::Connection::open(&foreign).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 
-    let err = Store::open_or_create(&dir.path().join("no/such/dir/runs.sqlite"))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Store::open_or_create(&dir.path().join("no/such/dir/runs.sqlite")).err().unwrap().to_string();
     assert!(err.contains("does not exist"), "{err}");
     let err = Store::open_existing(dir.path()).err().unwrap().to_string();
     assert!(err.contains("directory"), "{err}");
@@ -390,14 +285,7 @@ fn unknown_runs_missing_corrupt_and_foreign_files_are_clear_errors() {
 fn a_stored_configuration_that_does_not_parse_is_an_error() {
     let mut store = Store::in_memory().unwrap();
     let (_, problems) = dataset(1);
-    let id = store
-        .create_run("{\"dataset\": 3}", "m", "d", 0, &problems)
-        .unwrap();
-    let err = ponder_eval::analysis::RunData::load(&store, id)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains(&format!("run {id}: stored configuration is unreadable")),
-        "{err}"
-    );
+    let id = store.create_run("{\"dataset\": 3}", "m", "d", 0, &problems).unwrap();
+    let err = ponder_eval::analysis::RunData::load(&store, id).unwrap_err().to_string();
+    assert!(err.contains(&format!("run {id}: stored configuration is unreadable")), "{err}");
 }

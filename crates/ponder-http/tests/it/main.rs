@@ -17,22 +17,11 @@ fn question() -> Vec<Message> {
 }
 
 fn sampling(max_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.8,
-        seed: 11,
-        max_tokens,
-        ..SamplingParams::default()
-    }
+    SamplingParams { temperature: 0.8, seed: 11, max_tokens, ..SamplingParams::default() }
 }
 
 fn problem() -> ponder_core::Problem {
-    ponder_core::Problem {
-        id: "t".into(),
-        question: "2 + 3".into(),
-        gold: "5".into(),
-        level: None,
-        steps: Vec::new(),
-    }
+    ponder_core::Problem { id: "t".into(), question: "2 + 3".into(), gold: "5".into(), level: None, steps: Vec::new() }
 }
 
 async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {

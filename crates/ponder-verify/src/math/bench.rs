@@ -44,17 +44,9 @@ impl fmt::Display for BenchReport {
             self.n_checks, self.checks_per_sec, self.mean_check_us, self.worst_check_us, self.outputs_per_sec
         )?;
         for p in &self.pathological {
-            writeln!(
-                f,
-                "  {:<28} {:>8} B  {:>10.1} µs",
-                p.name, p.bytes, p.micros
-            )?;
+            writeln!(f, "  {:<28} {:>8} B  {:>10.1} µs", p.name, p.bytes, p.micros)?;
         }
-        write!(
-            f,
-            "  worst pathological check: {:.1} µs",
-            self.worst_pathological_us
-        )
+        write!(f, "  worst pathological check: {:.1} µs", self.worst_pathological_us)
     }
 }
 
@@ -73,10 +65,7 @@ pub fn answer_pairs(records: &[(String, String)]) -> Vec<(String, String)> {
 
 /// The same answer in other clothes: `\dfrac`, `\left(`, surrounding `$`.
 pub fn respell(answer: &str) -> String {
-    let s = answer
-        .replace("\\frac", "\\dfrac")
-        .replace("(", "\\left(")
-        .replace(")", "\\right)");
+    let s = answer.replace("\\frac", "\\dfrac").replace("(", "\\left(").replace(")", "\\right)");
     format!("${s}$")
 }
 
@@ -97,67 +86,24 @@ pub fn pathological_inputs() -> Vec<(&'static str, String, String)> {
     // unordered comparison evaluates ~33k pairs at sample points until the work budget
     // stops it.
     let symbolic = |last: usize| -> String {
-        (0..256)
-            .map(|k| format!("x^{{{}}}+\\sin({k}y)", if k == 255 { last } else { k }))
-            .collect::<Vec<_>>()
-            .join(",")
+        (0..256).map(|k| format!("x^{{{}}}+\\sin({k}y)", if k == 255 { last } else { k })).collect::<Vec<_>>().join(",")
     };
     let reversed = |s: String| s.split(',').rev().collect::<Vec<_>>().join(",");
     vec![
-        (
-            "256 symbolic items, reordered",
-            symbolic(255),
-            reversed(symbolic(999)),
-        ),
+        ("256 symbolic items, reordered", symbolic(255), reversed(symbolic(999))),
         ("deep parentheses (10k)", deep_parens, "1".to_string()),
         ("deep \\frac nesting (5k)", deep_braces.clone(), deep_braces),
-        (
-            "unclosed braces (99 kB)",
-            deep_unclosed.clone(),
-            deep_unclosed,
-        ),
-        (
-            "10^{10^{10}} vs +1",
-            "10^{10^{10}}".to_string(),
-            "10^{10^{10}}+1".to_string(),
-        ),
+        ("unclosed braces (99 kB)", deep_unclosed.clone(), deep_unclosed),
+        ("10^{10^{10}} vs +1", "10^{10^{10}}".to_string(), "10^{10^{10}}+1".to_string()),
         ("tower 2^2^...^2 (10k)", powers.clone(), powers),
-        (
-            "9^{9^{9^9}}!",
-            "9^{9^{9^9}}!".to_string(),
-            "9^{9^{9^9}}! + 1".to_string(),
-        ),
-        (
-            "(10^{400})!",
-            "(10^{400})!".to_string(),
-            "(10^{400})!+1".to_string(),
-        ),
-        (
-            "1+1+...+1 (100 kB)",
-            long_sum.clone(),
-            long_sum.replace("1+1", "1+2"),
-        ),
-        (
-            "100k digits",
-            long_digits.clone(),
-            long_digits.clone() + "8",
-        ),
-        (
-            "list of 50k items",
-            long_list.clone(),
-            long_list.replace("1,1", "2,1"),
-        ),
+        ("9^{9^{9^9}}!", "9^{9^{9^9}}!".to_string(), "9^{9^{9^9}}! + 1".to_string()),
+        ("(10^{400})!", "(10^{400})!".to_string(), "(10^{400})!+1".to_string()),
+        ("1+1+...+1 (100 kB)", long_sum.clone(), long_sum.replace("1+1", "1+2")),
+        ("100k digits", long_digits.clone(), long_digits.clone() + "8"),
+        ("list of 50k items", long_list.clone(), long_list.replace("1,1", "2,1")),
         ("20k \\pm signs", many_pm.clone(), many_pm),
-        (
-            "100 kB of words",
-            long_text.clone(),
-            long_text.replace("known", "shown"),
-        ),
-        (
-            "x^{x^{x^{x}}} 8 vars",
-            "a^{b^{c^{d}}}+e^{f^{g^{h}}}".to_string(),
-            "a^{b^{c^{d}}}+e^{f^{g^{h}}}+0.1".to_string(),
-        ),
+        ("100 kB of words", long_text.clone(), long_text.replace("known", "shown")),
+        ("x^{x^{x^{x}}} 8 vars", "a^{b^{c^{d}}}+e^{f^{g^{h}}}".to_string(), "a^{b^{c^{d}}}+e^{f^{g^{h}}}+0.1".to_string()),
     ]
 }
 
@@ -186,11 +132,7 @@ pub fn run(records: &[(String, String)]) -> BenchReport {
         let t = Instant::now();
         std::hint::black_box(grader.grade(&gold, &pred));
         std::hint::black_box(extract(&pred));
-        pathological.push(PathologicalTiming {
-            name,
-            bytes: gold.len().max(pred.len()),
-            micros: micros(t.elapsed()),
-        });
+        pathological.push(PathologicalTiming { name, bytes: gold.len().max(pred.len()), micros: micros(t.elapsed()) });
     }
     let worst_pathological_us = pathological.iter().map(|p| p.micros).fold(0.0, f64::max);
     let n = pairs.len();

@@ -28,35 +28,23 @@ pub(crate) fn choice(cleaned: &str) -> Option<Choice> {
     let t = unwrapped.trim();
     let b = t.as_bytes();
     let is_letter = |c: Option<&u8>| c.is_some_and(|c| (b'A'..=b'J').contains(c));
-    let (letter_at, rest_at) =
-        if b.first() == Some(&b'(') && is_letter(b.get(1)) && b.get(2) == Some(&b')') {
-            (1, 3)
-        } else if is_letter(b.first()) && b.get(1) == Some(&b')') {
-            (0, 2)
-        } else if is_letter(b.first()) && b.len() == 1 {
-            return Some(Choice {
-                letter: b[0] as char,
-                value: None,
-                marked: wrapped,
-            });
-        } else {
-            return None;
-        };
+    let (letter_at, rest_at) = if b.first() == Some(&b'(') && is_letter(b.get(1)) && b.get(2) == Some(&b')') {
+        (1, 3)
+    } else if is_letter(b.first()) && b.get(1) == Some(&b')') {
+        (0, 2)
+    } else if is_letter(b.first()) && b.len() == 1 {
+        return Some(Choice { letter: b[0] as char, value: None, marked: wrapped });
+    } else {
+        return None;
+    };
     let rest = t[rest_at..].trim();
-    let another = rest
-        .as_bytes()
-        .windows(3)
-        .any(|w| w[0] == b'(' && is_letter(w.get(1)) && w[2] == b')');
+    let another = rest.as_bytes().windows(3).any(|w| w[0] == b'(' && is_letter(w.get(1)) && w[2] == b')');
     if another {
         // `(C) and (D)`: several choices, a list.
         return None;
     }
     let value = (!rest.is_empty()).then(|| rest.to_string());
-    Some(Choice {
-        letter: b[letter_at] as char,
-        value,
-        marked: true,
-    })
+    Some(Choice { letter: b[letter_at] as char, value, marked: true })
 }
 
 #[cfg(test)]
@@ -76,10 +64,7 @@ mod tests {
         check("B)", Some(('B', None)));
         check("B", Some(('B', None)));
         check("\\textbf{(B)} 15", Some(('B', Some("15"))));
-        check(
-            "\\text{(B) }\\frac{1}{2}",
-            Some(('B', Some("\\frac{1}{2}"))),
-        );
+        check("\\text{(B) }\\frac{1}{2}", Some(('B', Some("\\frac{1}{2}"))));
         check("(A, B)", None);
         check("x", None);
         check("K", None);

@@ -43,9 +43,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
         Node::Add(items) => {
             let mut acc = BigRational::zero();
             for item in items {
-                let Some(v) = exact(item, b)? else {
-                    return Ok(None);
-                };
+                let Some(v) = exact(item, b)? else { return Ok(None) };
                 acc += v;
                 if too_big(&acc) {
                     return Ok(None);
@@ -56,9 +54,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
         Node::Mul(items) => {
             let mut acc = BigRational::one();
             for item in items {
-                let Some(v) = exact(item, b)? else {
-                    return Ok(None);
-                };
+                let Some(v) = exact(item, b)? else { return Ok(None) };
                 acc *= v;
                 if too_big(&acc) {
                     return Ok(None);
@@ -67,9 +63,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
             Some(acc)
         }
         Node::Div(n, d) => {
-            let (Some(n), Some(d)) = (exact(n, b)?, exact(d, b)?) else {
-                return Ok(None);
-            };
+            let (Some(n), Some(d)) = (exact(n, b)?, exact(d, b)?) else { return Ok(None) };
             if d.is_zero() {
                 None
             } else {
@@ -77,9 +71,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
             }
         }
         Node::Pow(base, e) => {
-            let (Some(base), Some(e)) = (exact(base, b)?, exact(e, b)?) else {
-                return Ok(None);
-            };
+            let (Some(base), Some(e)) = (exact(base, b)?, exact(e, b)?) else { return Ok(None) };
             pow(&base, &e)
         }
         Node::Func(Func::Sqrt, args) if args.len() == 1 => match exact(&args[0], b)? {
@@ -87,9 +79,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
             None => None,
         },
         Node::Root(index, x) => {
-            let (Some(n), Some(x)) = (exact(index, b)?, exact(x, b)?) else {
-                return Ok(None);
-            };
+            let (Some(n), Some(x)) = (exact(index, b)?, exact(x, b)?) else { return Ok(None) };
             match small_int(&n) {
                 Some(n) if (2..=64).contains(&n) => root(&x, n as u32),
                 _ => None,
@@ -101,9 +91,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
         Node::Func(f @ (Func::Min | Func::Max), args) if !args.is_empty() => {
             let mut best: Option<BigRational> = None;
             for a in args {
-                let Some(v) = exact(a, b)? else {
-                    return Ok(None);
-                };
+                let Some(v) = exact(a, b)? else { return Ok(None) };
                 best = Some(match best {
                     None => v,
                     Some(cur) if (*f == Func::Min) == (v < cur) => v,
@@ -115,9 +103,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
         Node::Func(f @ (Func::Gcd | Func::Lcm), args) if !args.is_empty() => {
             let mut acc: Option<BigInt> = None;
             for a in args {
-                let Some(v) = exact(a, b)? else {
-                    return Ok(None);
-                };
+                let Some(v) = exact(a, b)? else { return Ok(None) };
                 if !v.is_integer() {
                     return Ok(None);
                 }
@@ -150,9 +136,7 @@ pub(crate) fn exact(node: &Node, b: &mut Budget) -> Result<Option<BigRational>, 
             _ => None,
         },
         Node::Binom(n, k) => {
-            let (Some(n), Some(k)) = (exact(n, b)?, exact(k, b)?) else {
-                return Ok(None);
-            };
+            let (Some(n), Some(k)) = (exact(n, b)?, exact(k, b)?) else { return Ok(None) };
             match (small_int(&n), small_int(&k)) {
                 (Some(n), Some(k)) if (0..=100_000).contains(&n) && (0..=1000).contains(&k) => {
                     if k > n {
@@ -205,11 +189,7 @@ fn small_int(v: &BigRational) -> Option<i64> {
 /// estimated first, and `p/q` exponents of perfect `q`-th powers.
 fn pow(base: &BigRational, e: &BigRational) -> Option<BigRational> {
     if base.is_zero() {
-        return if e.is_positive() {
-            Some(BigRational::zero())
-        } else {
-            None
-        };
+        return if e.is_positive() { Some(BigRational::zero()) } else { None };
     }
     if base.is_one() {
         return Some(BigRational::one());
@@ -222,11 +202,7 @@ fn pow(base: &BigRational, e: &BigRational) -> Option<BigRational> {
     let base = if q == 1 { base.clone() } else { root(base, q)? };
     if base.abs().is_one() {
         let p_even = is_even(p);
-        return Some(if base.is_negative() && !p_even {
-            -BigRational::one()
-        } else {
-            BigRational::one()
-        });
+        return Some(if base.is_negative() && !p_even { -BigRational::one() } else { BigRational::one() });
     }
     let p = p.to_i64()?;
     let bits = base.numer().bits().max(base.denom().bits());
@@ -242,11 +218,7 @@ fn pow(base: &BigRational, e: &BigRational) -> Option<BigRational> {
 /// The exact `n`-th root of a rational, if it is rational (odd roots of negatives too).
 fn root(x: &BigRational, n: u32) -> Option<BigRational> {
     if x.is_negative() {
-        return if n % 2 == 1 {
-            root(&-x, n).map(|r| -r)
-        } else {
-            None
-        };
+        return if n % 2 == 1 { root(&-x, n).map(|r| -r) } else { None };
     }
     let num = int_root(x.numer(), n)?;
     let den = int_root(x.denom(), n)?;
@@ -285,10 +257,7 @@ pub(crate) fn numeric(node: &Node, env: Env, b: &mut Budget) -> Result<f64, Exha
         Node::Const(Const::Pi) => std::f64::consts::PI,
         Node::Const(Const::E) => std::f64::consts::E,
         Node::Const(Const::Inf) => f64::INFINITY,
-        Node::Var(name) => env
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(f64::NAN, |(_, v)| *v),
+        Node::Var(name) => env.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, v)| *v),
         Node::Neg(x) => -numeric(x, env, b)?,
         Node::Add(items) => {
             let mut acc = 0.0;
@@ -357,9 +326,7 @@ pub(crate) fn numeric(node: &Node, env: Env, b: &mut Budget) -> Result<f64, Exha
             let n = numeric(n, env, b)?;
             let k = numeric(k, env, b)?;
             if k.fract() == 0.0 && (0.0..=1000.0).contains(&k) {
-                (0..k as u32)
-                    .map(|j| (n - f64::from(j)) / f64::from(j + 1))
-                    .product()
+                (0..k as u32).map(|j| (n - f64::from(j)) / f64::from(j + 1)).product()
             } else {
                 f64::NAN
             }
@@ -408,11 +375,7 @@ pub(crate) fn free_vars(node: &Node, out: &mut Vec<String>) {
         }
         Node::Num(_) | Node::Const(_) | Node::Text(_) => {}
         Node::Neg(x) | Node::PlusMinus(x) | Node::Factorial(x) | Node::Percent(x) => visit(x),
-        Node::Div(a, c)
-        | Node::Pow(a, c)
-        | Node::Log(a, c)
-        | Node::Root(a, c)
-        | Node::Binom(a, c) => {
+        Node::Div(a, c) | Node::Pow(a, c) | Node::Log(a, c) | Node::Root(a, c) | Node::Binom(a, c) => {
             visit(a);
             visit(c);
         }
@@ -440,9 +403,7 @@ mod tests {
     }
 
     fn ex(s: &str) -> Option<String> {
-        exact(&node(s), &mut Budget::new(1_000_000))
-            .unwrap()
-            .map(|v| v.to_string())
+        exact(&node(s), &mut Budget::new(1_000_000)).unwrap().map(|v| v.to_string())
     }
 
     #[test]

@@ -216,11 +216,7 @@ impl Grader {
         }
         match (choice::choice(&gc), choice::choice(&pc)) {
             (Some(g), Some(p)) if g.marked || p.marked => {
-                let reason = if g.letter == p.letter {
-                    Reason::SameText
-                } else {
-                    Reason::Different
-                };
+                let reason = if g.letter == p.letter { Reason::SameText } else { Reason::Different };
                 return Verdict::new(g.letter == p.letter, reason);
             }
             // `\textbf{(D)}\ 24` against `24`: the option's value.
@@ -232,19 +228,13 @@ impl Grader {
         let p = prepare(&pc);
         let ((g, g_units), (p, p_units)) = match (g, p) {
             (Prepared::Parsed(g, gu), Prepared::Parsed(p, pu)) => ((g, gu), (p, pu)),
-            (Prepared::TooLarge, _) | (_, Prepared::TooLarge) => {
-                return Verdict::new(false, Reason::TooLarge)
-            }
-            (Prepared::Empty, _) | (_, Prepared::Empty) => {
-                return Verdict::new(false, Reason::Empty)
-            }
+            (Prepared::TooLarge, _) | (_, Prepared::TooLarge) => return Verdict::new(false, Reason::TooLarge),
+            (Prepared::Empty, _) | (_, Prepared::Empty) => return Verdict::new(false, Reason::Empty),
             _ => return Verdict::new(false, Reason::Unparsed),
         };
         let mut cx = Ctx::new(&self.options);
         match answers(&mut cx, &g, &p) {
-            Ok(o) if o.equal && !units::compatible(&g_units, &p_units) => {
-                Verdict::new(false, Reason::Different)
-            }
+            Ok(o) if o.equal && !units::compatible(&g_units, &p_units) => Verdict::new(false, Reason::Different),
             Ok(o) => Verdict::new(o.equal, o.reason),
             Err(_) => Verdict::new(false, Reason::TooLarge),
         }
@@ -273,8 +263,7 @@ impl Grader {
         match prepare(&cleaned) {
             Prepared::Parsed(node, units) => {
                 let mut cx = Ctx::new(&self.options);
-                let key = render::key(&mut cx, &node)
-                    .unwrap_or_else(|_| normalize::canonical_text(&cleaned));
+                let key = render::key(&mut cx, &node).unwrap_or_else(|_| normalize::canonical_text(&cleaned));
                 if units.is_empty() {
                     key
                 } else {
@@ -303,10 +292,7 @@ fn prepare(cleaned: &str) -> Prepared {
     if cleaned.len() > MAX_PARSE_BYTES {
         return Prepared::TooLarge;
     }
-    match lex::lex(cleaned)
-        .map_err(|_| parse::ParseError)
-        .and_then(parse::parse_with_units)
-    {
+    match lex::lex(cleaned).map_err(|_| parse::ParseError).and_then(parse::parse_with_units) {
         Ok((node, units)) => Prepared::Parsed(node, units),
         Err(_) => Prepared::Unparsed,
     }

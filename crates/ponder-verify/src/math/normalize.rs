@@ -11,14 +11,7 @@ pub(crate) fn clean(answer: &str) -> String {
     s = fix_doubled_backslashes(&s);
     s = strip_surrounding(&s);
     // Thousands groups written `14{,}916` or `11,\!111`: a tight comma.
-    for (from, to) in [
-        (" {, }", ","),
-        ("{, }", ","),
-        (" {,}", ","),
-        ("{,}", ","),
-        (",\\! ", ","),
-        (",\\!", ","),
-    ] {
+    for (from, to) in [(" {, }", ","), ("{, }", ","), (" {,}", ","), ("{,}", ","), (",\\! ", ","), (",\\!", ",")] {
         if s.contains(from) {
             s = s.replace(from, to);
         }
@@ -63,12 +56,7 @@ pub(crate) fn clean(answer: &str) -> String {
 pub(crate) fn canonical_text(cleaned: &str) -> String {
     let unwrapped = unwrap_text_commands(cleaned);
     let mut out: String = unwrapped.chars().filter(|c| !c.is_whitespace()).collect();
-    for (from, to) in [
-        ("\\dfrac", "\\frac"),
-        ("\\tfrac", "\\frac"),
-        ("\\left", ""),
-        ("\\right", ""),
-    ] {
+    for (from, to) in [("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", "")] {
         if out.contains(from) {
             out = out.replace(from, to);
         }
@@ -77,11 +65,7 @@ pub(crate) fn canonical_text(cleaned: &str) -> String {
         out = out.to_lowercase();
     }
     // `(C)` and `C`: a choice letter in parentheses.
-    if out.len() == 3
-        && out.starts_with('(')
-        && out.ends_with(')')
-        && out.as_bytes()[1].is_ascii_alphabetic()
-    {
+    if out.len() == 3 && out.starts_with('(') && out.ends_with(')') && out.as_bytes()[1].is_ascii_alphabetic() {
         out = out[1..2].to_string();
     }
     out
@@ -135,9 +119,8 @@ fn fix_doubled_backslashes(s: &str) -> String {
         return s.to_string();
     }
     const KNOWN: &[&str] = &[
-        "frac", "dfrac", "tfrac", "left", "right", "boxed", "text", "sqrt", "le", "leq", "ge",
-        "geq", "neq", "ne", "pi", "cdot", "times", "infty", "cup", "in", "pm", "mathrm", "circ",
-        "quad", "mbox",
+        "frac", "dfrac", "tfrac", "left", "right", "boxed", "text", "sqrt", "le", "leq", "ge", "geq", "neq", "ne",
+        "pi", "cdot", "times", "infty", "cup", "in", "pm", "mathrm", "circ", "quad", "mbox",
     ];
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -146,10 +129,7 @@ fn fix_doubled_backslashes(s: &str) -> String {
     while i + 1 < b.len() {
         if b[i] == b'\\' && b[i + 1] == b'\\' {
             let name_start = i + 2;
-            let name_len = b[name_start..]
-                .iter()
-                .take_while(|c| c.is_ascii_alphabetic())
-                .count();
+            let name_len = b[name_start..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
             let name = &s[name_start..name_start + name_len];
             if name_len > 0 && KNOWN.contains(&name) {
                 out.push_str(&s[last..i]);
@@ -166,15 +146,7 @@ fn fix_doubled_backslashes(s: &str) -> String {
 
 fn remove_degrees(s: &str) -> String {
     let mut s = s.to_string();
-    for from in [
-        "^{\\circ}",
-        "^\\circ",
-        "^{\\circ }",
-        "^{ \\circ}",
-        "^{\\degree}",
-        "\\degree",
-        "^\\circ{}",
-    ] {
+    for from in ["^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "^{\\degree}", "\\degree", "^\\circ{}"] {
         if s.contains(from) {
             s = s.replace(from, "");
         }
@@ -189,14 +161,7 @@ fn percent_words(s: &str) -> String {
         return s.to_string();
     }
     let mut out = s.to_string();
-    for w in [
-        "\\text{ percent}",
-        "\\text{percent}",
-        "percentage",
-        "percent",
-        "Percent",
-        "pct",
-    ] {
+    for w in ["\\text{ percent}", "\\text{percent}", "percentage", "percent", "Percent", "pct"] {
         if out.contains(w) {
             out = out.replace(w, "%");
         }
@@ -211,17 +176,8 @@ pub(crate) fn strip_surrounding(s: &str) -> String {
     loop {
         let before = cur.len();
         cur = cur.trim().trim_end_matches(['.', ';']).trim();
-        for (open, close) in [
-            ("$$", "$$"),
-            ("$", "$"),
-            ("\\(", "\\)"),
-            ("\\[", "\\]"),
-            ("**", "**"),
-        ] {
-            if cur.len() >= open.len() + close.len()
-                && cur.starts_with(open)
-                && cur.ends_with(close)
-            {
+        for (open, close) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")] {
+            if cur.len() >= open.len() + close.len() && cur.starts_with(open) && cur.ends_with(close) {
                 cur = &cur[open.len()..cur.len() - close.len()];
             }
         }
@@ -274,19 +230,12 @@ fn strip_trailing_words(s: &str) -> String {
     let full = s.trim_end();
     let mut cur = full;
     for _ in 0..3 {
-        let Some(at) = cur.rfind(char::is_whitespace) else {
-            break;
-        };
+        let Some(at) = cur.rfind(char::is_whitespace) else { break };
         let word = &cur[at..].trim();
         let head = cur[..at].trim_end();
         let is_word = word.len() >= 2 && word.chars().all(|c| c.is_ascii_alphabetic() || c == '.');
-        let head_ok =
-            head.ends_with(|c: char| c.is_ascii_digit() || matches!(c, '}' | ')' | '%' | ']'));
-        if !is_word
-            || !head_ok
-            || word.eq_ignore_ascii_case("and")
-            || word.eq_ignore_ascii_case("or")
-        {
+        let head_ok = head.ends_with(|c: char| c.is_ascii_digit() || matches!(c, '}' | ')' | '%' | ']'));
+        if !is_word || !head_ok || word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or") {
             break;
         }
         cur = head;
@@ -317,19 +266,8 @@ fn join_space_thousands(s: &str) -> String {
 /// `\text{X}` → `X` for every text-like wrapper (ponder-core's one implementation, with
 /// the grader's longer list of wrappers).
 pub(crate) fn unwrap_text_commands(s: &str) -> String {
-    const WRAPPERS: &[&str] = &[
-        "text",
-        "textbf",
-        "textit",
-        "textrm",
-        "textnormal",
-        "mathrm",
-        "mathbf",
-        "mbox",
-        "boxed",
-        "fbox",
-        "operatorname",
-    ];
+    const WRAPPERS: &[&str] =
+        &["text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mathbf", "mbox", "boxed", "fbox", "operatorname"];
     ponder_core::answer::unwrap_wrappers(s, WRAPPERS)
 }
 

@@ -10,22 +10,14 @@ use super::parse::{Const, Node};
 pub(crate) fn unwrap(mut n: &Node) -> &Node {
     loop {
         n = match n {
-            Node::Group {
-                open: '(',
-                close: ')',
-                items,
+            Node::Group { open: '(', close: ')', items } | Node::Group { open: '[', close: ']', items }
+                if items.len() == 1 =>
+            {
+                &items[0]
             }
-            | Node::Group {
-                open: '[',
-                close: ']',
-                items,
-            } if items.len() == 1 => &items[0],
             Node::List { items, .. } if items.len() == 1 => &items[0],
             // `\{\emptyset\}` is not the empty set.
-            Node::Set(items)
-                if items.len() == 1
-                    && !matches!(&items[0], Node::Set(inner) if inner.is_empty()) =>
-            {
+            Node::Set(items) if items.len() == 1 && !matches!(&items[0], Node::Set(inner) if inner.is_empty()) => {
                 &items[0]
             }
             Node::Matrix(rows) if rows.len() == 1 && rows[0].len() == 1 => &rows[0][0],
@@ -38,9 +30,7 @@ pub(crate) fn unwrap(mut n: &Node) -> &Node {
 /// last value if only `≈` joins them: `x = 5+5+1 = 1/3 ≈ 0.33` is `1/3`. So is `a = b`
 /// when neither side has a variable (`2 \cdot 7 = 14`: a computation and its result).
 pub(crate) fn reduce_chain(n: &Node) -> &Node {
-    let Node::Relation { parts, ops } = n else {
-        return n;
-    };
+    let Node::Relation { parts, ops } = n else { return n };
     if !ops.iter().all(|o| matches!(o, RelOp::Eq | RelOp::Approx)) {
         return n;
     }
@@ -48,11 +38,7 @@ pub(crate) fn reduce_chain(n: &Node) -> &Node {
         let mut vars = Vec::new();
         free_vars(n, &mut vars);
         let numeric_side = |p: &Node| is_scalar(p) && !matches!(p, Node::Text(_));
-        return if vars.is_empty() && ops[0] == RelOp::Eq && parts.iter().all(numeric_side) {
-            &parts[1]
-        } else {
-            n
-        };
+        return if vars.is_empty() && ops[0] == RelOp::Eq && parts.iter().all(numeric_side) { &parts[1] } else { n };
     }
     match ops.iter().rposition(|o| *o == RelOp::Eq) {
         Some(k) => &parts[k + 1],
@@ -140,11 +126,7 @@ fn split_first_pm(n: &Node) -> Option<(Node, Node)> {
             None
         };
         match n {
-            Node::PlusMinus(x) => Some(if sign {
-                (**x).clone()
-            } else {
-                Node::Neg(x.clone())
-            }),
+            Node::PlusMinus(x) => Some(if sign { (**x).clone() } else { Node::Neg(x.clone()) }),
             Node::Neg(x) => go(x, sign).map(|x| Node::Neg(Box::new(x))),
             Node::Add(items) => rebuild(items, Node::Add),
             Node::Mul(items) => rebuild(items, Node::Mul),
@@ -171,10 +153,7 @@ fn split_first_pm(n: &Node) -> Option<(Node, Node)> {
                     if let Some(new) = go(item, sign) {
                         let mut parts = parts.clone();
                         parts[k] = new;
-                        return Some(Node::Relation {
-                            parts,
-                            ops: ops.clone(),
-                        });
+                        return Some(Node::Relation { parts, ops: ops.clone() });
                     }
                 }
                 None
@@ -194,11 +173,7 @@ pub(crate) fn matrix_value(n: &Node) -> Option<Node> {
         }
         match n {
             Node::Matrix(rows) => Some(rows.clone()),
-            Node::Group {
-                open: '(',
-                close: ')',
-                items,
-            } if items.len() == 1 => mat(&items[0], depth + 1),
+            Node::Group { open: '(', close: ')', items } if items.len() == 1 => mat(&items[0], depth + 1),
             Node::Neg(x) => Some(map(mat(x, depth + 1)?, |c| Node::Neg(Box::new(c)))),
             Node::Add(items) => {
                 let mut acc: Option<Vec<Vec<Node>>> = None;
@@ -239,24 +214,13 @@ pub(crate) fn matrix_value(n: &Node) -> Option<Node> {
         }
     }
     fn map(m: Vec<Vec<Node>>, f: impl Fn(Node) -> Node) -> Vec<Vec<Node>> {
-        m.into_iter()
-            .map(|r| r.into_iter().map(&f).collect())
-            .collect()
+        m.into_iter().map(|r| r.into_iter().map(&f).collect()).collect()
     }
-    fn zip(
-        a: Vec<Vec<Node>>,
-        b: Vec<Vec<Node>>,
-        f: impl Fn(Node, Node) -> Node,
-    ) -> Option<Vec<Vec<Node>>> {
+    fn zip(a: Vec<Vec<Node>>, b: Vec<Vec<Node>>, f: impl Fn(Node, Node) -> Node) -> Option<Vec<Vec<Node>>> {
         if a.len() != b.len() || a.first().map(Vec::len) != b.first().map(Vec::len) {
             return None;
         }
-        Some(
-            a.into_iter()
-                .zip(b)
-                .map(|(r, s)| r.into_iter().zip(s).map(|(x, y)| f(x, y)).collect())
-                .collect(),
-        )
+        Some(a.into_iter().zip(b).map(|(r, s)| r.into_iter().zip(s).map(|(x, y)| f(x, y)).collect()).collect())
     }
     fn product(a: &[Vec<Node>], b: &[Vec<Node>]) -> Option<Vec<Vec<Node>>> {
         let inner = a.first()?.len();
@@ -268,13 +232,7 @@ pub(crate) fn matrix_value(n: &Node) -> Option<Node> {
             a.iter()
                 .map(|row| {
                     (0..cols)
-                        .map(|j| {
-                            Node::Add(
-                                (0..inner)
-                                    .map(|k| Node::Mul(vec![row[k].clone(), b[k][j].clone()]))
-                                    .collect(),
-                            )
-                        })
+                        .map(|j| Node::Add((0..inner).map(|k| Node::Mul(vec![row[k].clone(), b[k][j].clone()])).collect()))
                         .collect()
                 })
                 .collect(),

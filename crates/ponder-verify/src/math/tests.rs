@@ -84,10 +84,7 @@ fn rounding() {
     check("\\frac13", "0.\\overline{3}", true);
     check("\\frac16", "0.1\\overline{6}", true);
     check("\\frac{100}{3}\\%", "33\\frac{1}{3}\\%", true);
-    let lenient = Grader::new(GraderOptions {
-        rounded_pred_decimals: Some(2),
-        ..GraderOptions::default()
-    });
+    let lenient = Grader::new(GraderOptions { rounded_pred_decimals: Some(2), ..GraderOptions::default() });
     assert!(lenient.grade("\\frac13", "0.33").equivalent);
 }
 
@@ -121,16 +118,8 @@ fn collections() {
     check("-2, 1", "1 and -2", true);
     check("(1,3)", "\\{1,3\\}", true);
     check("(3,1)", "\\{1,3\\}", false);
-    check(
-        "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}",
-        "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}",
-        true,
-    );
-    check(
-        "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}",
-        "\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}",
-        false,
-    );
+    check("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", true);
+    check("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", "\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}", false);
     check(
         "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}",
         "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} + \\begin{pmatrix}5 & 6 \\\\ 7 & 8\\end{pmatrix}",
@@ -171,10 +160,7 @@ fn equations_and_relations() {
 
 #[test]
 fn interval_option() {
-    let g = Grader::new(GraderOptions {
-        interval_accepts_inequality: true,
-        ..GraderOptions::default()
-    });
+    let g = Grader::new(GraderOptions { interval_accepts_inequality: true, ..GraderOptions::default() });
     assert!(g.grade("[-2, 7]", "-2 \\le x \\le 7").equivalent);
 }
 
@@ -202,15 +188,10 @@ fn keys() {
 #[test]
 fn math500_answers_all_parse() {
     let data = include_str!("../../data/math500-answers/answers.jsonl");
-    let answers: Vec<String> = data
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect();
+    let answers: Vec<String> =
+        data.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))).collect();
     assert_eq!(answers.len(), 500);
-    let unparsed: Vec<&String> = answers
-        .iter()
-        .filter(|a| prepare(&normalize::clean(a)).parsed().is_none())
-        .collect();
+    let unparsed: Vec<&String> = answers.iter().filter(|a| prepare(&normalize::clean(a)).parsed().is_none()).collect();
     assert!(unparsed.is_empty(), "unparsed: {unparsed:?}");
 }
 
@@ -243,10 +224,7 @@ fn depth_limit_is_usable_and_stack_safe() {
             for s in shapes(limits::MAX_DEPTH as usize - 2) {
                 assert!(prepare(&normalize::clean(&s)).parsed().is_some(), "{s:.40}");
                 let v = grade(&s, &format!("{s}+1"));
-                assert!(
-                    !v.equivalent || v.reason == Reason::Numeric,
-                    "{s:.40}: {v:?}"
-                );
+                assert!(!v.equivalent || v.reason == Reason::Numeric, "{s:.40}: {v:?}");
                 let _ = Grader::default().key(&s);
             }
             for s in shapes(limits::MAX_DEPTH as usize + 1) {

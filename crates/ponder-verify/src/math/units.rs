@@ -9,23 +9,8 @@
 
 /// Words that say nothing about the quantity, and generic units (`square units`).
 const FILLER: &[&str] = &[
-    "only",
-    "exactly",
-    "total",
-    "in total",
-    "altogether",
-    "approximately",
-    "about",
-    "each",
-    "overall",
-    "unit",
-    "units",
-    "square units",
-    "sq units",
-    "sq. units",
-    "cubic units",
-    "square unit",
-    "cubic unit",
+    "only", "exactly", "total", "in total", "altogether", "approximately", "about", "each", "overall", "unit",
+    "units", "square units", "sq units", "sq. units", "cubic units", "square unit", "cubic unit",
 ];
 
 /// One unit's spellings, its canonical name first (lowercase; plurals are handled by
@@ -60,11 +45,7 @@ const SPELLINGS: &[&[&str]] = &[
 ];
 
 /// Speed units written as one word.
-const SPEEDS: &[(&str, &str)] = &[
-    ("mph", "mile/hour"),
-    ("kph", "kilometer/hour"),
-    ("kmh", "kilometer/hour"),
-];
+const SPEEDS: &[(&str, &str)] = &[("mph", "mile/hour"), ("kph", "kilometer/hour"), ("kmh", "kilometer/hour")];
 
 /// Whether `words` (after a number) are filler rather than a unit.
 pub(crate) fn is_filler(words: &str) -> bool {
@@ -99,9 +80,7 @@ pub(crate) fn canonical(words: &str) -> Option<String> {
             }
             _ => {}
         }
-        let (base, exp) = word
-            .split_once('^')
-            .map_or((word, None), |(b, e)| (b, Some(e.trim_matches(['{', '}']))));
+        let (base, exp) = word.split_once('^').map_or((word, None), |(b, e)| (b, Some(e.trim_matches(['{', '}']))));
         let base = base.trim_end_matches('.');
         if !out.is_empty() && !out.ends_with('/') {
             out.push(' ');
@@ -126,24 +105,15 @@ pub(crate) fn is_known(words: &str) -> bool {
         let base = w.split('^').next().unwrap_or(w).trim_end_matches('.');
         matches!(base, "per" | "/" | "square" | "sq" | "cubic" | "cu")
             || SPEEDS.iter().any(|(s, _)| *s == base)
-            || SPELLINGS
-                .iter()
-                .any(|s| s.contains(&base) || s.contains(&singular(base).as_str()))
+            || SPELLINGS.iter().any(|s| s.contains(&base) || s.contains(&singular(base).as_str()))
     };
     !lower.trim().is_empty() && lower.split_whitespace().all(known)
 }
 
 /// The canonical name of one word of a unit.
 fn spelling(word: &str) -> String {
-    let find = |w: &str| {
-        SPELLINGS
-            .iter()
-            .find(|s| s.contains(&w))
-            .map(|s| s[0].to_string())
-    };
-    find(word)
-        .or_else(|| find(&singular(word)))
-        .unwrap_or_else(|| singular(word))
+    let find = |w: &str| SPELLINGS.iter().find(|s| s.contains(&w)).map(|s| s[0].to_string());
+    find(word).or_else(|| find(&singular(word))).unwrap_or_else(|| singular(word))
 }
 
 /// `apples` → `apple`, `boxes` → `box`, `inches` → `inch`; `glass` stays.
@@ -152,11 +122,7 @@ fn singular(word: &str) -> String {
         return word.to_string();
     }
     let stem = &word[..word.len() - 2];
-    if word.ends_with("es")
-        && (["x", "ch", "sh", "ss", "z"]
-            .iter()
-            .any(|e| stem.ends_with(e)))
-    {
+    if word.ends_with("es") && (["x", "ch", "sh", "ss", "z"].iter().any(|e| stem.ends_with(e))) {
         return stem.to_string();
     }
     word[..word.len() - 1].to_string()

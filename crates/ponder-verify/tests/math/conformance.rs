@@ -28,10 +28,7 @@ fn math_verify_conformance() {
         let options = GraderOptions {
             interval_accepts_inequality: case["allow_set_relation_comp"].as_bool().unwrap_or(false),
             // A test that lowers the precision asks for rounded decimals to be accepted.
-            rounded_pred_decimals: case["precision"]
-                .as_u64()
-                .filter(|p| *p < 6)
-                .map(|p| p as u32),
+            rounded_pred_decimals: case["precision"].as_u64().filter(|p| *p < 6).map(|p| p as u32),
             ..GraderOptions::default()
         };
         let grader = Grader::new(options);
@@ -52,17 +49,9 @@ fn math_verify_conformance() {
         }
     }
     let rate = 1.0 - misses.len() as f64 / cases.len() as f64;
-    eprintln!(
-        "conformance: {}/{} pass ({:.1}%)",
-        cases.len() - misses.len(),
-        cases.len(),
-        rate * 100.0
-    );
+    eprintln!("conformance: {}/{} pass ({:.1}%)", cases.len() - misses.len(), cases.len(), rate * 100.0);
     for m in &misses {
         eprintln!("  miss {m}");
     }
-    assert!(
-        rate >= MIN_PASS_RATE,
-        "pass rate {rate:.3} below {MIN_PASS_RATE}"
-    );
+    assert!(rate >= MIN_PASS_RATE, "pass rate {rate:.3} below {MIN_PASS_RATE}");
 }

@@ -19,13 +19,10 @@ pub fn data_path(rel: &str) -> PathBuf {
 /// The records of a JSON Lines file.
 pub fn read_jsonl(rel: &str) -> Vec<serde_json::Value> {
     let path = data_path(rel);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(k, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), k + 1))
-        })
+        .map(|(k, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), k + 1)))
         .collect()
 }

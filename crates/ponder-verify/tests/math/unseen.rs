@@ -17,18 +17,9 @@ struct Agreement {
 
 fn measure(rel: &str) -> Agreement {
     let grader = Grader::default();
-    let mut a = Agreement {
-        by_category: BTreeMap::new(),
-        misses: Vec::new(),
-        false_positives: Vec::new(),
-    };
+    let mut a = Agreement { by_category: BTreeMap::new(), misses: Vec::new(), false_positives: Vec::new() };
     for case in read_jsonl(rel) {
-        let s = |k: &str| {
-            case[k]
-                .as_str()
-                .unwrap_or_else(|| panic!("{k} is a string"))
-                .to_string()
-        };
+        let s = |k: &str| case[k].as_str().unwrap_or_else(|| panic!("{k} is a string")).to_string();
         let (category, gold, pred) = (s("category"), s("gold"), s("pred"));
         let expected = case["expected"].as_bool().expect("expected is a bool");
         let verdict = match s("mode").as_str() {
@@ -41,9 +32,7 @@ fn measure(rel: &str) -> Agreement {
             entry.0 += 1;
             continue;
         }
-        let line = format!(
-            "[{category}] gold {gold:?} pred {pred:?}: expected {expected}, got {verdict:?}"
-        );
+        let line = format!("[{category}] gold {gold:?} pred {pred:?}: expected {expected}, got {verdict:?}");
         if verdict.equivalent {
             a.false_positives.push(line.clone());
         }
@@ -54,10 +43,7 @@ fn measure(rel: &str) -> Agreement {
 
 impl Agreement {
     fn rate(&self) -> f64 {
-        let (ok, n) = self
-            .by_category
-            .values()
-            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+        let (ok, n) = self.by_category.values().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
         ok as f64 / n as f64
     }
 
@@ -74,11 +60,7 @@ impl Agreement {
 fn issue_17_dev_set() {
     let a = measure("data/unseen/cases.jsonl");
     a.report("unseen dev set");
-    assert!(
-        a.false_positives.is_empty(),
-        "{} false positives",
-        a.false_positives.len()
-    );
+    assert!(a.false_positives.is_empty(), "{} false positives", a.false_positives.len());
     assert!(a.rate() >= 0.95, "agreement {:.3} below 0.95", a.rate());
 }
 
@@ -86,10 +68,6 @@ fn issue_17_dev_set() {
 fn issue_17_heldout_set() {
     let a = measure("data/unseen/heldout.jsonl");
     a.report("unseen held-out set");
-    assert!(
-        a.false_positives.is_empty(),
-        "{} false positives",
-        a.false_positives.len()
-    );
+    assert!(a.false_positives.is_empty(), "{} false positives", a.false_positives.len());
     assert!(a.rate() >= 0.95, "agreement {:.3} below 0.95", a.rate());
 }

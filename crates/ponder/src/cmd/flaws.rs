@@ -39,24 +39,12 @@ pub struct Args {
     pub allow_unsandboxed: bool,
 }
 
-fn analyse(
-    store: &Store,
-    id: i64,
-    strategy: Option<&str>,
-    a: &Args,
-    rt: &tokio::runtime::Runtime,
-) -> Result<(RunData, flaws::FlawsReport)> {
+fn analyse(store: &Store, id: i64, strategy: Option<&str>, a: &Args, rt: &tokio::runtime::Runtime) -> Result<(RunData, flaws::FlawsReport)> {
     let data = RunData::load(store, id)?;
     let c = &data.config;
-    let options = LoadOptions {
-        skip_bad_rows: c.skip_bad_rows,
-        allow_unsandboxed: a.allow_unsandboxed,
-    };
+    let options = LoadOptions { skip_bad_rows: c.skip_bad_rows, allow_unsandboxed: a.allow_unsandboxed };
     let dataset = ponder_eval::load_with(&c.dataset, c.dataset_seed, options)?.dataset;
-    let Some(strategy) = strategy
-        .map(str::to_string)
-        .or_else(|| c.strategies.first().cloned())
-    else {
+    let Some(strategy) = strategy.map(str::to_string).or_else(|| c.strategies.first().cloned()) else {
         bail!("run {id} has no strategy");
     };
     eprintln!("run {id}: checking every {strategy} candidate against the visible tests ...");
@@ -70,41 +58,20 @@ pub fn run(a: Args) -> Result<()> {
     let store = Store::open_existing(&path)?;
     let rt = common::runtime()?;
     let (data, report) = analyse(&store, a.run, a.strategy.as_deref(), &a, &rt)?;
-    let label = format!(
-        "run {} ({}, {})",
-        a.run, data.config.model, data.config.dataset
-    );
+    let label = format!("run {} ({}, {})", a.run, data.config.model, data.config.dataset);
     let reference = match a.reference {
         Some(id) => {
             let (rdata, r) = analyse(&store, id, None, &a, &rt)?;
             if rdata.config.dataset != data.config.dataset {
-                bail!(
-                    "run {id} is on {}, run {} on {}: a reference must be on the same dataset",
-                    rdata.config.dataset,
-                    a.run,
-                    data.config.dataset
-                );
+                bail!("run {id} is on {}, run {} on {}: a reference must be on the same dataset", rdata.config.dataset, a.run, data.config.dataset);
             }
-            Some(Reference {
-                label: format!("run {id} ({})", rdata.config.model),
-                report: r,
-            })
+            Some(Reference { label: format!("run {id} ({})", rdata.config.model), report: r })
         }
         None => None,
     };
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("ponder-flaws-{}", a.run)));
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("ponder-flaws-{}", a.run)));
     let written = write::write(&label, &report, reference.as_ref(), &out)?;
     print!("{}", write::markdown(&label, &report, reference.as_ref()));
-    println!(
-        "wrote {}",
-        written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("wrote {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     Ok(())
 }

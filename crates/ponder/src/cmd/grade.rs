@@ -71,11 +71,7 @@ impl CodeLine {
             }
             _ => return Err("give exactly one of `tests`, a non-empty `io` list, or `stdout` (with optional `stdin`)".into()),
         };
-        Ok(CheckRequest {
-            program: self.program,
-            tests,
-            limits: self.limits,
-        })
+        Ok(CheckRequest { program: self.program, tests, limits: self.limits })
     }
 }
 
@@ -91,36 +87,25 @@ struct MathLine {
 pub fn run(c: Command) -> Result<()> {
     match c {
         Command::Math { file } => grade_lines(&file, grade_math),
-        Command::Code {
-            file,
-            allow_unsandboxed,
-        } => grade_code(&file, allow_unsandboxed),
+        Command::Code { file, allow_unsandboxed } => grade_code(&file, allow_unsandboxed),
     }
 }
 
 /// Parses every line first, runs the valid ones through the pool in parallel, then prints
 /// the verdicts in input order.
 fn grade_code(path: &Path, allow_unsandboxed: bool) -> Result<()> {
-    let config = SandboxConfig {
-        allow_unsandboxed,
-        ..SandboxConfig::default()
-    };
+    let config = SandboxConfig { allow_unsandboxed, ..SandboxConfig::default() };
     let sandbox = Sandbox::new(config)?;
     let pool = Pool::with_default_size(sandbox);
     let mut parsed: Vec<(usize, Result<CheckRequest, String>)> = Vec::new();
     for_each_line(path, |line_no, line| {
         let r = serde_json::from_str::<CodeLine>(line)
-            .map_err(|e| {
-                format!("not a code case ({{program, tests | io | stdin/stdout, limits?}}): {e}")
-            })
+            .map_err(|e| format!("not a code case ({{program, tests | io | stdin/stdout, limits?}}): {e}"))
             .and_then(CodeLine::request);
         parsed.push((line_no, r));
     })?;
-    let (requests, slots): (Vec<CheckRequest>, Vec<usize>) = parsed
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, r))| r.as_ref().ok().map(|q| (q.clone(), i)))
-        .unzip();
+    let (requests, slots): (Vec<CheckRequest>, Vec<usize>) =
+        parsed.iter().enumerate().filter_map(|(i, (_, r))| r.as_ref().ok().map(|q| (q.clone(), i))).unzip();
     let mut outcomes: Vec<Option<serde_json::Value>> = vec![None; parsed.len()];
     for (slot, outcome) in slots.into_iter().zip(pool.check_many(requests)) {
         outcomes[slot] = Some(serde_json::to_value(&outcome)?);
@@ -128,24 +113,14 @@ fn grade_code(path: &Path, allow_unsandboxed: bool) -> Result<()> {
     let results = parsed
         .into_iter()
         .zip(outcomes)
-        .map(|((line_no, r), outcome)| {
-            (
-                line_no,
-                r.and_then(|_| outcome.ok_or_else(|| "not run".to_string())),
-            )
-        });
+        .map(|((line_no, r), outcome)| (line_no, r.and_then(|_| outcome.ok_or_else(|| "not run".to_string()))));
     print_verdicts(path, results)
 }
 
 fn grade_math(line: &str) -> Result<serde_json::Value, String> {
-    let l: MathLine = serde_json::from_str(line)
-        .map_err(|e| format!("not a math case ({{gold, pred, extract?}}): {e}"))?;
+    let l: MathLine = serde_json::from_str(line).map_err(|e| format!("not a math case ({{gold, pred, extract?}}): {e}"))?;
     let grader = Grader::default();
-    let pred = if l.extract {
-        ponder_verify::math::extract(&l.pred)
-    } else {
-        Some(l.pred.clone())
-    };
+    let pred = if l.extract { ponder_verify::math::extract(&l.pred) } else { Some(l.pred.clone()) };
     let v = match &pred {
         Some(p) => grader.grade(&l.gold, p),
         None => grader.grade_output(&l.gold, &l.pred),
@@ -158,9 +133,7 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> Result<()> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
-        Box::new(BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-        ))
+        Box::new(BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?))
     };
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("reading line {} of {}", i + 1, path.display()))?;
@@ -172,10 +145,7 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str)) -> Result<()> {
 }
 
 /// Grades every non-blank line with `grade`.
-fn grade_lines(
-    path: &Path,
-    grade: impl Fn(&str) -> Result<serde_json::Value, String>,
-) -> Result<()> {
+fn grade_lines(path: &Path, grade: impl Fn(&str) -> Result<serde_json::Value, String>) -> Result<()> {
     let mut results = Vec::new();
     for_each_line(path, |line_no, line| results.push((line_no, grade(line))))?;
     print_verdicts(path, results)
@@ -205,10 +175,7 @@ fn print_verdicts(
         writeln!(out, "{verdict}")?;
     }
     if let Some(first) = first_bad {
-        bail!(
-            "{n_bad} line(s) of {} could not be graded (first: {first})",
-            path.display()
-        );
+        bail!("{n_bad} line(s) of {} could not be graded (first: {first})", path.display());
     }
     Ok(())
 }

@@ -22,14 +22,9 @@ pub fn run(c: Command) -> Result<()> {
             println!("cache: {}", fetcher.cache_dir.display());
             println!("{:<20} {:>8}  {:<22} status", "name", "size", "licence");
             for st in fetcher.list() {
-                let status = st
-                    .path
-                    .map_or_else(|| "not pulled".to_string(), |p| p.display().to_string());
+                let status = st.path.map_or_else(|| "not pulled".to_string(), |p| p.display().to_string());
                 let size = format!("{} MB", st.spec.size_bytes / 1_000_000);
-                println!(
-                    "{:<20} {:>8}  {:<22} {}",
-                    st.spec.name, size, st.spec.license, status
-                );
+                println!("{:<20} {:>8}  {:<22} {}", st.spec.name, size, st.spec.license, status);
                 println!("{:<20} {}", "", st.spec.description);
             }
             Ok(())
@@ -40,9 +35,7 @@ pub fn run(c: Command) -> Result<()> {
                 anyhow::anyhow!("unknown model {name:?} (known: {})", known.join(", "))
             })?;
             fetcher.allow_download = true;
-            let path = fetcher
-                .pull(spec)
-                .with_context(|| format!("pulling {name}"))?;
+            let path = fetcher.pull(spec).with_context(|| format!("pulling {name}"))?;
             println!("{} ready at {}", spec.name, path.display());
             Ok(())
         }

@@ -40,9 +40,7 @@ pub struct Args {
 
 /// `FROM..TO` as two indices.
 fn parse_range(s: &str) -> Result<(usize, usize)> {
-    let parsed = s
-        .split_once("..")
-        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    let parsed = s.split_once("..").and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     match parsed {
         Some((from, to)) if to > from => Ok((from, to)),
         _ => bail!("--problems must be FROM..TO with TO > FROM, got {s:?}"),
@@ -69,11 +67,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(range) = &a.problems {
         let (from, to) = parse_range(range)?;
         data = data.slice(from, to)?;
-        println!(
-            "fitting on problems {from}..{to} of run {} ({} problems)",
-            a.run,
-            data.problems.len()
-        );
+        println!("fitting on problems {from}..{to} of run {} ({} problems)", a.run, data.problems.len());
     }
     let opts = PlanOptions {
         probe: a.probe,
@@ -83,23 +77,12 @@ pub fn run(a: Args) -> Result<()> {
     };
     let fitted = plan::fit(&data, &opts)?;
     let policy = &fitted.policy;
-    let f = policy
-        .fitted
-        .as_ref()
-        .context("a fitted policy records its fit")?;
+    let f = policy.fitted.as_ref().context("a fitted policy records its fit")?;
     println!(
         "run {} · {} · {} · {} units · probes: first {} samples of {}",
-        data.info.id,
-        data.config.dataset,
-        data.config.model,
-        f.n_units,
-        policy.probe,
-        fitted.probe_source
+        data.info.id, data.config.dataset, data.config.model, f.n_units, policy.probe, fitted.probe_source
     );
-    println!(
-        "{:<12} {:>6} {:<18} {:>9} {:>16}",
-        "agreement", "units", "strategy@budget", "accuracy", "tokens/problem"
-    );
+    println!("{:<12} {:>6} {:<18} {:>9} {:>16}", "agreement", "units", "strategy@budget", "accuracy", "tokens/problem");
     for b in &policy.bins {
         println!(
             "{:<12} {:>6} {:<18} {:>8.1}% {:>16.0}",
@@ -112,21 +95,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("single strategies (no probing):");
     for (name, acc, tokens) in &fitted.singles {
-        println!(
-            "  {:<20} {:>6.1}% {:>10.0} tokens/problem",
-            name,
-            100.0 * acc,
-            tokens
-        );
+        println!("  {:<20} {:>6.1}% {:>10.0} tokens/problem", name, 100.0 * acc, tokens);
     }
     println!("frontier of allocations (accuracy, tokens/problem):");
     for p in &fitted.frontier {
-        println!(
-            "  {:>6.1}% {:>10.0}  {}",
-            100.0 * p.accuracy,
-            p.tokens_per_unit,
-            p.choice.join(" | ")
-        );
+        println!("  {:>6.1}% {:>10.0}  {}", 100.0 * p.accuracy, p.tokens_per_unit, p.choice.join(" | "));
     }
     println!(
         "policy: {:.1}% at {:.0} tokens/problem vs best single {} {:.1}% at {:.0}: {:.1}% less compute (in-sample; \

@@ -47,8 +47,7 @@ pub fn run(a: Args) -> Result<()> {
     let path = a.store.clone().unwrap_or_else(store::default_path);
     let store = Store::open_existing(&path)?;
     let mut runs = vec![RunData::load(&store, a.run)?];
-    let ids: std::collections::HashSet<String> =
-        runs[0].problems.iter().map(|p| p.id.clone()).collect();
+    let ids: std::collections::HashSet<String> = runs[0].problems.iter().map(|p| p.id.clone()).collect();
     for id in &a.compare {
         let other = RunData::load(&store, *id)?;
         if a.same_problems {
@@ -67,18 +66,10 @@ pub fn run(a: Args) -> Result<()> {
             runs.push(other);
         }
     }
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("ponder-report-{}", a.run)));
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("ponder-report-{}", a.run)));
     let opts = ReportOptions {
         prices,
-        curves: CurveOptions {
-            n_subsets: a.subsets,
-            exact_up_to: a.subsets,
-            n_boot: a.bootstrap,
-            ..CurveOptions::default()
-        },
+        curves: CurveOptions { n_subsets: a.subsets, exact_up_to: a.subsets, n_boot: a.bootstrap, ..CurveOptions::default() },
     };
     let written = report::write(&runs, &out, &opts)?;
     let main = &runs[0];
@@ -91,22 +82,14 @@ pub fn run(a: Args) -> Result<()> {
         main.samples.len(),
         main.info.status
     );
-    println!(
-        "{:<22} {:>6} {:>22} {:>14} {:>14}",
-        "strategy", "budget", "accuracy [95% CI]", "tokens/problem", "tokens/pass"
-    );
+    println!("{:<22} {:>6} {:>22} {:>14} {:>14}", "strategy", "budget", "accuracy [95% CI]", "tokens/problem", "tokens/pass");
     for g in main.summaries(opts.prices.as_ref()) {
         let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.0}"));
         println!(
             "{:<22} {:>6} {:>22} {:>14} {:>14}",
             g.config.strategy,
             g.config.budget,
-            format!(
-                "{:.1}% [{:.1}, {:.1}]",
-                100.0 * g.accuracy.mean,
-                100.0 * g.accuracy.lo,
-                100.0 * g.accuracy.hi
-            ),
+            format!("{:.1}% [{:.1}, {:.1}]", 100.0 * g.accuracy.mean, 100.0 * g.accuracy.lo, 100.0 * g.accuracy.hi),
             fmt(g.cost.tokens_per_problem()),
             fmt(g.cost.tokens_per_pass())
         );

@@ -37,9 +37,7 @@ pub struct ShowArgs {
 }
 
 fn open(a: &StoreArg) -> Result<Store> {
-    Ok(Store::open_existing(
-        &a.store.clone().unwrap_or_else(store::default_path),
-    )?)
+    Ok(Store::open_existing(&a.store.clone().unwrap_or_else(store::default_path))?)
 }
 
 pub fn run(c: Command) -> Result<()> {
@@ -51,10 +49,7 @@ pub fn run(c: Command) -> Result<()> {
 
 fn list(a: &StoreArg) -> Result<()> {
     let store = open(a)?;
-    println!(
-        "{:>4}  {:<11}  {:<20}  {:<24}  {:>6}  {:>8}  created",
-        "run", "status", "dataset", "model", "units", "samples"
-    );
+    println!("{:>4}  {:<11}  {:<20}  {:<24}  {:>6}  {:>8}  created", "run", "status", "dataset", "model", "units", "samples");
     for r in store.runs()? {
         let (units, samples) = store.counts(r.id)?;
         println!(
@@ -87,20 +82,12 @@ fn show(a: &ShowArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "run {} · {} · dataset {} · model {} · created {}",
-        info.id, info.status, info.dataset, info.model, info.created
-    );
+    println!("run {} · {} · dataset {} · model {} · created {}", info.id, info.status, info.dataset, info.model, info.created);
     println!("{}", serde_json::to_string_pretty(&config)?);
     for p in &problems {
         println!("\n=== {} (gold {})", p.id, p.gold);
         println!("--- question");
-        println!(
-            "{}",
-            p.question
-                .as_deref()
-                .unwrap_or("(not stored: run made before ponder kept questions)")
-        );
+        println!("{}", p.question.as_deref().unwrap_or("(not stored: run made before ponder kept questions)"));
         println!("--- prompt");
         println!("{}", p.prompt.as_deref().unwrap_or("(not stored)"));
     }

@@ -47,8 +47,7 @@ pub struct Args {
 fn model_name(model: &str) -> String {
     let p = std::path::Path::new(model);
     if model.ends_with(".gguf") {
-        p.file_stem()
-            .map_or_else(|| model.to_string(), |s| s.to_string_lossy().into_owned())
+        p.file_stem().map_or_else(|| model.to_string(), |s| s.to_string_lossy().into_owned())
     } else {
         model.to_string()
     }
@@ -59,11 +58,7 @@ pub fn run(a: Args) -> Result<()> {
         Some(p) => ServerConfig::load(p).map_err(anyhow::Error::msg)?,
         None => ServerConfig::default(),
     };
-    cfg.keys
-        .extend(a.api_key.iter().map(|k| ponder_server::config::KeyConfig {
-            key: k.clone(),
-            token_budget: None,
-        }));
+    cfg.keys.extend(a.api_key.iter().map(|k| ponder_server::config::KeyConfig { key: k.clone(), token_budget: None }));
     if let Some(s) = &a.strategy {
         cfg.defaults.strategy = serde_json::Value::String(s.clone());
     }
@@ -75,10 +70,7 @@ pub fn run(a: Args) -> Result<()> {
         up.endpoints = a
             .upstream
             .iter()
-            .map(|u| EndpointConfig {
-                api_key: a.upstream_api_key.clone(),
-                ..EndpointConfig::new(u.clone())
-            })
+            .map(|u| EndpointConfig { api_key: a.upstream_api_key.clone(), ..EndpointConfig::new(u.clone()) })
             .collect();
         if a.upstream_model.is_some() {
             up.model = a.upstream_model.clone();
@@ -88,9 +80,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = &a.served_model {
         cfg.model = Some(m.clone());
     }
-    cfg.validate()
-        .map_err(anyhow::Error::msg)
-        .context("server configuration")?;
+    cfg.validate().map_err(anyhow::Error::msg).context("server configuration")?;
     let rt = common::runtime()?;
     rt.block_on(async move {
         let (backend, name) = match cfg.upstream.clone() {
@@ -103,20 +93,12 @@ pub fn run(a: Args) -> Result<()> {
             None => (Backend::Engine(a.model.load()?), model_name(&a.model.model)),
         };
         let model = cfg.model.clone().unwrap_or(name);
-        let listener = tokio::net::TcpListener::bind(&a.listen)
-            .await
-            .with_context(|| format!("binding {}", a.listen))?;
+        let listener = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("binding {}", a.listen))?;
         let addr = listener.local_addr()?;
         let info = backend.info();
-        let state =
-            Arc::new(AppState::new(backend, model.clone(), cfg).map_err(anyhow::Error::msg)?);
-        eprintln!(
-            "ponder: serving {model} ({}) on http://{addr}/v1",
-            info.backend
-        );
-        ponder_server::serve(listener, state, shutdown())
-            .await
-            .context("serving")?;
+        let state = Arc::new(AppState::new(backend, model.clone(), cfg).map_err(anyhow::Error::msg)?);
+        eprintln!("ponder: serving {model} ({}) on http://{addr}/v1", info.backend);
+        ponder_server::serve(listener, state, shutdown()).await.context("serving")?;
         Ok(())
     })
 }

@@ -12,8 +12,8 @@ use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{Ctx, Outcome, StrategySpec};
 use ponder_core::{Checker, GoldChecker, Problem, SamplingParams};
 use ponder_verify::code::{
-    describe, extract_code, CheckRequest, CodeEquivalence, Limits, Pool, Sandbox, SandboxChecker,
-    SandboxConfig, SandboxVerifier, TestSpec, TestsFor,
+    describe, extract_code, CheckRequest, CodeEquivalence, Limits, Pool, Sandbox, SandboxChecker, SandboxConfig,
+    SandboxVerifier, TestSpec, TestsFor,
 };
 
 use crate::backend::{Backend, UpstreamArgs};
@@ -92,22 +92,14 @@ struct CodeTests {
 
 impl CodeTests {
     fn load(path: &Path, allow_unsandboxed: bool) -> Result<CodeTests> {
-        let tests = std::fs::read_to_string(path)
-            .with_context(|| format!("reading tests file {}", path.display()))?;
+        let tests = std::fs::read_to_string(path).with_context(|| format!("reading tests file {}", path.display()))?;
         if tests.trim().is_empty() {
             anyhow::bail!("tests file {} is empty", path.display());
         }
-        let sandbox = Sandbox::new(SandboxConfig {
-            allow_unsandboxed,
-            ..SandboxConfig::default()
-        })?;
+        let sandbox = Sandbox::new(SandboxConfig { allow_unsandboxed, ..SandboxConfig::default() })?;
         let pool = Arc::new(Pool::with_default_size(sandbox));
         let checks: TestsFor = Arc::new(move |_: &Problem, code: &str| {
-            Ok(CheckRequest {
-                program: code.to_string(),
-                tests: TestSpec::Asserts(tests.clone()),
-                limits: Limits::default(),
-            })
+            Ok(CheckRequest { program: code.to_string(), tests: TestSpec::Asserts(tests.clone()), limits: Limits::default() })
         });
         Ok(CodeTests {
             verifier: SandboxVerifier::new("tests", Arc::clone(&pool), Arc::clone(&checks)),
@@ -118,24 +110,15 @@ impl CodeTests {
 
 pub fn run(a: Args) -> Result<()> {
     let sampling = a.sampling.params()?;
-    let policy = a
-        .policy
-        .as_deref()
-        .map(ponder_eval::plan::load_policy)
-        .transpose()?;
+    let policy = a.policy.as_deref().map(ponder_eval::plan::load_policy).transpose()?;
     // Checked here so a bad spec fails before the model loads.
     let specs = common::expand_spec_file(&a.strategy)?;
     let [strategy] = specs.as_slice() else {
-        anyhow::bail!(
-            "--strategy {}: solve takes one spec, the file holds {}",
-            a.strategy,
-            specs.len()
-        );
+        anyhow::bail!("--strategy {}: solve takes one spec, the file holds {}", a.strategy, specs.len());
     };
     let spec = match a.budget {
         Some(b) => a.search.spec(strategy, b, policy.as_ref())?,
-        None => StrategySpec::parse_with(strategy, None, &a.search.defaults(policy.as_ref())?)
-            .map_err(|e| a.search.explain(e))?,
+        None => StrategySpec::parse_with(strategy, None, &a.search.defaults(policy.as_ref())?).map_err(|e| a.search.explain(e))?,
     };
     spec.validate()?;
     a.search.check_taken([&spec])?;
@@ -144,9 +127,7 @@ pub fn run(a: Args) -> Result<()> {
         anyhow::bail!("the question is empty");
     }
     if scorer == ScorerSpec::StepCheck && (a.gold.is_none() || a.steps.is_empty()) {
-        anyhow::bail!(
-            "--scorer step-check needs --gold and --steps (the reference intermediate results)"
-        );
+        anyhow::bail!("--scorer step-check needs --gold and --steps (the reference intermediate results)");
     }
     common::check_needs(&spec, scorer)?;
     if spec.needs().verifier && a.tests.is_none() {
@@ -155,21 +136,13 @@ pub fn run(a: Args) -> Result<()> {
             spec.name()
         );
     }
-    let code = a
-        .tests
-        .as_deref()
-        .map(|path| CodeTests::load(path, a.allow_unsandboxed))
-        .transpose()?;
+    let code = a.tests.as_deref().map(|path| CodeTests::load(path, a.allow_unsandboxed)).transpose()?;
     let checker: Arc<dyn Checker> = match &code {
         Some(c) => Arc::new(c.checker.clone()),
         None => Arc::new(GoldChecker(EQUIVALENCE)),
     };
     // Read before the model loads, so a bad template fails fast.
-    let template = a
-        .prompt
-        .as_deref()
-        .map(|p| ponder_eval::PromptTemplate::resolve(p.trim()))
-        .transpose()?;
+    let template = a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?;
     let rt = common::runtime()?;
     let backend = Backend::load(&a.model, &a.upstream, &rt)?;
     let problem = Problem {
@@ -179,11 +152,7 @@ pub fn run(a: Args) -> Result<()> {
         level: None,
         steps: a.steps.clone(),
     };
-    let kind = if code.is_some() {
-        ponder_eval::Kind::Code
-    } else {
-        ponder_eval::Kind::Answer
-    };
+    let kind = if code.is_some() { ponder_eval::Kind::Code } else { ponder_eval::Kind::Answer };
     let template = match template {
         Some(t) => t,
         None => backend.prompt_template(None, kind)?,
@@ -216,10 +185,7 @@ pub fn run(a: Args) -> Result<()> {
             verifier: Some(&c.verifier),
             thinking: None,
         },
-        None => Ctx {
-            process: scorers.process.as_deref(),
-            ..common::ctx(backend.generator(), scorers.outcome.as_deref())
-        },
+        None => Ctx { process: scorers.process.as_deref(), ..common::ctx(backend.generator(), scorers.outcome.as_deref()) },
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
     let ctx = if a.answer_pattern.is_some() {
@@ -241,20 +207,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     print_outcome(&outcome, a.show_samples, strategy.budget());
     if let Some(gold) = &a.gold {
-        let ok = checker.is_correct(
-            &Problem {
-                gold: gold.clone(),
-                ..problem
-            },
-            outcome.answer.as_deref(),
-        );
+        let ok = checker.is_correct(&Problem { gold: gold.clone(), ..problem }, outcome.answer.as_deref());
         println!("correct: {ok} (gold {gold})");
     } else if let (Some(c), Some(path)) = (&code, &a.tests) {
         let verdict = match outcome.answer.as_deref() {
-            Some(answer) => c
-                .checker
-                .check(&problem, answer)
-                .map_or_else(|e| e, |o| describe(&o)),
+            Some(answer) => c.checker.check(&problem, answer).map_or_else(|e| e, |o| describe(&o)),
             None => "no answer".to_string(),
         };
         println!("tests ({}): {verdict}", path.display());
@@ -265,10 +222,7 @@ pub fn run(a: Args) -> Result<()> {
 fn print_outcome(o: &Outcome, show_samples: bool, budget: usize) {
     if show_samples {
         for c in &o.candidates {
-            println!(
-                "--- sample {} ({} tokens, answer {:?}, score {:?})",
-                c.index, c.n_tokens, c.answer, c.score
-            );
+            println!("--- sample {} ({} tokens, answer {:?}, score {:?})", c.index, c.n_tokens, c.answer, c.score);
             println!("{}", c.text.trim());
         }
         println!("---");
@@ -292,21 +246,7 @@ fn print_outcome(o: &Outcome, show_samples: bool, budget: usize) {
             println!("  {:<24} {:>5}", "(no answer)", unanswered);
         }
     }
-    let early = if o.stopped_early {
-        " (stopped early)"
-    } else {
-        ""
-    };
-    println!(
-        "samples: {}/{}{}{}",
-        o.candidates.len(),
-        budget,
-        early,
-        if o.n_failed > 0 {
-            format!(", {} failed", o.n_failed)
-        } else {
-            String::new()
-        }
-    );
+    let early = if o.stopped_early { " (stopped early)" } else { "" };
+    println!("samples: {}/{}{}{}", o.candidates.len(), budget, early, if o.n_failed > 0 { format!(", {} failed", o.n_failed) } else { String::new() });
     println!("usage: {}", common::fmt_usage(&o.usage));
 }

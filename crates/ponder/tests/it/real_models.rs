@@ -23,15 +23,8 @@ fn ok(o: &Output) -> String {
 
 /// The run id `ponder eval` printed first ("run N · store ...").
 fn run_id(out: &str) -> i64 {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("run "))
-        .unwrap_or_else(|| panic!("no run line in {out}"));
-    line[4..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{line}"))
+    let line = out.lines().find(|l| l.starts_with("run ")).unwrap_or_else(|| panic!("no run line in {out}"));
+    line[4..].split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
 fn json(path: &Path) -> Value {
@@ -42,17 +35,8 @@ fn json(path: &Path) -> Value {
 fn both_qwen_models_solve_a_question() {
     for model in [SMALL, LARGE] {
         let out = ok(&ponder(&[
-            "solve",
-            "What is 17 + 25? Give only the number.",
-            "--model",
-            model,
-            "--strategy",
-            "single",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "24",
-            "--json",
+            "solve", "What is 17 + 25? Give only the number.", "--model", model, "--strategy", "single", "--temperature", "0",
+            "--max-tokens", "24", "--json",
         ]));
         let o: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{model}: {e}: {out}"));
         let candidates = o["candidates"].as_array().unwrap();
@@ -60,10 +44,7 @@ fn both_qwen_models_solve_a_question() {
         let n_tokens = candidates[0]["n_tokens"].as_u64().unwrap();
         assert!(n_tokens > 0 && n_tokens <= 24, "{model}: {n_tokens}");
         assert_eq!(o["usage"]["completion"].as_u64(), Some(n_tokens), "{model}");
-        assert!(
-            o["usage"]["prompt_computed"].as_u64().unwrap() > 10,
-            "{model}: the chat template and question are prefilled"
-        );
+        assert!(o["usage"]["prompt_computed"].as_u64().unwrap() > 10, "{model}: the chat template and question are prefilled");
     }
 }
 
@@ -74,21 +55,8 @@ fn humaneval_coverage_and_flaws_pipeline() {
     let s = store.to_str().unwrap();
     // N = 4 samples of the 0.5B on 3 problems, graded by the hidden tests in the sandbox.
     let out = ok(&ponder(&[
-        "eval",
-        "--dataset",
-        "humaneval",
-        "--limit",
-        "3",
-        "--model",
-        SMALL,
-        "--strategy",
-        "sc",
-        "--budget",
-        "4",
-        "--max-tokens",
-        "160",
-        "--store",
-        s,
+        "eval", "--dataset", "humaneval", "--limit", "3", "--model", SMALL, "--strategy", "sc", "--budget", "4",
+        "--max-tokens", "160", "--store", s,
     ]));
     let run = run_id(&out);
     let db = Store::open_existing(&store).unwrap();
@@ -96,110 +64,45 @@ fn humaneval_coverage_and_flaws_pipeline() {
     assert_eq!((db.outcomes(run).unwrap().len(), samples.len()), (3, 12));
     let outcomes = db.outcomes(run).unwrap();
     let generated: u64 = samples.iter().map(|x| x.usage.completion).sum();
-    assert_eq!(
-        outcomes.iter().map(|o| o.usage.completion).sum::<u64>(),
-        generated,
-        "usage adds up"
-    );
+    assert_eq!(outcomes.iter().map(|o| o.usage.completion).sum::<u64>(), generated, "usage adds up");
     // The questions and the exact prompts are stored with the run.
-    let shown: Value = serde_json::from_str(&ok(&ponder(&[
-        "runs",
-        "show",
-        &run.to_string(),
-        "--store",
-        s,
-        "--json",
-    ])))
-    .unwrap();
+    let shown: Value = serde_json::from_str(&ok(&ponder(&["runs", "show", &run.to_string(), "--store", s, "--json"]))).unwrap();
     assert_eq!(shown["config"]["prompt"]["name"], "code-chat");
     for p in shown["problems"].as_array().unwrap() {
-        let (q, prompt) = (
-            p["question"].as_str().unwrap(),
-            p["prompt"].as_str().unwrap(),
-        );
-        assert!(
-            q.contains("def ") && prompt.contains("<|im_start|>") && prompt.contains(q.trim_end()),
-            "{p}"
-        );
+        let (q, prompt) = (p["question"].as_str().unwrap(), p["prompt"].as_str().unwrap());
+        assert!(q.contains("def ") && prompt.contains("<|im_start|>") && prompt.contains(q.trim_end()), "{p}");
     }
 
     // Coverage at every k and the fitted law, in the report.
     let report = dir.path().join("report");
-    ok(&ponder(&[
-        "report",
-        &run.to_string(),
-        "--store",
-        s,
-        "--out",
-        report.to_str().unwrap(),
-    ]));
+    ok(&ponder(&["report", &run.to_string(), "--store", s, "--out", report.to_str().unwrap()]));
     let coverage = std::fs::read_to_string(report.join("coverage.csv")).unwrap();
-    let ks: Vec<&str> = coverage
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(3).unwrap())
-        .collect();
+    let ks: Vec<&str> = coverage.lines().skip(1).map(|l| l.split(',').nth(3).unwrap()).collect();
     assert_eq!(ks, ["1", "2", "3", "4"], "{coverage}");
-    assert!(std::fs::read_to_string(report.join("report.md"))
-        .unwrap()
-        .contains("Coverage law"));
+    assert!(std::fs::read_to_string(report.join("report.md")).unwrap().contains("Coverage law"));
 
     // The 1.5B's single sample on the same problems, as the reference.
     let out = ok(&ponder(&[
-        "eval",
-        "--dataset",
-        "humaneval",
-        "--limit",
-        "3",
-        "--model",
-        LARGE,
-        "--strategy",
-        "single",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "160",
-        "--store",
-        s,
+        "eval", "--dataset", "humaneval", "--limit", "3", "--model", LARGE, "--strategy", "single", "--temperature", "0",
+        "--max-tokens", "160", "--store", s,
     ]));
     let reference = run_id(&out);
     let flaws_dir = dir.path().join("flaws");
     let out = ok(&ponder(&[
-        "flaws",
-        &run.to_string(),
-        "--reference",
-        &reference.to_string(),
-        "--store",
-        s,
-        "--out",
-        flaws_dir.to_str().unwrap(),
+        "flaws", &run.to_string(), "--reference", &reference.to_string(), "--store", s, "--out", flaws_dir.to_str().unwrap(),
     ]));
     assert!(out.contains("false-positive rate"), "{out}");
     let f = json(&flaws_dir.join("flaws.json"));
-    assert_eq!(
-        (
-            f["report"]["n_problems"].as_u64(),
-            f["report"]["n_candidates"].as_u64()
-        ),
-        (Some(3), Some(12))
-    );
+    assert_eq!((f["report"]["n_problems"].as_u64(), f["report"]["n_candidates"].as_u64()), (Some(3), Some(12)));
     let curve = f["report"]["curve"].as_array().unwrap();
     assert_eq!(curve.len(), 4);
     for p in curve {
-        let sum = ["correct", "wrong", "abstain"]
-            .iter()
-            .map(|m| p[m]["mean"].as_f64().unwrap())
-            .sum::<f64>();
-        assert!(
-            (sum - 1.0).abs() < 1e-9,
-            "every problem is answered right, wrong or not at all: {p}"
-        );
+        let sum = ["correct", "wrong", "abstain"].iter().map(|m| p[m]["mean"].as_f64().unwrap()).sum::<f64>();
+        assert!((sum - 1.0).abs() < 1e-9, "every problem is answered right, wrong or not at all: {p}");
     }
     assert_eq!(f["report"]["best_k"].as_array().unwrap().len(), 3);
     assert_eq!(f["reference"]["report"]["n_candidates"].as_u64(), Some(3));
-    assert!(std::fs::read_to_string(flaws_dir.join("flaws.svg"))
-        .unwrap()
-        .starts_with("<svg"));
+    assert!(std::fs::read_to_string(flaws_dir.join("flaws.svg")).unwrap().starts_with("<svg"));
 }
 
 #[test]
@@ -208,25 +111,8 @@ fn gsm8k_judge_plan_and_held_out_auto_pipeline() {
     let store = dir.path().join("runs.sqlite");
     let s = store.to_str().unwrap();
     let out = ok(&ponder(&[
-        "eval",
-        "--dataset",
-        "gsm8k",
-        "--limit",
-        "4",
-        "--model",
-        SMALL,
-        "--strategy",
-        "single,sc,adaptive-sc,weighted-bon,bon",
-        "--budget",
-        "2",
-        "--scorer",
-        "judge",
-        "--judge-model",
-        LARGE,
-        "--max-tokens",
-        "64",
-        "--store",
-        s,
+        "eval", "--dataset", "gsm8k", "--limit", "4", "--model", SMALL, "--strategy", "single,sc,adaptive-sc,weighted-bon,bon",
+        "--budget", "2", "--scorer", "judge", "--judge-model", LARGE, "--max-tokens", "64", "--store", s,
     ]));
     let run = run_id(&out);
     let db = Store::open_existing(&store).unwrap();
@@ -235,84 +121,35 @@ fn gsm8k_judge_plan_and_held_out_auto_pipeline() {
     for o in &outcomes {
         let judged = matches!(o.key.strategy.as_str(), "bon" | "weighted-bon");
         // The judge scores every candidate once; nothing else calls a scorer.
-        assert_eq!(
-            o.usage.scorer_passes,
-            if judged { o.n_samples as u64 } else { 0 },
-            "{:?}",
-            o.key
-        );
-        assert!(
-            o.n_samples <= o.key.budget && o.usage.completion > 0,
-            "{:?}",
-            o.key
-        );
+        assert_eq!(o.usage.scorer_passes, if judged { o.n_samples as u64 } else { 0 }, "{:?}", o.key);
+        assert!(o.n_samples <= o.key.budget && o.usage.completion > 0, "{:?}", o.key);
     }
     drop(db);
 
     // Fit on the first two problems, run `auto` on the other two, compare on those two.
     let policy = dir.path().join("policy.json");
     let out = ok(&ponder(&[
-        "plan",
-        &run.to_string(),
-        "--store",
-        s,
-        "--problems",
-        "0..2",
-        "--probe",
-        "2",
-        "--min-bin",
-        "1",
-        "--out",
+        "plan", &run.to_string(), "--store", s, "--problems", "0..2", "--probe", "2", "--min-bin", "1", "--out",
         policy.to_str().unwrap(),
     ]));
     assert!(out.contains("fitting on problems 0..2"), "{out}");
     let out = ok(&ponder(&[
-        "eval",
-        "--dataset",
-        "gsm8k[2..4]",
-        "--model",
-        SMALL,
-        "--strategy",
-        "auto",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--max-tokens",
-        "64",
-        "--store",
-        s,
+        "eval", "--dataset", "gsm8k[2..4]", "--model", SMALL, "--strategy", "auto", "--policy", policy.to_str().unwrap(),
+        "--max-tokens", "64", "--store", s,
     ]));
     let auto = run_id(&out);
     let db = Store::open_existing(&store).unwrap();
-    let held_out: Vec<String> = db
-        .outcomes(auto)
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key.problem_id)
-        .collect();
+    let held_out: Vec<String> = db.outcomes(auto).unwrap().into_iter().map(|o| o.key.problem_id).collect();
     assert_eq!(held_out.len(), 2);
-    assert!(
-        held_out.iter().all(|id| id == "gsm8k/2" || id == "gsm8k/3"),
-        "{held_out:?}"
-    );
+    assert!(held_out.iter().all(|id| id == "gsm8k/2" || id == "gsm8k/3"), "{held_out:?}");
     let report = dir.path().join("held-out");
     ok(&ponder(&[
-        "report",
-        &auto.to_string(),
-        "--compare",
-        &run.to_string(),
-        "--same-problems",
-        "--store",
-        s,
-        "--out",
+        "report", &auto.to_string(), "--compare", &run.to_string(), "--same-problems", "--store", s, "--out",
         report.to_str().unwrap(),
     ]));
     let summary = std::fs::read_to_string(report.join("summary.csv")).unwrap();
     for line in summary.lines().skip(1) {
-        assert_eq!(
-            line.split(',').nth(4),
-            Some("2"),
-            "every row covers the two held-out problems: {line}"
-        );
+        assert_eq!(line.split(',').nth(4), Some("2"), "every row covers the two held-out problems: {line}");
     }
 }
 
@@ -322,62 +159,22 @@ fn search_against_best_of_n_under_the_judge() {
     let store = dir.path().join("runs.sqlite");
     let s = store.to_str().unwrap();
     let out = ok(&ponder(&[
-        "eval",
-        "--dataset",
-        "gsm8k",
-        "--limit",
-        "2",
-        "--model",
-        SMALL,
-        "--strategy",
-        "bon,pf",
-        "--budget",
-        "2",
-        "--scorer",
-        "judge",
-        "--judge-model",
-        LARGE,
-        "--max-tokens",
-        "64",
-        "--max-step-tokens",
-        "32",
-        "--max-steps",
-        "3",
-        "--store",
-        s,
+        "eval", "--dataset", "gsm8k", "--limit", "2", "--model", SMALL, "--strategy", "bon,pf", "--budget", "2",
+        "--scorer", "judge", "--judge-model", LARGE, "--max-tokens", "64", "--max-step-tokens", "32", "--max-steps", "3",
+        "--store", s,
     ]));
     let run = run_id(&out);
     let db = Store::open_existing(&store).unwrap();
     let outcomes = db.outcomes(run).unwrap();
     assert_eq!(outcomes.len(), 4);
     for o in &outcomes {
-        assert!(
-            o.usage.scorer_passes >= 2,
-            "every candidate or step is judged: {:?} {:?}",
-            o.key,
-            o.usage
-        );
-        assert!(
-            o.usage.completion > 0 && o.usage.prompt_computed > 0,
-            "{:?}",
-            o.usage
-        );
+        assert!(o.usage.scorer_passes >= 2, "every candidate or step is judged: {:?} {:?}", o.key, o.usage);
+        assert!(o.usage.completion > 0 && o.usage.prompt_computed > 0, "{:?}", o.usage);
     }
-    let pf = outcomes
-        .iter()
-        .filter(|o| o.key.strategy == "pf")
-        .map(|o| o.usage.scorer_passes)
-        .sum::<u64>();
-    let bon = outcomes
-        .iter()
-        .filter(|o| o.key.strategy == "bon")
-        .map(|o| o.usage.scorer_passes)
-        .sum::<u64>();
+    let pf = outcomes.iter().filter(|o| o.key.strategy == "pf").map(|o| o.usage.scorer_passes).sum::<u64>();
+    let bon = outcomes.iter().filter(|o| o.key.strategy == "bon").map(|o| o.usage.scorer_passes).sum::<u64>();
     assert_eq!(bon, 4, "best-of-2 judges 2 candidates per problem");
-    assert!(
-        pf >= bon,
-        "particle filtering judges every step of every particle: {pf} vs {bon}"
-    );
+    assert!(pf >= bon, "particle filtering judges every step of every particle: {pf} vs {bon}");
 }
 
 /// Issue 14: `solve` with reasoning markers and a thinking budget prints the answer read

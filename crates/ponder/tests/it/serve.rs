@@ -67,15 +67,8 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&serde_json::Value>) 
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, rest) = raw.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         let mut out = String::new();
         let mut r = rest;
         while let Some((size, after)) = r.split_once("\r\n") {
@@ -101,8 +94,7 @@ fn chat(addr: &str, model: &str, max_tokens: u32) -> serde_json::Value {
         "seed": 1,
     });
     let (status, text) = http(addr, "POST", "/v1/chat/completions", Some(&body));
-    let v: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
     assert_eq!(status, 200, "{v}");
     v
 }
@@ -120,12 +112,7 @@ fn serve_as_a_client_of_another_serve() {
     let p = &v["ponder"];
     assert_eq!(p["strategy"], "sc");
     assert_eq!(p["n_candidates"], 3);
-    assert!(
-        v["choices"][0]["message"]["content"]
-            .as_str()
-            .is_some_and(|t| !t.is_empty()),
-        "{v}"
-    );
+    assert!(v["choices"][0]["message"]["content"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
     // A step-wise search: branches continue through the upstream's completions endpoint
@@ -138,10 +125,7 @@ fn serve_as_a_client_of_another_serve() {
 
     // The upstream did the work: its metrics count the calls.
     let (_, m) = http(&engine.addr, "GET", "/metrics", None);
-    assert!(
-        m.contains("ponder_requests_total{endpoint=\"completions\",status=\"200\"}"),
-        "{m}"
-    );
+    assert!(m.contains("ponder_requests_total{endpoint=\"completions\",status=\"200\"}"), "{m}");
 }
 
 #[test]
@@ -149,18 +133,9 @@ fn serve_refuses_bad_setups() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[defaults]\nstrategy = \"telepathy\"\n").unwrap();
-    assert_fails_with(
-        &ponder(&["serve", "--config", cfg.to_str().unwrap()]),
-        "telepathy",
-    );
-    assert_fails_with(
-        &ponder(&["serve", "--config", "/nonexistent/ponder.toml"]),
-        "/nonexistent/ponder.toml",
-    );
-    assert_fails_with(
-        &ponder(&["serve", "--upstream", "http://127.0.0.1:9/v1"]),
-        "127.0.0.1:9",
-    );
+    assert_fails_with(&ponder(&["serve", "--config", cfg.to_str().unwrap()]), "telepathy");
+    assert_fails_with(&ponder(&["serve", "--config", "/nonexistent/ponder.toml"]), "/nonexistent/ponder.toml");
+    assert_fails_with(&ponder(&["serve", "--upstream", "http://127.0.0.1:9/v1"]), "127.0.0.1:9");
     assert_fails_with(&ponder(&["serve", "--upstream", "localhost:9"]), "http://");
     assert_fails_with(&ponder(&["serve", "--budget", "0"]), "budget");
 }
@@ -170,35 +145,11 @@ fn serve_refuses_bad_setups() {
 #[test]
 fn issue13_a_bad_spec_gives_the_same_error_everywhere() {
     let want = "strategy pf: ess_threshold must be in [0, 1], got 2";
-    assert_fails_with(
-        &ponder(&[
-            "solve",
-            "2+2?",
-            "--strategy",
-            "pf@8{ess_threshold = 2}",
-            "--scorer",
-            "self-eval",
-        ]),
-        want,
-    );
-    assert_fails_with(
-        &ponder(&[
-            "eval",
-            "--strategy",
-            "sc,pf@8{ess_threshold = 2}",
-            "--scorer",
-            "self-eval",
-            "--no-store",
-        ]),
-        want,
-    );
+    assert_fails_with(&ponder(&["solve", "2+2?", "--strategy", "pf@8{ess_threshold = 2}", "--scorer", "self-eval"]), want);
+    assert_fails_with(&ponder(&["eval", "--strategy", "sc,pf@8{ess_threshold = 2}", "--scorer", "self-eval", "--no-store"]), want);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("spec.toml");
-    std::fs::write(
-        &cfg,
-        "[defaults]\nstrategy = { strategy = \"pf\", n = 8, ess_threshold = 2.0 }\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[defaults]\nstrategy = { strategy = \"pf\", n = 8, ess_threshold = 2.0 }\n").unwrap();
     assert_fails_with(&ponder(&["serve", "--config", cfg.to_str().unwrap()]), want);
 
     let server = serve(&[]);
@@ -209,16 +160,9 @@ fn issue13_a_bad_spec_gives_the_same_error_everywhere() {
             "ponder": {"strategy": strategy, "scorer": "self-eval"},
         });
         let (status, text) = http(&server.addr, "POST", "/v1/chat/completions", Some(&body));
-        (
-            status,
-            serde_json::from_str::<serde_json::Value>(&text)
-                .unwrap_or_else(|_| panic!("not JSON: {text}")),
-        )
+        (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
     };
-    for bad in [
-        serde_json::json!({"strategy": "pf", "n": 8, "ess_threshold": 2}),
-        serde_json::json!("pf@8{ess_threshold = 2}"),
-    ] {
+    for bad in [serde_json::json!({"strategy": "pf", "n": 8, "ess_threshold": 2}), serde_json::json!("pf@8{ess_threshold = 2}")] {
         let (status, v) = request(bad);
         assert_eq!(status, 400, "{v}");
         assert_eq!(v["error"]["message"], want, "{v}");
@@ -228,52 +172,33 @@ fn issue13_a_bad_spec_gives_the_same_error_everywhere() {
     }
     // Every strategy the CLI takes, the gateway takes with its parameters; one it cannot
     // serve (no verifier) is a 400 saying why.
-    let (status, v) = request(
-        serde_json::json!({"strategy": "adaptive-sc", "n": 4, "threshold": 0.6, "round_size": 2}),
-    );
+    let (status, v) = request(serde_json::json!({"strategy": "adaptive-sc", "n": 4, "threshold": 0.6, "round_size": 2}));
     assert_eq!(status, 200, "{v}");
     assert!(v["ponder"]["strategy"].as_str().is_some(), "{v}");
     let (status, v) = request(serde_json::json!("bon@2"));
-    assert_eq!(
-        status, 200,
-        "self-eval scores bon's candidates in the gateway too: {v}"
-    );
+    assert_eq!(status, 200, "self-eval scores bon's candidates in the gateway too: {v}");
     let (status, v) = request(serde_json::json!("verify-resample@2"));
     assert_eq!(status, 400, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("needs a verifier"),
-        "{v}"
-    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("needs a verifier"), "{v}");
 }
 
 /// The gateway's `ponder` object takes the issue-14 strategies like any other.
 #[test]
 fn rpc_and_adaptive_itc_run_through_the_gateway() {
     let server = serve(&[]);
-    for strategy in [
-        serde_json::json!("rpc@2"),
-        serde_json::json!({"strategy": "adaptive-itc", "n": 2, "mode": "prune", "prune_after": 4}),
-    ] {
+    for strategy in [serde_json::json!("rpc@2"), serde_json::json!({"strategy": "adaptive-itc", "n": 2, "mode": "prune", "prune_after": 4})] {
         let body = serde_json::json!({
             "model": FAST_MODEL, "max_tokens": 16,
             "messages": [{"role": "user", "content": "2+2?"}],
             "ponder": {"strategy": strategy},
         });
         let (status, text) = http(&server.addr, "POST", "/v1/chat/completions", Some(&body));
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
         assert_eq!(status, 200, "{v}");
         let p = &v["ponder"];
         assert_eq!(p["n_candidates"], 2, "{v}");
         if p["strategy"] == "adaptive-itc" {
-            assert_eq!(
-                p["usage"]["scorer_passes"],
-                2 + 1,
-                "both partials, then the survivor: {v}"
-            );
+            assert_eq!(p["usage"]["scorer_passes"], 2 + 1, "both partials, then the survivor: {v}");
         } else {
             assert_eq!(p["strategy"], "rpc", "{v}");
         }

@@ -40,34 +40,19 @@ async fn sc_usage_is_the_sum_over_samples() {
     // Four samples of one prompt: what a backend without sharing would have prefilled.
     assert_eq!(v["usage"]["prompt_tokens"], 4 * prompt_len, "{v}");
     let u = &p["usage"];
-    assert_eq!(
-        u["prompt_computed"].as_u64().unwrap() + u["prompt_reused"].as_u64().unwrap(),
-        4 * prompt_len
-    );
-    assert_eq!(
-        v["usage"]["prompt_tokens_details"]["cached_tokens"],
-        u["prompt_reused"]
-    );
+    assert_eq!(u["prompt_computed"].as_u64().unwrap() + u["prompt_reused"].as_u64().unwrap(), 4 * prompt_len);
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], u["prompt_reused"]);
     assert_eq!(
         v["usage"]["total_tokens"].as_u64().unwrap(),
-        v["usage"]["prompt_tokens"].as_u64().unwrap()
-            + v["usage"]["completion_tokens"].as_u64().unwrap()
+        v["usage"]["prompt_tokens"].as_u64().unwrap() + v["usage"]["completion_tokens"].as_u64().unwrap()
     );
     // The content is the chosen candidate's text.
     let chosen = p["chosen"].as_u64().unwrap() as usize;
-    let text = cands.iter().find(|c| c["index"] == chosen).unwrap()["text"]
-        .as_str()
-        .unwrap();
+    let text = cands.iter().find(|c| c["index"] == chosen).unwrap()["text"].as_str().unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], text);
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "sc-4:smollm2-135m");
-    let share = p["votes"][0]["count"].as_f64().unwrap()
-        / p["votes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["count"].as_f64().unwrap())
-            .sum::<f64>();
+    let share = p["votes"][0]["count"].as_f64().unwrap() / p["votes"].as_array().unwrap().iter().map(|x| x["count"].as_f64().unwrap()).sum::<f64>();
     assert_eq!(p["confidence"].as_f64(), Some(share), "{p}");
 
     // Abstention: only a unanimous vote answers at abstain_below = 1.
@@ -77,16 +62,9 @@ async fn sc_usage_is_the_sum_over_samples() {
     assert_eq!(s, 200, "{v}");
     let p = &v["ponder"];
     let unanimous = p["confidence"].as_f64() == Some(1.0);
-    assert_eq!(
-        p["abstained"],
-        !unanimous && !p["votes"].as_array().unwrap().is_empty(),
-        "{p}"
-    );
+    assert_eq!(p["abstained"], !unanimous && !p["votes"].as_array().unwrap().is_empty(), "{p}");
     if p["abstained"] == true {
-        assert!(
-            p["answer"].is_null() && v["choices"][0]["message"]["content"] == "",
-            "{v}"
-        );
+        assert!(p["answer"].is_null() && v["choices"][0]["message"]["content"] == "", "{v}");
     }
 }
 
@@ -96,65 +74,33 @@ async fn stream_sends_progress_then_the_answer_then_usage() {
     let mut body = ask("sc-3:smollm2-135m", 24);
     body["stream"] = json!(true);
     body["ponder"] = json!({ "return_candidates": true });
-    let r = client()
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let events = sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap(), &(false, "[DONE]".to_string()));
-    let progress: Vec<Value> = events
-        .iter()
-        .filter(|(c, _)| *c)
-        .filter_map(|(_, t)| t.strip_prefix("ponder "))
-        .map(|t| serde_json::from_str(t).unwrap())
-        .collect();
+    let progress: Vec<Value> =
+        events.iter().filter(|(c, _)| *c).filter_map(|(_, t)| t.strip_prefix("ponder ")).map(|t| serde_json::from_str(t).unwrap()).collect();
     let samples = progress.iter().filter(|p| p["event"] == "sample").count();
     assert_eq!(samples, 3, "{progress:?}");
     assert_eq!(progress.last().unwrap()["event"], "decided");
     // Progress comes before any content.
-    let first_content = events
-        .iter()
-        .position(|(c, d)| !c && d.contains("\"content\":\"") && !d.contains("\"role\""))
-        .unwrap();
+    let first_content = events.iter().position(|(c, d)| !c && d.contains("\"content\":\"") && !d.contains("\"role\"")).unwrap();
     let last_progress = events.iter().rposition(|(c, _)| *c).unwrap();
     assert!(last_progress < first_content);
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|(c, d)| !c && d != "[DONE]")
-        .map(|(_, d)| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks: Vec<Value> = events.iter().filter(|(c, d)| !c && d != "[DONE]").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    let fin = chunks
-        .iter()
-        .find(|c| c["choices"][0]["finish_reason"].is_string())
-        .unwrap();
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let fin = chunks.iter().find(|c| c["choices"][0]["finish_reason"].is_string()).unwrap();
     let p = &fin["ponder"];
     let chosen = p["chosen"].as_u64().unwrap();
     let cands = p["candidates"].as_array().unwrap();
-    assert_eq!(
-        content,
-        cands.iter().find(|c| c["index"] == chosen).unwrap()["text"]
-            .as_str()
-            .unwrap()
-    );
+    assert_eq!(content, cands.iter().find(|c| c["index"] == chosen).unwrap()["text"].as_str().unwrap());
     let usage = &chunks.last().unwrap();
     assert!(usage["choices"].as_array().unwrap().is_empty());
     let sum: u64 = cands.iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
     assert_eq!(usage["usage"]["completion_tokens"], sum);
-    assert!(chunks
-        .iter()
-        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,34 +111,16 @@ async fn progress_as_chunks_and_an_early_stop() {
     body["temperature"] = json!(0.0);
     body["stream"] = json!(true);
     body["ponder"] = json!({ "progress": "chunks" });
-    let r = client()
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
     let events = sse(&r.text().await.unwrap());
     assert!(events.iter().all(|(c, _)| !c), "no comments in chunks mode");
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|(_, d)| d != "[DONE]")
-        .map(|(_, d)| serde_json::from_str(d).unwrap())
-        .collect();
-    let progress: Vec<&Value> = chunks
-        .iter()
-        .filter(|c| c["choices"].as_array().unwrap().is_empty() && c.get("usage").is_none())
-        .collect();
+    let chunks: Vec<Value> = events.iter().filter(|(_, d)| d != "[DONE]").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    let progress: Vec<&Value> = chunks.iter().filter(|c| c["choices"].as_array().unwrap().is_empty() && c.get("usage").is_none()).collect();
     assert!(progress.iter().all(|c| c["ponder"]["event"].is_string()));
-    let decided = progress
-        .iter()
-        .find(|c| c["ponder"]["event"] == "decided")
-        .unwrap();
+    let decided = progress.iter().find(|c| c["ponder"]["event"] == "decided").unwrap();
     assert_eq!(decided["ponder"]["stopped_early"], true, "{decided}");
     assert_eq!(decided["ponder"]["samples"], 4);
-    let samples: Vec<&&Value> = progress
-        .iter()
-        .filter(|c| c["ponder"]["event"] == "sample")
-        .collect();
+    let samples: Vec<&&Value> = progress.iter().filter(|c| c["ponder"]["event"] == "sample").collect();
     assert_eq!(samples.len(), 4);
     assert_eq!(samples[3]["ponder"]["leader_votes"], 4);
 }
@@ -209,34 +137,14 @@ async fn completions_models_health_metrics() {
     assert_eq!(v["object"], "text_completion");
     let choices = v["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 2);
-    let lp: usize = choices
-        .iter()
-        .map(|c| c["logprobs"]["token_logprobs"].as_array().unwrap().len())
-        .sum();
+    let lp: usize = choices.iter().map(|c| c["logprobs"]["token_logprobs"].as_array().unwrap().len()).sum();
     assert_eq!(v["usage"]["completion_tokens"], lp as u64);
     for c in choices {
         // The tokens spell the text, and each offset is where its token starts.
-        let tokens: Vec<&str> = c["logprobs"]["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap())
-            .collect();
+        let tokens: Vec<&str> = c["logprobs"]["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
         assert_eq!(tokens.concat(), c["text"].as_str().unwrap(), "{c}");
-        let offsets: Vec<u64> = c["logprobs"]["text_offset"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o.as_u64().unwrap())
-            .collect();
-        let starts: Vec<u64> = tokens
-            .iter()
-            .scan(0, |at, t| {
-                let s = *at;
-                *at += t.len() as u64;
-                Some(s)
-            })
-            .collect();
+        let offsets: Vec<u64> = c["logprobs"]["text_offset"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+        let starts: Vec<u64> = tokens.iter().scan(0, |at, t| { let s = *at; *at += t.len() as u64; Some(s) }).collect();
         assert_eq!(offsets, starts);
     }
     // A strategy on a raw prompt.
@@ -248,29 +156,11 @@ async fn completions_models_health_metrics() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ponder"]["n_candidates"], 2);
 
-    let models: Value = client()
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = client().get(format!("{base}/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["data"][0]["id"], MODEL);
-    let health: Value = client()
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = client().get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["server"], "ponder");
-    let (s, v) = post(
-        &format!("{base}/apply-template"),
-        &json!({ "messages": [{ "role": "user", "content": "Hi" }] }),
-    )
-    .await;
+    let (s, v) = post(&format!("{base}/apply-template"), &json!({ "messages": [{ "role": "user", "content": "Hi" }] })).await;
     assert_eq!(s, 200);
     assert!(v["prompt"].as_str().unwrap().contains("Hi"));
     let (s, v) = post(
@@ -281,22 +171,9 @@ async fn completions_models_health_metrics() {
     assert_eq!(s, 200, "{v}");
     assert!(v["logprobs"][0][0].as_f64().unwrap() < 0.0);
 
-    let m = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        m.contains("ponder_requests_total{endpoint=\"completions\",status=\"200\"} 2"),
-        "{m}"
-    );
-    assert!(
-        m.contains("ponder_request_duration_seconds_count{endpoint=\"completions\"} 2"),
-        "{m}"
-    );
+    let m = client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("ponder_requests_total{endpoint=\"completions\",status=\"200\"} 2"), "{m}");
+    assert!(m.contains("ponder_request_duration_seconds_count{endpoint=\"completions\"} 2"), "{m}");
     assert!(m.contains("ponder_samples_total 4"), "{m}");
 }
 
@@ -321,17 +198,10 @@ async fn concurrent_requests_share_the_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_strategy_runs_with_self_evaluation() {
     let base = start(ServerConfig::default()).await;
-    let (s, v) = post(
-        &format!("{base}/v1/chat/completions"),
-        &ask("beam-2:smollm2-135m", 24),
-    )
-    .await;
+    let (s, v) = post(&format!("{base}/v1/chat/completions"), &ask("beam-2:smollm2-135m", 24)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ponder"]["strategy"], "beam");
-    assert!(
-        v["ponder"]["usage"]["scorer_passes"].as_u64().unwrap() > 0,
-        "{v}"
-    );
+    assert!(v["ponder"]["usage"]["scorer_passes"].as_u64().unwrap() > 0, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,11 +212,7 @@ async fn bon_with_a_reward_model_over_http() {
         "/v1/score",
         route_post(|axum::Json(b): axum::Json<Value>| async move {
             let texts: Vec<String> = serde_json::from_value(b["text_2"].clone()).unwrap();
-            let data: Vec<Value> = texts
-                .iter()
-                .enumerate()
-                .map(|(i, t)| json!({ "index": i, "score": t.len() as f64 }))
-                .collect();
+            let data: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({ "index": i, "score": t.len() as f64 })).collect();
             axum::Json(json!({ "data": data }))
         }),
     );
@@ -369,14 +235,8 @@ async fn bon_with_a_reward_model_over_http() {
     let (s, v) = post(&format!("{base}/v1/chat/completions"), &body).await;
     assert_eq!(s, 200, "{v}");
     let cands = v["ponder"]["candidates"].as_array().unwrap();
-    let longest = cands
-        .iter()
-        .max_by_key(|c| c["text"].as_str().unwrap().len())
-        .unwrap();
-    assert_eq!(
-        v["choices"][0]["message"]["content"], longest["text"],
-        "{v}"
-    );
+    let longest = cands.iter().max_by_key(|c| c["text"].as_str().unwrap().len()).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], longest["text"], "{v}");
     assert_eq!(v["ponder"]["usage"]["scorer_passes"], 3);
     // Without a configured reward model the scorer is refused before generation.
     let base = start(ServerConfig::default()).await;
@@ -394,19 +254,11 @@ async fn revise_runs_through_the_gateway_with_its_base() {
     let (s, v) = post(&chat, &body).await;
     assert_eq!(s, 200, "{v}");
     let p = &v["ponder"];
-    assert_eq!(
-        (&p["strategy"], &p["budget"]),
-        (&json!("revise"), &json!(3)),
-        "{p}"
-    );
+    assert_eq!((&p["strategy"], &p["budget"]), (&json!("revise"), &json!(3)), "{p}");
     let cands = p["candidates"].as_array().unwrap();
     assert_eq!(cands.len(), 3, "two base samples and a revision: {p}");
     let generated: u64 = cands.iter().map(|c| c["n_tokens"].as_u64().unwrap()).sum();
-    assert_eq!(
-        v["usage"]["completion_tokens"].as_u64(),
-        Some(generated),
-        "{v}"
-    );
+    assert_eq!(v["usage"]["completion_tokens"].as_u64(), Some(generated), "{v}");
     // Its token ceiling counts every layer's samples: 3 x 24 > 60.
     body["ponder"]["max_total_tokens"] = json!(60);
     let got = post(&chat, &body).await;
@@ -423,46 +275,20 @@ async fn answer_pattern_decides_what_the_vote_groups() {
     let (s, v) = post(&chat, &body).await;
     assert_eq!(s, 200, "{v}");
     let last_word = |t: &str| -> Option<String> {
-        let words: Vec<String> = t
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect();
+        let words: Vec<String> = t.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).map(str::to_string).collect();
         words.last().cloned()
     };
     let cands = v["ponder"]["candidates"].as_array().unwrap();
     for c in cands {
-        assert_eq!(
-            c["answer"].as_str().map(str::to_string),
-            last_word(c["text"].as_str().unwrap()),
-            "{c}"
-        );
+        assert_eq!(c["answer"].as_str().map(str::to_string), last_word(c["text"].as_str().unwrap()), "{c}");
     }
-    let voted: u64 = v["ponder"]["votes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        voted as usize,
-        cands.iter().filter(|c| !c["answer"].is_null()).count()
-    );
+    let voted: u64 = v["ponder"]["votes"].as_array().unwrap().iter().map(|x| x["count"].as_u64().unwrap()).sum();
+    assert_eq!(voted as usize, cands.iter().filter(|c| !c["answer"].is_null()).count());
 
     body["ponder"] = json!({ "answer_pattern": "([" });
     let (s, v) = post(&chat, &body).await;
-    assert_eq!(
-        (s, v["error"]["param"].as_str()),
-        (400, Some("ponder.answer_pattern")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not a regular expression"),
-        "{v}"
-    );
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("ponder.answer_pattern")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not a regular expression"), "{v}");
 }
 
 /// Issue 14: `ponder.thinking_budget` on the engine. The question opens a span the model

@@ -17,18 +17,10 @@ fn client() -> reqwest::Client {
 
 /// POSTs JSON, returns (status, body as JSON).
 async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let r = client()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("request sent");
+    let r = client().post(url).json(body).send().await.expect("request sent");
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
-    )
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
 fn ask(model: &str, max_tokens: u32) -> Value {

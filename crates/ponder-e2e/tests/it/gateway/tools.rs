@@ -42,12 +42,7 @@ async fn chat(State(u): State<Arc<Upstream>>, Json(body): Json<Value>) -> Json<V
 async fn fake_upstream() -> (String, Arc<Upstream>) {
     let u = Arc::new(Upstream::default());
     let app = Router::new()
-        .route(
-            "/v1/models",
-            get(|| async {
-                Json(json!({ "object": "list", "data": [{ "id": "toolbot", "object": "model" }] }))
-            }),
-        )
+        .route("/v1/models", get(|| async { Json(json!({ "object": "list", "data": [{ "id": "toolbot", "object": "model" }] })) }))
         .route("/v1/chat/completions", route_post(chat))
         .with_state(u.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,17 +54,9 @@ async fn fake_upstream() -> (String, Arc<Upstream>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vote_on_tool_name_then_arguments() {
     let (url, upstream) = fake_upstream().await;
-    let gen = HttpGenerator::connect(HttpConfig {
-        retries: 0,
-        ..HttpConfig::single(url)
-    })
-    .await
-    .unwrap();
+    let gen = HttpGenerator::connect(HttpConfig { retries: 0, ..HttpConfig::single(url) }).await.unwrap();
     assert!(!gen.caps().n && !gen.caps().completions);
-    let cfg = ServerConfig {
-        model: Some(MODEL.into()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig { model: Some(MODEL.into()), ..ServerConfig::default() };
     let base = start_with(Backend::Http(gen), cfg).await;
     upstream.calls.store(0, Ordering::SeqCst);
     upstream.seen.lock().unwrap().clear();
@@ -96,8 +83,7 @@ async fn vote_on_tool_name_then_arguments() {
     assert_eq!(choice["finish_reason"], "tool_calls", "{v}");
     let call = &choice["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args["city"], "Paris", "{v}");
     assert_eq!(call["type"], "function");
     let vote = &v["ponder"]["tool_vote"];
@@ -128,15 +114,7 @@ async fn vote_on_tool_name_then_arguments() {
     upstream.calls.store(0, Ordering::SeqCst);
     let mut body = body;
     body["stream"] = json!(true);
-    let text = client()
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = client().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
     let delta = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -144,10 +122,7 @@ async fn vote_on_tool_name_then_arguments() {
         .map(|d| serde_json::from_str::<Value>(d).unwrap())
         .find(|c| c["choices"][0]["delta"]["tool_calls"].is_array())
         .expect("a tool-call delta");
-    assert_eq!(
-        delta["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
-        "get_weather"
-    );
+    assert_eq!(delta["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "get_weather");
     assert_eq!(delta["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
 }
 
@@ -167,8 +142,5 @@ async fn tool_messages_reach_the_engine_as_text() {
     });
     let (s, v) = post(&format!("{base}/v1/chat/completions"), &body).await;
     assert_eq!(s, 200, "{v}");
-    assert!(
-        v["choices"][0]["message"]["content"].is_string()
-            || v["choices"][0]["message"]["tool_calls"].is_array()
-    );
+    assert!(v["choices"][0]["message"]["content"].is_string() || v["choices"][0]["message"]["tool_calls"].is_array());
 }

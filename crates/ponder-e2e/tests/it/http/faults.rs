@@ -24,12 +24,7 @@ enum Fault {
     BadJson,
 }
 
-const ALL: [Fault; 4] = [
-    Fault::Status500,
-    Fault::Hang,
-    Fault::Truncated,
-    Fault::BadJson,
-];
+const ALL: [Fault; 4] = [Fault::Status500, Fault::Hang, Fault::Truncated, Fault::BadJson];
 
 struct Proxy {
     upstream: String,
@@ -71,44 +66,21 @@ impl Proxy {
 async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let body = axum::body::to_bytes(req.into_body(), 1 << 24)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 24).await.unwrap_or_default();
     let generation = path.ends_with("/completions") || path.ends_with("/probe");
     let fault = if generation { p.pick() } else { None };
     match fault {
-        Some(Fault::Status500) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "{\"error\":{\"message\":\"injected\"}}",
-            )
-                .into_response()
-        }
+        Some(Fault::Status500) => return (StatusCode::INTERNAL_SERVER_ERROR, "{\"error\":{\"message\":\"injected\"}}").into_response(),
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return StatusCode::GATEWAY_TIMEOUT.into_response();
         }
-        Some(Fault::BadJson) => {
-            return (
-                StatusCode::OK,
-                [("content-type", "application/json")],
-                "{\"choices\": [ {\"tex",
-            )
-                .into_response()
-        }
+        Some(Fault::BadJson) => return (StatusCode::OK, [("content-type", "application/json")], "{\"choices\": [ {\"tex").into_response(),
         _ => {}
     }
     let url = format!("{}{path}", p.upstream);
-    let r = p
-        .http
-        .request(method, url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    let Ok(r) = r else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
+    let r = p.http.request(method, url).header("content-type", "application/json").body(body).send().await;
+    let Ok(r) = r else { return StatusCode::BAD_GATEWAY.into_response() };
     let status = r.status();
     let bytes = r.bytes().await.unwrap_or_default();
     if fault == Some(Fault::Truncated) {
@@ -128,22 +100,10 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response {
             }
         });
         let len = bytes.len().to_string();
-        return (
-            StatusCode::OK,
-            [
-                ("content-type", "application/json".to_string()),
-                ("content-length", len),
-            ],
-            Body::from_stream(parts),
-        )
+        return (StatusCode::OK, [("content-type", "application/json".to_string()), ("content-length", len)], Body::from_stream(parts))
             .into_response();
     }
-    (
-        StatusCode::from_u16(status.as_u16()).unwrap(),
-        [("content-type", "application/json")],
-        bytes,
-    )
-        .into_response()
+    (StatusCode::from_u16(status.as_u16()).unwrap(), [("content-type", "application/json")], bytes).into_response()
 }
 
 /// A proxy in front of a fresh gateway; returns its `/v1` URL and its controls.
@@ -181,18 +141,12 @@ async fn survivors_decide_when_half_the_calls_fail() {
     let g = connect(&url, strict).await;
     p.arm(50, &ALL);
     let t = Instant::now();
-    let o = build("sc", 8, 12)
-        .solve(&problem(), &question(), &ctx(&g))
-        .await
-        .unwrap();
+    let o = build("sc", 8, 12).solve(&problem(), &question(), &ctx(&g)).await.unwrap();
     assert_eq!(o.n_failed, 4, "{o:?}");
     assert_eq!(o.candidates.len(), 4);
     assert_eq!(p.failed.load(Ordering::SeqCst), 4);
     // Usage counts the survivors only: failed calls reported nothing.
-    assert_eq!(
-        o.usage.completion as usize,
-        o.candidates.iter().map(|c| c.n_tokens).sum::<usize>()
-    );
+    assert_eq!(o.usage.completion as usize, o.candidates.iter().map(|c| c.n_tokens).sum::<usize>());
     // The hung call was given up at its timeout, not waited for.
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }
@@ -203,12 +157,7 @@ async fn each_fault_kind_alone_leaves_the_survivors() {
     let g = connect(&url, strict).await;
     for kind in ALL {
         p.arm(25, &[kind]);
-        let req = SampleRequest {
-            messages: question(),
-            n: 4,
-            params: sampling(8),
-            first_index: 0,
-        };
+        let req = SampleRequest { messages: question(), n: 4, params: sampling(8), first_index: 0 };
         let got = g.sample(req).await.unwrap().collect().await.unwrap();
         assert_eq!((got.samples.len(), got.failures.len()), (3, 1), "{kind:?}");
         let msg = got.failures[0].1.to_string();
@@ -218,10 +167,7 @@ async fn each_fault_kind_alone_leaves_the_survivors() {
             Fault::Truncated => "body",
             Fault::BadJson => "invalid JSON",
         };
-        assert!(
-            msg.contains(expect) || (kind == Fault::Hang && msg.contains("timed out")),
-            "{kind:?}: {msg}"
-        );
+        assert!(msg.contains(expect) || (kind == Fault::Hang && msg.contains("timed out")), "{kind:?}: {msg}");
     }
 }
 
@@ -234,14 +180,8 @@ async fn every_call_failing_is_insufficient_candidates() {
         let mut c = ctx(&g);
         let scorer = ponder_core::scorer::MeanLogprob;
         c.scorer = Some(&scorer);
-        let e = build(name, 4, 8)
-            .solve(&problem(), &question(), &c)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, StrategyError::InsufficientCandidates(_)),
-            "{name}: {e}"
-        );
+        let e = build(name, 4, 8).solve(&problem(), &question(), &c).await.unwrap_err();
+        assert!(matches!(e, StrategyError::InsufficientCandidates(_)), "{name}: {e}");
         assert!(e.to_string().contains("insufficient_candidates"));
     }
     // Through a gateway whose upstream always fails: a 502 that says so.
@@ -267,10 +207,7 @@ async fn retries_heal_transient_failures() {
     })
     .await;
     p.arm(50, &[Fault::Status500, Fault::BadJson, Fault::Truncated]);
-    let o = build("sc", 6, 8)
-        .solve(&problem(), &question(), &ctx(&g))
-        .await
-        .unwrap();
+    let o = build("sc", 6, 8).solve(&problem(), &question(), &ctx(&g)).await.unwrap();
     assert_eq!((o.candidates.len(), o.n_failed), (6, 0));
     assert!(p.failed.load(Ordering::SeqCst) >= 3);
 }
@@ -288,33 +225,17 @@ async fn no_request_hangs_past_its_deadline() {
     .await;
     p.arm(100, &[Fault::Hang]);
     let t = Instant::now();
-    let req = SampleRequest {
-        messages: question(),
-        n: 3,
-        params: sampling(8),
-        first_index: 0,
-    };
+    let req = SampleRequest { messages: question(), n: 3, params: sampling(8), first_index: 0 };
     let got = g.sample(req).await.unwrap().collect().await.unwrap();
     assert_eq!(got.failures.len(), 3);
-    assert!(
-        t.elapsed() < Duration::from_millis(2_500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(2_500), "{:?}", t.elapsed());
     // Step sessions too: an extend fails at the deadline instead of waiting.
     p.armed.store(false, Ordering::SeqCst);
     let mut s = g.open(&question(), 1).await.unwrap();
     p.arm(100, &[Fault::Hang]);
     let t = Instant::now();
     let root = s.root();
-    let params = ponder_core::StepParams {
-        sampling: sampling(8),
-        ..ponder_core::StepParams::default()
-    };
+    let params = ponder_core::StepParams { sampling: sampling(8), ..ponder_core::StepParams::default() };
     assert!(s.extend(&[root], &params).await.is_err());
-    assert!(
-        t.elapsed() < Duration::from_millis(2_500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(2_500), "{:?}", t.elapsed());
 }

@@ -29,12 +29,7 @@ pub(crate) fn question() -> Vec<Message> {
 }
 
 pub(crate) fn sampling(max_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.8,
-        seed: 11,
-        max_tokens,
-        ..SamplingParams::default()
-    }
+    SamplingParams { temperature: 0.8, seed: 11, max_tokens, ..SamplingParams::default() }
 }
 
 pub(crate) fn ctx(g: &dyn Generator) -> Ctx<'_> {
@@ -51,13 +46,7 @@ pub(crate) fn ctx(g: &dyn Generator) -> Ctx<'_> {
 }
 
 pub(crate) fn problem() -> ponder_core::Problem {
-    ponder_core::Problem {
-        id: "t".into(),
-        question: "2 + 3".into(),
-        gold: "5".into(),
-        level: None,
-        steps: Vec::new(),
-    }
+    ponder_core::Problem { id: "t".into(), question: "2 + 3".into(), gold: "5".into(), level: None, steps: Vec::new() }
 }
 
 pub(crate) async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpGenerator {
@@ -68,7 +57,5 @@ pub(crate) async fn connect(url: &str, f: impl FnOnce(&mut HttpConfig)) -> HttpG
 
 #[allow(dead_code)]
 fn build(name: &str, budget: usize, max_tokens: u32) -> Box<dyn strategy::Strategy> {
-    strategy::StrategySpec::parse(name, Some(budget))
-        .and_then(|s| s.build(sampling(max_tokens)))
-        .unwrap()
+    strategy::StrategySpec::parse(name, Some(budget)).and_then(|s| s.build(sampling(max_tokens))).unwrap()
 }

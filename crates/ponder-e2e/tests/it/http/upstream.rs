@@ -17,20 +17,12 @@ async fn chat_only() -> String {
             .map(|i| json!({ "index": i, "message": { "role": "assistant", "content": "5" }, "finish_reason": "stop",
                 "logprobs": { "content": [{ "token": "5", "logprob": -0.1 }] } }))
             .collect();
-        Json(
-            json!({ "choices": choices, "usage": { "prompt_tokens": 10 * n, "completion_tokens": n, "total_tokens": 11 * n } }),
-        )
+        Json(json!({ "choices": choices, "usage": { "prompt_tokens": 10 * n, "completion_tokens": n, "total_tokens": 11 * n } }))
     };
     let app = Router::new()
-        .route(
-            "/v1/models",
-            get(|| async { Json(json!({ "data": [{ "id": "fake", "max_model_len": 4096 }] })) }),
-        )
+        .route("/v1/models", get(|| async { Json(json!({ "data": [{ "id": "fake", "max_model_len": 4096 }] })) }))
         .route("/v1/chat/completions", post(chat))
-        .route(
-            "/v1/completions",
-            post(|| async { (axum::http::StatusCode::NOT_FOUND, "no completions here") }),
-        );
+        .route("/v1/completions", post(|| async { (axum::http::StatusCode::NOT_FOUND, "no completions here") }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -45,28 +37,12 @@ async fn without_continuation_search_is_refused_clearly() {
     let front = gateway_on(Backend::Http(g)).await;
     let http = reqwest::Client::new();
     let ask = |model: &str| json!({ "model": model, "messages": [{ "role": "user", "content": "2+3?" }], "max_tokens": 8 });
-    let r = http
-        .post(format!("{front}/chat/completions"))
-        .json(&ask("beam-2:smollm2-135m"))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(format!("{front}/chat/completions")).json(&ask("beam-2:smollm2-135m")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unsupported", "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("step-wise"),
-        "{v}"
-    );
-    let r = http
-        .post(format!("{front}/chat/completions"))
-        .json(&ask("sc-3:smollm2-135m"))
-        .send()
-        .await
-        .unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("step-wise"), "{v}");
+    let r = http.post(format!("{front}/chat/completions")).json(&ask("sc-3:smollm2-135m")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["ponder"]["answer"], "5");

@@ -12,63 +12,25 @@ use crate::http::connect;
 /// --workspace` builds it before any test runs).
 fn ponder_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps")
-        .join("ponder");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target/<profile>/deps").join("ponder");
     assert!(bin.exists(), "{} is not built: run the workspace's tests (cargo test --workspace) or cargo build -p ponder", bin.display());
     bin
 }
 
 /// `ponder eval` on `upstreams` (with `extra` arguments), in a blocking task; its JSON records.
-async fn eval(
-    upstreams: &[String],
-    store: &std::path::Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Output, Value) {
+async fn eval(upstreams: &[String], store: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, Value) {
     let json = store.with_extension("json");
-    let mut args: Vec<String> = [
-        "eval",
-        "--dataset",
-        "arith:1",
-        "--strategy",
-        "sc",
-        "--budget",
-        "3",
-        "--max-tokens",
-        "48",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = ["eval", "--dataset", "arith:1", "--strategy", "sc", "--budget", "3", "--max-tokens", "48"].map(String::from).to_vec();
     for u in upstreams {
         args.extend(["--upstream".to_string(), u.clone()]);
     }
-    args.extend([
-        "--store".to_string(),
-        store.display().to_string(),
-        "--json".to_string(),
-        json.display().to_string(),
-    ]);
+    args.extend(["--store".to_string(), store.display().to_string(), "--json".to_string(), json.display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(ponder_bin())
-            .args(&args)
-            .envs(env)
-            .output()
-            .expect("ponder runs")
-    })
-    .await
-    .unwrap();
-    let records = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(ponder_bin()).args(&args).envs(env).output().expect("ponder runs"))
+        .await
+        .unwrap();
+    let records = std::fs::read_to_string(&json).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
     (out, records)
 }
 
@@ -82,11 +44,7 @@ fn summed(v: &Value) -> Usage {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,13 +57,7 @@ async fn eval_over_llama_server_stores_what_the_server_counted() {
     drop(connect(&server.url(), |_| {}).await);
     let c1 = server.counters().await;
     let connecting = c0.until(c1);
-    let (out, v) = eval(
-        &[server.url()],
-        &dir.path().join("runs.sqlite"),
-        &["--limit", "4"],
-        &[],
-    )
-    .await;
+    let (out, v) = eval(&[server.url()], &dir.path().join("runs.sqlite"), &["--limit", "4"], &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     let server_side = c1.until(server.counters().await);
     let ponder = summed(&v);
@@ -114,41 +66,23 @@ async fn eval_over_llama_server_stores_what_the_server_counted() {
     assert!(ponder.completion > 0);
     // Prompt tokens as computed + cached: the split moves with the server's cache, the sum does not.
     let prompt = |u: &Usage| u.prompt_computed + u.prompt_reused;
-    assert_eq!(
-        prompt(&ponder) + prompt(&connecting),
-        prompt(&server_side),
-        "ponder {ponder:?} server {server_side:?}"
-    );
-    assert_eq!(
-        ponder.completion + connecting.completion,
-        server_side.completion,
-        "ponder {ponder:?} server {server_side:?}"
-    );
+    assert_eq!(prompt(&ponder) + prompt(&connecting), prompt(&server_side), "ponder {ponder:?} server {server_side:?}");
+    assert_eq!(ponder.completion + connecting.completion, server_side.completion, "ponder {ponder:?} server {server_side:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_of_three_finishes_the_run_when_one_server_dies() {
-    let mut servers = [
-        LlamaServer::start().await,
-        LlamaServer::start().await,
-        LlamaServer::start().await,
-    ];
+    let mut servers = [LlamaServer::start().await, LlamaServer::start().await, LlamaServer::start().await];
     let urls: Vec<String> = servers.iter().map(LlamaServer::url).collect();
     // Connecting generates on every server (capability checks); the same on each.
     let c0 = servers[0].counters().await;
     drop(connect(&urls[0], |_| {}).await);
     let connecting = c0.until(servers[0].counters().await).completion;
-    let before: Vec<Counters> =
-        futures::future::join_all(servers.iter().map(LlamaServer::counters)).await;
+    let before: Vec<Counters> = futures::future::join_all(servers.iter().map(LlamaServer::counters)).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("runs.sqlite");
     // Slowed down (a pause after each stored unit) so the kill lands mid-run.
-    let run = eval(
-        &urls,
-        &store,
-        &["--limit", "8", "--concurrency", "2"],
-        &[("PONDER_TEST_UNIT_PAUSE_MS", "700")],
-    );
+    let run = eval(&urls, &store, &["--limit", "8", "--concurrency", "2"], &[("PONDER_TEST_UNIT_PAUSE_MS", "700")]);
     let kill_midway = async {
         tokio::time::sleep(Duration::from_secs(4)).await;
         let c = servers[1].counters().await;
@@ -159,31 +93,18 @@ async fn a_fleet_of_three_finishes_the_run_when_one_server_dies() {
     assert!(out.status.success(), "{}", text(&out));
     let records = v[0]["records"].as_array().expect("records");
     assert_eq!(records.len(), 8, "every unit answered: {v}");
-    assert!(
-        at_kill.predicted > before[1].predicted,
-        "the killed server had work before it died"
-    );
+    assert!(at_kill.predicted > before[1].predicted, "the killed server had work before it died");
 
     // Nothing counted twice: what the two survivors generated was all reported, and ponder's
     // total exceeds it by at most what the killed server had done when it was killed plus
     // the attempts lost with it (counted as unreported, never guessed).
     let after = [servers[0].counters().await, servers[2].counters().await];
-    let survivors = before[0].until(after[0]).completion + before[2].until(after[1]).completion
-        - 2 * connecting;
+    let survivors = before[0].until(after[0]).completion + before[2].until(after[1]).completion - 2 * connecting;
     let ponder = summed(&v);
-    assert!(
-        ponder.completion >= survivors,
-        "ponder {ponder:?} < survivors {survivors}"
-    );
+    assert!(ponder.completion >= survivors, "ponder {ponder:?} < survivors {survivors}");
     let killed_done = before[1].until(at_kill).completion - connecting;
-    assert!(
-        ponder.completion <= survivors + killed_done + 3 * 48 * ponder.unreported.max(1),
-        "ponder {ponder:?}, survivors {survivors}, killed {killed_done}"
-    );
+    assert!(ponder.completion <= survivors + killed_done + 3 * 48 * ponder.unreported.max(1), "ponder {ponder:?}, survivors {survivors}, killed {killed_done}");
     for (i, a) in [0usize, 2].iter().zip(&after) {
-        assert!(
-            a.predicted > before[*i].predicted,
-            "server {i} took a share of the run (prefix routing spreads problems)"
-        );
+        assert!(a.predicted > before[*i].predicted, "server {i} took a share of the run (prefix routing spreads problems)");
     }
 }

@@ -14,9 +14,9 @@ use ponder_core::Usage;
 
 use super::*;
 
+mod gateway;
 mod cli;
 mod confidence;
-mod gateway;
 mod probes;
 mod restart;
 mod sampling;
@@ -27,8 +27,7 @@ fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("PONDER_LLAMA_SERVER") {
         return p.into();
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/llama-server/bin/llama-server");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/llama-server/bin/llama-server");
     assert!(
         p.exists(),
         "llama-server is not built: run scripts/llama-server.sh once (about 20 minutes on 2 cores; \
@@ -61,25 +60,9 @@ impl LlamaServer {
         let log = std::env::temp_dir().join(format!("ponder-llama-server-{port}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary())
-            .args([
-                "--model",
-                &model_path().to_string_lossy(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
+            .args(["--model", &model_path().to_string_lossy(), "--host", "127.0.0.1", "--port", &port.to_string()])
             // 4 slots of 2048 tokens; one thread each: tests run in parallel on two cores.
-            .args([
-                "--parallel",
-                "4",
-                "--ctx-size",
-                "8192",
-                "--threads",
-                "1",
-                "--threads-batch",
-                "1",
-            ])
+            .args(["--parallel", "4", "--ctx-size", "8192", "--threads", "1", "--threads-batch", "1"])
             .args(["--metrics", "--no-webui"])
             .stdout(Stdio::null())
             .stderr(out)
@@ -102,11 +85,7 @@ impl LlamaServer {
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "llama-server not healthy after 120 s:\n{}",
-                self.log_tail()
-            );
+            assert!(Instant::now() < deadline, "llama-server not healthy after 120 s:\n{}", self.log_tail());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -134,24 +113,14 @@ impl LlamaServer {
 
     /// The server's own token counters.
     pub async fn counters(&self) -> Counters {
-        let text = reqwest::get(format!("{}/metrics", self.root()))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body");
+        let text = reqwest::get(format!("{}/metrics", self.root())).await.expect("GET /metrics").text().await.expect("metrics body");
         let value = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("llamacpp:{name} ")))
                 .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("llamacpp:{name} missing from /metrics:\n{text}"))
-                as u64
+                .unwrap_or_else(|| panic!("llamacpp:{name} missing from /metrics:\n{text}")) as u64
         };
-        Counters {
-            prompt: value("prompt_tokens_total"),
-            cached: value("prompt_tokens_cached_total"),
-            predicted: value("tokens_predicted_total"),
-        }
+        Counters { prompt: value("prompt_tokens_total"), cached: value("prompt_tokens_cached_total"), predicted: value("tokens_predicted_total") }
     }
 }
 

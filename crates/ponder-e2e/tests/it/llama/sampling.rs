@@ -19,32 +19,19 @@ const N: usize = 400;
 
 fn params() -> SamplingParams {
     // A hot temperature puts mass in the tail, where the servers' defaults cut.
-    SamplingParams {
-        temperature: 1.5,
-        max_tokens: 1,
-        seed: 7,
-        ..SamplingParams::default()
-    }
+    SamplingParams { temperature: 1.5, max_tokens: 1, seed: 7, ..SamplingParams::default() }
 }
 
 /// The first token's text of `N` samples, in batches of 200 (the engine's sequences).
 async fn first_tokens(g: &dyn Generator, messages: &[Message]) -> Vec<String> {
     let mut out = Vec::new();
     for first_index in (0..N).step_by(200) {
-        let req = SampleRequest {
-            messages: messages.to_vec(),
-            n: 200.min(N - first_index),
-            params: params(),
-            first_index,
-        };
+        let req = SampleRequest { messages: messages.to_vec(), n: 200.min(N - first_index), params: params(), first_index };
         let got = g.sample(req).await.unwrap().collect().await.unwrap();
         assert!(got.failures.is_empty(), "{:?}", got.failures);
         // Both report the drawn token's log-probability (the engine's own; llama-server's
         // through completions logprobs).
-        assert!(got
-            .samples
-            .iter()
-            .all(|s| s.n_tokens == 1 && s.token_logprobs.len() == 1 && s.token_logprobs[0] <= 0.0));
+        assert!(got.samples.iter().all(|s| s.n_tokens == 1 && s.token_logprobs.len() == 1 && s.token_logprobs[0] <= 0.0));
         out.extend(got.samples.into_iter().map(|s| s.text));
     }
     out
@@ -93,12 +80,7 @@ fn critical(df: usize) -> f64 {
 
 #[test]
 fn chi_square_tells_samples_apart_only_when_they_differ() {
-    let draw = |weights: &[(&str, usize)]| -> Vec<String> {
-        weights
-            .iter()
-            .flat_map(|(t, n)| vec![t.to_string(); *n])
-            .collect()
-    };
+    let draw = |weights: &[(&str, usize)]| -> Vec<String> { weights.iter().flat_map(|(t, n)| vec![t.to_string(); *n]).collect() };
     let a = draw(&[("a", 200), ("b", 120), ("c", 80)]);
     let b = draw(&[("a", 190), ("b", 130), ("c", 80)]);
     let c = draw(&[("a", 280), ("b", 110), ("c", 10)]);
@@ -117,22 +99,12 @@ async fn the_engine_and_llama_server_draw_from_the_same_distribution() {
     // One prompt text for both: the engine's rendering, sent raw, so that only sampling
     // can differ (not two renderings of the chat template).
     let prompt = engine.render(&messages).unwrap();
-    let http = connect(&server.url(), |_| {})
-        .await
-        .with_api(Api::Completions)
-        .unwrap();
+    let http = connect(&server.url(), |_| {}).await.with_api(Api::Completions).unwrap();
     let from_engine = first_tokens(&engine, &messages).await;
     let from_server = first_tokens(&http, &[Message::user(prompt.clone())]).await;
     let (stat, df) = chi_square(&from_engine, &from_server);
-    assert!(
-        df >= 3,
-        "the prompt must spread its first token: {from_engine:?}"
-    );
-    assert!(
-        stat < critical(df),
-        "engine and llama-server differ: chi-square {stat:.1} > {:.1} (df {df})",
-        critical(df)
-    );
+    assert!(df >= 3, "the prompt must spread its first token: {from_engine:?}");
+    assert!(stat < critical(df), "engine and llama-server differ: chi-square {stat:.1} > {:.1} (df {df})", critical(df));
 
     // The test has the power to see the difference issue 15 found: llama-server with its
     // own sampling defaults, which ponder used to leave in place.
@@ -152,8 +124,5 @@ async fn the_engine_and_llama_server_draw_from_the_same_distribution() {
         .collect()
         .await;
     let (stat, df) = chi_square(&from_engine, &with_defaults);
-    assert!(
-        stat > critical(df),
-        "llama-server's defaults went unnoticed: chi-square {stat:.1} (df {df})"
-    );
+    assert!(stat > critical(df), "llama-server's defaults went unnoticed: chi-square {stat:.1} (df {df})");
 }

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use ponder_core::Problem;
-use ponder_verify::code::{
-    CheckRequest, Limits, Pool, SandboxChecker, SandboxVerifier, TestSpec, TestsFor,
-};
+use ponder_verify::code::{CheckRequest, Limits, Pool, SandboxChecker, SandboxVerifier, TestSpec, TestsFor};
 use serde::{Deserialize, Serialize};
 
 pub use humaneval::humaneval;
@@ -117,13 +115,7 @@ pub fn problem_id(problem: &CodeProblem) -> String {
 /// Every HumanEval and MBPP problem by [`problem_id`], parsed once.
 pub fn code_problems() -> &'static HashMap<String, CodeProblem> {
     static PROBLEMS: OnceLock<HashMap<String, CodeProblem>> = OnceLock::new();
-    PROBLEMS.get_or_init(|| {
-        humaneval()
-            .into_iter()
-            .chain(mbpp())
-            .map(|p| (problem_id(&p), p))
-            .collect()
-    })
+    PROBLEMS.get_or_init(|| humaneval().into_iter().chain(mbpp()).map(|p| (problem_id(&p), p)).collect())
 }
 
 /// The program to run for `code` written for `problem`. MBPP: the code itself. HumanEval:
@@ -145,12 +137,9 @@ pub fn program(problem: &CodeProblem, code: &str) -> String {
 /// Whether `code` has a top-level `def name(`.
 fn defines(code: &str, name: &str) -> bool {
     code.lines().any(|l| {
-        l.strip_prefix("def ")
-            .or_else(|| l.strip_prefix("async def "))
-            .is_some_and(|rest| {
-                rest.strip_prefix(name)
-                    .is_some_and(|after| after.trim_start().starts_with('('))
-            })
+        l.strip_prefix("def ").or_else(|| l.strip_prefix("async def ")).is_some_and(|rest| {
+            rest.strip_prefix(name).is_some_and(|after| after.trim_start().starts_with('('))
+        })
     })
 }
 
@@ -172,11 +161,7 @@ fn half(half: Half, limits: Limits) -> TestsFor {
             Half::Visible => visible,
             Half::Hidden => hidden,
         };
-        Ok(CheckRequest {
-            program: program(code_problem, code),
-            tests,
-            limits: limits.clone(),
-        })
+        Ok(CheckRequest { program: program(code_problem, code), tests, limits: limits.clone() })
     })
 }
 
@@ -194,12 +179,7 @@ pub fn hidden_tests_checker(pool: Arc<Pool>, limits: Limits) -> SandboxChecker {
 /// `n` checks of HumanEval canonical solutions against all their tests (cycling through
 /// the 164 problems): the work `ponder bench verify` times the sandbox on.
 pub fn canonical_checks(n: usize) -> Vec<CheckRequest> {
-    humaneval()
-        .iter()
-        .cycle()
-        .take(n)
-        .map(|p| p.request(p.reference_solution.clone(), Limits::default()))
-        .collect()
+    humaneval().iter().cycle().take(n).map(|p| p.request(p.reference_solution.clone(), Limits::default())).collect()
 }
 
 #[cfg(test)]
@@ -233,10 +213,7 @@ mod tests {
     fn problems_are_found_by_id() {
         let problems = code_problems();
         assert_eq!(problems.len(), 164 + 500);
-        assert_eq!(
-            problems["humaneval/HumanEval/0"].entry_point,
-            "has_close_elements"
-        );
+        assert_eq!(problems["humaneval/HumanEval/0"].entry_point, "has_close_elements");
         assert_eq!(problems["mbpp/11"].entry_point, "remove_Occ");
     }
 
@@ -247,18 +224,9 @@ mod tests {
         assert_eq!(program(he, body), format!("{}{body}\n", he.prompt));
         let whole = "def has_close_elements(numbers, threshold):\n    return False\n";
         assert_eq!(program(he, whole), format!("{}\n{whole}\n", he.prompt));
-        assert!(!defines(
-            "    def has_close_elements(x):",
-            "has_close_elements"
-        ));
-        assert!(!defines(
-            "def has_close_elements_2(x):",
-            "has_close_elements"
-        ));
+        assert!(!defines("    def has_close_elements(x):", "has_close_elements"));
+        assert!(!defines("def has_close_elements_2(x):", "has_close_elements"));
         let mbpp = &code_problems()["mbpp/11"];
-        assert_eq!(
-            program(mbpp, "def remove_Occ(s, ch): pass"),
-            "def remove_Occ(s, ch): pass"
-        );
+        assert_eq!(program(mbpp, "def remove_Occ(s, ch): pass"), "def remove_Occ(s, ch): pass");
     }
 }

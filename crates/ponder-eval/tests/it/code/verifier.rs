@@ -8,12 +8,8 @@ use ponder_core::strategy::{Candidate, Ctx, Strategy, VerifiedResampling};
 use ponder_core::testing::{Choice, ScriptedGenerator};
 use ponder_core::verifier::Verifier;
 use ponder_core::{derive_seed, Checker, FinishReason, Message, Problem, SamplingParams};
-use ponder_eval::tasks::code::{
-    code_problems, hidden_tests_checker, visible_tests_verifier, CodeProblem,
-};
-use ponder_verify::code::{
-    extract_code, CodeEquivalence, Limits, Pool, SandboxChecker, SandboxVerifier,
-};
+use ponder_eval::tasks::code::{code_problems, hidden_tests_checker, visible_tests_verifier, CodeProblem};
+use ponder_verify::code::{extract_code, CodeEquivalence, Limits, Pool, SandboxChecker, SandboxVerifier};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -35,13 +31,7 @@ fn checker() -> SandboxChecker {
 
 fn problem(id: &str) -> (Problem, &'static CodeProblem) {
     let code = &code_problems()[id];
-    let p = Problem {
-        id: id.into(),
-        question: code.prompt.clone(),
-        gold: id.into(),
-        level: None,
-        steps: Vec::new(),
-    };
+    let p = Problem { id: id.into(), question: code.prompt.clone(), gold: id.into(), level: None, steps: Vec::new() };
     (p, code)
 }
 
@@ -67,8 +57,7 @@ fn candidate(text: String) -> Candidate {
 fn sandbox_verifier_passes_canonical_and_fails_perturbed_on_visible_tests() {
     for id in ["humaneval/HumanEval/0", "humaneval/HumanEval/10", "mbpp/11"] {
         let (p, code) = problem(id);
-        let good =
-            block_on(verifier().verify(&p, &candidate(reply(&code.reference_solution)))).unwrap();
+        let good = block_on(verifier().verify(&p, &candidate(reply(&code.reference_solution)))).unwrap();
         assert!(good.passed, "{id}: {good:?}");
         let bad = block_on(verifier().verify(&p, &candidate(reply(&perturbed(code))))).unwrap();
         assert!(!bad.passed, "{id}: {bad:?}");
@@ -76,20 +65,10 @@ fn sandbox_verifier_passes_canonical_and_fails_perturbed_on_visible_tests() {
     }
     // A HumanEval completion: the body only, continued from the prompt.
     let (p, code) = problem("humaneval/HumanEval/0");
-    let body = code
-        .reference_solution
-        .strip_prefix(code.prompt.as_str())
-        .unwrap();
-    assert!(
-        block_on(verifier().verify(&p, &candidate(body.to_string())))
-            .unwrap()
-            .passed
-    );
+    let body = code.reference_solution.strip_prefix(code.prompt.as_str()).unwrap();
+    assert!(block_on(verifier().verify(&p, &candidate(body.to_string()))).unwrap().passed);
     let no_code = block_on(verifier().verify(&p, &candidate("```python\n```".into()))).unwrap();
-    assert!(
-        !no_code.passed && no_code.detail == "no code",
-        "{no_code:?}"
-    );
+    assert!(!no_code.passed && no_code.detail == "no code", "{no_code:?}");
 }
 
 #[test]
@@ -97,26 +76,11 @@ fn hidden_checker_passes_canonical_and_fails_perturbed() {
     for id in ["humaneval/HumanEval/0", "mbpp/11"] {
         let (p, code) = problem(id);
         let c = checker();
-        assert!(
-            c.is_correct(
-                &p,
-                extract_code(&reply(&code.reference_solution)).as_deref()
-            ),
-            "{id}"
-        );
-        assert!(
-            !c.is_correct(&p, extract_code(&reply(&perturbed(code))).as_deref()),
-            "{id}"
-        );
+        assert!(c.is_correct(&p, extract_code(&reply(&code.reference_solution)).as_deref()), "{id}");
+        assert!(!c.is_correct(&p, extract_code(&reply(&perturbed(code))).as_deref()), "{id}");
         assert!(!c.is_correct(&p, None), "{id}");
     }
-    let unknown = Problem {
-        id: "gsm8k/1".into(),
-        question: String::new(),
-        gold: "3".into(),
-        level: None,
-        steps: vec![],
-    };
+    let unknown = Problem { id: "gsm8k/1".into(), question: String::new(), gold: "3".into(), level: None, steps: vec![] };
     assert!(!checker().is_correct(&unknown, Some("print(3)")));
 }
 
@@ -130,10 +94,7 @@ fn picks_canonical(seed: u64, index: usize) -> bool {
 fn verify_resample_returns_the_first_sample_passing_the_sandbox_and_cancels_the_rest() {
     let (p, code) = problem("humaneval/HumanEval/0");
     let (good, bad) = (reply(&code.reference_solution), reply(&perturbed(code)));
-    let choices = vec![
-        Choice::new(bad, 3.0, -1.0),
-        Choice::new(good.clone(), 1.0, -1.0),
-    ];
+    let choices = vec![Choice::new(bad, 3.0, -1.0), Choice::new(good.clone(), 1.0, -1.0)];
     let verifier = verifier();
     let max_samples = 8;
     let mut seen_late_pass = false;
@@ -150,10 +111,7 @@ fn verify_resample_returns_the_first_sample_passing_the_sandbox_and_cancels_the_
         };
         let s = VerifiedResampling {
             max_samples,
-            sampling: SamplingParams {
-                seed,
-                ..SamplingParams::default()
-            },
+            sampling: SamplingParams { seed, ..SamplingParams::default() },
             round_size: max_samples,
         };
         let o = block_on(s.solve(&p, &[Message::user(p.question.clone())], &ctx)).unwrap();
@@ -164,24 +122,14 @@ fn verify_resample_returns_the_first_sample_passing_the_sandbox_and_cancels_the_
                 assert_eq!(o.chosen, Some(first), "seed {seed}");
                 assert_eq!(o.answer, extract_code(&good), "seed {seed}");
                 assert_eq!(o.candidates.len(), first + 1, "seed {seed}");
-                assert_eq!(
-                    generator.started(),
-                    first + 1,
-                    "seed {seed}: later samples were not cancelled"
-                );
+                assert_eq!(generator.started(), first + 1, "seed {seed}: later samples were not cancelled");
                 let scores: Vec<f64> = o.candidates.iter().map(|c| c.score.unwrap()).collect();
                 assert_eq!(scores.last(), Some(&1.0));
-                assert!(
-                    scores[..first].iter().all(|&s| s == 0.0),
-                    "seed {seed}: {scores:?}"
-                );
+                assert!(scores[..first].iter().all(|&s| s == 0.0), "seed {seed}: {scores:?}");
                 assert!(checker().is_correct(&p, o.answer.as_deref()));
             }
             None => assert!(o.abstained && o.answer.is_none() && o.candidates.len() == max_samples),
         }
     }
-    assert!(
-        seen_late_pass,
-        "pick seeds where a perturbed sample comes first"
-    );
+    assert!(seen_late_pass, "pick seeds where a perturbed sample comes first");
 }

@@ -28,8 +28,8 @@ use super::rewrite::{expand_pm, has_pm, is_scalar, matrix_value, name_like, redu
 use super::{GraderOptions, Reason};
 
 mod relations;
-pub(crate) use relations::is_assignment;
 use relations::{is_relation, relations};
+pub(crate) use relations::is_assignment;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
@@ -39,17 +39,11 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     fn yes(reason: Reason) -> Outcome {
-        Outcome {
-            equal: true,
-            reason,
-        }
+        Outcome { equal: true, reason }
     }
 
     fn no(reason: Reason) -> Outcome {
-        Outcome {
-            equal: false,
-            reason,
-        }
+        Outcome { equal: false, reason }
     }
 }
 
@@ -68,11 +62,7 @@ pub(crate) struct Ctx<'o> {
 
 impl<'o> Ctx<'o> {
     pub(crate) fn new(opts: &'o GraderOptions) -> Ctx<'o> {
-        Ctx {
-            opts,
-            budget: Budget::new(opts.max_steps),
-            points: Vec::new(),
-        }
+        Ctx { opts, budget: Budget::new(opts.max_steps), points: Vec::new() }
     }
 
     /// Seeded sample points for `vars` (drawn once per list of names and check).
@@ -96,11 +86,7 @@ pub(crate) fn answers(cx: &mut Ctx, gold: &Node, pred: &Node) -> R {
     let g = unwrap(gold);
     let p = unwrap(pred);
     if let (Node::Text(a), Node::Text(b)) = (g, p) {
-        return Ok(if a == b {
-            Outcome::yes(Reason::SameText)
-        } else {
-            Outcome::no(Reason::Different)
-        });
+        return Ok(if a == b { Outcome::yes(Reason::SameText) } else { Outcome::no(Reason::Different) });
     }
     if matches!(g, Node::Text(_)) || matches!(p, Node::Text(_)) {
         return Ok(Outcome::no(Reason::ShapeMismatch));
@@ -128,18 +114,7 @@ fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
     match (g, p) {
         (List { items: a, .. } | Set(a), List { items: b, .. } | Set(b)) => unordered(cx, a, b),
         (Union(a), Union(b)) => unordered(cx, a, b),
-        (
-            Group {
-                open: o1,
-                close: c1,
-                items: a,
-            },
-            Group {
-                open: o2,
-                close: c2,
-                items: b,
-            },
-        ) => {
+        (Group { open: o1, close: c1, items: a }, Group { open: o2, close: c2, items: b }) => {
             if o1 != o2 || c1 != c2 {
                 return Ok(Outcome::no(Reason::ShapeMismatch));
             }
@@ -147,22 +122,8 @@ fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
         }
         // A tuple against a list or set compares in written order (so `(1, 3)` matches
         // `\{1, 3\}` and `(3, 1)` does not).
-        (
-            Group { items: a, .. },
-            List {
-                items: b,
-                alt: None,
-            }
-            | Set(b),
-        )
-        | (
-            List {
-                items: a,
-                alt: None,
-            }
-            | Set(a),
-            Group { items: b, .. },
-        ) => ordered(cx, a, b),
+        (Group { items: a, .. }, List { items: b, alt: None } | Set(b))
+        | (List { items: a, alt: None } | Set(a), Group { items: b, .. }) => ordered(cx, a, b),
         (Matrix(a), Matrix(b)) => {
             if a.len() != b.len() || a.first().map(Vec::len) != b.first().map(Vec::len) {
                 return Ok(Outcome::no(Reason::ShapeMismatch));
@@ -172,18 +133,9 @@ fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
             ordered_refs(cx, &a, &b)
         }
         // A column or row vector against a tuple.
-        (
-            Matrix(m),
-            Group {
-                open: '(', items, ..
-            },
-        )
-        | (
-            Group {
-                open: '(', items, ..
-            },
-            Matrix(m),
-        ) if m.len() == 1 || m.iter().all(|r| r.len() == 1) => {
+        (Matrix(m), Group { open: '(', items, .. }) | (Group { open: '(', items, .. }, Matrix(m))
+            if m.len() == 1 || m.iter().all(|r| r.len() == 1) =>
+        {
             let flat: Vec<&Node> = m.iter().flatten().collect();
             let items: Vec<&Node> = items.iter().collect();
             if matches!(g, Matrix(_)) {
@@ -192,12 +144,8 @@ fn collections(cx: &mut Ctx, g: &Node, p: &Node) -> R {
                 ordered_refs(cx, &items, &flat)
             }
         }
-        (List { alt: Some(alt), .. }, other) if is_scalar(other) => {
-            scalar(cx, &Node::Num(alt.clone()), other)
-        }
-        (other, List { alt: Some(alt), .. }) if is_scalar(other) => {
-            scalar(cx, other, &Node::Num(alt.clone()))
-        }
+        (List { alt: Some(alt), .. }, other) if is_scalar(other) => scalar(cx, &Node::Num(alt.clone()), other),
+        (other, List { alt: Some(alt), .. }) if is_scalar(other) => scalar(cx, other, &Node::Num(alt.clone())),
         // The same value written several ways (`\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}`).
         (List { items, .. } | Set(items), other) | (other, List { items, .. } | Set(items))
             if is_scalar(other) && !items.is_empty() && items.len() <= 4 =>
@@ -275,9 +223,7 @@ fn unordered(cx: &mut Ctx, a: &[Node], b: &[Node]) -> R {
             }
             first_miss.get_or_insert(o);
         }
-        return Ok(first_miss.map_or(Outcome::no(Reason::ShapeMismatch), |o| {
-            Outcome::no(o.reason)
-        }));
+        return Ok(first_miss.map_or(Outcome::no(Reason::ShapeMismatch), |o| Outcome::no(o.reason)));
     }
     Ok(Outcome::yes(reason))
 }
@@ -297,11 +243,7 @@ fn expand_items(items: &[Node]) -> Vec<Node> {
     let mut seen: Vec<String> = Vec::new();
     for item in items {
         let item = unwrap(item);
-        let variants = if has_pm(item) {
-            expand_pm(item)
-        } else {
-            vec![item.clone()]
-        };
+        let variants = if has_pm(item) { expand_pm(item) } else { vec![item.clone()] };
         for v in variants {
             let t = text(&v);
             if !seen.contains(&t) {
@@ -336,16 +278,10 @@ fn weaker(a: Reason, b: Reason) -> Reason {
 fn scalar(cx: &mut Ctx, g: &Node, p: &Node) -> R {
     match (g, p) {
         (Node::Percent(x), Node::Percent(y)) => return scalar(cx, x, y),
-        (Node::Percent(x), other) | (other, Node::Percent(x))
-            if !matches!(other, Node::Percent(_)) =>
-        {
+        (Node::Percent(x), other) | (other, Node::Percent(x)) if !matches!(other, Node::Percent(_)) => {
             // `50\%` against `50` or `0.5`: either reading.
             let gold_is_pct = matches!(g, Node::Percent(_));
-            let o = if gold_is_pct {
-                scalar(cx, x, other)?
-            } else {
-                scalar(cx, other, x)?
-            };
+            let o = if gold_is_pct { scalar(cx, x, other)? } else { scalar(cx, other, x)? };
             if o.equal {
                 return Ok(o);
             }
@@ -353,15 +289,9 @@ fn scalar(cx: &mut Ctx, g: &Node, p: &Node) -> R {
                 return Ok(o);
             }
             let frac = Node::Div(x.clone(), Box::new(Node::Num(int(100))));
-            return if gold_is_pct {
-                scalar(cx, &frac, other)
-            } else {
-                scalar(cx, other, &frac)
-            };
+            return if gold_is_pct { scalar(cx, &frac, other) } else { scalar(cx, other, &frac) };
         }
-        (Node::Ratio(a), Node::Ratio(b))
-            if a.len() == 2 && b.len() == 2 && nonzero(cx, a)? && nonzero(cx, b)? =>
-        {
+        (Node::Ratio(a), Node::Ratio(b)) if a.len() == 2 && b.len() == 2 && nonzero(cx, a)? && nonzero(cx, b)? => {
             // `2:4` and `1:2` are the same ratio: a·d = b·c.
             let lhs = Node::Mul(vec![a[0].clone(), b[1].clone()]);
             let rhs = Node::Mul(vec![a[1].clone(), b[0].clone()]);
@@ -390,12 +320,7 @@ fn nonzero(cx: &mut Ctx, parts: &[Node]) -> Result<bool, Exhausted> {
 }
 
 fn int(n: i64) -> Num {
-    Num {
-        value: BigRational::from_integer(n.into()),
-        decimals: 0,
-        is_decimal: false,
-        int_digits: 0,
-    }
+    Num { value: BigRational::from_integer(n.into()), decimals: 0, is_decimal: false, int_digits: 0 }
 }
 
 /// Equality of values: exact when both are rational, else numeric.
@@ -413,8 +338,7 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
             }
             if let Some(k) = rounding_places(cx.opts, g, p) {
                 // |a - b| <= 1/2 * 10^-k, exactly.
-                let half_ulp =
-                    BigRational::new(1.into(), num_bigint::BigInt::from(10u32).pow(k) * 2);
+                let half_ulp = BigRational::new(1.into(), num_bigint::BigInt::from(10u32).pow(k) * 2);
                 if (a - b).abs() <= half_ulp {
                     return Ok(Outcome::yes(Reason::Rounded));
                 }
@@ -423,9 +347,7 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
             // for `\frac{1}{12}`) is that value written to precision; a shorter one is a
             // rounding (`0.33`), and integers and fractions must match exactly.
             let tol = BigRational::from_float(cx.opts.rel_tol).unwrap_or_else(BigRational::zero);
-            if decimal_places(g).max(decimal_places(p)) >= 6
-                && (a - b).abs() <= tol * a.abs().max(b.abs())
-            {
+            if decimal_places(g).max(decimal_places(p)) >= 6 && (a - b).abs() <= tol * a.abs().max(b.abs()) {
                 return Ok(Outcome::yes(Reason::Numeric));
             }
             return Ok(Outcome::no(Reason::Different));
@@ -439,11 +361,7 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
             None => numeric(p, &[], &mut cx.budget)?,
         };
         if is_infinity(g) && is_infinity(p) {
-            return Ok(if x == y {
-                Outcome::yes(Reason::Exact)
-            } else {
-                Outcome::no(Reason::Different)
-            });
+            return Ok(if x == y { Outcome::yes(Reason::Exact) } else { Outcome::no(Reason::Different) });
         }
         if !x.is_finite() || !y.is_finite() {
             return Ok(Outcome::no(Reason::Undecided));
@@ -473,11 +391,7 @@ fn value(cx: &mut Ctx, g: &Node, p: &Node) -> R {
         }
         valid += 1;
     }
-    Ok(if valid >= 2 {
-        Outcome::yes(Reason::Numeric)
-    } else {
-        Outcome::no(Reason::Undecided)
-    })
+    Ok(if valid >= 2 { Outcome::yes(Reason::Numeric) } else { Outcome::no(Reason::Undecided) })
 }
 
 /// `\infty`, `+\infty`, `-\infty` (an overflow to infinity is not one).

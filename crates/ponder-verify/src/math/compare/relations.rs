@@ -14,11 +14,7 @@ pub(super) fn relations(cx: &mut Ctx, g: &Node, p: &Node) -> R {
         (Some((gp, gops)), Some((pp, pops))) => {
             let g_eq = is_assignment(gp, gops);
             let p_eq = is_assignment(pp, pops);
-            if gops.len() == 1
-                && pops.len() == 1
-                && matches!(gops[0], RelOp::Eq | RelOp::Approx)
-                && gops == pops
-            {
+            if gops.len() == 1 && pops.len() == 1 && matches!(gops[0], RelOp::Eq | RelOp::Approx) && gops == pops {
                 // Two equations: same left side → compare values; else the same solution
                 // set (proportional `lhs - rhs`); else, if both name their value, the values.
                 if text(&gp[0]) == text(&pp[0]) {
@@ -27,10 +23,7 @@ pub(super) fn relations(cx: &mut Ctx, g: &Node, p: &Node) -> R {
                 if proportional(cx, gp, gops[0], pp, pops[0])? {
                     return Ok(Outcome::yes(Reason::Numeric));
                 }
-                if g_eq
-                    && p_eq
-                    && (!matches!(gp[0], Node::Var(_)) || !matches!(pp[0], Node::Var(_)))
-                {
+                if g_eq && p_eq && (!matches!(gp[0], Node::Var(_)) || !matches!(pp[0], Node::Var(_))) {
                     return answers(cx, &gp[1], &pp[1]);
                 }
                 return Ok(Outcome::no(Reason::Different));
@@ -51,15 +44,12 @@ pub(super) fn relations(cx: &mut Ctx, g: &Node, p: &Node) -> R {
                 return answers(cx, g, &pp[1]);
             }
             if is_inequality(gops) && is_inequality(pops) {
-                if let (Some((gv, gi)), Some((pv, pi))) =
-                    (intervals(cx, gp, gops)?, intervals(cx, pp, pops)?)
-                {
+                if let (Some((gv, gi)), Some((pv, pi))) = (intervals(cx, gp, gops)?, intervals(cx, pp, pops)?) {
                     if gv == pv {
                         return answers(cx, &gi, &pi);
                     }
                 }
-                if gops.len() == 1 && pops.len() == 1 && proportional(cx, gp, gops[0], pp, pops[0])?
-                {
+                if gops.len() == 1 && pops.len() == 1 && proportional(cx, gp, gops[0], pp, pops[0])? {
                     return Ok(Outcome::yes(Reason::Numeric));
                 }
                 return Ok(Outcome::no(Reason::Different));
@@ -111,22 +101,13 @@ pub(crate) fn is_assignment(parts: &[Node], ops: &[RelOp]) -> bool {
 }
 
 pub(super) fn is_inequality(ops: &[RelOp]) -> bool {
-    !ops.is_empty()
-        && ops
-            .iter()
-            .all(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::Ne))
+    !ops.is_empty() && ops.iter().all(|o| matches!(o, RelOp::Lt | RelOp::Le | RelOp::Gt | RelOp::Ge | RelOp::Ne))
 }
 
 /// Whether `a op b` and `c op' d` have the same solutions, by `lhs - rhs` being
 /// proportional at sample points: by a positive factor for the same inequality, a
 /// negative one for the flipped inequality, any non-zero one for `=` and `≠`.
-pub(super) fn proportional(
-    cx: &mut Ctx,
-    gp: &[Node],
-    gop: RelOp,
-    pp: &[Node],
-    pop: RelOp,
-) -> Result<bool, Exhausted> {
+pub(super) fn proportional(cx: &mut Ctx, gp: &[Node], gop: RelOp, pp: &[Node], pop: RelOp) -> Result<bool, Exhausted> {
     let sign = if gop == pop {
         if matches!(gop, RelOp::Eq | RelOp::Ne | RelOp::Approx) {
             0
@@ -138,12 +119,7 @@ pub(super) fn proportional(
     } else {
         return Ok(false);
     };
-    let diff = |parts: &[Node]| {
-        Node::Add(vec![
-            parts[0].clone(),
-            Node::Neg(Box::new(parts[1].clone())),
-        ])
-    };
+    let diff = |parts: &[Node]| Node::Add(vec![parts[0].clone(), Node::Neg(Box::new(parts[1].clone()))]);
     let (f, h) = (diff(gp), diff(pp));
     let mut vars = Vec::new();
     free_vars(&f, &mut vars);
@@ -182,11 +158,7 @@ pub(super) fn proportional(
 
 /// An inequality in one name as intervals: `x > 2` → `(2, ∞)`, `-1 ≤ x < 3` → `[-1, 3)`,
 /// `x ≠ 0` → `(-∞, 0) ∪ (0, ∞)`. Returns the name's text and the interval node.
-pub(super) fn intervals(
-    cx: &mut Ctx,
-    parts: &[Node],
-    ops: &[RelOp],
-) -> Result<Option<(String, Node)>, Exhausted> {
+pub(super) fn intervals(cx: &mut Ctx, parts: &[Node], ops: &[RelOp]) -> Result<Option<(String, Node)>, Exhausted> {
     let is_const = |n: &Node| {
         let mut v = Vec::new();
         free_vars(n, &mut v);
@@ -214,10 +186,9 @@ pub(super) fn intervals(
                 RelOp::Le => group(neg_inf(), false, c.clone(), true),
                 RelOp::Gt => group(c.clone(), false, inf(), false),
                 RelOp::Ge => group(c.clone(), true, inf(), false),
-                RelOp::Ne => Node::Union(vec![
-                    group(neg_inf(), false, c.clone(), false),
-                    group(c.clone(), false, inf(), false),
-                ]),
+                RelOp::Ne => {
+                    Node::Union(vec![group(neg_inf(), false, c.clone(), false), group(c.clone(), false, inf(), false)])
+                }
                 _ => return Ok(None),
             };
             (var, node)
@@ -247,12 +218,8 @@ pub(super) fn intervals(
 /// `{x : |x| ∈ I}` for an interval `I`: `1 ≤ |z| ≤ 3/2` is `[-3/2, -1] ∪ [1, 3/2]`, `|x| < 2`
 /// is `(-2, 2)`. `None` when the bounds are not exact or the set is every number.
 pub(super) fn abs_preimage(cx: &mut Ctx, interval: &Node) -> Result<Option<Node>, Exhausted> {
-    let Node::Group { open, close, items } = interval else {
-        return Ok(None);
-    };
-    let [lo, hi] = items.as_slice() else {
-        return Ok(None);
-    };
+    let Node::Group { open, close, items } = interval else { return Ok(None) };
+    let [lo, hi] = items.as_slice() else { return Ok(None) };
     let (lo_closed, hi_closed) = (*open == '[', *close == ']');
     let neg = |n: &Node| Node::Neg(Box::new(n.clone()));
     let inf = || Node::Const(Const::Inf);
@@ -273,10 +240,9 @@ pub(super) fn abs_preimage(cx: &mut Ctx, interval: &Node) -> Result<Option<Node>
     Ok(Some(match (two_halves, is_infinity(hi)) {
         (false, true) => return Ok(None),
         (false, false) => group(neg(hi), hi_closed, hi.clone(), hi_closed),
-        (true, true) => Node::Union(vec![
-            group(neg(&inf()), false, neg(lo), lo_closed),
-            group(lo.clone(), lo_closed, inf(), false),
-        ]),
+        (true, true) => {
+            Node::Union(vec![group(neg(&inf()), false, neg(lo), lo_closed), group(lo.clone(), lo_closed, inf(), false)])
+        }
         (true, false) => Node::Union(vec![
             group(neg(hi), hi_closed, neg(lo), lo_closed),
             group(lo.clone(), lo_closed, hi.clone(), hi_closed),

@@ -3,10 +3,7 @@
 //! sentence around it. A sentence of prose with no answer in it ("found by adding the
 //! amounts") is no answer (issue 17), not a free-text vote class.
 
-use super::scan::{
-    connector_gap, floor_boundary, has_words, is_bare, last_math, math_spans, number_len,
-    sentence_len,
-};
+use super::scan::{connector_gap, floor_boundary, has_words, is_bare, last_math, math_spans, number_len, sentence_len};
 use super::MAX_ANCHORED_BYTES;
 use crate::math::units::is_known;
 
@@ -20,23 +17,8 @@ pub(super) enum Anchored {
 
 /// Words before a number that make it an operand, not a result: "found by adding 1".
 const OPERAND_WORDS: &[&str] = &[
-    "add",
-    "adding",
-    "added",
-    "subtract",
-    "subtracting",
-    "subtracted",
-    "multiply",
-    "multiplying",
-    "multiplied",
-    "divide",
-    "dividing",
-    "divided",
-    "by",
-    "from",
-    "plus",
-    "minus",
-    "times",
+    "add", "adding", "added", "subtract", "subtracting", "subtracted", "multiply", "multiplying", "multiplied",
+    "divide", "dividing", "divided", "by", "from", "plus", "minus", "times",
 ];
 
 /// What follows an anchor: a math span right at its start, a choice letter, else the
@@ -112,9 +94,7 @@ fn answer_in(sentence: &str, concluding: bool) -> Option<String> {
 
 /// Numbers joined by commas, "and", "or" (`5 and 7`).
 fn is_number_list(s: &str) -> bool {
-    let items = s
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|w| !w.is_empty());
+    let items = s.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty());
     let mut n_numbers = 0;
     for w in items {
         if w.eq_ignore_ascii_case("and") || w.eq_ignore_ascii_case("or") {
@@ -136,8 +116,7 @@ fn is_number_list(s: &str) -> bool {
 fn is_short_text(s: &str) -> bool {
     s.len() <= 40
         && s.split_whitespace().count() <= 3
-        && s.chars()
-            .all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
+        && s.chars().all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '-' | '\''))
 }
 
 /// The number at the start of `s` as written: sign, currency, digits, a `/b`, a percent.
@@ -186,11 +165,7 @@ fn sole_result(s: &str) -> Option<String> {
         i = end.max(i + 1);
     }
     let (start, end) = found?;
-    let before = s[..start]
-        .trim_end_matches(['$', ' '])
-        .rsplit(' ')
-        .next()
-        .unwrap_or("");
+    let before = s[..start].trim_end_matches(['$', ' ']).rsplit(' ').next().unwrap_or("");
     let operand = OPERAND_WORDS.iter().any(|w| w.eq_ignore_ascii_case(before));
     let sign = usize::from(start > 0 && b[start - 1] == b'-');
     (!operand).then(|| s[start - sign..end].to_string())
@@ -218,11 +193,7 @@ pub(super) fn leading_math(s: &str) -> Option<String> {
 /// `(B)`, `B.`, `B)` or a lone `B` (A–J) at the start of `s`.
 fn choice_letter(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let (letter_at, needs_close) = if b.first() == Some(&b'(') {
-        (1, true)
-    } else {
-        (0, false)
-    };
+    let (letter_at, needs_close) = if b.first() == Some(&b'(') { (1, true) } else { (0, false) };
     let l = *b.get(letter_at)?;
     if !(b'A'..=b'J').contains(&l) {
         return None;
@@ -234,9 +205,7 @@ fn choice_letter(s: &str) -> Option<String> {
         next.is_none_or(|c| matches!(c, b'.' | b')' | b',' | b' ' | b'\n' | b'*' | b':'))
     };
     // "A car travels..." is a sentence, not a choice: a lone capital then a lowercase word.
-    let then_word = !needs_close
-        && next == Some(b' ')
-        && b.get(letter_at + 2).is_some_and(u8::is_ascii_lowercase);
+    let then_word = !needs_close && next == Some(b' ') && b.get(letter_at + 2).is_some_and(u8::is_ascii_lowercase);
     (ok && !then_word).then(|| (l as char).to_string())
 }
 
@@ -277,10 +246,7 @@ mod tests {
         assert_eq!(after_anchor(" found by adding 1"), Some(Anchored::Prose));
         assert_eq!(after_anchor("   "), None);
         // Working, not a conclusion: no answer here, and the search goes on.
-        assert_eq!(
-            after_anchor(" first, we note that 3 + 4 = 7."),
-            Some(Anchored::Answer("7".into()))
-        );
+        assert_eq!(after_anchor(" first, we note that 3 + 4 = 7."), Some(Anchored::Answer("7".into())));
         assert_eq!(after_anchor(" let me think. So x = 5."), None);
     }
 }

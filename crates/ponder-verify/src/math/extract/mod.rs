@@ -30,8 +30,7 @@ mod scan;
 use super::normalize::ascii_digit;
 use anchor::{after_anchor, Anchored};
 use scan::{
-    find_ci, find_word_is, floor_boundary, is_bare, last_math, last_number, math_spans, rfind_ci,
-    sentence_len, tail,
+    find_ci, find_word_is, floor_boundary, is_bare, last_math, last_number, math_spans, rfind_ci, sentence_len, tail,
 };
 
 /// How far after an anchor ("answer:") the answer is looked for.
@@ -44,10 +43,7 @@ const MAX_ANCHOR_TRIES: usize = 8;
 pub fn extract(text: &str) -> Option<String> {
     let text = tail(text, MAX_OUTPUT_BYTES);
     let mapped: String;
-    let text = if text
-        .chars()
-        .any(|c| !c.is_ascii() && ascii_digit(c).is_some())
-    {
+    let text = if text.chars().any(|c| !c.is_ascii() && ascii_digit(c).is_some()) {
         mapped = text.chars().map(|c| ascii_digit(c).unwrap_or(c)).collect();
         mapped.as_str()
     } else {
@@ -149,11 +145,7 @@ fn all_boxes(text: &str) -> Vec<(usize, usize, String)> {
         let at = i + off;
         i = at + 1;
         let rest = &text[at + 1..];
-        let Some(cmd_len) = ["boxed", "fbox"]
-            .iter()
-            .find(|c| rest.starts_with(**c))
-            .map(|c| c.len())
-        else {
+        let Some(cmd_len) = ["boxed", "fbox"].iter().find(|c| rest.starts_with(**c)).map(|c| c.len()) else {
             continue;
         };
         let after = at + 1 + cmd_len;
@@ -168,9 +160,7 @@ fn all_boxes(text: &str) -> Vec<(usize, usize, String)> {
             },
             Some(_) if open > after => {
                 // `\boxed 5`: one token.
-                let len = text[open..]
-                    .find(|c: char| c.is_whitespace() || c == '$')
-                    .unwrap_or(text.len() - open);
+                let len = text[open..].find(|c: char| c.is_whitespace() || c == '$').unwrap_or(text.len() - open);
                 (&text[open..open + len], open + len)
             }
             _ => continue,
@@ -217,17 +207,8 @@ fn joinable_gap(gap: &str) -> bool {
     if !word.is_empty() {
         words.push(word);
     }
-    let filler = |w: &str| {
-        matches!(
-            w,
-            "\\quad" | "\\qquad" | "\\text" | "\\" | "\\mbox" | "\\textbf" | "\\textrm"
-        )
-    };
-    let words: Vec<&str> = words
-        .iter()
-        .map(String::as_str)
-        .filter(|w| !filler(w))
-        .collect();
+    let filler = |w: &str| matches!(w, "\\quad" | "\\qquad" | "\\text" | "\\" | "\\mbox" | "\\textbf" | "\\textrm");
+    let words: Vec<&str> = words.iter().map(String::as_str).filter(|w| !filler(w)).collect();
     words.is_empty() || words.iter().any(|w| matches!(*w, "and" | "or"))
 }
 
@@ -260,15 +241,10 @@ fn answer_phrase(text: &str) -> Option<Anchored> {
             continue;
         }
         let mut j = i + 6;
-        j += bytes[j..]
-            .iter()
-            .take_while(|b| matches!(b, b' ' | b'\t' | b'*'))
-            .count();
+        j += bytes[j..].iter().take_while(|b| matches!(b, b' ' | b'\t' | b'*')).count();
         if bytes.get(j) == Some(&b':') {
             j += 1;
-        } else if bytes
-            .get(j..j + 2)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
+        } else if bytes.get(j..j + 2).is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
             && !bytes.get(j + 2).is_some_and(u8::is_ascii_alphanumeric)
         {
             j += 2;
@@ -291,11 +267,7 @@ fn answer_phrase(text: &str) -> Option<Anchored> {
 fn hashes(text: &str) -> Option<String> {
     text.rsplit('\n').find_map(|line| {
         let at = line.rfind("####")?;
-        let a = line[at..]
-            .trim_start_matches('#')
-            .trim()
-            .trim_end_matches('.')
-            .trim();
+        let a = line[at..].trim_start_matches('#').trim().trim_end_matches('.').trim();
         (!a.is_empty()).then(|| a.to_string())
     })
 }
@@ -306,22 +278,15 @@ fn hashes(text: &str) -> Option<String> {
 /// Sunday, 5 days later").
 fn last_math_or_number(text: &str) -> Option<String> {
     let spans = math_spans(text);
-    let span_end = spans
-        .iter()
-        .rev()
-        .find(|s| !s.2.trim().is_empty())
-        .map(|s| s.1);
-    let number_end =
-        last_number(text).map(|n| n.as_ptr() as usize - text.as_ptr() as usize + n.len());
+    let span_end = spans.iter().rev().find(|s| !s.2.trim().is_empty()).map(|s| s.1);
+    let number_end = last_number(text).map(|n| n.as_ptr() as usize - text.as_ptr() as usize + n.len());
     if let Some((at, letter)) = last_choice(text) {
         if at >= span_end.unwrap_or(0) && at >= number_end.unwrap_or(0) {
             return Some(letter);
         }
     }
     if let Some((at, day)) = last_day(text) {
-        if at >= span_end.unwrap_or(0)
-            && (at >= number_end.unwrap_or(0) || only_durations(&text[at..]))
-        {
+        if at >= span_end.unwrap_or(0) && (at >= number_end.unwrap_or(0) || only_durations(&text[at..])) {
             return Some(day.to_string());
         }
     }
@@ -346,15 +311,7 @@ fn last_choice(text: &str) -> Option<(usize, String)> {
     })
 }
 
-const DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// The last day name (capitalised, a whole word), with its offset.
 fn last_day(text: &str) -> Option<(usize, &'static str)> {
@@ -386,15 +343,8 @@ fn only_durations(s: &str) -> bool {
             continue;
         }
         let end = i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let word: String = s[end..]
-            .trim_start()
-            .chars()
-            .take_while(char::is_ascii_alphabetic)
-            .collect();
-        if !matches!(
-            word.to_ascii_lowercase().as_str(),
-            "day" | "days" | "week" | "weeks"
-        ) {
+        let word: String = s[end..].trim_start().chars().take_while(char::is_ascii_alphabetic).collect();
+        if !matches!(word.to_ascii_lowercase().as_str(), "day" | "days" | "week" | "weeks") {
             return false;
         }
         i = end;
@@ -429,21 +379,12 @@ mod tests {
 
     #[test]
     fn anchors() {
-        check(
-            "Final Answer: The final answer is $(0, 1)$. I hope it is correct.",
-            Some("(0, 1)"),
-        );
+        check("Final Answer: The final answer is $(0, 1)$. I hope it is correct.", Some("(0, 1)"));
         check("Final Answer: The largest $n$ is 34.", Some("34"));
-        check(
-            "Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.",
-            Some("3"),
-        );
+        check("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", Some("3"));
         check("The answer is (B).", Some("B"));
         check("answer: C", Some("C"));
-        check(
-            "Therefore, answer is 189.\n\nAnother thought: 7 apples.",
-            Some("189"),
-        );
+        check("Therefore, answer is 189.\n\nAnother thought: 7 apples.", Some("189"));
         check("She makes $18.\n#### 18", Some("18"));
         check("**Answer:** 18", Some("18"));
         check("The final answer is: $\\boxed{18}$", Some("18"));
@@ -454,31 +395,19 @@ mod tests {
     /// Issue 17: the answer itself after an anchor, and no answer when only prose follows.
     #[test]
     fn anchored_answers_not_sentences() {
-        check(
-            "So Lucas has 36.\nAnswer: 2 * 18 = 36, which is lucas's total amount",
-            Some("36"),
-        );
+        check("So Lucas has 36.\nAnswer: 2 * 18 = 36, which is lucas's total amount", Some("36"));
         check("Answer: found by adding 1", None);
-        check(
-            "We add 4 and 6.\nAnswer: It is found by adding 4 and 6",
-            None,
-        );
+        check("We add 4 and 6.\nAnswer: It is found by adding 4 and 6", None);
         check("The answer is 6 minutes.", Some("6 minutes"));
         check("Counting on, the answer is Monday.", Some("Monday"));
-        check(
-            "The answer is 7. Checking again, the answer is found by adding 1",
-            Some("7"),
-        );
+        check("The answer is 7. Checking again, the answer is found by adding 1", Some("7"));
         check("The answer is found by adding 1.\n#### 8", Some("8"));
     }
 
     #[test]
     fn day_names_and_digits() {
         check("Two days after Wednesday is Friday.", Some("Friday"));
-        check(
-            "So the meeting will be on Sunday, 5 days later.",
-            Some("Sunday"),
-        );
+        check("So the meeting will be on Sunday, 5 days later.", Some("Sunday"));
         check("On Monday she sold 12 cakes.", Some("12"));
         check("The answer is ٤٢.", Some("42"));
     }

@@ -20,9 +20,7 @@ pub(super) fn rfind_ci(hay: &str, needle: &str) -> Option<usize> {
     if n.len() > h.len() {
         return None;
     }
-    (0..=h.len() - n.len())
-        .rev()
-        .find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+    (0..=h.len() - n.len()).rev().find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 pub(super) fn find_ci(hay: &str, needle: &str) -> Option<usize> {
@@ -165,10 +163,7 @@ pub(super) fn has_words(s: &str) -> bool {
             }
             let is_command = start > 0 && b[start - 1] == b'\\';
             let word = &s[start..i];
-            if !is_command
-                && word.len() >= 3
-                && !BARE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
-            {
+            if !is_command && word.len() >= 3 && !BARE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) {
                 return true;
             }
         } else {
@@ -189,14 +184,12 @@ pub(super) fn last_number(text: &str) -> Option<&str> {
     let mut best = None;
     let mut i = 0;
     while i < b.len() {
-        let starts =
-            b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let starts = b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
         if !starts {
             i += 1;
             continue;
         }
-        let glued =
-            i > 0 && (b[i - 1].is_ascii_alphabetic() || b[i - 1] == b'_' || b[i - 1] == b'^');
+        let glued = i > 0 && (b[i - 1].is_ascii_alphabetic() || b[i - 1] == b'_' || b[i - 1] == b'^');
         let mut end = i + number_len(&b[i..]);
         // A simple fraction `2/3`.
         if b.get(end) == Some(&b'/') && b.get(end + 1).is_some_and(u8::is_ascii_digit) {
@@ -232,9 +225,8 @@ pub(super) fn number_len(b: &[u8]) -> usize {
 }
 
 pub(super) fn sign_len(b: &[u8], at: usize) -> usize {
-    let is_sign = |before: usize| {
-        before == 0 || !matches!(b[before - 1], b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b')')
-    };
+    let is_sign =
+        |before: usize| before == 0 || !matches!(b[before - 1], b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b')');
     usize::from(at >= 1 && b[at - 1] == b'-' && is_sign(at - 1))
 }
 

@@ -13,10 +13,7 @@ pub(super) fn lex_command(
     depth: u32,
 ) -> Result<usize, LexError> {
     let mut push = |tok: Tok, space: &mut bool| {
-        out.push(Token {
-            tok,
-            space_before: *space,
-        });
+        out.push(Token { tok, space_before: *space });
         *space = false;
     };
     let rel = |op| Some(Tok::Rel(op));
@@ -79,15 +76,8 @@ pub(super) fn lex_command(
         return Ok(i);
     }
     if name == "begin" || name == "end" {
-        let Some((env, end)) = brace_arg(c, i) else {
-            return Err(LexError);
-        };
-        let env: String = env
-            .iter()
-            .collect::<String>()
-            .trim()
-            .trim_end_matches('*')
-            .to_string();
+        let Some((env, end)) = brace_arg(c, i) else { return Err(LexError) };
+        let env: String = env.iter().collect::<String>().trim().trim_end_matches('*').to_string();
         i = end;
         if name == "begin" {
             if env == "array" || env == "tabular" {
@@ -116,9 +106,7 @@ pub(super) fn lex_command(
         return Ok(end);
     }
     if TEXT_WRAPPERS.contains(&name) {
-        let Some((arg, end)) = brace_arg(c, i) else {
-            return Ok(i);
-        };
+        let Some((arg, end)) = brace_arg(c, i) else { return Ok(i) };
         lex_text(name, arg, out, space, depth)?;
         return Ok(end);
     }
@@ -141,20 +129,11 @@ pub(super) fn lex_command(
 }
 
 /// `\text{..}` content: empty, a separator, a choice letter, math, or words.
-fn lex_text(
-    wrapper: &str,
-    arg: &[char],
-    out: &mut Vec<Token>,
-    space: &mut bool,
-    depth: u32,
-) -> Result<(), LexError> {
+fn lex_text(wrapper: &str, arg: &[char], out: &mut Vec<Token>, space: &mut bool, depth: u32) -> Result<(), LexError> {
     let text: String = arg.iter().collect();
     let trimmed = text.trim().trim_matches(',').trim();
     let mut push = |tok: Tok, space: &mut bool| {
-        out.push(Token {
-            tok,
-            space_before: *space,
-        });
+        out.push(Token { tok, space_before: *space });
         *space = false;
     };
     if trimmed.is_empty() {
@@ -169,16 +148,12 @@ fn lex_text(
         push(Tok::Percent, space);
         return Ok(());
     }
-    if text.starts_with(char::is_whitespace) && matches!(trimmed, "m" | "s" | "g" | "h" | "l" | "L")
-    {
+    if text.starts_with(char::is_whitespace) && matches!(trimmed, "m" | "s" | "g" | "h" | "l" | "L") {
         // `7 \text{ m}`: a unit after a space, not the variable m.
         push(Tok::Word(trimmed.to_string()), space);
         return Ok(());
     }
-    let inner = trimmed
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .unwrap_or(trimmed);
+    let inner = trimmed.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(trimmed);
     let mut letters = inner.chars();
     if let (Some(l), None) = (letters.next(), letters.next()) {
         if l.is_ascii_alphabetic() {
@@ -197,10 +172,7 @@ fn lex_text(
         // `\text{13}`, `\mathrm{3x}`: math in a text font.
         return lex_into(arg, out, depth + 1);
     }
-    push(
-        Tok::Word(trimmed.split_whitespace().collect::<Vec<_>>().join(" ")),
-        space,
-    );
+    push(Tok::Word(trimmed.split_whitespace().collect::<Vec<_>>().join(" ")), space);
     Ok(())
 }
 

@@ -115,135 +115,35 @@ pub(crate) struct LexError;
 
 /// Commands the parser knows, by their canonical name.
 const COMMANDS: &[&str] = &[
-    "frac", "sqrt", "binom", "pi", "infty", "sin", "cos", "tan", "sec", "csc", "cot", "arcsin",
-    "arccos", "arctan", "sinh", "cosh", "tanh", "ln", "log", "lg", "exp", "min", "max", "gcd",
-    "lcm", "det",
+    "frac", "sqrt", "binom", "pi", "infty", "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos",
+    "arctan", "sinh", "cosh", "tanh", "ln", "log", "lg", "exp", "min", "max", "gcd", "lcm", "det",
 ];
 
 /// Wrappers whose argument is math in another font: lexed inline.
 const MATH_WRAPPERS: &[&str] = &[
-    "mathbf",
-    "mathit",
-    "mathsf",
-    "mathcal",
-    "mathbb",
-    "mathscr",
-    "mathfrak",
-    "boldsymbol",
-    "bm",
-    "boxed",
-    "fbox",
-    "mathnormal",
-    "underline",
+    "mathbf", "mathit", "mathsf", "mathcal", "mathbb", "mathscr", "mathfrak", "boldsymbol", "bm", "boxed", "fbox",
+    "mathnormal", "underline",
 ];
 
 /// Wrappers whose argument is text: classified as a word, a separator, a letter or math.
-const TEXT_WRAPPERS: &[&str] = &[
-    "text",
-    "textbf",
-    "textit",
-    "textrm",
-    "textnormal",
-    "textsf",
-    "texttt",
-    "mbox",
-    "hbox",
-    "emph",
-    "mathrm",
-    "operatorname",
-];
+const TEXT_WRAPPERS: &[&str] =
+    &["text", "textbf", "textit", "textrm", "textnormal", "textsf", "texttt", "mbox", "hbox", "emph", "mathrm", "operatorname"];
 
 /// Accents: the argument becomes one name (`\overline{AB}` is the segment AB).
-const ACCENTS: &[&str] = &[
-    "overline",
-    "bar",
-    "vec",
-    "hat",
-    "widehat",
-    "tilde",
-    "widetilde",
-    "overrightarrow",
-    "overleftrightarrow",
-    "dot",
-    "ddot",
-    "overarc",
-    "arc",
-];
+const ACCENTS: &[&str] =
+    &["overline", "bar", "vec", "hat", "widehat", "tilde", "widetilde", "overrightarrow", "overleftrightarrow", "dot", "ddot", "overarc", "arc"];
 
 const GREEK: &[&str] = &[
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "varepsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "vartheta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "rho",
-    "sigma",
-    "tau",
-    "upsilon",
-    "phi",
-    "varphi",
-    "chi",
-    "psi",
-    "omega",
-    "Gamma",
-    "Delta",
-    "Theta",
-    "Lambda",
-    "Xi",
-    "Sigma",
-    "Phi",
-    "Psi",
-    "Omega",
-    "ell",
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma",
+    "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega", "ell",
 ];
 
 /// Commands that vanish: spacing and sizing.
 const IGNORED: &[&str] = &[
-    "left",
-    "right",
-    "big",
-    "Big",
-    "bigg",
-    "Bigg",
-    "bigl",
-    "bigr",
-    "Bigl",
-    "Bigr",
-    "biggl",
-    "biggr",
-    "quad",
-    "qquad",
-    "limits",
-    "nolimits",
-    "displaystyle",
-    "textstyle",
-    "scriptstyle",
-    "circ",
-    "degree",
-    "dots",
-    "ldots",
-    "cdots",
-    "mathstrut",
-    "strut",
-    "hline",
-    "cline",
-    "centering",
-    "noindent",
-    "nonumber",
-    "notag",
-    "hfill",
-    "phantom",
+    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr", "quad", "qquad",
+    "limits", "nolimits", "displaystyle", "textstyle", "scriptstyle", "circ", "degree", "dots", "ldots", "cdots",
+    "mathstrut", "strut", "hline", "cline", "centering", "noindent", "nonumber", "notag", "hfill", "phantom",
 ];
 
 pub(crate) fn lex(s: &str) -> Result<Vec<Token>, LexError> {
@@ -270,10 +170,7 @@ fn lex_into(c: &[char], out: &mut Vec<Token>, depth: u32) -> Result<(), LexError
             continue;
         }
         let mut push = |tok: Tok, space: &mut bool| {
-            out.push(Token {
-                tok,
-                space_before: *space,
-            });
+            out.push(Token { tok, space_before: *space });
             *space = false;
         };
         if ch == '.' {
@@ -300,9 +197,7 @@ fn lex_into(c: &[char], out: &mut Vec<Token>, depth: u32) -> Result<(), LexError
             }
             // `0.\overline{3}`, `0.1\overline{6}`: the written digits, then the repetend.
             let rep_at = if point { i + 1 } else { i };
-            if let Some((rep, end)) =
-                repetend(c, rep_at).filter(|_| point || c[start..i].contains(&'.'))
-            {
+            if let Some((rep, end)) = repetend(c, rep_at).filter(|_| point || c[start..i].contains(&'.')) {
                 let written: String = c[start..i].iter().collect();
                 let dot = if point { "." } else { "" };
                 push(Tok::Num(format!("{written}{dot}({rep})")), &mut space);
@@ -320,10 +215,7 @@ fn lex_into(c: &[char], out: &mut Vec<Token>, depth: u32) -> Result<(), LexError
         }
         if ch.is_ascii_alphabetic() {
             // "and" / "or" standing alone join list items; other letters are names.
-            let run = c[i..]
-                .iter()
-                .take_while(|d| d.is_ascii_alphabetic())
-                .count();
+            let run = c[i..].iter().take_while(|d| d.is_ascii_alphabetic()).count();
             let word: String = c[i..i + run].iter().collect();
             if matches!(word.as_str(), "and" | "or" | "AND" | "OR") {
                 push(Tok::Sep, &mut space);
@@ -460,10 +352,7 @@ fn repetend(c: &[char], i: usize) -> Option<(String, usize)> {
     if c.get(i) != Some(&'\\') {
         return None;
     }
-    let name_len = c[i + 1..]
-        .iter()
-        .take_while(|d| d.is_ascii_alphabetic())
-        .count();
+    let name_len = c[i + 1..].iter().take_while(|d| d.is_ascii_alphabetic()).count();
     let name: String = c[i + 1..i + 1 + name_len].iter().collect();
     if !matches!(name.as_str(), "overline" | "bar" | "dot") {
         return None;
@@ -516,26 +405,13 @@ mod tests {
     fn numbers_and_commands() {
         assert_eq!(toks("1.5"), vec![Tok::Num("1.5".into())]);
         assert_eq!(toks("5."), vec![Tok::Num("5".into())]);
-        assert_eq!(
-            toks("\\dfrac12"),
-            vec![Tok::Cmd("frac"), Tok::Num("12".into())]
-        );
-        assert_eq!(
-            toks("x\\le 3"),
-            vec![
-                Tok::Ident("x".into()),
-                Tok::Rel(RelOp::Le),
-                Tok::Num("3".into())
-            ]
-        );
+        assert_eq!(toks("\\dfrac12"), vec![Tok::Cmd("frac"), Tok::Num("12".into())]);
+        assert_eq!(toks("x\\le 3"), vec![Tok::Ident("x".into()), Tok::Rel(RelOp::Le), Tok::Num("3".into())]);
         assert_eq!(toks(">="), vec![Tok::Rel(RelOp::Ge)]);
         assert_eq!(toks("0.\\overline{3}"), vec![Tok::Num("0.(3)".into())]);
         assert_eq!(toks("0.1\\overline{6}"), vec![Tok::Num("0.1(6)".into())]);
         assert_eq!(toks(".\\overline{12}"), vec![Tok::Num(".(12)".into())]);
-        assert_eq!(
-            toks("\\overline{AB}"),
-            vec![Tok::Ident("overline{AB}".into())]
-        );
+        assert_eq!(toks("\\overline{AB}"), vec![Tok::Ident("overline{AB}".into())]);
         assert_eq!(toks("\\emptyset"), vec![Tok::LSet, Tok::RSet]);
     }
 

@@ -33,11 +33,7 @@ impl Parser {
                 Ok(Node::Func(Func::Sqrt, vec![x]))
             }
             "log" | "lg" => {
-                let base = if self.eat(&Tok::Underscore) {
-                    Some(self.macro_arg()?)
-                } else {
-                    None
-                };
+                let base = if self.eat(&Tok::Underscore) { Some(self.macro_arg()?) } else { None };
                 let (arg, power) = self.function_arg()?;
                 let node = match (base, cmd) {
                     (Some(b), _) => Node::Log(Box::new(b), Box::new(arg)),
@@ -122,7 +118,8 @@ impl Parser {
             _ => {
                 let mut factors = vec![self.power()?];
                 while let Some(t) = self.peek() {
-                    let is_function = matches!(t, Tok::Cmd(c) if !matches!(*c, "pi" | "infty" | "frac" | "sqrt" | "binom"));
+                    let is_function =
+                        matches!(t, Tok::Cmd(c) if !matches!(*c, "pi" | "infty" | "frac" | "sqrt" | "binom"));
                     if is_function || !self.starts_implicit(t) || matches!(t, Tok::LParen) {
                         break;
                     }
@@ -139,11 +136,7 @@ impl Parser {
                 }
             }
         };
-        let power = if self.eat(&Tok::Caret) {
-            Some(self.pow_operand()?)
-        } else {
-            None
-        };
+        let power = if self.eat(&Tok::Caret) { Some(self.pow_operand()?) } else { None };
         Ok((arg, power))
     }
 
@@ -185,14 +178,7 @@ impl Parser {
     pub(super) fn environment(&mut self, env: &str) -> PResult<Node> {
         let matrix = matches!(
             env,
-            "pmatrix"
-                | "bmatrix"
-                | "Bmatrix"
-                | "vmatrix"
-                | "Vmatrix"
-                | "matrix"
-                | "smallmatrix"
-                | "array"
+            "pmatrix" | "bmatrix" | "Bmatrix" | "vmatrix" | "Vmatrix" | "matrix" | "smallmatrix" | "array"
         );
         if !matrix {
             return Err(ParseError);

@@ -20,9 +20,7 @@ impl Parser {
                     let n = factors.pop().unwrap();
                     factors.push(self.node(Node::Div(Box::new(n), Box::new(d)))?);
                 }
-                Some(Tok::Cmd("frac"))
-                    if factors.len() == 1 && is_integer_literal(unsigned(&factors[0])) =>
-                {
+                Some(Tok::Cmd("frac")) if factors.len() == 1 && is_integer_literal(unsigned(&factors[0])) => {
                     // `15\frac{39}{40}` is a mixed number when the fraction is proper; a
                     // percent sign after it applies to the whole (`33\frac{1}{3}\%`).
                     let frac = self.primary()?;
@@ -53,13 +51,7 @@ impl Parser {
     /// Whether `t` can begin a factor of an implicit product (`2x`, `3\sqrt2`, `(a)(b)`).
     pub(super) fn starts_implicit(&self, t: &Tok) -> bool {
         match t {
-            Tok::Num(_)
-            | Tok::Ident(_)
-            | Tok::LParen
-            | Tok::LBrace
-            | Tok::LFloor
-            | Tok::LCeil
-            | Tok::LAngle => true,
+            Tok::Num(_) | Tok::Ident(_) | Tok::LParen | Tok::LBrace | Tok::LFloor | Tok::LCeil | Tok::LAngle => true,
             Tok::Begin(_) => true,
             Tok::Cmd(_) => true,
             Tok::Pipe => self.abs_depth == 0,
@@ -220,9 +212,7 @@ impl Parser {
     }
 
     pub(super) fn primary_inner(&mut self) -> PResult<Node> {
-        let Some(tok) = self.bump() else {
-            return Err(ParseError);
-        };
+        let Some(tok) = self.bump() else { return Err(ParseError) };
         match tok {
             Tok::Num(lit) => Ok(Node::Num(number(&lit)?)),
             Tok::Ident(name) => Ok(match name.as_str() {
@@ -233,11 +223,7 @@ impl Parser {
             Tok::LAngle => {
                 let inner = self.seq()?;
                 self.expect(&Tok::RAngle)?;
-                Ok(Node::Group {
-                    open: '(',
-                    close: ')',
-                    items: into_items(inner),
-                })
+                Ok(Node::Group { open: '(', close: ')', items: into_items(inner) })
             }
             Tok::LBrace => {
                 if self.eat(&Tok::RBrace) {
@@ -297,11 +283,7 @@ impl Parser {
     pub(super) fn bracketed(&mut self, open: char) -> PResult<Node> {
         if let Some(close) = self.closer() {
             self.bump();
-            return Ok(Node::Group {
-                open,
-                close,
-                items: Vec::new(),
-            });
+            return Ok(Node::Group { open, close, items: Vec::new() });
         }
         let saved_abs = self.abs_depth;
         self.abs_depth = 0;
@@ -312,11 +294,7 @@ impl Parser {
         Ok(match inner {
             Node::List { items, .. } => Node::Group { open, close, items },
             other if (open == '(') == (close == ')') => other,
-            other => Node::Group {
-                open,
-                close,
-                items: vec![other],
-            },
+            other => Node::Group { open, close, items: vec![other] },
         })
     }
 

@@ -113,15 +113,7 @@ pub(crate) fn parse(tokens: Vec<Token>) -> PResult<Node> {
 /// The answer tree, and the canonical units written after its values (`6 \text{ min}` →
 /// `minute`; see the `units` module), which the tree leaves out.
 pub(crate) fn parse_with_units(tokens: Vec<Token>) -> PResult<(Node, Vec<String>)> {
-    let mut p = Parser {
-        toks: tokens,
-        pos: 0,
-        depth: 0,
-        nodes: 0,
-        abs_depth: 0,
-        in_matrix: false,
-        units: Vec::new(),
-    };
+    let mut p = Parser { toks: tokens, pos: 0, depth: 0, nodes: 0, abs_depth: 0, in_matrix: false, units: Vec::new() };
     if p.toks.is_empty() {
         return Err(ParseError);
     }
@@ -230,10 +222,7 @@ impl Parser {
             // Cannot fail: one element.
             return Ok(segments.pop().unwrap());
         }
-        self.node(Node::List {
-            items: segments,
-            alt: None,
-        })
+        self.node(Node::List { items: segments, alt: None })
     }
 
     /// Items separated by `,`, "and", "or", or (outside matrices) `\\`.
@@ -427,57 +416,31 @@ mod tests {
     }
 
     fn fails(s: &str) {
-        assert!(
-            lex(s).map_err(|_| ParseError).and_then(parse).is_err(),
-            "{s:?} should not parse"
-        );
+        assert!(lex(s).map_err(|_| ParseError).and_then(parse).is_err(), "{s:?} should not parse");
     }
 
     #[test]
     fn shapes() {
         assert!(matches!(p("\\frac12"), Node::Div(..)));
-        assert!(matches!(
-            p("(1, 2)"),
-            Node::Group {
-                open: '(',
-                close: ')',
-                ..
-            }
-        ));
-        assert!(matches!(
-            p("[0, 1)"),
-            Node::Group {
-                open: '[',
-                close: ')',
-                ..
-            }
-        ));
+        assert!(matches!(p("(1, 2)"), Node::Group { open: '(', close: ')', .. }));
+        assert!(matches!(p("[0, 1)"), Node::Group { open: '[', close: ')', .. }));
         assert!(matches!(p("(x+1)"), Node::Add(_)));
         assert!(matches!(p("\\{1, 2\\}"), Node::Set(_)));
         assert!(matches!(p("1, 2"), Node::List { .. }));
         assert!(matches!(p("x \\le 3"), Node::Relation { .. }));
         assert!(matches!(p("(0,1) \\cup (2, \\infty)"), Node::Union(_)));
-        assert!(matches!(
-            p("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"),
-            Node::Matrix(_)
-        ));
+        assert!(matches!(p("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), Node::Matrix(_)));
         assert!(matches!(p("2\\sin b \\cos a"), Node::Mul(_)));
         assert!(matches!(p("7:32"), Node::Ratio(_)));
     }
 
     #[test]
     fn alt_numbers() {
-        let Node::List { alt: Some(n), .. } = p("1,234") else {
-            panic!()
-        };
+        let Node::List { alt: Some(n), .. } = p("1,234") else { panic!() };
         assert_eq!(n.value, BigRational::from_integer(1234.into()));
-        let Node::List { alt: Some(n), .. } = p("2,74") else {
-            panic!()
-        };
+        let Node::List { alt: Some(n), .. } = p("2,74") else { panic!() };
         assert_eq!(n.value, BigRational::new(274.into(), 100.into()));
-        let Node::List { alt: None, .. } = p("1, 234") else {
-            panic!()
-        };
+        let Node::List { alt: None, .. } = p("1, 234") else { panic!() };
     }
 
     #[test]

@@ -30,46 +30,25 @@ pub(crate) fn number(lit: &str) -> PResult<Num> {
         return repeating(head, rep);
     }
     let (int, frac) = lit.split_once('.').unwrap_or((lit, ""));
-    let int_value: BigInt = if int.is_empty() {
-        BigInt::zero()
-    } else {
-        int.parse().map_err(|_| ParseError)?
-    };
-    let frac_value: BigInt = if frac.is_empty() {
-        BigInt::zero()
-    } else {
-        frac.parse().map_err(|_| ParseError)?
-    };
+    let int_value: BigInt = if int.is_empty() { BigInt::zero() } else { int.parse().map_err(|_| ParseError)? };
+    let frac_value: BigInt = if frac.is_empty() { BigInt::zero() } else { frac.parse().map_err(|_| ParseError)? };
     // Cannot overflow: at most MAX_LITERAL_DIGITS digits.
     let scale = BigInt::from(10u32).pow(frac.len() as u32);
     let value = BigRational::new(int_value * &scale + frac_value, scale);
-    Ok(Num {
-        value,
-        decimals: frac.len() as u32,
-        is_decimal: lit.contains('.'),
-        int_digits: int.len() as u32,
-    })
+    Ok(Num { value, decimals: frac.len() as u32, is_decimal: lit.contains('.'), int_digits: int.len() as u32 })
 }
 
 /// `head` then `rep` repeating forever: `0.1` then `6` is 0.1 + 0.0666.. = 1/6. Exact, so
 /// not a decimal that may have been rounded.
 fn repeating(head: &str, rep: &str) -> PResult<Num> {
     let (int, frac) = head.split_once('.').ok_or(ParseError)?;
-    let written = number(&format!(
-        "{}.{frac}",
-        if int.is_empty() { "0" } else { int }
-    ))?;
+    let written = number(&format!("{}.{frac}", if int.is_empty() { "0" } else { int }))?;
     let rep_value: BigInt = rep.parse().map_err(|_| ParseError)?;
     // Cannot overflow: both lengths are bounded by MAX_LITERAL_DIGITS.
     let scale = BigInt::from(10u32).pow(frac.len() as u32);
     let nines = BigInt::from(10u32).pow(rep.len() as u32) - BigInt::one();
     let value = written.value + BigRational::new(rep_value, scale * nines);
-    Ok(Num {
-        value,
-        decimals: 0,
-        is_decimal: false,
-        int_digits: int.len() as u32,
-    })
+    Ok(Num { value, decimals: 0, is_decimal: false, int_digits: int.len() as u32 })
 }
 
 /// `1,234` (thousands) or `2,74` (decimal comma): the one-number reading of a tight list
@@ -92,16 +71,7 @@ pub(super) fn alt_number(items: &[Node]) -> Option<Num> {
             _ => return None,
         }
     }
-    let sign = |n: Num| {
-        if negative {
-            Num {
-                value: -n.value,
-                ..n
-            }
-        } else {
-            n
-        }
-    };
+    let sign = |n: Num| if negative { Num { value: -n.value, ..n } } else { n };
     let text = |n: &Num| number_text(n);
     let first = text(lits[0]);
     let groups_ok = lits[1..].iter().all(|n| n.int_digits == 3);
@@ -134,10 +104,7 @@ pub(crate) fn number_text(n: &Num) -> String {
         let int = &scaled / &scale;
         let frac = &scaled % &scale;
         let frac = frac.to_string();
-        format!(
-            "{int}.{}{frac}",
-            "0".repeat(n.decimals as usize - frac.len().min(n.decimals as usize))
-        )
+        format!("{int}.{}{frac}", "0".repeat(n.decimals as usize - frac.len().min(n.decimals as usize)))
     } else {
         n.value.to_integer().to_string()
     }

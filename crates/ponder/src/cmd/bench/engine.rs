@@ -76,9 +76,7 @@ struct SamplerCost {
 fn sampler_cost(n_vocab: usize) -> SamplerCost {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let logits: Vec<f32> = (0..n_vocab)
-        .map(|_| rng.gen::<f32>() * 8.0 - 4.0 + if rng.gen_bool(0.001) { 12.0 } else { 0.0 })
-        .collect();
+    let logits: Vec<f32> = (0..n_vocab).map(|_| rng.gen::<f32>() * 8.0 - 4.0 + if rng.gen_bool(0.001) { 12.0 } else { 0.0 }).collect();
     let mut sampler = ponder_engine::sampler::Sampler::default();
     let mut time = |params: SamplingParams| {
         let n = 400;
@@ -104,28 +102,13 @@ fn sampler_cost(n_vocab: usize) -> SamplerCost {
         n_vocab,
         token_stats_us: stats_us,
         greedy_us: time(SamplingParams::greedy()),
-        temperature_us: time(SamplingParams {
-            temperature: 0.7,
-            ..SamplingParams::default()
-        }),
-        top_p_us: time(SamplingParams {
-            temperature: 0.7,
-            top_p: 0.95,
-            ..SamplingParams::default()
-        }),
+        temperature_us: time(SamplingParams { temperature: 0.7, ..SamplingParams::default() }),
+        top_p_us: time(SamplingParams { temperature: 0.7, top_p: 0.95, ..SamplingParams::default() }),
     }
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Args {
-        model,
-        seqs,
-        prompt_tokens,
-        gen_tokens,
-        repeats,
-        raw_streams,
-        report,
-    } = a;
+    let Args { model, seqs, prompt_tokens, gen_tokens, repeats, raw_streams, report } = a;
     if seqs.is_empty() || seqs.contains(&0) {
         anyhow::bail!("--seqs needs positive counts, got {seqs:?}");
     }
@@ -141,37 +124,13 @@ pub fn run(a: Args) -> Result<()> {
             nonce += 1;
             let text = prompt_text(nonce, prompt_tokens, &engine);
             let tokens = engine.tokenize(&text);
-            let r = raw::run(
-                engine.model(),
-                &cfg,
-                &tokens,
-                n,
-                gen_tokens,
-                0.7,
-                nonce as u32,
-            )?;
-            best_raw = (
-                best_raw.0.max(r.prefill_tok_s()),
-                best_raw.1.max(r.decode_tok_s()),
-            );
+            let r = raw::run(engine.model(), &cfg, &tokens, n, gen_tokens, 0.7, nonce as u32)?;
+            best_raw = (best_raw.0.max(r.prefill_tok_s()), best_raw.1.max(r.decode_tok_s()));
             if raw_streams {
                 // One stream per sequence, each big enough for the prompt and the generation.
                 let per_seq = (tokens.len() + gen_tokens + 64).next_power_of_two() as u32;
-                let streams = ponder_engine::EngineConfig {
-                    kv_unified: false,
-                    n_seq_max: n as u32,
-                    n_ctx: per_seq * n as u32,
-                    ..cfg.clone()
-                };
-                let r = raw::run(
-                    engine.model(),
-                    &streams,
-                    &tokens,
-                    n,
-                    gen_tokens,
-                    0.7,
-                    nonce as u32,
-                )?;
+                let streams = ponder_engine::EngineConfig { kv_unified: false, n_seq_max: n as u32, n_ctx: per_seq * n as u32, ..cfg.clone() };
+                let r = raw::run(engine.model(), &streams, &tokens, n, gen_tokens, 0.7, nonce as u32)?;
                 best_streams = Some(best_streams.unwrap_or(0.0).max(r.decode_tok_s()));
             }
             nonce += 1;
@@ -203,14 +162,7 @@ pub fn run(a: Args) -> Result<()> {
         "sampler over {} logits: greedy {:.0} µs, temperature {:.0} µs, top-p {:.0} µs per token; token confidence (top 20) {:.0} µs more",
         sampler.n_vocab, sampler.greedy_us, sampler.temperature_us, sampler.top_p_us, sampler.token_stats_us
     );
-    let result = Report {
-        model: model.model.clone(),
-        prompt_tokens,
-        gen_tokens,
-        threads: cfg.n_threads,
-        rows,
-        sampler,
-    };
+    let result = Report { model: model.model.clone(), prompt_tokens, gen_tokens, threads: cfg.n_threads, rows, sampler };
     report.write("engine", &result, &markdown_table(&result))
 }
 
@@ -225,47 +177,24 @@ fn prompt_text(nonce: u64, n_tokens: usize, engine: &Engine) -> String {
 }
 
 /// (prefill tok/s, decode tok/s) through the engine's public contract.
-async fn engine_run(
-    engine: &Engine,
-    nonce: u64,
-    prompt_tokens: usize,
-    n: usize,
-    gen: usize,
-) -> Result<(f64, f64)> {
+async fn engine_run(engine: &Engine, nonce: u64, prompt_tokens: usize, n: usize, gen: usize) -> Result<(f64, f64)> {
     // Prefill alone: one sample of one token is sampled from the prompt's logits, no decode.
     let one = |nonce: u64, n: usize, max_tokens: u32| SampleRequest {
         messages: vec![Message::user(prompt_text(nonce, prompt_tokens, engine))],
         n,
-        params: SamplingParams {
-            max_tokens,
-            ignore_eos: true,
-            seed: nonce,
-            ..SamplingParams::default()
-        },
+        params: SamplingParams { max_tokens, ignore_eos: true, seed: nonce, ..SamplingParams::default() },
         first_index: 0,
     };
     let t = Instant::now();
-    let got = engine
-        .sample(one(nonce + 1_000_000, 1, 1))
-        .await?
-        .collect()
-        .await?;
+    let got = engine.sample(one(nonce + 1_000_000, 1, 1)).await?.collect().await?;
     let prefill_s = t.elapsed().as_secs_f64();
     let prefill_tok_s = got.usage.prompt_computed as f64 / prefill_s;
     // Prefill + `gen` decode steps; the prefill part is subtracted.
     let t = Instant::now();
-    let got = engine
-        .sample(one(nonce, n, gen as u32 + 1))
-        .await?
-        .collect()
-        .await?;
+    let got = engine.sample(one(nonce, n, gen as u32 + 1)).await?.collect().await?;
     let total_s = t.elapsed().as_secs_f64();
     let decode_s = (total_s - prefill_s).max(1e-9);
-    anyhow::ensure!(
-        got.samples.len() == n,
-        "engine returned {} of {n} samples",
-        got.samples.len()
-    );
+    anyhow::ensure!(got.samples.len() == n, "engine returned {} of {n} samples", got.samples.len());
     Ok((prefill_tok_s, (n * gen) as f64 / decode_s))
 }
 

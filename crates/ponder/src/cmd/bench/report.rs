@@ -26,8 +26,7 @@ impl ReportArgs {
     /// Writes `value` and `table` for benchmark `name`, prints the table and what was
     /// written.
     pub fn write(&self, name: &str, value: &impl Serialize, table: &str) -> Result<()> {
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("creating {}", self.out.display()))?;
+        std::fs::create_dir_all(&self.out).with_context(|| format!("creating {}", self.out.display()))?;
         let json = self.out.join(format!("{name}.json"));
         write(&json, &(serde_json::to_string_pretty(value)? + "\n"))?;
         let md = self.out.join(format!("{name}.md"));
@@ -50,10 +49,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, appending
 /// the section if it is missing.
 fn update_markdown(path: &Path, name: &str, body: &str) -> Result<()> {
-    let (open, close) = (
-        format!("<!-- bench:{name} -->"),
-        format!("<!-- /bench:{name} -->"),
-    );
+    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
     let old = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -61,9 +57,7 @@ fn update_markdown(path: &Path, name: &str, body: &str) -> Result<()> {
     };
     let section = format!("{open}\n{body}{close}");
     let new = match (old.find(&open), old.find(&close)) {
-        (Some(a), Some(b)) if b > a => {
-            format!("{}{}{}", &old[..a], section, &old[b + close.len()..])
-        }
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + close.len()..]),
         _ => format!("{old}\n{section}\n"),
     };
     write(path, &new)
@@ -77,11 +71,7 @@ mod tests {
     fn sections_are_replaced_in_place_or_appended() {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("B.md");
-        std::fs::write(
-            &md,
-            "# Title\n<!-- bench:a -->\nold\n<!-- /bench:a -->\ntail\n",
-        )
-        .unwrap();
+        std::fs::write(&md, "# Title\n<!-- bench:a -->\nold\n<!-- /bench:a -->\ntail\n").unwrap();
         update_markdown(&md, "a", "new\n").unwrap();
         update_markdown(&md, "b", "other\n").unwrap();
         let text = std::fs::read_to_string(&md).unwrap();
@@ -92,24 +82,11 @@ mod tests {
     fn results_go_into_the_chosen_directory() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("results/today");
-        let args = ReportArgs {
-            out: out.clone(),
-            markdown: None,
-        };
-        args.write("engine", &serde_json::json!({ "rows": [1, 2] }), "| a |\n")
-            .unwrap();
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("engine.json")).unwrap())
-                .unwrap();
+        let args = ReportArgs { out: out.clone(), markdown: None };
+        args.write("engine", &serde_json::json!({ "rows": [1, 2] }), "| a |\n").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine.json")).unwrap()).unwrap();
         assert_eq!(json["rows"][1], 2);
-        assert_eq!(
-            std::fs::read_to_string(out.join("engine.md")).unwrap(),
-            "| a |\n"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "nothing written beside the directory"
-        );
+        assert_eq!(std::fs::read_to_string(out.join("engine.md")).unwrap(), "| a |\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written beside the directory");
     }
 }

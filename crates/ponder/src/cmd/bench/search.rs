@@ -64,52 +64,25 @@ pub fn run(a: Args) -> Result<()> {
     let engine = a.model.load()?;
     let dataset = ponder_eval::load(&format!("arith:{}:{}", a.level, a.problems), 0)?;
     let template = common::prompt_template(None, dataset.kind, &engine)?;
-    let step = StepConfig {
-        max_step_tokens: a.step_tokens,
-        ..StepConfig::default()
-    };
-    let spec = StrategySpec::Pf(PfConfig {
-        n: a.particles,
-        step,
-        ..PfConfig::default()
-    });
+    let step = StepConfig { max_step_tokens: a.step_tokens, ..StepConfig::default() };
+    let spec = StrategySpec::Pf(PfConfig { n: a.particles, step, ..PfConfig::default() });
     let sampling = common::with_stops(
-        ponder_core::SamplingParams {
-            temperature: 0.7,
-            max_tokens: a.max_tokens,
-            ..Default::default()
-        },
+        ponder_core::SamplingParams { temperature: 0.7, max_tokens: a.max_tokens, ..Default::default() },
         &template,
     );
     let rt = common::runtime()?;
     let mut paths = Vec::new();
-    for (name, generator) in [
-        ("engine (KV shared)", engine.clone()),
-        ("re-prefill every step", engine.reprefilling()),
-    ] {
-        eprintln!(
-            "particle filtering, {} particles, {} problems: {name} ...",
-            a.particles, a.problems
-        );
-        let mut result = PathResult {
-            path: name.into(),
-            ..PathResult::default()
-        };
+    for (name, generator) in [("engine (KV shared)", engine.clone()), ("re-prefill every step", engine.reprefilling())] {
+        eprintln!("particle filtering, {} particles, {} problems: {name} ...", a.particles, a.problems);
+        let mut result = PathResult { path: name.into(), ..PathResult::default() };
         let started = Instant::now();
         for problem in &dataset.problems {
             let strategy = spec.build(sampling.clone())?;
-            let ctx = Ctx {
-                process: Some(&StepCheck),
-                ..common::dataset_ctx(&generator, &dataset, None)
-            };
+            let ctx = Ctx { process: Some(&StepCheck), ..common::dataset_ctx(&generator, &dataset, None) };
             let messages = template.render(problem)?;
             let outcome = rt.block_on(strategy.solve(problem, &messages, &ctx))?;
             result.usage += outcome.usage;
-            result.correct += usize::from(
-                dataset
-                    .checker
-                    .is_correct(problem, outcome.answer.as_deref()),
-            );
+            result.correct += usize::from(dataset.checker.is_correct(problem, outcome.answer.as_deref()));
         }
         result.wall_s = started.elapsed().as_secs_f64();
         result.completion_tok_s = result.usage.completion as f64 / result.wall_s;
@@ -137,18 +110,9 @@ pub fn run(a: Args) -> Result<()> {
     for p in &report.paths {
         table.push_str(&format!(
             "| {} | {:.1} | {} | {} | {} | {:.1} | {}/{} |\n",
-            p.path,
-            p.wall_s,
-            p.usage.completion,
-            p.usage.prompt_computed,
-            p.usage.prompt_reused,
-            p.completion_tok_s,
-            p.correct,
-            report.problems
+            p.path, p.wall_s, p.usage.completion, p.usage.prompt_computed, p.usage.prompt_reused, p.completion_tok_s, p.correct, report.problems
         ));
     }
-    table.push_str(&format!(
-        "\nRe-prefilling takes {speedup:.2}× the engine's wall time.\n"
-    ));
+    table.push_str(&format!("\nRe-prefilling takes {speedup:.2}× the engine's wall time.\n"));
     a.report.write("search", &report, &table)
 }

@@ -89,25 +89,15 @@ fn phase(latencies: &mut [f64], errors: usize, wall_s: f64, completion: u64) -> 
 }
 
 fn question(i: usize) -> String {
-    format!(
-        "What is {} + {}? Answer with the number only.",
-        3 + i % 17,
-        5 + i / 17
-    )
+    format!("What is {} + {}? Answer with the number only.", 3 + i % 17, 5 + i / 17)
 }
 
 /// Client `i`'s chat request: the question under the model prefix that names the
 /// strategy and budget, in the OpenAI shapes of ponder-http's client.
 fn chat_body(a: &Args, i: usize) -> Value {
     let mut body = Map::new();
-    body.insert(
-        "model".into(),
-        json!(format!("{}-{}:m", a.strategy, a.budget)),
-    );
-    body.insert(
-        "messages".into(),
-        wire::messages(&[Message::user(question(i))]),
-    );
+    body.insert("model".into(), json!(format!("{}-{}:m", a.strategy, a.budget)));
+    body.insert("messages".into(), wire::messages(&[Message::user(question(i))]));
     body.insert("max_tokens".into(), json!(a.max_tokens));
     Value::Object(body)
 }
@@ -120,14 +110,8 @@ fn inside_and_completion(v: &Value) -> Option<(f64, u64)> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    anyhow::ensure!(
-        a.clients > 0 && a.budget > 0 && a.max_tokens > 0,
-        "--clients, --budget and --max-tokens must be positive"
-    );
-    let sampling = SamplingParams {
-        max_tokens: a.max_tokens,
-        ..SamplingParams::default()
-    };
+    anyhow::ensure!(a.clients > 0 && a.budget > 0 && a.max_tokens > 0, "--clients, --budget and --max-tokens must be positive");
+    let sampling = SamplingParams { max_tokens: a.max_tokens, ..SamplingParams::default() };
     let spec = StrategySpec::parse(&a.strategy, Some(a.budget))?;
     spec.validate()?;
     let engine = a.model.load()?;
@@ -135,26 +119,11 @@ pub fn run(a: Args) -> Result<()> {
     let rt = common::runtime()?;
     let report = rt.block_on(async {
         // Warm-up: load the weights into the caches, start the actor's batches.
-        let warm =
-            StrategySpec::parse(&a.strategy, Some(a.budget.min(4)))?.build(sampling.clone())?;
-        let problem = |i: usize| Problem {
-            id: format!("q{i}"),
-            question: question(i),
-            gold: String::new(),
-            level: None,
-            steps: Vec::new(),
-        };
-        warm.solve(
-            &problem(0),
-            &[Message::user(question(0))],
-            &common::ctx(&engine, None),
-        )
-        .await?;
+        let warm = StrategySpec::parse(&a.strategy, Some(a.budget.min(4)))?.build(sampling.clone())?;
+        let problem = |i: usize| Problem { id: format!("q{i}"), question: question(i), gold: String::new(), level: None, steps: Vec::new() };
+        warm.solve(&problem(0), &[Message::user(question(0))], &common::ctx(&engine, None)).await?;
 
-        eprintln!(
-            "direct: {} concurrent {} requests of budget {} ...",
-            a.clients, a.strategy, a.budget
-        );
+        eprintln!("direct: {} concurrent {} requests of budget {} ...", a.clients, a.strategy, a.budget);
         let t = Instant::now();
         let tasks: Vec<_> = (0..a.clients)
             .map(|i| {
@@ -163,13 +132,7 @@ pub fn run(a: Args) -> Result<()> {
                 tokio::spawn(async move {
                     let s = spec.build(sampling)?;
                     let start = Instant::now();
-                    let o = s
-                        .solve(
-                            &p,
-                            &[Message::user(p.question.clone())],
-                            &common::ctx(&engine, None),
-                        )
-                        .await?;
+                    let o = s.solve(&p, &[Message::user(p.question.clone())], &common::ctx(&engine, None)).await?;
                     anyhow::Ok((start.elapsed().as_secs_f64() * 1000.0, o.usage.completion))
                 })
             })
@@ -189,24 +152,11 @@ pub fn run(a: Args) -> Result<()> {
         }
         let direct = phase(&mut lat, errors, t.elapsed().as_secs_f64(), completion);
 
-        let state = Arc::new(
-            AppState::new(
-                Backend::Engine(engine.clone()),
-                "m".into(),
-                ServerConfig::default(),
-            )
-            .map_err(anyhow::Error::msg)?,
-        );
+        let state = Arc::new(AppState::new(Backend::Engine(engine.clone()), "m".into(), ServerConfig::default()).map_err(anyhow::Error::msg)?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1/chat/completions", listener.local_addr()?);
-        tokio::spawn(ponder_server::serve(
-            listener,
-            state,
-            std::future::pending(),
-        ));
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(a.clients)
-            .build()?;
+        tokio::spawn(ponder_server::serve(listener, state, std::future::pending()));
+        let http = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build()?;
         eprintln!("gateway: {} concurrent clients ...", a.clients);
         let t = Instant::now();
         let tasks: Vec<_> = (0..a.clients)
@@ -220,8 +170,7 @@ pub fn run(a: Args) -> Result<()> {
                     let v: Value = r.json().await?;
                     let ms = start.elapsed().as_secs_f64() * 1000.0;
                     anyhow::ensure!(status.is_success(), "{status}: {v}");
-                    let (inside, completion) =
-                        inside_and_completion(&v).context("no ponder.timing.strategy_ms")?;
+                    let (inside, completion) = inside_and_completion(&v).context("no ponder.timing.strategy_ms")?;
                     anyhow::Ok((ms, ms - inside, completion))
                 })
             })
@@ -258,10 +207,7 @@ pub fn run(a: Args) -> Result<()> {
         })
     })?;
     a.report.write("serve", &report, &markdown(&report))?;
-    anyhow::ensure!(
-        report.direct.errors == 0 && report.gateway.errors == 0,
-        "some requests failed"
-    );
+    anyhow::ensure!(report.direct.errors == 0 && report.gateway.errors == 0, "some requests failed");
     Ok(())
 }
 
@@ -272,19 +218,10 @@ fn markdown(r: &Report) -> String {
     );
     s.push_str("| path | requests | errors | wall s | requests/s | completion tok/s | latency p50 ms | latency p99 ms |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (name, p) in [
-        ("direct engine calls", &r.direct),
-        ("through `ponder serve`", &r.gateway),
-    ] {
+    for (name, p) in [("direct engine calls", &r.direct), ("through `ponder serve`", &r.gateway)] {
         s.push_str(&format!(
             "| {name} | {} | {} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} |\n",
-            p.requests,
-            p.errors,
-            p.wall_s,
-            p.requests_per_s,
-            p.completion_tok_per_s,
-            p.latency_p50_ms,
-            p.latency_p99_ms
+            p.requests, p.errors, p.wall_s, p.requests_per_s, p.completion_tok_per_s, p.latency_p50_ms, p.latency_p99_ms
         ));
     }
     s.push_str(&format!(

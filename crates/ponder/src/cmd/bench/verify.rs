@@ -20,11 +20,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let code_checks = a.code_checks;
     eprintln!("grading MATH-500 answer pairs and pathological inputs ...");
-    let math =
-        ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions()?);
+    let math = ponder_verify::math::bench::run(&ponder_eval::tasks::competition::math500_solutions()?);
     eprintln!("running {code_checks} HumanEval canonical solutions in the sandbox ...");
-    let code =
-        ponder_verify::code::bench::run(ponder_eval::tasks::code::canonical_checks(code_checks))?;
+    let code = ponder_verify::code::bench::run(ponder_eval::tasks::code::canonical_checks(code_checks))?;
     let mut table = String::from("| verifier | checks | checks/s | notes |\n|---|---:|---:|---|\n");
     table.push_str(&format!(
         "| math grader (1 thread) | {} | {:.0} | mean {:.1} µs, worst {:.0} µs per check; worst pathological input {:.1} ms |\n",
@@ -38,9 +36,5 @@ pub fn run(a: Args) -> Result<()> {
         "| code sandbox (pool of {}) | {} | {:.1} | {} passed; bubblewrap isolation: {} |\n",
         code.n_workers, code.n_checks, code.checks_per_s, code.n_passed, code.isolated
     ));
-    a.report.write(
-        "verify",
-        &serde_json::json!({ "math": &math, "code": &code }),
-        &table,
-    )
+    a.report.write("verify", &serde_json::json!({ "math": &math, "code": &code }), &table)
 }

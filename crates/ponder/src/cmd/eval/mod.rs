@@ -164,14 +164,9 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
     let scorer: ScorerSpec = a.scorer.parse()?;
     let mut specs = Vec::new();
     for s in &strategies {
-        let budgets: Vec<Option<usize>> = if a.budget.is_empty() {
-            vec![None]
-        } else {
-            a.budget.iter().copied().map(Some).collect()
-        };
+        let budgets: Vec<Option<usize>> = if a.budget.is_empty() { vec![None] } else { a.budget.iter().copied().map(Some).collect() };
         for b in budgets {
-            let spec =
-                StrategySpec::parse_with(s, b, &defaults).map_err(|e| a.search.explain(e))?;
+            let spec = StrategySpec::parse_with(s, b, &defaults).map_err(|e| a.search.explain(e))?;
             common::check_needs(&spec, scorer)?;
             specs.push(spec);
         }
@@ -187,24 +182,14 @@ fn check(a: &Args, stored_policy: Option<Policy>) -> Result<Checked> {
         bail!("--seeds must be at least 1, got 0");
     }
     if a.deterministic {
-        Backend::check_engine_only(
-            &a.upstream,
-            "--deterministic (a freshly loaded engine per unit)",
-        )?;
+        Backend::check_engine_only(&a.upstream, "--deterministic (a freshly loaded engine per unit)")?;
     }
-    for (flag, cost) in [
-        ("--wrong-cost", a.wrong_cost),
-        ("--abstain-cost", a.abstain_cost),
-    ] {
+    for (flag, cost) in [("--wrong-cost", a.wrong_cost), ("--abstain-cost", a.abstain_cost)] {
         if !cost.is_finite() {
             bail!("{flag} must be a finite number, got {cost}");
         }
     }
-    Ok(Checked {
-        sampling,
-        defaults,
-        scorer,
-    })
+    Ok(Checked { sampling, defaults, scorer })
 }
 
 /// The specs of `--strategy`, each flag value split at its top-level commas.
@@ -217,19 +202,13 @@ fn strategies(a: &Args) -> Result<Vec<String>> {
 }
 
 fn load_options(a: &Args) -> LoadOptions {
-    LoadOptions {
-        skip_bad_rows: a.skip_bad_rows,
-        allow_unsandboxed: a.allow_unsandboxed,
-    }
+    LoadOptions { skip_bad_rows: a.skip_bad_rows, allow_unsandboxed: a.allow_unsandboxed }
 }
 
 /// Reports the rows a `jsonl:` dataset skipped.
 fn warn_skipped(spec: &str, loaded: &Problems) {
     for bad in &loaded.skipped {
-        eprintln!(
-            "ponder: warning: skipped {spec} line {}: {}",
-            bad.line, bad.reason
-        );
+        eprintln!("ponder: warning: skipped {spec} line {}: {}", bad.line, bad.reason);
     }
 }
 
@@ -240,15 +219,9 @@ fn store_path(a: &Args) -> PathBuf {
 /// The eval arguments as typed, without the program and subcommand names.
 fn argv() -> Result<Vec<String>> {
     let args: Vec<String> = std::env::args_os()
-        .map(|a| {
-            a.into_string()
-                .map_err(|a| anyhow::anyhow!("argument {a:?} is not valid UTF-8"))
-        })
+        .map(|a| a.into_string().map_err(|a| anyhow::anyhow!("argument {a:?} is not valid UTF-8")))
         .collect::<Result<_>>()?;
-    let at = args
-        .iter()
-        .position(|a| a == "eval")
-        .map_or(args.len(), |i| i + 1);
+    let at = args.iter().position(|a| a == "eval").map_or(args.len(), |i| i + 1);
     Ok(args[at..].to_vec())
 }
 
@@ -265,9 +238,7 @@ fn fresh(a: Args) -> Result<()> {
         skip_bad_rows: a.skip_bad_rows,
         strategies: strategies(&a)?,
         budgets: a.budget.clone(),
-        seeds: (0..a.seeds as u64)
-            .map(|i| a.sampling.seed.wrapping_add(i))
-            .collect(),
+        seeds: (0..a.seeds as u64).map(|i| a.sampling.seed.wrapping_add(i)).collect(),
         scorer: checked.scorer.to_string(),
         model: a.upstream.model_label(&a.model),
         ctx: a.model.ctx,
@@ -275,29 +246,15 @@ fn fresh(a: Args) -> Result<()> {
         concurrency: a.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         wrong_cost: a.wrong_cost,
         abstain_cost: a.abstain_cost,
-        prompt: a
-            .prompt
-            .as_deref()
-            .map(|p| ponder_eval::PromptTemplate::resolve(p.trim()))
-            .transpose()?,
+        prompt: a.prompt.as_deref().map(|p| ponder_eval::PromptTemplate::resolve(p.trim())).transpose()?,
         policy: checked.defaults.get("policy").cloned(),
         dataset_fingerprint: ponder_eval::fingerprint(&loaded.problems),
         n_problems: loaded.problems.len(),
         ponder_version: env!("CARGO_PKG_VERSION").to_string(),
         extra,
     };
-    let mut store = if a.no_store {
-        Store::in_memory()?
-    } else {
-        Store::open_or_create(&store_path(&a))?
-    };
-    let id = store.create_run(
-        &config.to_json(),
-        &config.model,
-        &config.dataset,
-        0,
-        &loaded.problems,
-    )?;
+    let mut store = if a.no_store { Store::in_memory()? } else { Store::open_or_create(&store_path(&a))? };
+    let id = store.create_run(&config.to_json(), &config.model, &config.dataset, 0, &loaded.problems)?;
     println!("run {id} · store {}", store.path());
     go(store, id, a, config, checked, loaded)
 }
@@ -307,12 +264,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     let store = Store::open_existing(&path)?;
     let runs::Reopened { info, config, argv } = runs::reopen(&store, id)?;
     let mut a = StoredArgs::try_parse_from(&argv)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "run {id}: stored arguments no longer parse: {}",
-                e.render().to_string().trim()
-            )
-        })?
+        .map_err(|e| anyhow::anyhow!("run {id}: stored arguments no longer parse: {}", e.render().to_string().trim()))?
         .args;
     // The stored configuration decides what runs; the machine decides how (and where the
     // upstream servers are now).
@@ -320,11 +272,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
         if !cli.upstream.upstream.is_empty() {
             a.upstream.upstream = cli.upstream.upstream.clone();
         }
-        a.upstream.upstream_api_key = cli
-            .upstream
-            .upstream_api_key
-            .clone()
-            .or(a.upstream.upstream_api_key);
+        a.upstream.upstream_api_key = cli.upstream.upstream_api_key.clone().or(a.upstream.upstream_api_key);
     } else {
         a.model.model = config.model.clone();
     }
@@ -345,31 +293,14 @@ fn resume(cli: Args, id: i64) -> Result<()> {
     let loaded = runs::load_resumed(id, &config, load_options(&a))?;
     warn_skipped(&config.dataset, &loaded);
     let (n_outcomes, n_samples) = store.counts(id)?;
-    println!(
-        "resuming run {id} ({}; {n_outcomes} units and {n_samples} samples stored) · store {}",
-        info.status,
-        store.path()
-    );
+    println!("resuming run {id} ({}; {n_outcomes} units and {n_samples} samples stored) · store {}", info.status, store.path());
     go(store, id, a, config, checked, loaded)
 }
 
 /// Loads the model, runs the missing units, prints the table.
-fn go(
-    mut store: Store,
-    id: i64,
-    a: Args,
-    config: RunConfig,
-    checked: Checked,
-    loaded: Problems,
-) -> Result<()> {
-    let Checked {
-        sampling,
-        defaults,
-        scorer,
-    } = checked;
-    let Problems {
-        dataset, problems, ..
-    } = loaded;
+fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, loaded: Problems) -> Result<()> {
+    let Checked { sampling, defaults, scorer } = checked;
+    let Problems { dataset, problems, .. } = loaded;
     let rt = common::runtime()?;
     let backend = Backend::load(&a.model, &a.upstream, &rt)?;
     store.set_n_params(id, backend.generator().info().n_params)?;
@@ -384,16 +315,11 @@ fn go(
             t
         }
     };
-    let rendered: Vec<Vec<ponder_core::Message>> = problems
-        .iter()
-        .map(|p| template.render(p))
-        .collect::<Result<_, _>>()?;
+    let rendered: Vec<Vec<ponder_core::Message>> =
+        problems.iter().map(|p| template.render(p)).collect::<Result<_, _>>()?;
     let shown: Vec<String> = rendered.iter().map(|m| backend.render(m, &rt)).collect();
-    let rows: Vec<(&str, &str, &str)> = problems
-        .iter()
-        .zip(&shown)
-        .map(|(p, s)| (p.id.as_str(), p.question.as_str(), s.as_str()))
-        .collect();
+    let rows: Vec<(&str, &str, &str)> =
+        problems.iter().zip(&shown).map(|(p, s)| (p.id.as_str(), p.question.as_str(), s.as_str())).collect();
     store.set_prompts(id, &rows)?;
     println!("prompt template {}", template.name);
     let mut sampling = common::with_stops(sampling, &template);
@@ -419,12 +345,7 @@ fn go(
     })?;
     let jobs = plan.jobs(&problems, &rendered, &store.stored_units(id)?);
     let n_units = plan.n_units(problems.len());
-    let seeds = config
-        .seeds
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let seeds = config.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     println!(
         "dataset {} · {} problems · model {} · seed {} · {} of {} units to run",
         dataset.name,
@@ -438,30 +359,19 @@ fn go(
     // Rows print as their group completes; groups already complete print first.
     let mut table = Table::new(config.seeds.len() > 1, problems.len());
     for o in store.outcomes(id)? {
-        table
-            .done
-            .entry(Group::of(&o.key))
-            .or_default()
-            .push(UnitCounts::from(&o));
+        table.done.entry(Group::of(&o.key)).or_default().push(UnitCounts::from(&o));
     }
     for (g, _) in &plan.groups {
         table.print_if_complete(g, None);
     }
 
-    let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr())
-        .with_style(
-            ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {pos}/{len} units · {per_sec} · eta {eta} {msg}",
-            )
+    let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} units · {per_sec} · eta {eta} {msg}")
             .expect("the template is valid")
             .progress_chars("=> "),
-        );
+    );
     bar.set_prefix("eval");
-    let concurrency = if a.deterministic {
-        1
-    } else {
-        a.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
-    };
+    let concurrency = if a.deterministic { 1 } else { a.concurrency.unwrap_or(DEFAULT_CONCURRENCY) };
     let mut stop = Box::pin(async {
         // If the handler cannot be installed, run to the end rather than stop at once.
         if tokio::signal::ctrl_c().await.is_err() {
@@ -470,22 +380,14 @@ fn go(
     });
     // Test hook: pause after each stored unit, so a test can interrupt a run midway
     // (SIGINT, SIGKILL) without racing a fast machine to it.
-    let unit_pause = std::env::var("PONDER_TEST_UNIT_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&ms: &u64| ms > 0)
-        .map(std::time::Duration::from_millis);
+    let unit_pause = std::env::var("PONDER_TEST_UNIT_PAUSE_MS").ok().and_then(|v| v.parse().ok()).filter(|&ms: &u64| ms > 0).map(std::time::Duration::from_millis);
     let mut on_stored = |rec: &UnitRecord| {
         if let Some(pause) = unit_pause {
             std::thread::sleep(pause);
         }
         bar.inc(1);
         let g = Group::of(&rec.key);
-        table
-            .done
-            .entry(g.clone())
-            .or_default()
-            .push(UnitCounts::from(rec));
+        table.done.entry(g.clone()).or_default().push(UnitCounts::from(rec));
         table.print_if_complete(&g, Some(&bar));
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
@@ -561,9 +463,7 @@ fn go(
             match r {
                 Ok(Finish::Done) => total += 1,
                 Ok(Finish::Interrupted { stored }) => {
-                    result = Ok(Finish::Interrupted {
-                        stored: total + stored,
-                    });
+                    result = Ok(Finish::Interrupted { stored: total + stored });
                     break;
                 }
                 Err(e) => {
@@ -581,9 +481,7 @@ fn go(
             store.set_status(id, "interrupted")?;
             let (n, _) = store.counts(id)?;
             let resume = match &a.store {
-                Some(p) if store.path() != ":memory:" => {
-                    format!("ponder eval --resume {id} --store {}", p.display())
-                }
+                Some(p) if store.path() != ":memory:" => format!("ponder eval --resume {id} --store {}", p.display()),
                 _ => format!("ponder eval --resume {id}"),
             };
             eprintln!("ponder: interrupted: {stored} units stored in this session, {n} of {n_units} in all; continue with `{resume}`");
@@ -592,9 +490,7 @@ fn go(
         }
         Err(e) => {
             store.set_status(id, "failed")?;
-            return Err(e).with_context(|| {
-                format!("run {id} stopped; stored units are kept (--resume {id} retries the rest)")
-            });
+            return Err(e).with_context(|| format!("run {id} stopped; stored units are kept (--resume {id} retries the rest)"));
         }
     }
     drop(rt);
@@ -619,8 +515,7 @@ fn load_engine(a: &Args) -> Result<ponder_engine::Engine> {
 }
 
 fn write_json(path: &Path, summaries: &[Summary]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     serde_json::to_writer_pretty(&mut f, summaries)?;
     f.write_all(b"\n")?;
     println!("wrote {}", path.display());

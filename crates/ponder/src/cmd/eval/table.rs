@@ -21,12 +21,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(multi_seed: bool, n_problems: usize) -> Table {
-        Table {
-            multi_seed,
-            n_problems,
-            done: HashMap::new(),
-            printed_header: false,
-        }
+        Table { multi_seed, n_problems, done: HashMap::new(), printed_header: false }
     }
 
     /// Prints `g`'s row (after the header, the first time) once all its units are stored,
@@ -54,25 +49,12 @@ impl Table {
 fn header() -> String {
     format!(
         "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9} {:>11} {:>10} {:>10} {:>9}",
-        "strategy",
-        "budget",
-        "accuracy",
-        "wrong",
-        "abstain",
-        "samples",
-        "completion",
-        "prompt",
-        "reused",
-        "wall s"
+        "strategy", "budget", "accuracy", "wrong", "abstain", "samples", "completion", "prompt", "reused", "wall s"
     )
 }
 
 fn row(g: &Group, c: &Counts, multi_seed: bool) -> String {
-    let name = if multi_seed {
-        format!("{} s{}", g.strategy, g.seed)
-    } else {
-        g.strategy.clone()
-    };
+    let name = if multi_seed { format!("{} s{}", g.strategy, g.seed) } else { g.strategy.clone() };
     format!(
         "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9.2} {:>11} {:>10} {:>10} {:>9.1}",
         name,
@@ -116,10 +98,7 @@ pub fn print_verifier(strategy: &str, v: &VerifierReport) {
 
 pub fn print_agreement(summaries: &[Summary], dataset: &Dataset) {
     for a in summary::agreement(summaries, dataset.equivalence.as_ref()) {
-        println!(
-            "agreement {} vs {}: {}/{} problems with the same answer",
-            a.a, a.b, a.n_same, a.n_problems
-        );
+        println!("agreement {} vs {}: {}/{} problems with the same answer", a.a, a.b, a.n_same, a.n_problems);
         for e in &a.early {
             println!(
                 "  where {} stopped early ({} problems, {:.1} samples each): same answer as {} on {}/{}",
