@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::reasoning::Thinking;
 use crate::{Message, Usage};
 
 /// How to pick each next token.
@@ -48,6 +49,11 @@ pub struct SamplingParams {
     /// untempered log-probabilities (OpenAI's `top_logprobs`); 0 turns them off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub top_logprobs: u32,
+    /// Reasoning spans: count the thinking tokens between these markers (each sample's
+    /// `n_thinking`, `Usage::thinking`) and, with a budget, end a span at that many tokens
+    /// by forcing the close marker and an answer prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
 }
 
 fn is_zero(k: &u32) -> bool {
@@ -97,6 +103,7 @@ impl Default for SamplingParams {
             token_stats_k: 0,
             confidence_stop: None,
             top_logprobs: 0,
+            thinking: None,
         }
     }
 }
@@ -141,6 +148,9 @@ impl SamplingParams {
                     c.window, c.threshold
                 ));
             }
+        }
+        if let Some(t) = &self.thinking {
+            t.validate().map_err(GenError::InvalidRequest)?;
         }
         Ok(())
     }
@@ -196,6 +206,11 @@ pub struct Sample {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_logprobs: Vec<Vec<TopLogprob>>,
     pub finish: FinishReason,
+    /// Generated tokens inside reasoning spans, when the request named markers
+    /// (`SamplingParams::thinking`) and the backend could count them; forced tokens are
+    /// not generated and never count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_thinking: Option<usize>,
 }
 
 impl Sample {

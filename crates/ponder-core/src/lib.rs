@@ -10,6 +10,7 @@ pub mod generator;
 pub mod outcome;
 pub mod problem;
 pub mod process;
+pub mod reasoning;
 pub mod scorer;
 pub mod scorer_spec;
 pub mod strategy;

@@ -151,6 +151,12 @@ impl Generator for ScriptedGenerator {
                             }
                         }
                         usage.completion += n as u64;
+                        // Words are the tokens here: those inside reasoning spans are thinking.
+                        let n_thinking = params.thinking.as_ref().map(|t| {
+                            let words = word_ranges(&text);
+                            t.markers.thinking_tokens(text.as_bytes(), &words, false)
+                        });
+                        usage.thinking += n_thinking.unwrap_or(0) as u64;
                         let stats = TokenStats { confidence: c.confidence, entropy: 0.0 };
                         Some(GenEvent::Sample(Sample {
                             index,
@@ -161,6 +167,7 @@ impl Generator for ScriptedGenerator {
                             token_stats: if params.token_stats_k > 0 { vec![stats; n] } else { Vec::new() },
                             top_logprobs: Vec::new(),
                             finish,
+                            n_thinking,
                         }))
                     }
                 }
@@ -387,10 +394,27 @@ pub fn after_answer(text: &str) -> Option<String> {
 /// A context on `generator` that votes on [`after_answer`] by [`ExactAnswers`], with no
 /// scorer or verifier.
 pub fn answer_ctx(generator: &dyn Generator) -> Ctx<'_> {
-    Ctx { generator, equivalence: &ExactAnswers, extract: &after_answer, scorer: None, process: None, verifier: None }
+    Ctx { generator, equivalence: &ExactAnswers, extract: &after_answer, scorer: None, process: None, verifier: None, thinking: None }
 }
 
 /// The problem the scripted strategy tests solve: "q", gold 42.
 pub fn problem_42() -> Problem {
     Problem { id: "t/1".into(), question: "q".into(), gold: "42".into(), level: None, steps: Vec::new() }
+}
+
+/// Byte ranges of the whitespace-separated words of `text`.
+fn word_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                out.push(s..i);
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    out
 }

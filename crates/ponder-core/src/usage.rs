@@ -22,6 +22,14 @@ pub struct Usage {
     /// then lower bounds; 0 means every count is exact. Counted, never estimated.
     #[serde(default)]
     pub unreported: u64,
+    /// Of `completion`, the tokens generated inside reasoning spans (issue 14), for the
+    /// samples whose request named thinking markers; 0 without markers.
+    #[serde(default)]
+    pub thinking: u64,
+    /// Samples with thinking markers whose thinking tokens the backend could not count
+    /// (a server that returns no tokens): `thinking` is then a lower bound. Never guessed.
+    #[serde(default)]
+    pub thinking_uncounted: u64,
 }
 
 impl Usage {
@@ -51,6 +59,8 @@ impl Add for Usage {
             scorer_passes: self.scorer_passes + o.scorer_passes,
             wall_ms: self.wall_ms + o.wall_ms,
             unreported: self.unreported + o.unreported,
+            thinking: self.thinking + o.thinking,
+            thinking_uncounted: self.thinking_uncounted + o.thinking_uncounted,
         }
     }
 }

@@ -29,9 +29,10 @@ use ponder_core::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::actor::Stats;
-use crate::actor::{Actor, Command, Limits, Llama, SampleJob, SessionId};
+use crate::actor::{Actor, Command, Limits, Llama, SampleJob, SessionId, SpanSetup};
 pub use crate::chat::ChatFormat;
 pub use llama_cpp_2::token::LlamaToken;
+use ponder_core::reasoning::{Thinking, ThinkingMarkers};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -230,8 +231,37 @@ impl Engine {
         &self.inner.model
     }
 
+    /// The reasoning markers the model's chat template writes (`<think>`/`</think>`), if any.
+    pub fn thinking_markers(&self) -> Option<ThinkingMarkers> {
+        match &self.inner.format {
+            ChatFormat::Template { source, .. } => ThinkingMarkers::detect(source),
+            ChatFormat::Plain => None,
+        }
+    }
+
+    /// How the actor follows a sample's reasoning spans after `prompt` (rendered text).
+    fn span_setup(&self, thinking: &Thinking, prompt: &str) -> SpanSetup {
+        let forced = thinking.forced_text();
+        SpanSetup {
+            markers: thinking.markers.clone(),
+            starts_inside: thinking.markers.ends_inside(prompt),
+            budget: thinking.budget.map(|t| t as usize),
+            // Special tokens parsed: a model whose markers are special tokens gets them.
+            forced_tokens: self
+                .inner
+                .model
+                .vocab()
+                .tokenize(forced.as_bytes(), false, true),
+            forced_bytes: forced.into_bytes(),
+        }
+    }
+
     fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<LlamaToken>, GenError> {
-        let tokens = self.tokenize(&self.render(messages)?);
+        self.prompt_tokens_of(&self.render(messages)?)
+    }
+
+    fn prompt_tokens_of(&self, text: &str) -> Result<Vec<LlamaToken>, GenError> {
+        let tokens = self.tokenize(text);
         if tokens.is_empty() {
             return Err(GenError::InvalidRequest("the prompt is empty".into()));
         }
@@ -328,21 +358,40 @@ impl Generator for Engine {
                 self.inner.n_seq_max - 1
             )));
         }
-        let prompt = self.prompt_tokens(&req.messages)?;
-        let need = actor::kv_need(prompt.len(), req.n, req.params.max_tokens as usize, self.inner.n_ctx_seq);
+        let text = self.render(&req.messages)?;
+        let prompt = self.prompt_tokens_of(&text)?;
+        let spans = req
+            .params
+            .thinking
+            .as_ref()
+            .map(|t| Arc::new(self.span_setup(t, &text)));
+        let (events, rx) = mpsc::unbounded_channel();
+        let cancel = CancelToken::default();
+        let job = SampleJob {
+            prompt,
+            n: req.n,
+            first_index: req.first_index,
+            params: req.params,
+            cancel: cancel.clone(),
+            events,
+            spans,
+        };
+        let need = actor::kv_need(
+            job.prompt.len(),
+            req.n,
+            job.max_added(),
+            self.inner.n_ctx_seq,
+        );
         if need > self.inner.n_ctx {
             return Err(GenError::InvalidRequest(format!(
                 "{} samples of up to {} tokens after a {}-token prompt need {need} KV cells but the engine has {}: \
                  lower n or max_tokens, or raise the context (--ctx)",
                 req.n,
-                req.params.max_tokens,
-                prompt.len(),
+                job.max_added(),
+                job.prompt.len(),
                 self.inner.n_ctx
             )));
         }
-        let (events, rx) = mpsc::unbounded_channel();
-        let cancel = CancelToken::default();
-        let job = SampleJob { prompt, n: req.n, first_index: req.first_index, params: req.params, cancel: cancel.clone(), events };
         self.send(Command::Sample(Box::new(job)))?;
         Ok(SampleStream::new(tokio_stream(rx), cancel))
     }

@@ -123,7 +123,14 @@ mod tests {
     use super::*;
 
     fn usage(prompt_computed: u64, prompt_reused: u64, completion: u64) -> Usage {
-        Usage { prompt_computed, prompt_reused, completion, scorer_passes: 1, wall_ms: 500, unreported: 0 }
+        Usage {
+            prompt_computed,
+            prompt_reused,
+            completion,
+            scorer_passes: 1,
+            wall_ms: 500,
+            ..Usage::default()
+        }
     }
 
     #[test]

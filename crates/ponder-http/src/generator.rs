@@ -320,6 +320,18 @@ impl Generator for HttpGenerator {
         if req.messages.is_empty() {
             return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
+        if req
+            .params
+            .thinking
+            .as_ref()
+            .is_some_and(|t| t.budget.is_some())
+        {
+            // Forcing the close marker needs the sequence in hand; over HTTP that is a second
+            // request continuing raw text, which chat endpoints cannot do (issue 14).
+            return Err(GenError::Unsupported(
+                "a thinking budget over HTTP (it forces the close marker into a running sample): use the in-process engine".into(),
+            ));
+        }
         let caps = &self.shared.caps;
         let logprobs = match self.api {
             Api::Chat => caps.chat_logprobs,
@@ -358,7 +370,14 @@ impl Generator for HttpGenerator {
                 match result {
                     Ok((samples, u)) => {
                         usage += u;
-                        for s in samples {
+                        for mut s in samples {
+                            if let Some(t) = &req.params.thinking {
+                                s.n_thinking = t.count_reported(&s.token_bytes);
+                                match s.n_thinking {
+                                    Some(n) => usage.thinking += n as u64,
+                                    None => usage.thinking_uncounted += 1,
+                                }
+                            }
                             let _ = tx.send(GenEvent::Sample(s));
                         }
                     }
@@ -416,7 +435,17 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingPar
             // is only used when the server returns logprobs).
             let n_tokens = if n == 1 { usage.completion as usize } else { token_logprobs.len() };
             let token_bytes = wire::token_bytes(c, chat);
-            let sample = Sample { index, text, n_tokens, token_logprobs, token_bytes, token_stats: Vec::new(), top_logprobs: Vec::new(), finish: wire::finish(c, &p.stop) };
+            let sample = Sample {
+                index,
+                text,
+                n_tokens,
+                token_logprobs,
+                token_bytes,
+                token_stats: Vec::new(),
+                top_logprobs: Vec::new(),
+                finish: wire::finish(c, &p.stop),
+                n_thinking: None,
+            };
             with_token_stats(with_top_logprobs(sample, c, p)?, c, p)
         })
         .collect::<Result<_, _>>()?;

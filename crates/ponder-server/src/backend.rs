@@ -33,6 +33,15 @@ impl Backend {
         }
     }
 
+    /// The reasoning markers the engine's chat template writes; an upstream renders its
+    /// own template, unseen here, so a request names its markers.
+    pub fn thinking_markers(&self) -> Option<ponder_core::reasoning::ThinkingMarkers> {
+        match self {
+            Backend::Engine(e) => e.thinking_markers(),
+            Backend::Http(_) => None,
+        }
+    }
+
     /// Whether step-wise sessions (search strategies) work on this backend.
     pub fn step_sessions(&self) -> bool {
         match self {
@@ -235,10 +244,22 @@ impl Generator for EngineRaw {
         if req.n == 0 {
             return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
+        if req
+            .params
+            .thinking
+            .as_ref()
+            .is_some_and(|t| t.budget.is_some())
+        {
+            return Err(GenError::Unsupported(
+                "a thinking budget on raw completions (chat completions on the engine honour it)"
+                    .into(),
+            ));
+        }
         let tokens = self.prompt(&req.messages)?;
         let mut session = self.0.open_tokens(tokens, derive_seed(req.params.seed, req.first_index as u64)).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
+            let mut thinking = Usage::default();
             let run = async {
                 let root = session.root();
                 let branches = session.fork(root, req.n).await?;
@@ -254,8 +275,34 @@ impl Generator for EngineRaw {
             match run.await {
                 Ok(steps) => {
                     for (i, s) in steps.into_iter().enumerate() {
-                        let finish = if s.finish == FinishReason::StepEnd { FinishReason::Length } else { s.finish };
-                        let sample = Sample { index: req.first_index + i, text: s.text, n_tokens: s.n_tokens, token_logprobs: s.token_logprobs, token_bytes: s.token_bytes, token_stats: s.token_stats, top_logprobs: s.top_logprobs, finish };
+                        let finish = if s.finish == FinishReason::StepEnd {
+                            FinishReason::Length
+                        } else {
+                            s.finish
+                        };
+                        let sample = Sample {
+                            index: req.first_index + i,
+                            text: s.text,
+                            n_tokens: s.n_tokens,
+                            token_logprobs: s.token_logprobs,
+                            token_bytes: s.token_bytes,
+                            token_stats: s.token_stats,
+                            top_logprobs: s.top_logprobs,
+                            finish,
+                            n_thinking: None,
+                        };
+                        let sample = match &req.params.thinking {
+                            Some(t) => {
+                                let n_thinking = t.count_reported(&sample.token_bytes);
+                                thinking.thinking += n_thinking.unwrap_or(0) as u64;
+                                thinking.thinking_uncounted += u64::from(n_thinking.is_none());
+                                Sample {
+                                    n_thinking,
+                                    ..sample
+                                }
+                            }
+                            None => sample,
+                        };
                         let _ = tx.send(GenEvent::Sample(sample));
                     }
                 }
@@ -265,7 +312,7 @@ impl Generator for EngineRaw {
                     }
                 }
             }
-            let _ = tx.send(GenEvent::Done(session.usage()));
+            let _ = tx.send(GenEvent::Done(session.usage() + thinking));
         });
         let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         Ok(SampleStream::new(events, CancelToken::default()))

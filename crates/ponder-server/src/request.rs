@@ -8,6 +8,7 @@
 
 use axum::http::StatusCode;
 use ponder_core::answer::AnswerPattern;
+use ponder_core::reasoning::ThinkingRequest;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{StrategyError, StrategySpec};
 use ponder_core::{GenError, Message, Role, SamplingParams, ToolCall, MAX_TOKEN_STATS_K};
@@ -57,6 +58,9 @@ pub struct Request {
     /// Where the answer is in free text (`ponder.answer_pattern`): votes group on it
     /// instead of the built-in numeric and tool-call rules.
     pub answer_pattern: Option<AnswerPattern>,
+    /// Reasoning spans (`ponder.think_markers`, `ponder.thinking_budget`,
+    /// `ponder.answer_prefix`), resolved against the model's template when the request runs.
+    pub thinking: ThinkingRequest,
     /// The upstream server this request asked for (`x-ponder-upstream`, where allowed).
     pub upstream: Option<usize>,
 }
@@ -218,8 +222,20 @@ pub fn model_prefix(model: &str, served: &str) -> Result<Option<(String, Option<
     }))
 }
 
-const PONDER_FIELDS: &[&str] =
-    &["strategy", "budget", "max_total_tokens", "token_ceiling", "scorer", "return_candidates", "ignore_arguments", "progress", "answer_pattern"];
+const PONDER_FIELDS: &[&str] = &[
+    "strategy",
+    "budget",
+    "max_total_tokens",
+    "token_ceiling",
+    "scorer",
+    "return_candidates",
+    "ignore_arguments",
+    "progress",
+    "answer_pattern",
+    "think_markers",
+    "thinking_budget",
+    "answer_prefix",
+];
 
 /// Parses and checks a request body (limits are checked by the caller).
 pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Result<Request, ApiError> {
@@ -241,6 +257,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
     let (mut return_candidates, mut max_total_tokens, mut ignore_arguments, mut progress) =
         (false, None, Vec::new(), ProgressMode::Comments);
     let mut answer_pattern = None;
+    let mut thinking = ThinkingRequest::default();
     match o.get("ponder") {
         None | Some(Value::Null) => {}
         Some(Value::Object(p)) => {
@@ -270,6 +287,25 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
             if let Some(pat) = opt_str(p, "answer_pattern", "ponder.answer_pattern")? {
                 answer_pattern = Some(pat.parse::<AnswerPattern>().map_err(|e| invalid(e, "ponder.answer_pattern"))?);
             }
+            if let Some(m) = opt_str(p, "think_markers", "ponder.think_markers")? {
+                thinking.markers = m
+                    .parse()
+                    .map_err(|e: String| invalid(e, "ponder.think_markers"))?;
+            }
+            if let Some(t) = opt_u64(p, "thinking_budget", "ponder.thinking_budget")? {
+                let t = u32::try_from(t).ok().filter(|&t| t > 0).ok_or_else(|| {
+                    invalid(
+                        format!(
+                            "ponder.thinking_budget must be between 1 and {}, got {t}",
+                            u32::MAX
+                        ),
+                        "ponder.thinking_budget",
+                    )
+                })?;
+                thinking.budget = Some(t);
+            }
+            thinking.answer_prefix =
+                opt_str(p, "answer_prefix", "ponder.answer_prefix")?.map(str::to_string);
             progress = match opt_str(p, "progress", "ponder.progress")? {
                 None | Some("comments") => ProgressMode::Comments,
                 Some("chunks") => ProgressMode::Chunks,
@@ -390,6 +426,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
         tool_choice: o.get("tool_choice").filter(|t| !t.is_null()).cloned(),
         logprobs,
         answer_pattern,
+        thinking,
         upstream: None,
     })
 }
@@ -478,7 +515,14 @@ fn check_stream_options(o: &Map<String, Value>, stream: bool) -> Result<(), ApiE
     let so = match o.get("stream_options") {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(so)) => so,
-        Some(v) => return Err(invalid(format!("stream_options must be an object like {{\"include_usage\": true}}, got {v}"), "stream_options")),
+        Some(v) => {
+            return Err(invalid(
+                format!(
+                    "stream_options must be an object like {{\"include_usage\": true}}, got {v}"
+                ),
+                "stream_options",
+            ))
+        }
     };
     if !stream {
         return Err(invalid("stream_options is only allowed when stream is true", "stream_options"));

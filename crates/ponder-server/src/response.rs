@@ -24,6 +24,8 @@ pub(crate) fn openai_usage(u: &Usage) -> Value {
         "completion_tokens": u.completion,
         "total_tokens": prompt + u.completion,
         "prompt_tokens_details": { "cached_tokens": u.prompt_reused },
+        // OpenAI's field for thinking tokens; left out when some went uncounted (issue 14).
+        "completion_tokens_details": (u.thinking_uncounted == 0).then(|| json!({ "reasoning_tokens": u.thinking })),
     })
 }
 
@@ -298,5 +300,18 @@ mod tests {
         assert_eq!(v["completion_tokens"], 7);
         assert_eq!(v["total_tokens"], 47);
         assert_eq!(v["prompt_tokens_details"]["cached_tokens"], 30);
+        assert_eq!(v["completion_tokens_details"]["reasoning_tokens"], 0);
+        let thought = openai_usage(&Usage {
+            completion: 7,
+            thinking: 5,
+            ..Usage::default()
+        });
+        assert_eq!(thought["completion_tokens_details"]["reasoning_tokens"], 5);
+        let unknown = openai_usage(&Usage {
+            thinking: 5,
+            thinking_uncounted: 1,
+            ..Usage::default()
+        });
+        assert!(unknown["completion_tokens_details"].is_null(), "{unknown}");
     }
 }

@@ -14,7 +14,8 @@ use ponder_core::scorer::OutcomeScorer;
 use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, ScorerSpecError, Scorers};
 use ponder_core::strategy::Ctx;
 use ponder_core::{
-    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest, SampleStream, StepSession,
+    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest,
+    SampleStream, SamplingParams, StepSession,
 };
 use ponder_http::RewardScorer;
 use tokio::sync::mpsc;
@@ -121,7 +122,19 @@ async fn run_inner(
     if req.logprobs {
         generator = Arc::new(KeepLogprobs { inner: generator, kept: kept.clone() });
     }
-    let strategy = req.strategy.build(req.sampling.clone()).map_err(|e| ApiError::from_strategy(&e, upstream))?;
+    let thinking = req
+        .thinking
+        .resolve(st.backend.thinking_markers())
+        .map_err(|e| ApiError::invalid(e).param("ponder.think_markers"))?;
+    let markers = thinking.as_ref().map(|t| t.markers.clone());
+    let sampling = SamplingParams {
+        thinking,
+        ..req.sampling.clone()
+    };
+    let strategy = req
+        .strategy
+        .build(sampling)
+        .map_err(|e| ApiError::from_strategy(&e, upstream))?;
     let scorers = scorers(&st, &req, generator.clone())?;
     let equivalence = EQUIVALENCE;
     let by_pattern = |text: &str| req.answer_pattern.as_ref().and_then(|p| p.extract(text));
@@ -135,6 +148,7 @@ async fn run_inner(
         // error naming the missing capability.
         process: scorers.process.as_deref(),
         verifier: None,
+        thinking: markers.as_ref(),
     };
     let problem = Problem { id: "request".into(), question: req.question(), gold: String::new(), level: None, steps: Vec::new() };
     let outcome = strategy.solve(&problem, &req.messages, &ctx).await.map_err(|e| ApiError::from_strategy(&e, upstream))?;

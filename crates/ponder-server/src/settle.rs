@@ -68,6 +68,10 @@ fn since(before: &Usage, after: &Usage) -> Usage {
         scorer_passes: after.scorer_passes.saturating_sub(before.scorer_passes),
         wall_ms: 0,
         unreported: after.unreported.saturating_sub(before.unreported),
+        thinking: after.thinking.saturating_sub(before.thinking),
+        thinking_uncounted: after
+            .thinking_uncounted
+            .saturating_sub(before.thinking_uncounted),
     }
 }
 

@@ -260,6 +260,7 @@ mod tests {
             token_stats: Vec::new(),
             top_logprobs: Vec::new(),
             finish: ponder_core::FinishReason::Eos,
+            n_thinking: None,
         })
     }
 

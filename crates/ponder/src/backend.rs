@@ -74,6 +74,15 @@ impl Backend {
         }
     }
 
+    /// The reasoning markers the model's chat template writes; a server renders its own
+    /// template, unseen, so over --upstream markers must be given.
+    pub fn thinking_markers(&self) -> Option<ponder_core::reasoning::ThinkingMarkers> {
+        match self {
+            Backend::Engine(e) => e.thinking_markers(),
+            Backend::Http(_) => None,
+        }
+    }
+
     pub fn generator(&self) -> &dyn Generator {
         match self {
             Backend::Engine(e) => e,

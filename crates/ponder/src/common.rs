@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ponder_core::answer::{extract_answer, NumericEquivalence};
 use ponder_core::process::{Aggregate, ProcessScorer, PromptFn};
+use ponder_core::reasoning::{MarkersChoice, Thinking, ThinkingMarkers, ThinkingRequest};
 use ponder_core::scorer::OutcomeScorer;
 use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, Scorers};
 use ponder_core::strategy::{Ctx, FinalPick, Policy, Resampling, StrategyError, StrategySpec};
@@ -95,6 +96,39 @@ impl SamplingArgs {
         };
         p.validate()?;
         Ok(p)
+    }
+}
+
+/// Reasoning spans (issue 14): where a model's thinking is, and how long it may think.
+#[derive(Args, Debug, Clone)]
+pub struct ThinkingArgs {
+    /// Reasoning markers, so that answers are read after the thinking and thinking tokens
+    /// are counted apart: OPEN,CLOSE (e.g. '<think>,</think>'), none, or auto (the
+    /// `<think>` markers when the model's chat template writes them; none over --upstream)
+    #[arg(long, value_name = "OPEN,CLOSE|none|auto", default_value = "auto")]
+    pub think_markers: MarkersChoice,
+    /// End thinking after T tokens: the close marker and --answer-prefix are forced in and
+    /// the model answers (in-process engine only)
+    #[arg(long, value_name = "T")]
+    pub thinking_budget: Option<u32>,
+    /// The text forced after the close marker when --thinking-budget ends thinking (\n is a
+    /// newline) [default: "\n\nFinal answer: "]
+    #[arg(long, value_name = "TEXT")]
+    pub answer_prefix: Option<String>,
+}
+
+impl ThinkingArgs {
+    /// What samples are asked to do with spans, given the markers the model's template
+    /// writes (`detected`).
+    pub fn resolve(&self, detected: Option<ThinkingMarkers>) -> Result<Option<Thinking>> {
+        let asked = ThinkingRequest {
+            markers: self.think_markers.clone(),
+            budget: self.thinking_budget,
+            answer_prefix: self.answer_prefix.as_deref().map(unescape),
+        };
+        asked
+            .resolve(detected)
+            .map_err(|e| anyhow::anyhow!("{e} (--think-markers)"))
     }
 }
 
@@ -330,7 +364,15 @@ pub static EQUIVALENCE: NumericEquivalence = NumericEquivalence;
 
 /// A strategy context with the v1 numeric answer rules.
 pub fn ctx<'a>(generator: &'a dyn Generator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &EQUIVALENCE, extract: &extract_answer, scorer, process: None, verifier: None }
+    Ctx {
+        generator,
+        equivalence: &EQUIVALENCE,
+        extract: &extract_answer,
+        scorer,
+        process: None,
+        verifier: None,
+        thinking: None,
+    }
 }
 
 /// A strategy context with a dataset's own answer rules and verifier (code: visible tests).
@@ -346,6 +388,7 @@ pub fn dataset_ctx<'a>(
         scorer,
         process: None,
         verifier: dataset.verifier.as_deref(),
+        thinking: None,
     }
 }
 
@@ -354,8 +397,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn fmt_usage(u: &ponder_core::Usage) -> String {
+    // Thinking tokens are part of the completion; shown only when a sample had markers.
+    let thinking = match (u.thinking, u.thinking_uncounted) {
+        (0, 0) => String::new(),
+        (n, 0) => format!(" (thinking {n})"),
+        (n, k) => format!(" (thinking at least {n}: {k} samples uncounted)"),
+    };
     format!(
-        "prompt computed {} · prompt reused {} · completion {} · scorer passes {} · wall {:.2} s",
+        "prompt computed {} · prompt reused {} · completion {}{thinking} · scorer passes {} · wall {:.2} s",
         u.prompt_computed,
         u.prompt_reused,
         u.completion,

@@ -58,6 +58,7 @@ pub use crate::outcome::{leader_share, tally, Candidate, Outcome, Vote};
 use crate::answer::Equivalence;
 use crate::generator::{GenError, Generator, Sample, SampleRequest, SamplingParams};
 use crate::process::ProcessScorer;
+use crate::reasoning::ThinkingMarkers;
 use crate::scorer::{self, OutcomeScorer, ScoreError};
 use crate::verifier::Verifier;
 use crate::{Message, Problem, Usage};
@@ -72,6 +73,20 @@ pub struct Ctx<'a> {
     /// Scores partial solutions step by step (search strategies).
     pub process: Option<&'a dyn ProcessScorer>,
     pub verifier: Option<&'a dyn Verifier>,
+    /// The model's reasoning markers: `extract` then reads only the text after the
+    /// thinking span, so no strategy votes on an answer the model only considered.
+    pub thinking: Option<&'a ThinkingMarkers>,
+}
+
+impl Ctx<'_> {
+    /// The answer in a sample's text: `extract` on the part after its reasoning spans (no
+    /// answer when the text ends inside a span); the text itself is kept whole.
+    pub fn answer_of(&self, text: &str) -> Option<String> {
+        match self.thinking {
+            Some(m) => m.answer(text).and_then(|a| (self.extract)(a)),
+            None => (self.extract)(text),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -110,7 +125,7 @@ pub trait Strategy: Send + Sync {
 
 /// A candidate from a sample: extracts and keys its answer.
 pub fn candidate(sample: Sample, ctx: &Ctx<'_>) -> Candidate {
-    let answer = (ctx.extract)(&sample.text);
+    let answer = ctx.answer_of(&sample.text);
     let key = answer.as_deref().map(|a| ctx.equivalence.key(a));
     Candidate {
         index: sample.index,

@@ -152,7 +152,7 @@ impl Track {
     /// The candidate this track is, at position `index` of the outcome.
     pub fn candidate(&self, index: usize, aggregate: Aggregate, ctx: &Ctx<'_>) -> Candidate {
         let text = self.text();
-        let answer = (ctx.extract)(&text);
+        let answer = ctx.answer_of(&text);
         let key = answer.as_deref().map(|a| ctx.equivalence.key(a));
         Candidate {
             index,

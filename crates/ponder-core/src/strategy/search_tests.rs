@@ -245,7 +245,15 @@ fn build(name: &str, n: usize, sampling: SamplingParams) -> Result<Box<dyn Strat
 }
 
 fn ctx<'a>(generator: &'a dyn Generator, process: Option<&'a dyn crate::ProcessScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &Lower, extract: &after_answer, scorer: None, process, verifier: None }
+    Ctx {
+        generator,
+        equivalence: &Lower,
+        extract: &after_answer,
+        scorer: None,
+        process,
+        verifier: None,
+        thinking: None,
+    }
 }
 
 fn solve(

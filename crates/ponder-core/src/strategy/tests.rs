@@ -72,7 +72,15 @@ fn menu_lp(items: &[(&str, f64, f32)]) -> Vec<Choice> {
 }
 
 fn ctx<'a>(generator: &'a ScriptedGenerator, scorer: Option<&'a dyn OutcomeScorer>) -> Ctx<'a> {
-    Ctx { generator, equivalence: &Lower, extract: &after_answer, scorer, process: None, verifier: None }
+    Ctx {
+        generator,
+        equivalence: &Lower,
+        extract: &after_answer,
+        scorer,
+        process: None,
+        verifier: None,
+        thinking: None,
+    }
 }
 
 /// The samples `n` draws under `seed` on a fresh generator, read straight off its stream.
@@ -1082,4 +1090,83 @@ fn abstain_below_is_a_share_and_only_voting_strategies_take_it() {
     for other in ["single", "bon", "verify-resample", "beam", "pf"] {
         assert!(format!("{other}{{abstain_below = 0.6}}").parse::<StrategySpec>().is_err(), "{other} does not vote");
     }
+}
+
+/// Issue 14: votes read the text after the reasoning span. A "42" the model only
+/// considered while thinking, or wrote in a span it never closed, gets no vote; the "7"
+/// after the span does. The candidates keep their whole text.
+#[test]
+fn issue_14_votes_read_only_the_text_after_the_thinking_span() {
+    let choices = menu(&[
+        ("<think>answer: 42</think>answer: 7", 1.0),
+        ("<think>answer: 42 or so", 2.0),
+    ]);
+    let markers = crate::reasoning::ThinkingMarkers::default();
+    let thinking = crate::reasoning::Thinking::new(markers.clone());
+    let params = SamplingParams {
+        thinking: Some(thinking),
+        ..sampling(3)
+    };
+    let samples = block_on(async {
+        let req = SampleRequest {
+            messages: messages(),
+            n: 8,
+            params: params.clone(),
+            first_index: 0,
+        };
+        // Valid request; the scripted stream always reports usage.
+        ScriptedGenerator::new(choices.clone())
+            .sample(req)
+            .await
+            .expect("valid request")
+            .collect()
+            .await
+            .expect("usage")
+    });
+    let generator = ScriptedGenerator::new(choices.clone());
+    let sc = SelfConsistency {
+        n_samples: 8,
+        sampling: params,
+    };
+    let outcome = block_on(sc.solve(
+        &problem("7"),
+        &messages(),
+        &Ctx {
+            thinking: Some(&markers),
+            ..ctx(&generator, None)
+        },
+    ))
+    .unwrap();
+    let closed = samples
+        .samples
+        .iter()
+        .filter(|s| s.text.contains("</think>"))
+        .count();
+    assert!(
+        closed > 0 && closed < 8,
+        "the seed draws both choices: {closed} closed of 8"
+    );
+    assert_eq!(outcome.answer.as_deref(), Some("7"));
+    assert_eq!(
+        outcome.votes.iter().map(|v| v.count).sum::<usize>(),
+        closed,
+        "unclosed spans have no answer"
+    );
+    assert!(outcome
+        .candidates
+        .iter()
+        .all(|c| c.text.starts_with("<think>answer: 42")));
+    // Thinking counts the words inside spans ("answer:" "42" in each; "or" "so" too when open).
+    let expected: u64 = samples
+        .samples
+        .iter()
+        .map(|s| if s.text.contains("</think>") { 2 } else { 4 })
+        .sum();
+    assert_eq!(
+        (outcome.usage.thinking, samples.usage.thinking),
+        (expected, expected)
+    );
+    // Without the markers the same samples vote on what was only thought.
+    let blind = block_on(sc.solve(&problem("7"), &messages(), &ctx(&generator, None))).unwrap();
+    assert_ne!(blind.answer.as_deref(), Some("7"));
 }

@@ -73,9 +73,20 @@ pub(crate) fn fill(seqs: &HashMap<SeqId, Seq>, n_batch: usize, shared_rows: usiz
         // Prompt tokens and re-fed tokens are computed prompt; tokens shared by a group are
         // reused by every member but the one that pays.
         let (n_past, n_prompt, max_fed) = (s.n_past, s.n_prompt, s.max_fed);
-        let prompt_computed = (n_past..n_past + take).filter(|&pos| pos < n_prompt || pos < max_fed).count() as u64;
-        let sharers = members.iter().filter(|m| !seqs[m].prefill_only).count().max(1) as u64 - 1;
-        let prompt_reused = if matches!(s.owner, Owner::Session(_)) { sharers * take as u64 } else { 0 };
+        let prompt_computed = (n_past..n_past + take)
+            .filter(|&pos| pos < n_prompt || pos < max_fed || s.forced.contains(&pos))
+            .count() as u64;
+        let sharers = members
+            .iter()
+            .filter(|m| !seqs[m].prefill_only)
+            .count()
+            .max(1) as u64
+            - 1;
+        let prompt_reused = if matches!(s.owner, Owner::Session(_)) {
+            sharers * take as u64
+        } else {
+            0
+        };
         placed.extend(members.iter().copied());
         slots.push(Slot {
             members,

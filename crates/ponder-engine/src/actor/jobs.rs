@@ -9,7 +9,7 @@ use ponder_core::{derive_seed, CancelToken, FinishReason, GenError, GenEvent, Sa
 use tokio::sync::mpsc;
 
 use super::backend::Backend;
-use super::runs::{Output, Run};
+use super::runs::{Output, Run, SpanSetup};
 use super::seqs::{Owner, Seq};
 use super::Actor;
 
@@ -20,6 +20,20 @@ pub(crate) struct SampleJob {
     pub params: SamplingParams,
     pub cancel: CancelToken,
     pub events: mpsc::UnboundedSender<GenEvent>,
+    /// Reasoning spans to follow, when the params name markers.
+    pub spans: Option<Arc<SpanSetup>>,
+}
+
+impl SampleJob {
+    /// Most tokens a sample adds to its sequence: generated, plus what a thinking budget forces.
+    pub fn max_added(&self) -> usize {
+        self.params.max_tokens as usize
+            + self
+                .spans
+                .as_ref()
+                .filter(|s| s.budget.is_some())
+                .map_or(0, |s| s.forced_tokens.len())
+    }
 }
 
 pub(super) struct Job {
@@ -54,8 +68,15 @@ impl<B: Backend> Actor<B> {
             }
             // Admit only what fits in the KV cache at its longest, so a running job never
             // fails for want of cells; cached prefixes give way first.
-            let need = kv_need(job.prompt.len(), job.n, job.params.max_tokens as usize, self.limits.n_ctx_seq);
-            while self.reserved + need + self.cache_cells() > self.limits.n_ctx && !self.cache.is_empty() {
+            let need = kv_need(
+                job.prompt.len(),
+                job.n,
+                job.max_added(),
+                self.limits.n_ctx_seq,
+            );
+            while self.reserved + need + self.cache_cells() > self.limits.n_ctx
+                && !self.cache.is_empty()
+            {
                 self.evict_one_cache_entry();
             }
             let fits = self.reserved + need + self.cache_cells() <= self.limits.n_ctx || self.reserved == 0;
@@ -87,8 +108,15 @@ impl<B: Backend> Actor<B> {
         let params = Arc::new(job.params);
         for i in 0..job.n {
             let index = (job.first_index + i) as u64;
-            let child = self.fork_seq(root, derive_seed(params.seed, index), index).expect("admission checked free ids");
-            self.seqs.get_mut(&child).expect("just forked").run = Some(Run::sample(params.clone()));
+            let child = self
+                .fork_seq(root, derive_seed(params.seed, index), index)
+                .expect("admission checked free ids");
+            let run = Run::sample(params.clone());
+            let run = match &job.spans {
+                Some(setup) => run.with_spans(setup.clone()),
+                None => run,
+            };
+            self.seqs.get_mut(&child).expect("just forked").run = Some(run);
         }
     }
 
@@ -103,6 +131,15 @@ impl<B: Backend> Actor<B> {
     /// Frees the job's sequences and sends its usage (tokens of unfinished samples included).
     pub(super) fn end_job(&mut self, id: u64) {
         for s in self.owned_by(Owner::Job(id)) {
+            // A sample stopped midway keeps its thinking tokens in the count.
+            let thinking = self.seqs[&s]
+                .run
+                .as_ref()
+                .and_then(Run::thinking_tokens)
+                .unwrap_or(0);
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.usage.thinking += thinking as u64;
+            }
             self.free_seq(s);
         }
         if let Some(mut job) = self.jobs.remove(&id) {
@@ -123,8 +160,12 @@ impl<B: Backend> Actor<B> {
             token_stats: out.token_stats,
             top_logprobs: out.top_logprobs,
             finish,
+            n_thinking: out.n_thinking,
         };
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.usage.thinking += sample.n_thinking.unwrap_or(0) as u64;
         let _ = job.events.send(GenEvent::Sample(sample));
         job.remaining -= 1;
         if job.remaining == 0 {

@@ -38,6 +38,7 @@ pub(crate) use jobs::{kv_need, SampleJob};
 use prefix_cache::PrefixCache;
 use probes::Probe;
 use runs::Position;
+pub(crate) use runs::SpanSetup;
 use seqs::{Owner, Seq, SeqId};
 use sessions::Session;
 
@@ -297,6 +298,13 @@ impl<B: Backend> Actor<B> {
         };
         let at = Position { total_generated: s.tokens.len() - s.n_prompt, n_tokens: s.tokens.len(), n_ctx_seq: self.limits.n_ctx_seq };
         let finish = run.accept(picked.logprob, stats, piece.as_deref(), at);
+        // A thinking budget closed the span: its close marker and answer prefix are fed
+        // next, as prompt work, and the model goes on with the answer.
+        if let (None, Some(forced)) = (&finish, run.forced()) {
+            let at = s.tokens.len();
+            s.tokens.extend_from_slice(forced);
+            s.forced = at..s.tokens.len();
+        }
         let owner = s.owner;
         if let Some(u) = self.usage_of(owner) {
             u.completion += 1;

@@ -1,11 +1,14 @@
 //! A run: one generation of a sequence (a whole sample, or one step of a branch), the text
 //! it produced so far, and why it ends — a stop string, a step delimiter, a length cap, a
-//! full context or DeepConf's confidence stop — detected across token boundaries.
+//! full context or DeepConf's confidence stop — detected across token boundaries; and its
+//! reasoning spans: the thinking tokens, and the thinking budget that forces the span closed.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use llama_cpp_2::token::LlamaToken;
 use ponder_core::confidence::GroupWindow;
+use ponder_core::reasoning::ThinkingMarkers;
 use ponder_core::{FinishReason, SamplingParams, TokenStats, TopLogprob};
 
 pub(super) struct Run {
@@ -17,8 +20,9 @@ pub(super) struct Run {
     n_generated: usize,
     bytes: Vec<u8>,
     logprobs: Vec<f32>,
-    /// End of each generated token's bytes in `bytes` (the end-of-generation token adds none).
-    ends: Vec<usize>,
+    /// Each generated token's bytes in `bytes` (the end-of-generation token's range is
+    /// empty); forced text lies between ranges, in no token.
+    ranges: Vec<Range<usize>>,
     /// A probe reads these tokens' log-probabilities from its logits instead of sampling.
     pub probe: Option<Arc<Vec<LlamaToken>>>,
     /// Per generated token, when the params ask for them.
@@ -27,6 +31,69 @@ pub(super) struct Run {
     tops: Vec<Vec<TopLogprob>>,
     /// The running group of `params.confidence_stop`.
     group: Option<GroupWindow>,
+    /// Reasoning spans, when the params name markers (samples only).
+    spans: Option<SpanState>,
+}
+
+/// A sample's reasoning markers as the engine applies them (issue 14).
+pub(crate) struct SpanSetup {
+    pub markers: ThinkingMarkers,
+    /// The prompt opened a span (the template wrote the open marker).
+    pub starts_inside: bool,
+    /// Thinking tokens after which an open span is forced closed.
+    pub budget: Option<usize>,
+    /// The close marker and the answer prefix, forced when the budget runs out.
+    pub forced_tokens: Vec<LlamaToken>,
+    pub forced_bytes: Vec<u8>,
+}
+
+/// Where a sample stands in its spans, found incrementally as tokens arrive.
+struct SpanState {
+    setup: Arc<SpanSetup>,
+    /// Start of the open span's content in `bytes`; `None` outside a span.
+    inside_since: Option<usize>,
+    /// Markers before this byte have been seen.
+    scanned: usize,
+    /// Tokens generated inside spans so far (the budget's count).
+    n_inside: usize,
+    /// The budget has forced its text (once per sample).
+    forced: bool,
+}
+
+impl SpanState {
+    /// Follows the markers through the bytes appended at `from`, then counts the token
+    /// ending at `bytes.len()` when a byte of it is inside a span still open.
+    fn track(&mut self, bytes: &[u8], from: usize) {
+        let (open, close) = (
+            self.setup.markers.open.as_bytes(),
+            self.setup.markers.close.as_bytes(),
+        );
+        let longest = open.len().max(close.len());
+        let mut i = from.saturating_sub(longest - 1).max(self.scanned);
+        loop {
+            let (marker, opens) = if self.inside_since.is_some() {
+                (close, false)
+            } else {
+                (open, true)
+            };
+            let Some(p) = find(bytes, marker, i) else {
+                break;
+            };
+            i = p + marker.len();
+            self.scanned = i;
+            self.inside_since = opens.then_some(i);
+        }
+        if self.inside_since.is_some_and(|start| bytes.len() > start) {
+            self.n_inside += 1;
+        }
+    }
+
+    /// Whether the budget ends the open span now.
+    fn budget_spent(&self) -> bool {
+        !self.forced
+            && self.inside_since.is_some()
+            && self.setup.budget.is_some_and(|t| self.n_inside >= t)
+    }
 }
 
 /// Where the sequence stands after a token is appended.
@@ -48,6 +115,8 @@ pub(super) struct Output {
     pub token_bytes: Vec<Vec<u8>>,
     pub token_stats: Vec<TokenStats>,
     pub top_logprobs: Vec<Vec<TopLogprob>>,
+    /// Thinking tokens, when the run followed reasoning spans.
+    pub n_thinking: Option<usize>,
 }
 
 impl Run {
@@ -80,17 +149,53 @@ impl Run {
             n_generated: 0,
             bytes: Vec::new(),
             logprobs: Vec::new(),
-            ends: Vec::new(),
+            ranges: Vec::new(),
             probe: None,
             stats: Vec::new(),
             tops: Vec::new(),
             group,
+            spans: None,
         }
     }
 
     /// Records the most likely tokens at the position the next [`Run::accept`] fills.
     pub fn record_top(&mut self, top: Vec<TopLogprob>) {
         self.tops.push(top);
+    }
+
+    /// Follows reasoning spans: counts thinking tokens and applies the budget.
+    pub fn with_spans(mut self, setup: Arc<SpanSetup>) -> Self {
+        let inside_since = setup.starts_inside.then_some(0);
+        self.spans = Some(SpanState {
+            setup,
+            inside_since,
+            scanned: 0,
+            n_inside: 0,
+            forced: false,
+        });
+        self
+    }
+
+    /// Tokens to feed after the one just accepted, when the thinking budget forced the
+    /// span closed; their text is already in the run's bytes.
+    pub fn forced(&self) -> Option<&[LlamaToken]> {
+        // Forced text is the only thing after the last token's bytes.
+        let just_forced = self.ranges.last().is_some_and(|r| r.end < self.bytes.len());
+        self.spans
+            .as_ref()
+            .filter(|_| just_forced)
+            .map(|s| s.setup.forced_tokens.as_slice())
+    }
+
+    /// Generated tokens inside reasoning spans so far, when the run follows them (forced
+    /// tokens are in no token's bytes and never count).
+    pub fn thinking_tokens(&self) -> Option<usize> {
+        let s = self.spans.as_ref()?;
+        Some(
+            s.setup
+                .markers
+                .thinking_tokens(&self.bytes, &self.ranges, s.setup.starts_inside),
+        )
     }
 
     /// Takes a sampled token: its log-probability, its stats when asked for, and its bytes
@@ -107,15 +212,28 @@ impl Run {
                 low_confidence = g.push(st.confidence).is_some_and(|m| m < stop.threshold);
             }
         }
+        let from = self.bytes.len();
         let finish = match piece {
             None => Some(FinishReason::Eos),
             Some(piece) => {
-                let from = self.bytes.len();
                 self.bytes.extend_from_slice(piece);
                 self.ends_after(from, at).or(low_confidence.then_some(FinishReason::LowConfidence))
             }
         };
-        self.ends.push(self.bytes.len());
+        self.ranges.push(from..self.bytes.len());
+        if let Some(spans) = self.spans.as_mut() {
+            spans.track(&self.bytes, from);
+            if finish.is_none() && spans.budget_spent() {
+                // The budget may cut a word in two: the close goes in where the span stands.
+                if at.n_tokens + spans.setup.forced_tokens.len() >= at.n_ctx_seq {
+                    return Some(FinishReason::ContextFull);
+                }
+                self.bytes.extend_from_slice(&spans.setup.forced_bytes);
+                spans.forced = true;
+                spans.inside_since = None;
+                spans.scanned = self.bytes.len();
+            }
+        }
         finish
     }
 
@@ -152,16 +270,12 @@ impl Run {
 
     /// The run's text (cut before a stop string, which the tokens keep) and per-token record.
     pub fn output(self, finish: &FinishReason) -> Output {
+        let n_thinking = self.thinking_tokens();
         let mut bytes = self.bytes;
-        let mut start = 0;
         let token_bytes: Vec<Vec<u8>> = self
-            .ends
+            .ranges
             .iter()
-            .map(|&end| {
-                let piece = bytes[start..end].to_vec();
-                start = end;
-                piece
-            })
+            .map(|r| bytes[r.clone()].to_vec())
             .collect();
         if let FinishReason::Stop(stop) = finish {
             if let Some(p) = find(&bytes, stop.as_bytes(), 0) {
@@ -175,6 +289,7 @@ impl Run {
             token_bytes,
             token_stats: self.stats,
             top_logprobs: self.tops,
+            n_thinking,
         }
     }
 }
@@ -301,6 +416,94 @@ mod tests {
         let run = Run::probe(Arc::new(vec![LlamaToken(3)]));
         assert!(run.params.is_greedy());
         assert_eq!(run.probe.as_deref(), Some(&vec![LlamaToken(3)]));
+    }
+
+    fn spans(budget: Option<usize>, starts_inside: bool) -> Arc<SpanSetup> {
+        let forced = "</think>\n\nFinal answer: ";
+        Arc::new(SpanSetup {
+            markers: ThinkingMarkers::default(),
+            starts_inside,
+            budget,
+            forced_tokens: vec![LlamaToken(7); 4],
+            forced_bytes: forced.as_bytes().to_vec(),
+        })
+    }
+
+    /// Feeds `pieces`, returning the index of each token after which text was forced.
+    fn feed_spans(run: &mut Run, pieces: &[&str]) -> Vec<usize> {
+        let mut forced_after = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let at = Position {
+                total_generated: i + 1,
+                n_tokens: 10 + i + 1,
+                n_ctx_seq: 1000,
+            };
+            assert_eq!(run.accept(-0.5, None, Some(piece.as_bytes()), at), None);
+            if run.forced().is_some() {
+                forced_after.push(i);
+            }
+        }
+        forced_after
+    }
+
+    #[test]
+    fn thinking_tokens_are_those_inside_the_markers_even_split_across_tokens() {
+        let mut run = Run::sample(params(&[], 100)).with_spans(spans(None, false));
+        let pieces = [
+            "Hi ", "<th", "ink>", "Let", " me", " see</", "think", ">", "7",
+        ];
+        assert_eq!(feed_spans(&mut run, &pieces), Vec::<usize>::new());
+        // "Let", " me", " see</" hold bytes of the span's content.
+        assert_eq!(run.thinking_tokens(), Some(3));
+        let out = run.output(&FinishReason::Eos);
+        assert_eq!(
+            (out.text.as_str(), out.n_thinking),
+            ("Hi <think>Let me see</think>7", Some(3))
+        );
+    }
+
+    #[test]
+    fn the_budget_closes_the_span_mid_word_and_the_answer_follows() {
+        let mut run = Run::sample(params(&[], 100)).with_spans(spans(Some(3), false));
+        // The third thinking token is half a word: the budget cuts it there.
+        let pieces = ["<think>", "Let", " us", " compu", "te", "7"];
+        assert_eq!(feed_spans(&mut run, &pieces), vec![3]);
+        let out = run.output(&FinishReason::Eos);
+        assert_eq!(out.text, "<think>Let us compu</think>\n\nFinal answer: te7");
+        assert_eq!(out.n_thinking, Some(3));
+        // The forced text is in no token: the record holds the generated tokens only.
+        assert_eq!(out.token_bytes.concat(), b"<think>Let us compute7".to_vec());
+        assert_eq!(out.n_tokens, 6);
+    }
+
+    #[test]
+    fn a_span_the_prompt_opened_counts_from_the_first_token_and_the_budget_forces_once() {
+        let mut run = Run::sample(params(&[], 100)).with_spans(spans(Some(2), true));
+        let pieces = ["a", "b", "c", "<think>", "d", "e", "f"];
+        assert_eq!(feed_spans(&mut run, &pieces), vec![1]);
+        // A span reopened after the forced close is counted but no longer cut.
+        assert_eq!(run.thinking_tokens(), Some(5));
+        // A span closed before the budget is spent forces nothing.
+        let mut run = Run::sample(params(&[], 100)).with_spans(spans(Some(2), true));
+        assert_eq!(
+            feed_spans(&mut run, &["a", "</think>", "b", "c", "d"]),
+            Vec::<usize>::new()
+        );
+        assert_eq!(run.thinking_tokens(), Some(1));
+    }
+
+    #[test]
+    fn forcing_that_would_overflow_the_context_ends_the_sample_instead() {
+        let mut run = Run::sample(params(&[], 100)).with_spans(spans(Some(1), true));
+        let at = Position {
+            total_generated: 1,
+            n_tokens: 97,
+            n_ctx_seq: 100,
+        };
+        assert_eq!(
+            run.accept(-0.5, None, Some(b"x"), at),
+            Some(FinishReason::ContextFull)
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Sequences: a token list in the shared KV cache and who owns it; allocating, forking and
 //! freeing them, and the prefix cache's hold on them.
 
+use std::ops::Range;
+
 use llama_cpp_2::token::LlamaToken;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,6 +36,8 @@ pub(super) struct Seq {
     pub prefill_only: bool,
     /// Sample index (jobs) or branch id (sessions).
     pub tag: u64,
+    /// Positions of tokens a thinking budget forced in: prompt work when fed.
+    pub forced: Range<usize>,
 }
 
 impl Seq {
@@ -50,6 +54,7 @@ impl Seq {
             run: None,
             prefill_only: false,
             tag,
+            forced: 0..0,
         }
     }
 
@@ -75,6 +80,7 @@ impl Seq {
             run: None,
             prefill_only: false,
             tag,
+            forced: 0..0,
         }
     }
 }

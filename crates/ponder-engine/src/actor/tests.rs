@@ -119,7 +119,15 @@ fn greedy(max_tokens: u32, stop: &[&str]) -> SamplingParams {
 fn sample(a: &mut Actor<Fake>, prompt: &[i32], n: usize, params: SamplingParams) -> (UnboundedReceiver<GenEvent>, CancelToken) {
     let (events, rx) = mpsc::unbounded_channel();
     let cancel = CancelToken::default();
-    let job = SampleJob { prompt: toks(prompt), n, first_index: 0, params, cancel: cancel.clone(), events };
+    let job = SampleJob {
+        prompt: toks(prompt),
+        n,
+        first_index: 0,
+        params,
+        cancel: cancel.clone(),
+        events,
+        spans: None,
+    };
     a.handle(Command::Sample(Box::new(job)));
     (rx, cancel)
 }

@@ -68,3 +68,4 @@ fn engine_stats_live(engine: &Engine) -> usize {
 mod engine;
 mod search;
 mod signals;
+mod thinking;

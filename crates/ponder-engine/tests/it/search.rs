@@ -161,6 +161,7 @@ fn particle_filtering_recomputes_little_on_the_engine() {
             scorer: None,
             process: Some(&StepCheck),
             verifier: None,
+            thinking: None,
         };
         block(pf.solve(&arith_problem(), &question(), &ctx)).unwrap().usage
     };

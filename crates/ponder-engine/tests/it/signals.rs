@@ -13,6 +13,7 @@ fn solve(engine: &Engine, spec: StrategySpec, max_tokens: u32) -> Outcome {
         scorer: None,
         process: None,
         verifier: None,
+        thinking: None,
     };
     let strategy = spec.build(sampled(4, max_tokens)).unwrap();
     block(strategy.solve(&arith_problem(), &question(), &ctx)).unwrap()

@@ -8,7 +8,7 @@ use crate::Error;
 
 /// Marks a SQLite file as ours (`PRAGMA application_id`; "pndr").
 const APPLICATION_ID: i64 = 0x706e_6472;
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1 stores lacked the question and rendered prompt of each problem.
 const MIGRATE_1_TO_2: &str = "
@@ -19,6 +19,13 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 
 /// Version 2 stores lacked each outcome's confidence (the winner's share of the vote).
 const ADD_CONFIDENCE: &str = "ALTER TABLE outcomes ADD COLUMN confidence REAL;";
+
+/// Version 3 stores lacked each outcome's thinking tokens (issue 14): old units had no
+/// reasoning markers, so 0 is their exact count.
+const ADD_THINKING: &str = "
+ALTER TABLE outcomes ADD COLUMN thinking INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outcomes ADD COLUMN thinking_uncounted INTEGER NOT NULL DEFAULT 0;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +69,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     wall_ms INTEGER NOT NULL,
     created TEXT NOT NULL,
     confidence REAL,
+    thinking INTEGER NOT NULL DEFAULT 0,
+    thinking_uncounted INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, problem_id, strategy, budget, seed)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -128,7 +137,7 @@ impl Store {
                 .map_err(|e| not_a_store(e.to_string()))?;
             match version.as_deref().and_then(|v| v.parse::<i64>().ok()) {
                 Some(SCHEMA_VERSION) => {}
-                Some(v @ (1 | 2)) => {
+                Some(v @ (1..=3)) => {
                     self.upgrade(v)?;
                     tracing::info!("run store {}: upgraded from schema version {v} to {SCHEMA_VERSION}", self.path);
                 }
@@ -150,7 +159,10 @@ impl Store {
             tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'", [], |r| r.get(0))?;
         tx.execute_batch(SCHEMA)?;
         if had_outcomes > 0 {
-            tx.execute_batch(ADD_CONFIDENCE)?;
+            if from < 3 {
+                tx.execute_batch(ADD_CONFIDENCE)?;
+            }
+            tx.execute_batch(ADD_THINKING)?;
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         tx.commit()?;

@@ -26,8 +26,8 @@ impl Store {
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO outcomes (run_id, problem_id, strategy, budget, seed, answer, correct, abstained,
                  stopped_early, n_samples, n_failed, chosen, prompt_computed, prompt_reused, completion, scorer_passes,
-                 wall_ms, confidence, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 wall_ms, confidence, thinking, thinking_uncounted, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
                  strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
             params![
                 run,
@@ -48,6 +48,8 @@ impl Store {
                 i(o.usage.scorer_passes),
                 i(o.usage.wall_ms),
                 o.confidence(),
+                i(o.usage.thinking),
+                i(o.usage.thinking_uncounted),
             ],
         )?;
         if inserted == 0 {
@@ -101,7 +103,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT o.problem_id, o.strategy, o.budget, o.seed, o.answer, o.correct, o.abstained, o.stopped_early,
                     o.n_samples, o.n_failed, o.chosen, o.prompt_computed, o.prompt_reused, o.completion,
-                    o.scorer_passes, o.wall_ms, o.confidence
+                    o.scorer_passes, o.wall_ms, o.confidence, o.thinking, o.thinking_uncounted
              FROM outcomes o LEFT JOIN problems p ON p.run_id = o.run_id AND p.problem_id = o.problem_id
              WHERE o.run_id = ?1 ORDER BY p.idx, o.strategy, o.budget, o.seed",
         )?;
@@ -116,7 +118,11 @@ impl Store {
                     n_samples: r.get::<_, i64>(8)? as usize,
                     n_failed: r.get::<_, i64>(9)? as usize,
                     chosen: r.get::<_, Option<i64>>(10)?.map(|c| c as usize),
-                    usage: usage_at(r, 11)?,
+                    usage: Usage {
+                        thinking: u(r.get(17)?),
+                        thinking_uncounted: u(r.get(18)?),
+                        ..usage_at(r, 11)?
+                    },
                     confidence: r.get(16)?,
                 })
             })?
@@ -171,5 +177,8 @@ fn usage_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Usage> {
         wall_ms: u(r.get(at + 4)?),
         // Not stored: the engine, which eval runs on, always reports its usage.
         unreported: 0,
+        // Stored per outcome only (a candidate does not carry its thinking tokens).
+        thinking: 0,
+        thinking_uncounted: 0,
     })
 }

@@ -125,8 +125,20 @@ fn a_fitted_policy_is_what_auto_does_on_the_same_run() {
             strategy: &auto,
         })
         .collect();
-    let ctx = Ctx { generator: &g, equivalence: &NumericEquivalence, extract: &d.extract, scorer: None, process: None, verifier: None };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let ctx = Ctx {
+        generator: &g,
+        equivalence: &NumericEquivalence,
+        extract: &d.extract,
+        scorer: None,
+        process: None,
+        verifier: None,
+        thinking: None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let done = rt
         .block_on(runner::execute(&mut store, run2, jobs, d.checker.clone(), &ctx, 2, std::future::pending(), |_| {}))
         .unwrap();

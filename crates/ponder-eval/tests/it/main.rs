@@ -83,8 +83,22 @@ impl Generator for TestGenerator {
             };
             let n = text.split_whitespace().count();
             usage.completion += n as u64;
-            let lp = if right { -0.3 } else { -0.6 - 0.1 * rng.gen::<f32>() };
-            events.push(GenEvent::Sample(Sample { index, text, n_tokens: n, token_logprobs: vec![lp; n], token_bytes: Vec::new(), token_stats: Vec::new(), top_logprobs: Vec::new(), finish: FinishReason::Eos }));
+            let lp = if right {
+                -0.3
+            } else {
+                -0.6 - 0.1 * rng.gen::<f32>()
+            };
+            events.push(GenEvent::Sample(Sample {
+                index,
+                text,
+                n_tokens: n,
+                token_logprobs: vec![lp; n],
+                token_bytes: Vec::new(),
+                token_stats: Vec::new(),
+                top_logprobs: Vec::new(),
+                finish: FinishReason::Eos,
+                n_thinking: None,
+            }));
         }
         events.push(GenEvent::Done(usage));
         Ok(SampleStream::new(futures::stream::iter(events), CancelToken::default()))
@@ -154,7 +168,15 @@ fn run_units(store: &mut Store, run: i64, c: &RunConfig, d: &Dataset, problems: 
         }
     }
     let scorer = MeanLogprob;
-    let ctx = Ctx { generator: g, equivalence: &NumericEquivalence, extract: &d.extract, scorer: Some(&scorer), process: None, verifier: None };
+    let ctx = Ctx {
+        generator: g,
+        equivalence: &NumericEquivalence,
+        extract: &d.extract,
+        scorer: Some(&scorer),
+        process: None,
+        verifier: None,
+        thinking: None,
+    };
     let count = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&count);
     let stop = futures::future::poll_fn(move |_| match stop_after {

@@ -20,7 +20,16 @@ fn record(problem: &str, n: usize) -> UnitRecord {
             score: Some(0.25 * i as f64),
         })
         .collect();
-    let usage = Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0 };
+    let usage = Usage {
+        prompt_computed: 10,
+        prompt_reused: 31,
+        completion: 99,
+        scorer_passes: 3,
+        wall_ms: 1001,
+        unreported: 0,
+        thinking: 40,
+        thinking_uncounted: 1,
+    };
     UnitRecord {
         key: UnitKey { problem_id: problem.into(), strategy: "bon".into(), budget: n, seed: u64::MAX - 1 },
         outcome: Outcome {
@@ -60,7 +69,19 @@ fn units_round_trip_once_with_exact_totals() {
     assert_eq!(RunConfig::from_json(run, &info.config).unwrap(), c);
     let o = &store.outcomes(run).unwrap()[0];
     assert_eq!(o.key.seed, u64::MAX - 1, "seeds are stored bit for bit");
-    assert_eq!(o.usage, Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0 });
+    assert_eq!(
+        o.usage,
+        Usage {
+            prompt_computed: 10,
+            prompt_reused: 31,
+            completion: 99,
+            scorer_passes: 3,
+            wall_ms: 1001,
+            unreported: 0,
+            thinking: 40,
+            thinking_uncounted: 1,
+        }
+    );
     let samples = store.samples(run).unwrap();
     assert_eq!(samples.len(), 3);
     assert_eq!(samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(), 10);
@@ -135,7 +156,11 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     };
     // Back to version 2 as ponder wrote it: no confidence column.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE outcomes DROP COLUMN confidence; UPDATE meta SET value = '2' WHERE key = 'schema_version';").unwrap();
+    conn.execute_batch(
+        "ALTER TABLE outcomes DROP COLUMN confidence; ALTER TABLE outcomes DROP COLUMN thinking;
+         ALTER TABLE outcomes DROP COLUMN thinking_uncounted; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+    )
+    .unwrap();
     drop(conn);
 
     let mut store = Store::open_existing(&path).unwrap();
@@ -145,10 +170,76 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     voted.outcome.votes = ponder_core::strategy::tally(&voted.outcome.candidates[..2], false);
     assert!(store.insert_unit(run, &voted).unwrap());
     let after = store.outcomes(run).unwrap();
-    assert_eq!(after[1].confidence, Some(0.5), "two classes of one vote each");
-    let version: String =
-        rusqlite::Connection::open(&path).unwrap().query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(
+        after[1].confidence,
+        Some(0.5),
+        "two classes of one vote each"
+    );
+    let version: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "4");
+}
+
+#[test]
+fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    let (d, problems) = dataset(2);
+    let run = {
+        let mut store = Store::open_or_create(&path).unwrap();
+        let run = store
+            .create_run(
+                &config(&d, &problems, &["sc"], &[3], &[0]).to_json(),
+                "m",
+                "d",
+                0,
+                &problems,
+            )
+            .unwrap();
+        assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
+        run
+    };
+    // Back to version 3 as ponder wrote it: no thinking columns.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE outcomes DROP COLUMN thinking; ALTER TABLE outcomes DROP COLUMN thinking_uncounted;
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let mut store = Store::open_existing(&path).unwrap();
+    let before = store.outcomes(run).unwrap();
+    assert_eq!(
+        (before.len(), before[0].usage.thinking),
+        (1, 0),
+        "old units thought nothing"
+    );
+    let mut thought = record(&problems[1].id, 3);
+    thought.outcome.usage.thinking = 17;
+    thought.outcome.usage.thinking_uncounted = 2;
+    assert!(store.insert_unit(run, &thought).unwrap());
+    let after = store.outcomes(run).unwrap();
+    assert_eq!(
+        (after[1].usage.thinking, after[1].usage.thinking_uncounted),
+        (17, 2)
+    );
+    assert_eq!(after[1].usage.completion, thought.outcome.usage.completion);
+    let version: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "4");
 }
 
 #[test]

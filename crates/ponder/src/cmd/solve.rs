@@ -10,14 +10,14 @@ use clap::Args as ClapArgs;
 use ponder_core::answer::AnswerPattern;
 use ponder_core::scorer_spec::ScorerSpec;
 use ponder_core::strategy::{Ctx, Outcome, StrategySpec};
-use ponder_core::{Checker, GoldChecker, Problem};
+use ponder_core::{Checker, GoldChecker, Problem, SamplingParams};
 use ponder_verify::code::{
     describe, extract_code, CheckRequest, CodeEquivalence, Limits, Pool, Sandbox, SandboxChecker, SandboxConfig,
     SandboxVerifier, TestSpec, TestsFor,
 };
 
 use crate::backend::{Backend, UpstreamArgs};
-use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, EQUIVALENCE};
+use crate::common::{self, ModelArgs, SamplingArgs, SearchArgs, ThinkingArgs, EQUIVALENCE};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -62,6 +62,8 @@ pub struct Args {
     pub allow_unsandboxed: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub thinking: ThinkingArgs,
     /// Print every candidate
     #[arg(long)]
     pub show_samples: bool,
@@ -157,8 +159,20 @@ pub fn run(a: Args) -> Result<()> {
     };
     let prompt = common::prompt_fn(&template);
     let known = a.gold.is_some() || code.is_some();
-    let scorers = common::scorers(scorer, known.then(|| checker.clone()), &a.search, &a.model, backend.shared(), prompt)?;
-    let sampling = common::with_stops(sampling, &template);
+    let scorers = common::scorers(
+        scorer,
+        known.then(|| checker.clone()),
+        &a.search,
+        &a.model,
+        backend.shared(),
+        prompt,
+    )?;
+    let thinking = a.thinking.resolve(backend.thinking_markers())?;
+    let markers = thinking.as_ref().map(|t| t.markers.clone());
+    let sampling = SamplingParams {
+        thinking,
+        ..common::with_stops(sampling, &template)
+    };
     let strategy = spec.build(sampling)?;
     let messages = template.render(&problem)?;
     let ctx = match &code {
@@ -169,11 +183,23 @@ pub fn run(a: Args) -> Result<()> {
             scorer: scorers.outcome.as_deref(),
             process: scorers.process.as_deref(),
             verifier: Some(&c.verifier),
+            thinking: None,
         },
         None => Ctx { process: scorers.process.as_deref(), ..common::ctx(backend.generator(), scorers.outcome.as_deref()) },
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
-    let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
+    let ctx = if a.answer_pattern.is_some() {
+        Ctx {
+            extract: &by_pattern,
+            ..ctx
+        }
+    } else {
+        ctx
+    };
+    let ctx = Ctx {
+        thinking: markers.as_ref(),
+        ..ctx
+    };
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

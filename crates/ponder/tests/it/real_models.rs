@@ -176,3 +176,69 @@ fn search_against_best_of_n_under_the_judge() {
     assert_eq!(bon, 4, "best-of-2 judges 2 candidates per problem");
     assert!(pf >= bon, "particle filtering judges every step of every particle: {pf} vs {bon}");
 }
+
+/// Issue 14: `solve` with reasoning markers and a thinking budget prints the answer read
+/// after the span and the thinking tokens apart; without markers a budget is refused.
+#[test]
+fn issue_14_solve_with_a_thinking_budget_prints_the_answer_and_thinking_tokens() {
+    let question = "What is 17*23? Reply in the form: <think>your step-by-step reasoning</think> then the answer.";
+    let common = [
+        "solve",
+        question,
+        "--model",
+        SMALL,
+        "--strategy",
+        "single",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "40",
+    ];
+    let out = ok(&ponder(
+        &[
+            &common[..],
+            &[
+                "--think-markers",
+                "<think>,</think>",
+                "--thinking-budget",
+                "8",
+                "--show-samples",
+            ],
+        ]
+        .concat(),
+    ));
+    assert!(out.contains("</think>\n\nFinal answer: "), "{out}");
+    let answer = out
+        .lines()
+        .find_map(|l| l.strip_prefix("answer: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_ne!(answer, "(none)", "{out}");
+    let usage = out
+        .lines()
+        .find(|l| l.starts_with("usage: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(usage.contains("(thinking 8)"), "{usage}");
+    // The JSON outcome carries the count in its usage.
+    let json_out = ok(&ponder(
+        &[
+            &common[..],
+            &[
+                "--think-markers",
+                "<think>,</think>",
+                "--thinking-budget",
+                "8",
+                "--json",
+            ],
+        ]
+        .concat(),
+    ));
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["usage"]["thinking"], 8, "{v}");
+    // Qwen2.5-Coder's template writes no markers, so `auto` finds none to budget.
+    let o = ponder(&[&common[..], &["--thinking-budget", "8"]].concat());
+    assert!(
+        !o.status.success() && stderr(&o).contains("needs reasoning markers"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -322,3 +322,29 @@ async fn critique_fuse_and_rank_run_through_the_gateway() {
     assert_eq!(s, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("base"), "{v}");
 }
+
+/// Issue 14: `ponder.thinking_budget` on the engine. The question opens a span the model
+/// never closes by itself (as templates that write `<think>` into the prompt do), so the
+/// budget closes it after 6 tokens; usage reports them as OpenAI's `reasoning_tokens`.
+#[tokio::test]
+async fn issue_14_a_thinking_budget_reports_reasoning_tokens() {
+    let base = start(ServerConfig::default()).await;
+    let chat = format!("{base}/v1/chat/completions");
+    let mut body = ask("single:smollm2-135m", 24);
+    body["messages"] = json!([{ "role": "user", "content": "What is 2 + 3? <think>" }]);
+    body["temperature"] = json!(0);
+    body["ponder"] = json!({ "think_markers": "<think>,</think>", "thinking_budget": 6, "return_candidates": true });
+    let (s, v) = post(&chat, &body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"], 6,
+        "{v}"
+    );
+    let text = v["ponder"]["candidates"][0]["text"].as_str().unwrap();
+    assert!(text.contains("</think>\n\nFinal answer: "), "{text}");
+    // Without markers there is nothing to budget; a bad budget is the request's fault.
+    body["ponder"] = json!({ "think_markers": "none", "thinking_budget": 6 });
+    assert_error(&post(&chat, &body).await, 400, None);
+    body["ponder"] = json!({ "thinking_budget": 0 });
+    assert_error(&post(&chat, &body).await, 400, None);
+}

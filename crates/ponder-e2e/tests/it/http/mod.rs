@@ -34,7 +34,15 @@ pub(crate) fn sampling(max_tokens: u32) -> SamplingParams {
 
 pub(crate) fn ctx(g: &dyn Generator) -> Ctx<'_> {
     static EQ: NumericEquivalence = NumericEquivalence;
-    Ctx { generator: g, equivalence: &EQ, extract: &extract_answer, scorer: None, process: None, verifier: None }
+    Ctx {
+        generator: g,
+        equivalence: &EQ,
+        extract: &extract_answer,
+        scorer: None,
+        process: None,
+        verifier: None,
+        thinking: None,
+    }
 }
 
 pub(crate) fn problem() -> ponder_core::Problem {

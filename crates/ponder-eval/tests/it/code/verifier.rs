@@ -107,6 +107,7 @@ fn verify_resample_returns_the_first_sample_passing_the_sandbox_and_cancels_the_
             scorer: None,
             process: None,
             verifier: Some(&verifier),
+            thinking: None,
         };
         let s = VerifiedResampling {
             max_samples,

@@ -71,6 +71,8 @@ pub struct Args {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
+    pub thinking: common::ThinkingArgs,
+    #[command(flatten)]
     pub search: SearchArgs,
     /// Cost of a wrong answer in the fLaws utility (a correct answer earns 1)
     #[arg(long, default_value_t = 1.0)]
@@ -320,9 +322,22 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         problems.iter().zip(&shown).map(|(p, s)| (p.id.as_str(), p.question.as_str(), s.as_str())).collect();
     store.set_prompts(id, &rows)?;
     println!("prompt template {}", template.name);
-    let sampling = common::with_stops(sampling, &template);
-    let scorers =
-        common::scorers(scorer, Some(dataset.checker.clone()), &a.search, &a.model, backend.shared(), common::prompt_fn(&template))?;
+    let mut sampling = common::with_stops(sampling, &template);
+    // Settled with the model known (its template may write the markers), kept in the run.
+    sampling.thinking = a.thinking.resolve(backend.thinking_markers())?;
+    if config.sampling.thinking != sampling.thinking {
+        config.sampling.thinking = sampling.thinking.clone();
+        store.set_config(id, &config.to_json())?;
+    }
+    let markers = sampling.thinking.as_ref().map(|t| t.markers.clone());
+    let scorers = common::scorers(
+        scorer,
+        Some(dataset.checker.clone()),
+        &a.search,
+        &a.model,
+        backend.shared(),
+        common::prompt_fn(&template),
+    )?;
 
     let plan = Plan::new(&config, &sampling, &defaults).map_err(|e| match e {
         ponder_eval::Error::Strategy(e) => a.search.explain(*e),
@@ -377,9 +392,32 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
     let result = if !a.deterministic {
-        let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref()) };
-        let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
-        rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
+        let ctx = Ctx {
+            process: scorers.process.as_deref(),
+            ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref())
+        };
+        let ctx = if a.answer_pattern.is_some() {
+            Ctx {
+                extract: &by_pattern,
+                ..ctx
+            }
+        } else {
+            ctx
+        };
+        let ctx = Ctx {
+            thinking: markers.as_ref(),
+            ..ctx
+        };
+        rt.block_on(runner::execute(
+            &mut store,
+            id,
+            jobs,
+            dataset.checker.clone(),
+            &ctx,
+            concurrency,
+            &mut stop,
+            &mut on_stored,
+        ))
     } else {
         // One fresh engine (and scorers) per unit.
         drop(scorers);
@@ -396,9 +434,32 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
                 std::sync::Arc::new(engine.clone()),
                 common::prompt_fn(&template),
             )?;
-            let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
-            let ctx = if a.answer_pattern.is_some() { Ctx { extract: &by_pattern, ..ctx } } else { ctx };
-            let r = rt.block_on(runner::execute(&mut store, id, vec![job], dataset.checker.clone(), &ctx, 1, &mut stop, &mut on_stored));
+            let ctx = Ctx {
+                process: scorers.process.as_deref(),
+                ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref())
+            };
+            let ctx = if a.answer_pattern.is_some() {
+                Ctx {
+                    extract: &by_pattern,
+                    ..ctx
+                }
+            } else {
+                ctx
+            };
+            let ctx = Ctx {
+                thinking: markers.as_ref(),
+                ..ctx
+            };
+            let r = rt.block_on(runner::execute(
+                &mut store,
+                id,
+                vec![job],
+                dataset.checker.clone(),
+                &ctx,
+                1,
+                &mut stop,
+                &mut on_stored,
+            ));
             match r {
                 Ok(Finish::Done) => total += 1,
                 Ok(Finish::Interrupted { stored }) => {
