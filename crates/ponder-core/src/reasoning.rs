@@ -20,6 +20,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{GenError, Sample, SamplingParams, Usage};
+
 /// What the model writes around its thinking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,6 +245,28 @@ pub struct Thinking {
     pub budget: Option<u32>,
     #[serde(default = "default_answer_prefix")]
     pub answer_prefix: String,
+}
+
+/// For a backend that reports tokens but cannot follow spans while generating (HTTP, raw
+/// completions): the sample's thinking tokens from its token bytes, into the sample and
+/// into `usage` (`thinking_uncounted` where they cannot be told).
+pub fn count_reported(params: &SamplingParams, sample: &mut Sample, usage: &mut Usage) {
+    let Some(t) = &params.thinking else { return };
+    sample.n_thinking = t.count_reported(&sample.token_bytes);
+    match sample.n_thinking {
+        Some(n) => usage.thinking += n as u64,
+        None => usage.thinking_uncounted += 1,
+    }
+}
+
+/// Refuses a thinking budget on a backend that cannot force text into a running sample.
+pub fn refuse_budget(params: &SamplingParams, backend: &str) -> Result<(), GenError> {
+    match params.thinking.as_ref().and_then(|t| t.budget) {
+        Some(_) => Err(GenError::Unsupported(format!(
+            "a thinking budget on {backend} (it forces the close marker into a running sample; the in-process engine's chat path does)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn default_answer_prefix() -> String {

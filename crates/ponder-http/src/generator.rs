@@ -320,18 +320,9 @@ impl Generator for HttpGenerator {
         if req.messages.is_empty() {
             return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
-        if req
-            .params
-            .thinking
-            .as_ref()
-            .is_some_and(|t| t.budget.is_some())
-        {
-            // Forcing the close marker needs the sequence in hand; over HTTP that is a second
-            // request continuing raw text, which chat endpoints cannot do (issue 14).
-            return Err(GenError::Unsupported(
-                "a thinking budget over HTTP (it forces the close marker into a running sample): use the in-process engine".into(),
-            ));
-        }
+        // Forcing the close marker needs the sequence in hand; over HTTP that is a second
+        // request continuing raw text, which chat endpoints cannot do (issue 14).
+        ponder_core::reasoning::refuse_budget(&req.params, "an HTTP backend")?;
         let caps = &self.shared.caps;
         let logprobs = match self.api {
             Api::Chat => caps.chat_logprobs,
@@ -371,13 +362,7 @@ impl Generator for HttpGenerator {
                     Ok((samples, u)) => {
                         usage += u;
                         for mut s in samples {
-                            if let Some(t) = &req.params.thinking {
-                                s.n_thinking = t.count_reported(&s.token_bytes);
-                                match s.n_thinking {
-                                    Some(n) => usage.thinking += n as u64,
-                                    None => usage.thinking_uncounted += 1,
-                                }
-                            }
+                            ponder_core::reasoning::count_reported(&req.params, &mut s, &mut usage);
                             let _ = tx.send(GenEvent::Sample(s));
                         }
                     }

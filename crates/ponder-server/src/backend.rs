@@ -244,17 +244,7 @@ impl Generator for EngineRaw {
         if req.n == 0 {
             return Err(GenError::InvalidRequest("n must be at least 1, got 0".into()));
         }
-        if req
-            .params
-            .thinking
-            .as_ref()
-            .is_some_and(|t| t.budget.is_some())
-        {
-            return Err(GenError::Unsupported(
-                "a thinking budget on raw completions (chat completions on the engine honour it)"
-                    .into(),
-            ));
-        }
+        ponder_core::reasoning::refuse_budget(&req.params, "raw completions")?;
         let tokens = self.prompt(&req.messages)?;
         let mut session = self.0.open_tokens(tokens, derive_seed(req.params.seed, req.first_index as u64)).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -280,7 +270,7 @@ impl Generator for EngineRaw {
                         } else {
                             s.finish
                         };
-                        let sample = Sample {
+                        let mut sample = Sample {
                             index: req.first_index + i,
                             text: s.text,
                             n_tokens: s.n_tokens,
@@ -291,18 +281,7 @@ impl Generator for EngineRaw {
                             finish,
                             n_thinking: None,
                         };
-                        let sample = match &req.params.thinking {
-                            Some(t) => {
-                                let n_thinking = t.count_reported(&sample.token_bytes);
-                                thinking.thinking += n_thinking.unwrap_or(0) as u64;
-                                thinking.thinking_uncounted += u64::from(n_thinking.is_none());
-                                Sample {
-                                    n_thinking,
-                                    ..sample
-                                }
-                            }
-                            None => sample,
-                        };
+                        ponder_core::reasoning::count_reported(&req.params, &mut sample, &mut thinking);
                         let _ = tx.send(GenEvent::Sample(sample));
                     }
                 }

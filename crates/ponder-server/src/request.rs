@@ -222,20 +222,20 @@ pub fn model_prefix(model: &str, served: &str) -> Result<Option<(String, Option<
     }))
 }
 
-const PONDER_FIELDS: &[&str] = &[
-    "strategy",
-    "budget",
-    "max_total_tokens",
-    "token_ceiling",
-    "scorer",
-    "return_candidates",
-    "ignore_arguments",
-    "progress",
-    "answer_pattern",
-    "think_markers",
-    "thinking_budget",
-    "answer_prefix",
-];
+const PONDER_FIELDS: &[&str] = &["strategy", "budget", "max_total_tokens", "token_ceiling", "scorer", "return_candidates", "ignore_arguments",
+    "progress", "answer_pattern", "think_markers", "thinking_budget", "answer_prefix"];
+
+/// `ponder.think_markers`, `ponder.thinking_budget` and `ponder.answer_prefix` (issue 14).
+fn thinking_request(p: &Map<String, Value>) -> Result<ThinkingRequest, ApiError> {
+    let markers = opt_str(p, "think_markers", "ponder.think_markers")?.map(str::parse).transpose();
+    let budget = opt_u64(p, "thinking_budget", "ponder.thinking_budget")?;
+    let bad_budget = |t| invalid(format!("ponder.thinking_budget must be between 1 and {}, got {t}", u32::MAX), "ponder.thinking_budget");
+    Ok(ThinkingRequest {
+        markers: markers.map_err(|e: String| invalid(e, "ponder.think_markers"))?.unwrap_or_default(),
+        budget: budget.map(|t| u32::try_from(t).ok().filter(|&t| t > 0).ok_or_else(|| bad_budget(t))).transpose()?,
+        answer_prefix: opt_str(p, "answer_prefix", "ponder.answer_prefix")?.map(str::to_string),
+    })
+}
 
 /// Parses and checks a request body (limits are checked by the caller).
 pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Result<Request, ApiError> {
@@ -287,25 +287,7 @@ pub fn parse(kind: Kind, body: &[u8], served: &str, cfg: &ServerConfig) -> Resul
             if let Some(pat) = opt_str(p, "answer_pattern", "ponder.answer_pattern")? {
                 answer_pattern = Some(pat.parse::<AnswerPattern>().map_err(|e| invalid(e, "ponder.answer_pattern"))?);
             }
-            if let Some(m) = opt_str(p, "think_markers", "ponder.think_markers")? {
-                thinking.markers = m
-                    .parse()
-                    .map_err(|e: String| invalid(e, "ponder.think_markers"))?;
-            }
-            if let Some(t) = opt_u64(p, "thinking_budget", "ponder.thinking_budget")? {
-                let t = u32::try_from(t).ok().filter(|&t| t > 0).ok_or_else(|| {
-                    invalid(
-                        format!(
-                            "ponder.thinking_budget must be between 1 and {}, got {t}",
-                            u32::MAX
-                        ),
-                        "ponder.thinking_budget",
-                    )
-                })?;
-                thinking.budget = Some(t);
-            }
-            thinking.answer_prefix =
-                opt_str(p, "answer_prefix", "ponder.answer_prefix")?.map(str::to_string);
+            thinking = thinking_request(p)?;
             progress = match opt_str(p, "progress", "ponder.progress")? {
                 None | Some("comments") => ProgressMode::Comments,
                 Some("chunks") => ProgressMode::Chunks,
@@ -515,14 +497,7 @@ fn check_stream_options(o: &Map<String, Value>, stream: bool) -> Result<(), ApiE
     let so = match o.get("stream_options") {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(so)) => so,
-        Some(v) => {
-            return Err(invalid(
-                format!(
-                    "stream_options must be an object like {{\"include_usage\": true}}, got {v}"
-                ),
-                "stream_options",
-            ))
-        }
+        Some(v) => return Err(invalid(format!("stream_options must be an object like {{\"include_usage\": true}}, got {v}"), "stream_options")),
     };
     if !stream {
         return Err(invalid("stream_options is only allowed when stream is true", "stream_options"));

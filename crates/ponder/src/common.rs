@@ -99,6 +99,15 @@ impl SamplingArgs {
     }
 }
 
+/// An answer extractor, as `Ctx::extract` holds it.
+pub type Extract<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// `ctx` reading answers by the user's `--answer-pattern` (when given) and only after the
+/// reasoning spans of `markers` (when known).
+pub fn answer_rules<'a>(ctx: Ctx<'a>, pattern: Option<Extract<'a>>, markers: Option<&'a ThinkingMarkers>) -> Ctx<'a> {
+    Ctx { extract: pattern.unwrap_or(ctx.extract), thinking: markers, ..ctx }
+}
+
 /// Reasoning spans (issue 14): where a model's thinking is, and how long it may think.
 #[derive(Args, Debug, Clone)]
 pub struct ThinkingArgs {

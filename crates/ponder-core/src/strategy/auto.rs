@@ -256,15 +256,7 @@ mod tests {
 
     fn run(g: &ScriptedGenerator, policy: Policy) -> Outcome {
         let auto = Auto::new(policy, SamplingParams::default()).unwrap();
-        let ctx = Ctx {
-            generator: g,
-            equivalence: &NumericEquivalence,
-            extract: &extract_answer,
-            scorer: None,
-            process: None,
-            verifier: None,
-            thinking: None,
-        };
+        let ctx = Ctx { generator: g, equivalence: &NumericEquivalence, extract: &extract_answer, scorer: None, process: None, verifier: None, thinking: None };
         let p = problem();
         let messages = vec![Message::user(p.question.clone())];
         futures::executor::block_on(auto.solve(&p, &messages, &ctx)).unwrap()
@@ -307,19 +299,8 @@ mod tests {
             Choice::new("The answer is 4.", 1.0, -0.1),
             Choice::new("The answer is 5.", 1.0, -0.2),
         ]);
-        let sc = StrategySpec::parse("sc@8", None)
-            .unwrap()
-            .build(SamplingParams::default())
-            .unwrap();
-        let ctx = Ctx {
-            generator: &fresh,
-            equivalence: &NumericEquivalence,
-            extract: &extract_answer,
-            scorer: None,
-            process: None,
-            verifier: None,
-            thinking: None,
-        };
+        let sc = StrategySpec::parse("sc@8", None).unwrap().build(SamplingParams::default()).unwrap();
+        let ctx = Ctx { generator: &fresh, equivalence: &NumericEquivalence, extract: &extract_answer, scorer: None, process: None, verifier: None, thinking: None };
         let p = problem();
         let plain = futures::executor::block_on(sc.solve(&p, &[Message::user(p.question.clone())], &ctx)).unwrap();
         assert_eq!(auto.candidates, plain.candidates);

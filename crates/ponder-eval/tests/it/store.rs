@@ -7,6 +7,11 @@ use ponder_eval::Error;
 
 use super::*;
 
+/// The usage every test unit reports, thinking tokens included.
+fn stored_usage() -> Usage {
+    Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0, thinking: 40, thinking_uncounted: 1 }
+}
+
 fn record(problem: &str, n: usize) -> UnitRecord {
     let candidates: Vec<Candidate> = (0..n)
         .map(|i| Candidate {
@@ -20,16 +25,7 @@ fn record(problem: &str, n: usize) -> UnitRecord {
             score: Some(0.25 * i as f64),
         })
         .collect();
-    let usage = Usage {
-        prompt_computed: 10,
-        prompt_reused: 31,
-        completion: 99,
-        scorer_passes: 3,
-        wall_ms: 1001,
-        unreported: 0,
-        thinking: 40,
-        thinking_uncounted: 1,
-    };
+    let usage = stored_usage();
     UnitRecord {
         key: UnitKey { problem_id: problem.into(), strategy: "bon".into(), budget: n, seed: u64::MAX - 1 },
         outcome: Outcome {
@@ -69,19 +65,7 @@ fn units_round_trip_once_with_exact_totals() {
     assert_eq!(RunConfig::from_json(run, &info.config).unwrap(), c);
     let o = &store.outcomes(run).unwrap()[0];
     assert_eq!(o.key.seed, u64::MAX - 1, "seeds are stored bit for bit");
-    assert_eq!(
-        o.usage,
-        Usage {
-            prompt_computed: 10,
-            prompt_reused: 31,
-            completion: 99,
-            scorer_passes: 3,
-            wall_ms: 1001,
-            unreported: 0,
-            thinking: 40,
-            thinking_uncounted: 1,
-        }
-    );
+    assert_eq!(o.usage, stored_usage());
     let samples = store.samples(run).unwrap();
     assert_eq!(samples.len(), 3);
     assert_eq!(samples.iter().map(|s| s.usage.prompt_computed).sum::<u64>(), 10);
@@ -143,26 +127,32 @@ fn a_version_1_store_is_upgraded_in_place_and_keeps_its_runs() {
     assert_eq!(again.problems(1).unwrap()[0].prompt.as_deref(), Some("p"), "the upgrade is kept");
 }
 
+/// A store of one run with one unit, taken back to an older schema by `downgrade` (SQL);
+/// returns its directory, path, run id and problems.
+fn old_store(downgrade: &str) -> (tempfile::TempDir, std::path::PathBuf, i64, Vec<ponder_core::Problem>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    let (d, problems) = dataset(2);
+    let mut store = Store::open_or_create(&path).unwrap();
+    let run = store.create_run(&config(&d, &problems, &["bon"], &[3], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
+    assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
+    drop(store);
+    rusqlite::Connection::open(&path).unwrap().execute_batch(downgrade).unwrap();
+    (dir, path, run, problems)
+}
+
+fn schema_version(path: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap()
+}
+
 #[test]
 fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v2.sqlite");
-    let (d, problems) = dataset(2);
-    let run = {
-        let mut store = Store::open_or_create(&path).unwrap();
-        let run = store.create_run(&config(&d, &problems, &["bon"], &[3], &[0]).to_json(), "m", "d", 0, &problems).unwrap();
-        assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
-        run
-    };
-    // Back to version 2 as ponder wrote it: no confidence column.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
+    // Version 2 as ponder wrote it: no confidence column, no thinking columns.
+    let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN confidence; ALTER TABLE outcomes DROP COLUMN thinking;
          ALTER TABLE outcomes DROP COLUMN thinking_uncounted; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-    )
-    .unwrap();
-    drop(conn);
-
+    );
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
     assert_eq!((before.len(), before[0].confidence), (1, None), "old units have no confidence");
@@ -170,76 +160,28 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     voted.outcome.votes = ponder_core::strategy::tally(&voted.outcome.candidates[..2], false);
     assert!(store.insert_unit(run, &voted).unwrap());
     let after = store.outcomes(run).unwrap();
-    assert_eq!(
-        after[1].confidence,
-        Some(0.5),
-        "two classes of one vote each"
-    );
-    let version: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(version, "4");
+    assert_eq!(after[1].confidence, Some(0.5), "two classes of one vote each");
+    assert_eq!(schema_version(&path), "4");
 }
 
 #[test]
 fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v3.sqlite");
-    let (d, problems) = dataset(2);
-    let run = {
-        let mut store = Store::open_or_create(&path).unwrap();
-        let run = store
-            .create_run(
-                &config(&d, &problems, &["sc"], &[3], &[0]).to_json(),
-                "m",
-                "d",
-                0,
-                &problems,
-            )
-            .unwrap();
-        assert!(store.insert_unit(run, &record(&problems[0].id, 3)).unwrap());
-        run
-    };
-    // Back to version 3 as ponder wrote it: no thinking columns.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
+    // Version 3 as ponder wrote it: no thinking columns.
+    let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN thinking; ALTER TABLE outcomes DROP COLUMN thinking_uncounted;
          UPDATE meta SET value = '3' WHERE key = 'schema_version';",
-    )
-    .unwrap();
-    drop(conn);
-
+    );
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
-    assert_eq!(
-        (before.len(), before[0].usage.thinking),
-        (1, 0),
-        "old units thought nothing"
-    );
+    assert_eq!((before.len(), before[0].usage.thinking), (1, 0), "old units thought nothing");
     let mut thought = record(&problems[1].id, 3);
     thought.outcome.usage.thinking = 17;
     thought.outcome.usage.thinking_uncounted = 2;
     assert!(store.insert_unit(run, &thought).unwrap());
     let after = store.outcomes(run).unwrap();
-    assert_eq!(
-        (after[1].usage.thinking, after[1].usage.thinking_uncounted),
-        (17, 2)
-    );
+    assert_eq!((after[1].usage.thinking, after[1].usage.thinking_uncounted), (17, 2));
     assert_eq!(after[1].usage.completion, thought.outcome.usage.completion);
-    let version: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(version, "4");
+    assert_eq!(schema_version(&path), "4");
 }
 
 #[test]

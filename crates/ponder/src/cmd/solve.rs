@@ -188,18 +188,7 @@ pub fn run(a: Args) -> Result<()> {
         None => Ctx { process: scorers.process.as_deref(), ..common::ctx(backend.generator(), scorers.outcome.as_deref()) },
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
-    let ctx = if a.answer_pattern.is_some() {
-        Ctx {
-            extract: &by_pattern,
-            ..ctx
-        }
-    } else {
-        ctx
-    };
-    let ctx = Ctx {
-        thinking: markers.as_ref(),
-        ..ctx
-    };
+    let ctx = common::answer_rules(ctx, a.answer_pattern.is_some().then_some(&by_pattern), markers.as_ref());
     let outcome = rt.block_on(strategy.solve(&problem, &messages, &ctx))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

@@ -330,14 +330,8 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         store.set_config(id, &config.to_json())?;
     }
     let markers = sampling.thinking.as_ref().map(|t| t.markers.clone());
-    let scorers = common::scorers(
-        scorer,
-        Some(dataset.checker.clone()),
-        &a.search,
-        &a.model,
-        backend.shared(),
-        common::prompt_fn(&template),
-    )?;
+    let scorers =
+        common::scorers(scorer, Some(dataset.checker.clone()), &a.search, &a.model, backend.shared(), common::prompt_fn(&template))?;
 
     let plan = Plan::new(&config, &sampling, &defaults).map_err(|e| match e {
         ponder_eval::Error::Strategy(e) => a.search.explain(*e),
@@ -391,33 +385,11 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
         table.print_if_complete(&g, Some(&bar));
     };
     let by_pattern = |t: &str| a.answer_pattern.as_ref().and_then(|p| p.extract(t));
+    let pattern = a.answer_pattern.is_some().then_some(&by_pattern as common::Extract<'_>);
     let result = if !a.deterministic {
-        let ctx = Ctx {
-            process: scorers.process.as_deref(),
-            ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref())
-        };
-        let ctx = if a.answer_pattern.is_some() {
-            Ctx {
-                extract: &by_pattern,
-                ..ctx
-            }
-        } else {
-            ctx
-        };
-        let ctx = Ctx {
-            thinking: markers.as_ref(),
-            ..ctx
-        };
-        rt.block_on(runner::execute(
-            &mut store,
-            id,
-            jobs,
-            dataset.checker.clone(),
-            &ctx,
-            concurrency,
-            &mut stop,
-            &mut on_stored,
-        ))
+        let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref()) };
+        let ctx = common::answer_rules(ctx, pattern, markers.as_ref());
+        rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
     } else {
         // One fresh engine (and scorers) per unit.
         drop(scorers);
@@ -434,32 +406,9 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
                 std::sync::Arc::new(engine.clone()),
                 common::prompt_fn(&template),
             )?;
-            let ctx = Ctx {
-                process: scorers.process.as_deref(),
-                ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref())
-            };
-            let ctx = if a.answer_pattern.is_some() {
-                Ctx {
-                    extract: &by_pattern,
-                    ..ctx
-                }
-            } else {
-                ctx
-            };
-            let ctx = Ctx {
-                thinking: markers.as_ref(),
-                ..ctx
-            };
-            let r = rt.block_on(runner::execute(
-                &mut store,
-                id,
-                vec![job],
-                dataset.checker.clone(),
-                &ctx,
-                1,
-                &mut stop,
-                &mut on_stored,
-            ));
+            let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(&engine, &dataset, scorers.outcome.as_deref()) };
+            let ctx = common::answer_rules(ctx, pattern, markers.as_ref());
+            let r = rt.block_on(runner::execute(&mut store, id, vec![job], dataset.checker.clone(), &ctx, 1, &mut stop, &mut on_stored));
             match r {
                 Ok(Finish::Done) => total += 1,
                 Ok(Finish::Interrupted { stored }) => {
