@@ -20,6 +20,7 @@ mod backend;
 pub mod config;
 mod error;
 mod keys;
+mod messages;
 mod metrics;
 mod observe;
 mod probe;
