@@ -54,7 +54,7 @@ pub struct EngineConfig {
     pub kv_unified: bool,
     /// Most tokens one decode call holds when it feeds several sequences; 0 lifts the cap.
     /// Below 64, where llama.cpp's CPU flash attention turns dense over every cell of the
-    /// unified cache (`ponder bench engine --shared-rows` measures it).
+    /// unified cache (`ponder bench engine --uncapped` measures what it buys).
     pub shared_rows: u32,
 }
 
