@@ -152,7 +152,7 @@ impl Engine {
             Ok(source) => {
                 let vocab = model.vocab();
                 let text = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
-                ChatFormat::Template { source, bos: text(vocab.bos()), eos: text(vocab.eos()) }
+                ChatFormat::template(source, text(vocab.bos()), text(vocab.eos()))
             }
             Err(_) => ChatFormat::Plain,
         };

@@ -1,5 +1,7 @@
 //! What the gateway generates with: the in-process engine (one loaded model shared by all
-//! requests, whose sequences join the same batches) or an OpenAI-compatible upstream.
+//! requests, whose sequences join the same batches), an OpenAI-compatible upstream, or any
+//! other generator a program hands it (`ponder bench serve --instant` measures the
+//! gateway's own cost on one that answers at once).
 
 use std::sync::Arc;
 
@@ -19,6 +21,9 @@ use crate::settle::Meter;
 pub enum Backend {
     Engine(Engine),
     Http(HttpGenerator),
+    /// A generator that renders and counts its own prompts (like an upstream, nothing is
+    /// tokenized here): chat and raw requests both reach it as messages.
+    Generator(Arc<dyn Generator>),
 }
 
 impl Backend {
@@ -30,6 +35,7 @@ impl Backend {
         match self {
             Backend::Engine(e) => e.info(),
             Backend::Http(h) => h.info(),
+            Backend::Generator(g) => g.info(),
         }
     }
 
@@ -38,14 +44,14 @@ impl Backend {
     pub fn thinking_markers(&self) -> Option<ponder_core::reasoning::ThinkingMarkers> {
         match self {
             Backend::Engine(e) => e.thinking_markers(),
-            Backend::Http(_) => None,
+            Backend::Http(_) | Backend::Generator(_) => None,
         }
     }
 
     /// Whether step-wise sessions (search strategies) work on this backend.
     pub fn step_sessions(&self) -> bool {
         match self {
-            Backend::Engine(_) => true,
+            Backend::Engine(_) | Backend::Generator(_) => true,
             Backend::Http(h) => h.step_mode() != StepMode::None,
         }
     }
@@ -70,6 +76,7 @@ impl Backend {
                     Arc::new(h.with_extra(extra))
                 }
             }
+            Backend::Generator(g) => g.clone(),
         }
     }
 
@@ -78,6 +85,7 @@ impl Backend {
         Ok(match self {
             Backend::Engine(e) => Arc::new(EngineRaw(e.clone())),
             Backend::Http(h) => Arc::new(pinned(h, pin).with_api(Api::Completions)?),
+            Backend::Generator(g) => g.clone(),
         })
     }
 
@@ -97,6 +105,7 @@ impl Backend {
         match self {
             Backend::Engine(e) => e.render(&fold_tools(messages, None)),
             Backend::Http(h) => h.render(messages).await,
+            Backend::Generator(_) => Err(GenError::Unsupported("this backend renders its prompts itself".into())),
         }
     }
 
@@ -111,7 +120,7 @@ impl Backend {
                 }
                 Ok(Some(n))
             }
-            Backend::Http(_) => Ok(None),
+            Backend::Http(_) | Backend::Generator(_) => Ok(None),
         }
     }
 
@@ -119,7 +128,7 @@ impl Backend {
     pub fn raw_tokens(&self, text: &str) -> Option<usize> {
         match self {
             Backend::Engine(e) => Some(e.tokenize(text).len()),
-            Backend::Http(_) => None,
+            Backend::Http(_) | Backend::Generator(_) => None,
         }
     }
 
@@ -152,6 +161,7 @@ impl Backend {
                 meter.add(usage);
                 Ok((lps, usage))
             }
+            Backend::Generator(_) => Err(GenError::Unsupported("next-token probes of raw prompts on this backend".into())),
         }
     }
 }

@@ -106,7 +106,7 @@ fn worst_case(backend: &Backend, p: &Probe) -> Result<u64, ApiError> {
             }
             Ok(worst)
         }
-        Backend::Http(_) => {
+        Backend::Http(_) | Backend::Generator(_) => {
             let suffix = p.suffix.len() as u64 + 1;
             Ok(p.prompts.iter().map(|x| 2 * (x.len() as u64 + 1) + suffix).fold(0, u64::saturating_add))
         }

@@ -34,7 +34,8 @@ pub fn encode(calls: &[ToolCall]) -> String {
 
 /// Splits `text` into its prose and the tool calls it holds. A block that does not parse as
 /// a call (no name) is left in the prose. A bare JSON object `{"name": …, "arguments": …}`
-/// as the whole text counts as one call too (small models often drop the tags).
+/// as the whole text counts as one call too, also inside one Markdown code fence (small
+/// models often drop the tags: Qwen2.5-Coder 0.5B and 1.5B write one or the other).
 pub fn parse(text: &str) -> (String, Vec<ToolCall>) {
     let mut prose = String::new();
     let mut calls = Vec::new();
@@ -57,7 +58,7 @@ pub fn parse(text: &str) -> (String, Vec<ToolCall>) {
     }
     prose.push_str(rest);
     if calls.is_empty() {
-        let t = text.trim();
+        let t = unfenced(text.trim());
         if t.starts_with('{') && t.ends_with('}') {
             if let Some(c) = call_from_json(t, 0).filter(|_| has_arguments(t)) {
                 return (String::new(), vec![c]);
@@ -65,6 +66,16 @@ pub fn parse(text: &str) -> (String, Vec<ToolCall>) {
         }
     }
     (prose.trim().to_string(), calls)
+}
+
+/// The body of a text that is one Markdown code fence (```` ```json … ``` ````), else the text.
+fn unfenced(t: &str) -> &str {
+    let Some(body) = t.strip_prefix("```").and_then(|b| b.strip_suffix("```")) else { return t };
+    // The info string (`json`) runs to the first newline; a fence inside is not one block.
+    match body.split_once('\n') {
+        Some((info, inner)) if !info.contains('`') && !inner.contains("```") => inner.trim(),
+        _ => t,
+    }
 }
 
 fn has_arguments(json_text: &str) -> bool {
@@ -202,6 +213,19 @@ mod tests {
         assert_eq!(calls[0].name, "f");
         let (_, calls) = parse(r#"{"name": "Bob"}"#);
         assert!(calls.is_empty(), "an object without arguments is not a call");
+        // One fenced block as the whole text, as Qwen2.5-Coder writes it; not two blocks,
+        // not a fence with prose around it.
+        let (prose, calls) = parse("```json\n{\n  \"name\": \"f\",\n  \"arguments\": {\"a\": 1}\n}\n```");
+        assert_eq!((prose.as_str(), calls[0].name.as_str()), ("", "f"));
+        let (_, calls) = parse("```\n{\"name\": \"f\", \"arguments\": {}}\n```");
+        assert_eq!(calls.len(), 1);
+        for text in [
+            "```json\n{\"name\": \"f\", \"arguments\": {}}\n```\n```json\n{}\n```",
+            "Call:\n```json\n{\"name\": \"f\", \"arguments\": {}}\n```",
+            "```json {\"name\": \"f\", \"arguments\": {}}```",
+        ] {
+            assert!(parse(text).1.is_empty(), "{text:?}");
+        }
         let (_, calls) = parse("<tool_call>{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}");
         assert_eq!(calls[0].arguments, r#"{"a":1}"#);
     }

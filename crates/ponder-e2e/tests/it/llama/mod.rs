@@ -20,6 +20,7 @@ mod confidence;
 mod probes;
 mod restart;
 mod sampling;
+mod tools;
 mod usage;
 
 /// The llama-server binary: `PONDER_LLAMA_SERVER`, else the one the script caches.
@@ -57,13 +58,19 @@ impl LlamaServer {
     }
 
     pub async fn start_on(port: u16) -> LlamaServer {
+        LlamaServer::start_model(port, &model_path(), &[]).await
+    }
+
+    /// A server on `port` serving `model`, with `extra` flags after ponder's.
+    pub async fn start_model(port: u16, model: &std::path::Path, extra: &[&str]) -> LlamaServer {
         let log = std::env::temp_dir().join(format!("ponder-llama-server-{port}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary())
-            .args(["--model", &model_path().to_string_lossy(), "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--model", &model.to_string_lossy(), "--host", "127.0.0.1", "--port", &port.to_string()])
             // 4 slots of 2048 tokens; one thread each: tests run in parallel on two cores.
             .args(["--parallel", "4", "--ctx-size", "8192", "--threads", "1", "--threads-batch", "1"])
             .args(["--metrics", "--no-webui"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()

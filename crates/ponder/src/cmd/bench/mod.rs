@@ -17,8 +17,9 @@ pub enum Command {
     /// Particle filtering on the engine against the same algorithm re-prefilling every
     /// branch at every step (what a stateless HTTP backend pays)
     Search(search::Args),
-    /// Concurrent clients against one `ponder serve` gateway on the engine, against the same
-    /// requests as direct engine calls: errors, throughput, the gateway's added latency
+    /// The gateway's own cost: one client, then many concurrent clients, against one `ponder
+    /// serve` on the engine (or `--instant`, no model), and the same requests as direct
+    /// calls: errors, throughput, the gateway's added latency
     Serve(serve::Args),
     /// Math grader checks per second (and worst case on pathological inputs); sandboxed
     /// code checks per second at the pool's default size
