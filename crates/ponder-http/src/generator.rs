@@ -320,9 +320,15 @@ impl Generator for HttpGenerator {
         if req.messages.is_empty() {
             return Err(GenError::InvalidRequest("messages must not be empty".into()));
         }
-        // Forcing the close marker needs the sequence in hand; over HTTP that is a second
-        // request continuing raw text, which chat endpoints cannot do (issue 14).
-        ponder_core::reasoning::refuse_budget(&req.params, "an HTTP backend")?;
+        // Forcing the close marker needs the sequence in hand: over HTTP each budgeted
+        // sample is a step-wise session continued after the forced text (issue 14).
+        if let Some(t) = req.params.thinking.clone().filter(|t| t.budget.is_some()) {
+            if self.api == Api::Completions {
+                ponder_core::reasoning::refuse_budget(&req.params, "raw completions over HTTP")?;
+            }
+            crate::thinking::check(self, &req.params)?;
+            return Ok(crate::thinking::sample(self, req, t));
+        }
         let caps = &self.shared.caps;
         let logprobs = match self.api {
             Api::Chat => caps.chat_logprobs,

@@ -21,6 +21,7 @@ mod config;
 mod generator;
 mod reward;
 mod session;
+mod thinking;
 pub mod wire;
 
 pub use client::{Caps, ProbeMode};

@@ -64,6 +64,12 @@ impl HttpSession {
         Ok(HttpSession { gen, mode, prompt, messages: messages.to_vec(), route, branches, next_id: 1, usage: Usage::default() })
     }
 
+    /// The rendered prompt the branches continue; empty in `continue_final_message` mode,
+    /// where the server renders it unseen.
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
     fn branch(&self, id: BranchId) -> Result<&Branch, GenError> {
         self.branches.get(&id).ok_or(GenError::UnknownBranch(id))
     }

@@ -20,6 +20,7 @@ mod confidence;
 mod probes;
 mod restart;
 mod sampling;
+mod thinking;
 mod tools;
 mod usage;
 

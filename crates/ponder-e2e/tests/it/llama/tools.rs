@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::http::connect;
 
-fn qwen_path() -> PathBuf {
+pub(super) fn qwen_path() -> PathBuf {
     let mut fetcher = ponder_models::Fetcher::from_env().expect("cache dir");
     fetcher.allow_download = true;
     let spec = ponder_models::find("qwen2.5-coder-0.5b").expect("registry model");
