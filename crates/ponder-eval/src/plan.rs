@@ -348,6 +348,59 @@ mod tests {
         assert!(zero.validate().is_err());
     }
 
+    /// Issue 13: `plan` is generic over the specs a run stored, so a layered stack is one
+    /// more configuration. 20 problems: on 10 the four probe samples of `sc@4` agree and its
+    /// answer is right; on the other 10 they split 2-1-1, `sc@4` is wrong and revising its
+    /// answer once is right, for twice the tokens. The plan must revise exactly there.
+    #[test]
+    fn plan_picks_a_revision_stack_where_the_probes_disagree() {
+        use crate::store::{OutcomeRow, ProblemRow, RunInfo, SampleRow, UnitKey};
+        use ponder_core::Usage;
+
+        let revise = StrategySpec::parse(r#"revise@1{ base = "sc@4" }"#, None).unwrap();
+        let (rev_label, rev_budget) = (revise.label(), revise.budget());
+        let key = |i: usize, strategy: &str, budget: usize| UnitKey { problem_id: format!("p{i}"), strategy: strategy.into(), budget, seed: 0 };
+        let usage = |completion: u64| Usage { prompt_computed: 10, completion, ..Usage::default() };
+        let outcome = |key: UnitKey, correct: bool, n_samples: usize, completion: u64| OutcomeRow {
+            key, answer: Some("1".into()), correct, abstained: false, stopped_early: false, n_samples, n_failed: 0, chosen: Some(0),
+            usage: usage(completion), confidence: None,
+        };
+        let (mut outcomes, mut samples, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..20 {
+            let easy = i < 10;
+            problems.push(ProblemRow { idx: i, id: format!("p{i}"), level: None, gold: "1".into(), question: None, prompt: None });
+            outcomes.push(outcome(key(i, "sc", 4), easy, 4, 400));
+            outcomes.push(outcome(key(i, &rev_label, rev_budget), true, 5, 800));
+            let answers = if easy { ["1", "1", "1", "1"] } else { ["2", "2", "3", "1"] };
+            for (index, a) in answers.iter().enumerate() {
+                samples.push(SampleRow {
+                    key: key(i, "sc", 4), index, text: a.to_string(), answer: Some(a.to_string()), answer_key: Some(a.to_string()),
+                    correct: *a == "1", score: None, mean_logprob: None, finish: "eos".into(), usage: usage(100),
+                });
+            }
+        }
+        let config: crate::runner::RunConfig = serde_json::from_value(serde_json::json!({
+            "dataset": "test", "dataset_seed": 0, "limit": 20, "skip_bad_rows": false, "strategies": ["sc", rev_label],
+            "budgets": [], "seeds": [0], "scorer": "mean-logprob", "model": "m", "ctx": 4096,
+            "sampling": ponder_core::SamplingParams::default(), "concurrency": 1, "wrong_cost": 0.0, "abstain_cost": 0.0,
+            "dataset_fingerprint": "", "n_problems": 20, "ponder_version": "test",
+        }))
+        .unwrap();
+        let info = RunInfo {
+            id: 1, created: String::new(), updated: String::new(), config: String::new(), model: "m".into(), dataset: "test".into(),
+            status: "complete".into(), n_params: 0,
+        };
+        let run = RunData { info, config, problems, outcomes, samples };
+        let plan = fit(&run, &PlanOptions { probe: 4, min_bin_units: 1, target_accuracy: Some(1.0), max_tokens_per_problem: None }).unwrap();
+        assert_eq!(plan.probe_source, "sc@4");
+        assert_eq!(plan.policy.bin_for(4).strategy, "sc", "{:?}", plan.policy);
+        assert_eq!(plan.policy.bin_for(2).strategy, rev_label, "{:?}", plan.policy);
+        // Spending only where it pays: all right, for less than revising everything costs.
+        let all_revise = plan.singles.iter().find(|s| s.0.starts_with("revise")).expect("revise is a single configuration");
+        let chosen = plan.frontier.iter().find(|f| f.accuracy >= 1.0).expect("a point at full accuracy");
+        assert!(chosen.tokens_per_unit < all_revise.2, "{chosen:?} vs {all_revise:?}");
+    }
+
     #[test]
     fn agreement_is_the_largest_class() {
         assert_eq!(agreement([Some("1"), Some("2"), Some("1"), None]), 2);

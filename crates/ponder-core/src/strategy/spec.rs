@@ -115,9 +115,10 @@ pub trait StrategyConfig {
         Needs::default()
     }
     /// Its samples are samples 0.. of one request, so `auto`'s probes are its first
-    /// samples and cost nothing extra.
+    /// samples and cost nothing extra. A layer runs its base first on the same messages
+    /// and sampling, so it reuses them where its base does.
     fn reuses_probes(&self) -> bool {
-        false
+        self.base().is_some_and(StrategySpec::reuses_probes)
     }
     /// It draws all of its `n` samples plainly, so `plan` can read probes from a run of it.
     fn probe_source(&self) -> bool {

@@ -60,7 +60,10 @@ fn capabilities_replace_the_lists() {
     assert_eq!(with(|s| s.needs().verifier), ["verify-resample"]);
     assert_eq!(with(|s| s.needs().scorer), ["bon", "weighted-bon"]);
     assert_eq!(with(|s| s.config().base().is_some()), ["revise", "critique", "fuse", "rank"]);
-    assert_eq!(with(StrategySpec::reuses_probes), ["single", "sc", "adaptive-sc", "rpc", "bon", "weighted-bon", "verify-resample"]);
+    // Layers reuse probes through their base (by default `single`), not on a search base.
+    let reusing = ["single", "sc", "adaptive-sc", "rpc", "bon", "weighted-bon", "verify-resample", "revise", "critique", "fuse", "rank"];
+    assert_eq!(with(StrategySpec::reuses_probes), reusing);
+    assert!(!StrategySpec::parse(r#"revise@1{ base = "beam@4" }"#, None).unwrap().reuses_probes());
     assert_eq!(with(|s| s.config().probe_source()), ["sc", "rpc", "bon", "weighted-bon"]);
 }
 
