@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ponder_core::{
     CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream,
-    SamplingParams, StepSession, Usage,
+    SamplingParams, StepSession, TopLogprob, Usage,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -437,38 +437,40 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingPar
                 finish: wire::finish(c, &p.stop),
                 n_thinking: None,
             };
-            with_token_stats(with_top_logprobs(sample, c, p)?, c, p)
+            with_tops(sample, c, p)
         })
         .collect::<Result<_, _>>()?;
     Ok((samples, usage))
 }
 
-/// The sample with the `top_logprobs` most likely tokens at each position, when asked for.
-fn with_top_logprobs(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
-    if p.top_logprobs == 0 {
+/// The sample with what the choice's top lists give, read once: the `top_logprobs` most
+/// likely tokens at each position and DeepConf's statistics, each when asked for.
+fn with_tops(s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+    if p.top_logprobs == 0 && p.token_stats_k == 0 {
         return Ok(s);
     }
-    let mut tops = wire::top_logprobs_per_token(choice)
+    let what = if p.top_logprobs > 0 { "top_logprobs" } else { "token statistics" };
+    let tops = wire::top_logprobs_per_token(choice)
         .filter(|t| t.len() == s.token_logprobs.len())
-        .ok_or_else(|| GenError::Unsupported("top_logprobs: the server returned no top_logprobs for every token".into()))?;
-    for t in &mut tops {
-        t.truncate(p.top_logprobs as usize);
+        .ok_or_else(|| GenError::Unsupported(format!("{what}: the server returned no top_logprobs for every token")))?;
+    with_token_stats(with_top_logprobs(s, &tops, p), &tops, p)
+}
+
+fn with_top_logprobs(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Sample {
+    if p.top_logprobs > 0 {
+        s.top_logprobs = tops.iter().map(|t| t[..t.len().min(p.top_logprobs as usize)].to_vec()).collect();
     }
-    s.top_logprobs = tops;
-    Ok(s)
+    s
 }
 
 /// The sample with DeepConf's per-token statistics from the choice's `top_logprobs`, when
 /// `token_stats_k` asks for them, cut where `confidence_stop` would have stopped it. The
 /// server has generated the whole trace by then: over HTTP the stop changes the answer as
 /// it does on the engine, but saves the server nothing, and usage counts what it generated.
-fn with_token_stats(mut s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+fn with_token_stats(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Result<Sample, GenError> {
     if p.token_stats_k == 0 {
         return Ok(s);
     }
-    let tops = wire::top_logprobs_per_token(choice)
-        .filter(|t| t.len() == s.token_logprobs.len())
-        .ok_or_else(|| GenError::Unsupported("token statistics: the server returned no top_logprobs for every token".into()))?;
     s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(&t.iter().map(|x| x.logprob).collect::<Vec<_>>())).collect();
     let Some(stop) = p.confidence_stop else { return Ok(s) };
     let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
@@ -526,6 +528,9 @@ mod tests {
         assert_eq!(s.token_stats.len(), 4);
         assert!(s.token_stats[0].confidence > s.token_stats[3].confidence);
         assert_eq!(s.finish, FinishReason::Eos);
+        // Both asked: one read of the lists gives the statistics and the shorter lists.
+        let both = sample_of(&c, &SamplingParams { top_logprobs: 1, ..p.clone() }).unwrap();
+        assert_eq!((both.token_stats.len(), both.top_logprobs.iter().map(Vec::len).collect::<Vec<_>>()), (4, vec![1; 4]));
 
         // Groups of 2: 2.5, 1.6, 0.7. Under 1.0 first at token 3 (the fourth).
         p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 1.0 });

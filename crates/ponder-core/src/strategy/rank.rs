@@ -80,9 +80,7 @@ impl RankConfig {
         let orders = if self.both_orders { 2 } else { 1 };
         once.into_iter().flat_map(|s| [s.iter().rev().copied().collect(), s].into_iter().rev().take(orders)).collect()
     }
-}
 
-impl RankConfig {
     /// Most judgements: a base has at most its budget of candidates.
     fn judgements(&self) -> usize {
         self.showings(self.max_candidates.min(self.base.budget())).len()
