@@ -25,6 +25,7 @@ mod self_consistency;
 mod single;
 pub mod smc;
 pub mod spec;
+mod think_exit;
 mod verified_resampling;
 mod weighted_best_of_n;
 
@@ -50,6 +51,7 @@ pub use self_consistency::{ScConfig, SelfConsistency};
 pub use single::{Single, SingleConfig};
 pub use smc::{FinalPick, PfStep, Resampling};
 pub use spec::{Needs, StrategyConfig, StrategySpec};
+pub use think_exit::{ThinkExit, ThinkExitConfig};
 pub use verified_resampling::{VerifiedResampling, VerifyResampleConfig};
 pub use weighted_best_of_n::{WeightedBestOfN, WeightedBonConfig};
 

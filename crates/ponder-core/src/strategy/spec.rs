@@ -31,6 +31,7 @@ use super::revise::ReviseConfig;
 use super::rpc::RpcConfig;
 use super::self_consistency::ScConfig;
 use super::single::SingleConfig;
+use super::think_exit::ThinkExitConfig;
 use super::verified_resampling::VerifyResampleConfig;
 use super::weighted_best_of_n::WeightedBonConfig;
 use super::{Strategy, StrategyError};
@@ -48,6 +49,7 @@ pub enum StrategySpec {
     Deepconf(DeepConfConfig),
     Rpc(RpcConfig),
     AdaptiveItc(AdaptiveItcConfig),
+    ThinkExit(ThinkExitConfig),
     Bon(BonConfig),
     WeightedBon(WeightedBonConfig),
     VerifyResample(VerifyResampleConfig),
@@ -156,6 +158,7 @@ impl StrategySpec {
             Self::Deepconf(c) => c,
             Self::Rpc(c) => c,
             Self::AdaptiveItc(c) => c,
+            Self::ThinkExit(c) => c,
             Self::Bon(c) => c,
             Self::WeightedBon(c) => c,
             Self::VerifyResample(c) => c,

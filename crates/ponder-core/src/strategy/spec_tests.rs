@@ -41,7 +41,7 @@ fn names_are_serdes_and_every_config_says_its_own() {
     let names = StrategySpec::names();
     assert_eq!(
         names,
-        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "revise", "critique", "fuse", "rank", "auto"]
+        ["single", "sc", "adaptive-sc", "deepconf", "rpc", "adaptive-itc", "think-exit", "bon", "weighted-bon", "verify-resample", "beam", "dvts", "pf", "pgibbs", "astar", "revise", "critique", "fuse", "rank", "auto"]
     );
     for (spec, name) in StrategySpec::all().iter().zip(names) {
         assert_eq!(spec.name(), *name, "the config's name is its serde tag");
@@ -56,7 +56,7 @@ fn capabilities_replace_the_lists() {
         StrategySpec::all().iter().filter(|s| f(s)).map(StrategySpec::name).collect()
     };
     assert_eq!(with(|s| s.needs().process_scorer), ["beam", "dvts", "pf", "pgibbs", "astar"]);
-    assert_eq!(with(|s| s.needs().session), ["adaptive-itc", "beam", "dvts", "pf", "pgibbs", "astar"]);
+    assert_eq!(with(|s| s.needs().session), ["adaptive-itc", "think-exit", "beam", "dvts", "pf", "pgibbs", "astar"]);
     assert_eq!(with(|s| s.needs().verifier), ["verify-resample"]);
     assert_eq!(with(|s| s.needs().scorer), ["bon", "weighted-bon"]);
     assert_eq!(with(|s| s.config().base().is_some()), ["revise", "critique", "fuse", "rank"]);
@@ -160,6 +160,9 @@ fn arb_spec() -> impl proptest::strategy::Strategy<Value = StrategySpec> {
                 let select = if vote { ItcSelect::Vote } else { ItcSelect::Best };
                 StrategySpec::AdaptiveItc(AdaptiveItcConfig { n, mode, threshold, round_size, prune_after, keep, select, question })
             }),
+        (n.clone(), 1u32..512, 1usize..8, 0.0f64..=1.0, 1u32..64).prop_map(|(n, every, agree, threshold, probe_tokens)| {
+            StrategySpec::ThinkExit(ThinkExitConfig { n, every, agree, threshold, probe_tokens })
+        }),
         n.clone().prop_map(|n| StrategySpec::Bon(BonConfig { n })),
         (n.clone(), abstain()).prop_map(|(n, abstain_below)| StrategySpec::WeightedBon(WeightedBonConfig { n, abstain_below })),
         (n.clone(), 1usize..16).prop_map(|(n, round_size)| StrategySpec::VerifyResample(VerifyResampleConfig { n, round_size })),

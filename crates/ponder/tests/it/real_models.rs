@@ -177,6 +177,24 @@ fn search_against_best_of_n_under_the_judge() {
     assert!(pf >= bon, "particle filtering judges every step of every particle: {pf} vs {bon}");
 }
 
+/// Issue 14: `think-exit` on a real model. With one probe enough and any answer counted,
+/// the first probe inside the span ends it: the forced close and answer prefix are in the
+/// sample after its first 4 tokens, the probe is a scorer pass, and the answer is read.
+#[test]
+fn issue_14_think_exit_ends_the_span_at_the_first_probe_that_settles() {
+    let question = "What is 17*23? Reply in the form: <think>your step-by-step reasoning</think> then the answer.";
+    let out = ok(&ponder(&[
+        "solve", question, "--model", SMALL, "--temperature", "0", "--max-tokens", "40", "--show-samples", "--json",
+        "--think-markers", "<think>,</think>", "--strategy", "think-exit@1{every = 4, agree = 1, threshold = 0.0}",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let text = v["candidates"][0]["text"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(text.starts_with("<think>") && text.contains("</think>\n\nFinal answer: "), "{text:?}");
+    assert_eq!((v["usage"]["scorer_passes"].as_u64(), v["stopped_early"].as_bool()), (Some(1), Some(true)), "{v}");
+    assert!(v["answer"].is_string(), "{v}");
+    assert!(v["usage"]["thinking"].as_u64().is_some_and(|t| (1..4).contains(&t)), "{v}");
+}
+
 /// Issue 14: `solve` with reasoning markers and a thinking budget prints the answer read
 /// after the span and the thinking tokens apart; without markers a budget is refused.
 #[test]
