@@ -5,6 +5,7 @@
 //! deterministic generator in tests and unchanged on the engine or over HTTP.
 
 pub mod answer;
+mod cancel;
 pub mod confidence;
 pub mod generator;
 pub mod outcome;

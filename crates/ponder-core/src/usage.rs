@@ -30,6 +30,18 @@ pub struct Usage {
     /// (a server that returns no tokens): `thinking` is then a lower bound. Never guessed.
     #[serde(default)]
     pub thinking_uncounted: u64,
+    /// Of `completion`, the tokens generated and then thrown away before their sample or
+    /// branch ended on its own (issue 14): samples still running when their stream was
+    /// cancelled (`FinishReason::Cancelled`), stopped one by one (`Stopped`) or by a
+    /// `ConfidenceStop` (`LowConfidence`), and branches of a step session released while
+    /// not ended on their own (their last step ended `StepEnd` or `LowConfidence`, or they
+    /// never ran). A forked branch holds its parent's tokens up to the fork: a generated
+    /// token counts once, when the last branch holding it is released unended (branches
+    /// released together go in the order given). Tokens a `rollback` removes are not
+    /// counted. Counted by the backend where it knows them, never estimated: an aborted
+    /// HTTP request's tokens are in `unreported` instead.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 impl Usage {
@@ -61,6 +73,7 @@ impl Add for Usage {
             unreported: self.unreported + o.unreported,
             thinking: self.thinking + o.thinking,
             thinking_uncounted: self.thinking_uncounted + o.thinking_uncounted,
+            dropped: self.dropped + o.dropped,
         }
     }
 }
@@ -74,5 +87,26 @@ impl AddAssign for Usage {
 impl std::iter::Sum for Usage {
     fn sum<I: Iterator<Item = Usage>>(iter: I) -> Usage {
         iter.fold(Usage::default(), Add::add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_count_adds_up_and_dropped_defaults_for_old_records() {
+        let a = Usage { prompt_computed: 1, prompt_reused: 2, completion: 30, scorer_passes: 4, wall_ms: 5, unreported: 6, thinking: 7, thinking_uncounted: 8, dropped: 9 };
+        let b = Usage { completion: 10, dropped: 3, ..Usage::default() };
+        let sum = a + b;
+        assert_eq!((sum.completion, sum.dropped, sum.thinking, sum.unreported), (40, 12, 7, 6));
+        assert_eq!([a, b, b].into_iter().sum::<Usage>().dropped, 15);
+        let mut c = a;
+        c += b;
+        assert_eq!(c, sum);
+        // Usage stored before issue 14 has no `dropped`.
+        let old: Usage = serde_json::from_str(r#"{"prompt_computed":1,"prompt_reused":0,"completion":2,"scorer_passes":0,"wall_ms":0}"#).unwrap();
+        assert_eq!(old.dropped, 0);
+        assert_eq!(serde_json::to_value(b).unwrap()["dropped"], 3);
     }
 }

@@ -30,18 +30,20 @@ pub struct UnitCounts {
     pub abstained: bool,
     pub n_samples: usize,
     pub usage: Usage,
+    /// `usage.dropped` was not stored (a unit stored before schema version 5).
+    pub dropped_unknown: bool,
 }
 
 impl From<&OutcomeRow> for UnitCounts {
     fn from(o: &OutcomeRow) -> UnitCounts {
-        UnitCounts { correct: o.correct, abstained: o.abstained, n_samples: o.n_samples, usage: o.usage }
+        UnitCounts { correct: o.correct, abstained: o.abstained, n_samples: o.n_samples, usage: o.usage, dropped_unknown: o.dropped_unknown }
     }
 }
 
 impl From<&UnitRecord> for UnitCounts {
     fn from(r: &UnitRecord) -> UnitCounts {
         let o = &r.outcome;
-        UnitCounts { correct: r.correct, abstained: o.abstained, n_samples: o.candidates.len(), usage: o.usage }
+        UnitCounts { correct: r.correct, abstained: o.abstained, n_samples: o.candidates.len(), usage: o.usage, dropped_unknown: false }
     }
 }
 
@@ -60,6 +62,8 @@ pub struct Counts {
     pub n_samples: usize,
     /// Usage as stored, summed over units.
     pub usage: Usage,
+    /// Units whose dropped tokens were not stored: `usage.dropped` is then a lower bound.
+    pub n_dropped_unknown: usize,
 }
 
 impl Counts {
@@ -69,6 +73,7 @@ impl Counts {
             c.n += 1;
             c.n_samples += u.n_samples;
             c.usage += u.usage;
+            c.n_dropped_unknown += usize::from(u.dropped_unknown);
             if u.correct {
                 c.n_correct += 1;
             } else if u.abstained {

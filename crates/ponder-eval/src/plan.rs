@@ -363,7 +363,7 @@ mod tests {
         let usage = |completion: u64| Usage { prompt_computed: 10, completion, ..Usage::default() };
         let outcome = |key: UnitKey, correct: bool, n_samples: usize, completion: u64| OutcomeRow {
             key, answer: Some("1".into()), correct, abstained: false, stopped_early: false, n_samples, n_failed: 0, chosen: Some(0),
-            usage: usage(completion), confidence: None,
+            usage: usage(completion), confidence: None, dropped_unknown: false,
         };
         let (mut outcomes, mut samples, mut problems) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..20 {

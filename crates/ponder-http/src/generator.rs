@@ -7,8 +7,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ponder_core::{
-    CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream,
-    SamplingParams, StepSession, TopLogprob, Usage,
+    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream,
+    SamplingParams, StepSession, Usage,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -356,7 +356,12 @@ impl Generator for HttpGenerator {
                 .map(|chunk| {
                     let (this, req, token) = (this.clone(), req.clone(), token.clone());
                     async move {
-                        let (r, lost) = this.request(&req, &chunk, route, &token).await;
+                        // A request all of whose samples were stopped is aborted like a
+                        // cancelled one; a request only some of them were stopped in runs on.
+                        let (r, lost) = tokio::select! {
+                            r = this.request(&req, &chunk, route, &token) => r,
+                            () = all_stopped(&token, &chunk) => (Err(GenError::Backend("stopped".into())), 0),
+                        };
                         (chunk, r, lost)
                     }
                 })
@@ -374,7 +379,7 @@ impl Generator for HttpGenerator {
                     }
                     // Cancelled samples are not failures: they are not reported. The aborted
                     // request's usage never comes, so what it computed is unknown, not zero.
-                    Err(_) if token.is_cancelled() => usage.unreported += 1,
+                    Err(_) if token.is_cancelled() || chunk.iter().all(|&i| token.is_stopped(i)) => usage.unreported += 1,
                     Err(error) => {
                         for index in chunk {
                             let _ = tx.send(GenEvent::Failed { index, error: error.clone() });
@@ -397,6 +402,13 @@ impl Generator for HttpGenerator {
     }
 }
 
+/// Resolves once every sample of `chunk` has been stopped one by one.
+async fn all_stopped(token: &CancelToken, chunk: &[usize]) {
+    while !chunk.iter().all(|&i| token.is_stopped(i)) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// An `Unsupported` error from reading a response, with the server named.
 fn at_server(e: GenError, url: &str) -> GenError {
     match e {
@@ -412,11 +424,11 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingPar
     if choices.len() != n {
         return Err(GenError::Backend(format!("{path} returned {} choices for n = {n}", choices.len())));
     }
-    let usage = wire::usage(v);
-    let samples = choices
+    let mut usage = wire::usage(v);
+    let generated: Vec<(Sample, usize)> = choices
         .iter()
         .zip(indices)
-        .map(|(c, &index)| -> Result<Sample, GenError> {
+        .map(|(c, &index)| -> Result<(Sample, usize), GenError> {
             let (text, token_logprobs) = if chat {
                 (wire::chat_text(c), wire::chat_logprobs(c))
             } else {
@@ -437,57 +449,14 @@ fn samples(v: &Value, path: &str, chat: bool, indices: &[usize], p: &SamplingPar
                 finish: wire::finish(c, &p.stop),
                 n_thinking: None,
             };
-            with_tops(sample, c, p)
+            Ok((wire::with_tops(sample, c, p)?, n_tokens))
         })
         .collect::<Result<_, _>>()?;
-    Ok((samples, usage))
-}
-
-/// The sample with what the choice's top lists give, read once: the `top_logprobs` most
-/// likely tokens at each position and DeepConf's statistics, each when asked for.
-fn with_tops(s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
-    if p.top_logprobs == 0 && p.token_stats_k == 0 {
-        return Ok(s);
-    }
-    let what = if p.top_logprobs > 0 { "top_logprobs" } else { "token statistics" };
-    let tops = wire::top_logprobs_per_token(choice)
-        .filter(|t| t.len() == s.token_logprobs.len())
-        .ok_or_else(|| GenError::Unsupported(format!("{what}: the server returned no top_logprobs for every token")))?;
-    with_token_stats(with_top_logprobs(s, &tops, p), &tops, p)
-}
-
-fn with_top_logprobs(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Sample {
-    if p.top_logprobs > 0 {
-        s.top_logprobs = tops.iter().map(|t| t[..t.len().min(p.top_logprobs as usize)].to_vec()).collect();
-    }
-    s
-}
-
-/// The sample with DeepConf's per-token statistics from the choice's `top_logprobs`, when
-/// `token_stats_k` asks for them, cut where `confidence_stop` would have stopped it. The
-/// server has generated the whole trace by then: over HTTP the stop changes the answer as
-/// it does on the engine, but saves the server nothing, and usage counts what it generated.
-fn with_token_stats(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Result<Sample, GenError> {
-    if p.token_stats_k == 0 {
-        return Ok(s);
-    }
-    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(&t.iter().map(|x| x.logprob).collect::<Vec<_>>())).collect();
-    let Some(stop) = p.confidence_stop else { return Ok(s) };
-    let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
-        return Ok(s);
-    };
-    if s.token_bytes.len() != s.token_logprobs.len() {
-        return Err(GenError::Unsupported("confidence_stop: the server returned no token texts to cut the trace at".into()));
-    }
-    let keep = at + 1;
-    s.text = String::from_utf8_lossy(&s.token_bytes[..keep].concat()).into_owned();
-    s.token_logprobs.truncate(keep);
-    s.token_bytes.truncate(keep);
-    s.token_stats.truncate(keep);
-    s.top_logprobs.truncate(keep);
-    s.n_tokens = keep;
-    s.finish = FinishReason::LowConfidence;
-    Ok(s)
+    // A trace cut at its confidence stop: the server generated all of it (the count the
+    // choice had before the cut), none of it answers.
+    let dropped: usize = generated.iter().filter(|(s, _)| s.finish.is_dropped()).map(|(_, n)| n).sum();
+    usage.dropped += dropped as u64;
+    Ok((generated.into_iter().map(|(s, _)| s).collect(), usage))
 }
 
 /// The logprob of the top-k token that `candidate` starts with (the longest such; the
@@ -502,7 +471,7 @@ fn top_logprob(top: &[(String, f32)], candidate: &str) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ponder_core::ConfidenceStop;
+    use ponder_core::{ConfidenceStop, FinishReason};
 
     fn choice(tops: &[&[f32]]) -> Value {
         let content: Vec<Value> = tops
@@ -536,9 +505,15 @@ mod tests {
         p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 1.0 });
         let s = sample_of(&c, &p).unwrap();
         assert_eq!((s.text.as_str(), s.n_tokens, s.finish.clone()), ("t0 t1 t2 t3 ", 4, FinishReason::LowConfidence));
+        let v = json!({ "choices": [&c], "usage": { "prompt_tokens": 3, "completion_tokens": 4 } });
+        assert_eq!(samples(&v, "/chat/completions", true, &[0], &p).unwrap().1.dropped, 4, "the server generated all 4");
         p.confidence_stop = Some(ConfidenceStop { window: 2, threshold: 2.0 });
         let s = sample_of(&c, &p).unwrap();
         assert_eq!((s.text.as_str(), s.n_tokens, s.token_stats.len()), ("t0 t1 t2 ", 3, 3));
+        let v = json!({ "choices": [&c], "usage": { "prompt_tokens": 3, "completion_tokens": 4 } });
+        assert_eq!(samples(&v, "/chat/completions", true, &[0], &p).unwrap().1.dropped, 4, "cut at 3 of the 4 generated");
+        p.confidence_stop = None;
+        assert_eq!(samples(&v, "/chat/completions", true, &[0], &p).unwrap().1.dropped, 0);
     }
 
     #[test]

@@ -26,6 +26,26 @@ struct Branch {
     steps: u64,
     /// Seed of this branch's own random stream.
     seed: u64,
+    /// (step id unique in the session, tokens it generated) for each step this branch
+    /// holds; a fork copies them, so equal ids are shared tokens (`Usage::dropped`).
+    segments: Vec<(u64, usize)>,
+    /// Its last step ended it on its own: releasing it drops nothing.
+    ended: bool,
+}
+
+/// Generated tokens `a` and `b` both hold (their common prefix of steps).
+fn shared_tokens(a: &[(u64, usize)], b: &[(u64, usize)]) -> usize {
+    let mut n = 0;
+    for (x, y) in a.iter().zip(b) {
+        if x.0 != y.0 {
+            break;
+        }
+        n += x.1.min(y.1);
+        if x.1 != y.1 {
+            break; // one of them was rolled back inside this step
+        }
+    }
+    n
 }
 
 /// A step-wise session on an HTTP backend.
@@ -38,6 +58,7 @@ pub struct HttpSession {
     route: usize,
     branches: HashMap<BranchId, Branch>,
     next_id: BranchId,
+    next_step: u64,
     usage: Usage,
 }
 
@@ -61,7 +82,7 @@ impl HttpSession {
         let route = gen.route_for(&wire::messages(messages).to_string());
         let mut branches = HashMap::new();
         branches.insert(0, Branch { ends: Some(Vec::new()), seed, ..Branch::default() });
-        Ok(HttpSession { gen, mode, prompt, messages: messages.to_vec(), route, branches, next_id: 1, usage: Usage::default() })
+        Ok(HttpSession { gen, mode, prompt, messages: messages.to_vec(), route, branches, next_id: 1, next_step: 0, usage: Usage::default() })
     }
 
     /// The rendered prompt the branches continue; empty in `continue_final_message` mode,
@@ -191,6 +212,8 @@ impl StepSession for HttpSession {
         for ((id, _), r) in snapshot.into_iter().zip(results) {
             let (step, tokens, usage) = r?;
             self.usage += usage;
+            self.next_step += 1;
+            let step_id = self.next_step;
             let b = self.branches.get_mut(&id).ok_or(GenError::UnknownBranch(id))?;
             let base = b.text.len();
             let token_ends = tokens.map(|ts| {
@@ -210,6 +233,8 @@ impl StepSession for HttpSession {
             b.n_tokens += step.n_tokens;
             b.steps += 1;
             b.marks.push((b.n_tokens, b.text.len()));
+            b.segments.push((step_id, step.n_tokens));
+            b.ended = step.is_final() && !step.finish.is_dropped();
             steps.push(step);
         }
         Ok(steps)
@@ -238,12 +263,24 @@ impl StepSession for HttpSession {
             e.truncate(n_tokens);
         }
         b.marks.retain(|(t, _)| *t <= n_tokens);
+        let mut left = n_tokens;
+        b.segments.retain_mut(|seg| {
+            seg.1 = seg.1.min(left);
+            left -= seg.1;
+            seg.1 > 0
+        });
+        b.ended = false;
         Ok(())
     }
 
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
         for id in branches {
-            self.branches.remove(id).ok_or(GenError::UnknownBranch(*id))?;
+            let b = self.branches.remove(id).ok_or(GenError::UnknownBranch(*id))?;
+            if !b.ended {
+                // The server reported each step's tokens: those no branch left holds were for nothing.
+                let shared = self.branches.values().map(|o| shared_tokens(&b.segments, &o.segments)).max().unwrap_or(0);
+                self.usage.dropped += (b.segments.iter().map(|s| s.1).sum::<usize>() - shared) as u64;
+            }
         }
         Ok(())
     }
@@ -272,5 +309,20 @@ impl StepSession for HttpSession {
         let prompts: Vec<String> =
             branches.iter().map(|&id| self.branch(id).map(|b| self.text_of(b))).collect::<Result<_, _>>()?;
         self.gen.probe_at(self.route, &prompts, suffix, candidates).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_tokens;
+
+    #[test]
+    fn branches_share_the_steps_they_were_forked_with() {
+        let parent = [(1, 5), (2, 3), (4, 6)];
+        assert_eq!(shared_tokens(&parent, &[(1, 5), (2, 3), (5, 2)]), 8, "forked after two steps");
+        assert_eq!(shared_tokens(&parent, &[(1, 5), (2, 1)]), 6, "rolled back inside step 2");
+        assert_eq!(shared_tokens(&parent, &[(3, 5)]), 0);
+        assert_eq!(shared_tokens(&parent, &[]), 0);
+        assert_eq!(shared_tokens(&parent, &parent), 14);
     }
 }

@@ -109,8 +109,11 @@ async fn one(
     };
     let result = run(&mut session, params, thinking, index, &cancel).await;
     let mut usage = session.usage();
-    if let Ok(Some(s)) = &result {
-        usage.thinking += s.n_thinking.unwrap_or(0) as u64;
+    match &result {
+        Ok(Some(s)) => usage.thinking += s.n_thinking.unwrap_or(0) as u64,
+        // Cancelled midway: all this session generated was for a sample that never ended.
+        Ok(None) => usage.dropped += usage.completion,
+        Err(_) => {}
     }
     (result.map_err(|e| (index, e)), usage)
 }

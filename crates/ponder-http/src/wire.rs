@@ -1,10 +1,11 @@
 //! OpenAI wire format, the client side: request bodies from the contract's types, samples
-//! and usage from response bodies. Parsing is lenient (servers differ) but never guesses a
-//! token count. Public so that other clients in the workspace (`ponder bench serve`) speak
-//! to servers in the same shapes.
+//! (with their top log-probabilities and DeepConf statistics) and usage from response
+//! bodies. Parsing is lenient (servers differ) but never guesses a token count. Public so
+//! that other clients in the workspace (`ponder bench serve`) speak to servers in the same
+//! shapes.
 
 use ponder_core::answer::tools;
-use ponder_core::{derive_seed, FinishReason, Message, SamplingParams, ToolCall, TopLogprob, Usage};
+use ponder_core::{derive_seed, FinishReason, GenError, Message, Sample, SamplingParams, ToolCall, TopLogprob, Usage};
 use serde_json::{json, Map, Value};
 
 /// A message as OpenAI's `messages` array holds it.
@@ -239,6 +240,53 @@ pub fn choices(v: &Value) -> Vec<Value> {
     let mut cs = v.get("choices").and_then(Value::as_array).cloned().unwrap_or_default();
     cs.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
     cs
+}
+
+/// The sample with what the choice's top lists give, read once: the `top_logprobs` most
+/// likely tokens at each position and DeepConf's statistics, each when asked for.
+pub(crate) fn with_tops(s: Sample, choice: &Value, p: &SamplingParams) -> Result<Sample, GenError> {
+    if p.top_logprobs == 0 && p.token_stats_k == 0 {
+        return Ok(s);
+    }
+    let what = if p.top_logprobs > 0 { "top_logprobs" } else { "token statistics" };
+    let tops = top_logprobs_per_token(choice)
+        .filter(|t| t.len() == s.token_logprobs.len())
+        .ok_or_else(|| GenError::Unsupported(format!("{what}: the server returned no top_logprobs for every token")))?;
+    with_token_stats(with_top_logprobs(s, &tops, p), &tops, p)
+}
+
+fn with_top_logprobs(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Sample {
+    if p.top_logprobs > 0 {
+        s.top_logprobs = tops.iter().map(|t| t[..t.len().min(p.top_logprobs as usize)].to_vec()).collect();
+    }
+    s
+}
+
+/// The sample with DeepConf's per-token statistics from the choice's `top_logprobs`, when
+/// `token_stats_k` asks for them, cut where `confidence_stop` would have stopped it. The
+/// server has generated the whole trace by then: over HTTP the stop changes the answer as
+/// it does on the engine, but saves the server nothing, and usage counts what it generated.
+fn with_token_stats(mut s: Sample, tops: &[Vec<TopLogprob>], p: &SamplingParams) -> Result<Sample, GenError> {
+    if p.token_stats_k == 0 {
+        return Ok(s);
+    }
+    s.token_stats = tops.iter().map(|t| ponder_core::confidence::stats_from_top(&t.iter().map(|x| x.logprob).collect::<Vec<_>>())).collect();
+    let Some(stop) = p.confidence_stop else { return Ok(s) };
+    let Some(at) = ponder_core::confidence::first_low_group(&s.token_stats.iter().map(|t| t.confidence).collect::<Vec<_>>(), stop.window as usize, stop.threshold) else {
+        return Ok(s);
+    };
+    if s.token_bytes.len() != s.token_logprobs.len() {
+        return Err(GenError::Unsupported("confidence_stop: the server returned no token texts to cut the trace at".into()));
+    }
+    let keep = at + 1;
+    s.text = String::from_utf8_lossy(&s.token_bytes[..keep].concat()).into_owned();
+    s.token_logprobs.truncate(keep);
+    s.token_bytes.truncate(keep);
+    s.token_stats.truncate(keep);
+    s.top_logprobs.truncate(keep);
+    s.n_tokens = keep;
+    s.finish = FinishReason::LowConfidence;
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Progress of a running strategy, observed at the generator boundary: every sample that
 //! finishes or fails, every early stop (a stream cancelled with samples outstanding), every
-//! step of a search. Strategies are unchanged; the gateway streams what passes through.
+//! sample or branch dropped before its end, every step of a search. Strategies are
+//! unchanged; the gateway streams what passes through.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ponder_core::{
-    BranchId, CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream, Step,
+    BranchId, CancelToken, FinishReason, GenError, GenEvent, Generator, GeneratorInfo, Message, Sample, SampleRequest, SampleStream, Step,
     StepParams, StepSession, Usage,
 };
 use tokio::sync::mpsc::UnboundedSender;
@@ -21,6 +23,22 @@ pub enum Progress {
     EarlyStop { outstanding: usize },
     /// One step of a search: how many branches were extended and how many of them ended.
     Steps { extended: usize, finished: usize, tokens: usize },
+    /// A sample ended before its own end (`why`: `cancelled`, `stopped` or
+    /// `low_confidence`); its `tokens` count in `Usage::dropped`.
+    Dropped { index: usize, tokens: usize, why: &'static str },
+    /// A search released branches that had not ended; `tokens`: what that added to
+    /// `Usage::dropped` (their generated tokens no other branch holds).
+    Pruned { branches: Vec<BranchId>, tokens: u64 },
+}
+
+/// Why a sample counts as dropped, as the progress stream names it.
+fn drop_reason(finish: &FinishReason) -> Option<&'static str> {
+    match finish {
+        FinishReason::Cancelled => Some("cancelled"),
+        FinishReason::Stopped => Some("stopped"),
+        FinishReason::LowConfidence => Some("low_confidence"),
+        FinishReason::Eos | FinishReason::Stop(_) | FinishReason::StepEnd | FinishReason::Length | FinishReason::ContextFull => None,
+    }
 }
 
 pub struct Observed {
@@ -47,7 +65,8 @@ impl Generator for Observed {
         let n = req.n;
         let inner = self.inner.sample(req).await?;
         let _ = self.tx.send(Progress::Started { n });
-        let outer = CancelToken::default();
+        // The inner stream's token: a stop reaches the backend at once.
+        let outer = inner.token();
         let watch = Watch { inner: Some(inner), outer: outer.clone(), tx: self.tx.clone(), n, seen: 0, cancel_sent: false };
         let events = futures::stream::unfold(watch, |mut w| async move {
             let mut inner = w.inner.take()?;
@@ -61,7 +80,11 @@ impl Generator for Observed {
             match inner.next().await {
                 Some(Ok(s)) => {
                     w.seen += 1;
-                    let _ = w.tx.send(Progress::Sample(s.clone()));
+                    let p = match drop_reason(&s.finish) {
+                        Some(why) => Progress::Dropped { index: s.index, tokens: s.n_tokens, why },
+                        None => Progress::Sample(s.clone()),
+                    };
+                    let _ = w.tx.send(p);
                     w.inner = Some(inner);
                     Some((GenEvent::Sample(s), w))
                 }
@@ -80,13 +103,15 @@ impl Generator for Observed {
 
     async fn open(&self, messages: &[Message], seed: u64) -> Result<Box<dyn StepSession>, GenError> {
         let inner = self.inner.open(messages, seed).await?;
-        Ok(Box::new(ObservedSession { inner, tx: self.tx.clone() }))
+        Ok(Box::new(ObservedSession { inner, tx: self.tx.clone(), ended: HashSet::new() }))
     }
 }
 
 struct ObservedSession {
     inner: Box<dyn StepSession>,
     tx: UnboundedSender<Progress>,
+    /// Branches whose last step ended them on their own.
+    ended: HashSet<BranchId>,
 }
 
 #[async_trait]
@@ -99,6 +124,13 @@ impl StepSession for ObservedSession {
     }
     async fn extend(&mut self, branches: &[BranchId], params: &StepParams) -> Result<Vec<Step>, GenError> {
         let steps = self.inner.extend(branches, params).await?;
+        for s in &steps {
+            if s.is_final() && !s.finish.is_dropped() {
+                self.ended.insert(s.branch);
+            } else {
+                self.ended.remove(&s.branch);
+            }
+        }
         let _ = self.tx.send(Progress::Steps {
             extended: steps.len(),
             finished: steps.iter().filter(|s| s.is_final()).count(),
@@ -110,7 +142,14 @@ impl StepSession for ObservedSession {
         self.inner.rollback(branch, n_tokens).await
     }
     async fn release(&mut self, branches: &[BranchId]) -> Result<(), GenError> {
-        self.inner.release(branches).await
+        let before = self.inner.usage().dropped;
+        self.inner.release(branches).await?;
+        let pruned: Vec<BranchId> = branches.iter().copied().filter(|b| !self.ended.remove(b)).collect();
+        if !pruned.is_empty() {
+            let tokens = self.inner.usage().dropped.saturating_sub(before);
+            let _ = self.tx.send(Progress::Pruned { branches: pruned, tokens });
+        }
+        Ok(())
     }
     fn usage(&self) -> Usage {
         self.inner.usage()

@@ -14,7 +14,7 @@ use ponder_core::scorer::OutcomeScorer;
 use ponder_core::scorer_spec::{ScorerEnv, ScorerModels, ScorerSpec, ScorerSpecError, Scorers};
 use ponder_core::strategy::Ctx;
 use ponder_core::{
-    CancelToken, GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest,
+    GenError, GenEvent, Generator, GeneratorInfo, Message, Problem, SampleRequest,
     SampleStream, SamplingParams, StepSession,
 };
 use ponder_http::RewardScorer;
@@ -175,7 +175,8 @@ impl Generator for KeepLogprobs {
 
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         let inner = self.inner.sample(req).await?;
-        let outer = CancelToken::default();
+        // Shared with the inner stream, so a stop reaches the backend at once.
+        let outer = inner.token();
         let state = (Some(inner), outer.clone(), self.kept.clone());
         let events = futures::stream::unfold(state, |(inner, outer, kept)| async move {
             let mut inner = inner?;

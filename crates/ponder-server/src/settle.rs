@@ -72,6 +72,7 @@ fn since(before: &Usage, after: &Usage) -> Usage {
         thinking_uncounted: after
             .thinking_uncounted
             .saturating_sub(before.thinking_uncounted),
+        dropped: after.dropped.saturating_sub(before.dropped),
     }
 }
 
@@ -117,7 +118,8 @@ impl Generator for Metered {
 
     async fn sample(&self, req: SampleRequest) -> Result<SampleStream, GenError> {
         let inner = self.inner.sample(req).await?;
-        let cancel = CancelToken::default();
+        // The inner stream's own token: cancels and stops reach the backend at once.
+        let cancel = inner.token();
         let running = Running { inner: Some(inner), cancel: cancel.clone(), meter: self.meter.clone() };
         let events = futures::stream::unfold(running, |mut r| async move {
             let inner = r.inner.as_mut()?;

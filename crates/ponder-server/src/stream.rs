@@ -1,5 +1,6 @@
 //! Streamed answers: progress events while the strategy runs (samples, votes, early stops,
-//! search steps), then the chosen answer as ordinary chunks, the usage chunk and `[DONE]`.
+//! samples and branches dropped before their end, search steps), then the chosen answer as
+//! ordinary chunks, the usage chunk and `[DONE]`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ struct Running {
     answered: Vec<Candidate>,
     done: usize,
     failed: usize,
+    /// Samples ended before their own end (they do not vote).
+    dropped: usize,
     steps: usize,
     /// The request's own answer rule, when it gave one.
     pattern: Option<AnswerPattern>,
@@ -71,6 +74,11 @@ impl Running {
                 json!({ "event": "failed", "index": index, "error": error })
             }
             Progress::EarlyStop { outstanding } => json!({ "event": "early_stop", "cancelled": outstanding }),
+            Progress::Dropped { index, tokens, why } => {
+                self.dropped += 1;
+                json!({ "event": "dropped", "index": index, "tokens": tokens, "why": why })
+            }
+            Progress::Pruned { branches, tokens } => json!({ "event": "dropped", "branches": branches, "tokens": tokens, "why": "pruned" }),
             Progress::Steps { extended, finished, tokens } => {
                 self.steps += 1;
                 json!({ "event": "step", "step": self.steps, "extended": extended, "finished": finished, "tokens": tokens })
@@ -78,6 +86,7 @@ impl Running {
         };
         ev["done"] = json!(self.done);
         ev["failed"] = json!(self.failed);
+        ev["dropped"] = json!(self.dropped);
         ev["budget"] = json!(budget);
         if let (Some(o), Value::Object(l)) = (ev.as_object_mut(), self.leader()) {
             o.extend(l);
@@ -274,6 +283,17 @@ mod tests {
         let ev = running.on(sample(2, "5 apples"), 4);
         assert_eq!((ev["leader"].as_str(), ev["leader_votes"].as_u64(), ev["runner_up_votes"].as_u64()), (Some("5"), Some(2), Some(1)));
         assert_eq!((ev["done"].as_u64(), ev["budget"].as_u64()), (Some(4), Some(4)));
+    }
+
+    #[test]
+    fn dropped_samples_are_counted_apart_and_do_not_vote() {
+        let mut running = Running::default();
+        running.on(sample(0, "It is 7."), 4);
+        let ev = running.on(Progress::Dropped { index: 1, tokens: 12, why: "low_confidence" }, 4);
+        assert_eq!((ev["event"].as_str(), ev["index"].as_u64(), ev["tokens"].as_u64(), ev["why"].as_str()), (Some("dropped"), Some(1), Some(12), Some("low_confidence")));
+        assert_eq!((ev["done"].as_u64(), ev["dropped"].as_u64(), ev["leader_votes"].as_u64()), (Some(1), Some(1), Some(1)));
+        let ev = running.on(Progress::Pruned { branches: vec![3, 4], tokens: 20 }, 4);
+        assert_eq!((ev["why"].as_str(), ev["branches"].as_array().map(Vec::len), ev["tokens"].as_u64()), (Some("pruned"), Some(2), Some(20)));
     }
 
     #[test]

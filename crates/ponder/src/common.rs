@@ -412,6 +412,11 @@ pub fn fmt_usage(u: &ponder_core::Usage) -> String {
         (n, 0) => format!(" (thinking {n})"),
         (n, k) => format!(" (thinking at least {n}: {k} samples uncounted)"),
     };
+    // Tokens of samples or branches stopped before their end; shown only when there were some.
+    let thinking = match u.dropped {
+        0 => thinking,
+        n => format!("{thinking} (dropped {n})"),
+    };
     format!(
         "prompt computed {} · prompt reused {} · completion {}{thinking} · scorer passes {} · wall {:.2} s",
         u.prompt_computed,

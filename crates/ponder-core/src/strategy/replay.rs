@@ -49,10 +49,16 @@ impl Generator for Replay<'_> {
             inners.push_back(self.inner.sample(sub).await?);
         }
         let cancel = CancelToken::default();
-        let state = ReplayState { cached, inners, current: None, usage: Usage::default(), token: cancel.clone(), done: false };
+        let state = ReplayState { cached, inners, current: None, usage: Usage::default(), token: cancel.clone(), stops_seen: 0, done: false };
         let events = futures::stream::unfold(state, |mut st| async move {
             if st.token.is_cancelled() {
                 st.cached.clear();
+            }
+            // A stopped index is in at most one inner stream; the others ignore it.
+            let stops = st.token.stops_since(st.stops_seen);
+            st.stops_seen += stops.len();
+            for i in stops {
+                st.current.iter().chain(&st.inners).for_each(|s| s.stop(i));
             }
             if let Some(s) = st.cached.pop_front() {
                 return Some((GenEvent::Sample(s), st));
@@ -95,6 +101,8 @@ struct ReplayState {
     current: Option<SampleStream>,
     usage: Usage,
     token: CancelToken,
+    /// Stops of single samples already passed on to the inner streams.
+    stops_seen: usize,
     done: bool,
 }
 

@@ -43,6 +43,8 @@ pub(super) struct Job {
     pub usage: Usage,
     events: mpsc::UnboundedSender<GenEvent>,
     cancel: CancelToken,
+    /// Samples stopped one by one that the actor has handled (`CancelToken::stops_since`).
+    stops_seen: usize,
     started: Instant,
 }
 
@@ -103,7 +105,7 @@ impl<B: Backend> Actor<B> {
         let usage = Usage { prompt_reused: (job.n * p - (p - reused)) as u64, ..Usage::default() };
         self.jobs.insert(
             id,
-            Job { remaining: job.n, reserved, usage, events: job.events, cancel: job.cancel, started: Instant::now() },
+            Job { remaining: job.n, reserved, usage, events: job.events, cancel: job.cancel, stops_seen: 0, started: Instant::now() },
         );
         let params = Arc::new(job.params);
         for i in 0..job.n {
@@ -120,11 +122,45 @@ impl<B: Backend> Actor<B> {
         }
     }
 
+    /// Ends cancelled jobs and the samples stopped one by one, before the next decode
+    /// step, so their cells are free for it.
     pub(super) fn reap_cancelled(&mut self) {
         let dead: Vec<u64> =
             self.jobs.iter().filter(|(_, j)| j.cancel.is_cancelled() || j.events.is_closed()).map(|(&id, _)| id).collect();
         for id in dead {
-            self.end_job(id);
+            self.cancel_job(id);
+        }
+        let stops: Vec<(u64, Vec<usize>)> = self
+            .jobs
+            .iter_mut()
+            .filter_map(|(&id, j)| {
+                let new = j.cancel.stops_since(j.stops_seen);
+                j.stops_seen += new.len();
+                (!new.is_empty()).then_some((id, new))
+            })
+            .collect();
+        for (id, indices) in stops {
+            for index in indices {
+                self.stop_sample(id, index as u64);
+            }
+        }
+    }
+
+    /// The samples still running end as `Cancelled`, with what they generated; then the job.
+    fn cancel_job(&mut self, id: u64) {
+        for s in self.owned_by(Owner::Job(id)) {
+            if self.seqs.get(&s).is_some_and(|q| q.run.is_some()) {
+                self.finish(s, FinishReason::Cancelled);
+            }
+        }
+        self.end_job(id);
+    }
+
+    /// Sample `index` of job `id` ends as `Stopped` and frees its cells, if it still runs.
+    fn stop_sample(&mut self, id: u64, index: u64) {
+        let running = self.owned_by(Owner::Job(id)).into_iter().find(|s| self.seqs[s].tag == index && self.seqs[s].run.is_some());
+        if let Some(s) = running {
+            self.finish(s, FinishReason::Stopped);
         }
     }
 
@@ -166,6 +202,9 @@ impl<B: Backend> Actor<B> {
             return;
         };
         job.usage.thinking += sample.n_thinking.unwrap_or(0) as u64;
+        if sample.finish.is_dropped() {
+            job.usage.dropped += sample.n_tokens as u64;
+        }
         let _ = job.events.send(GenEvent::Sample(sample));
         job.remaining -= 1;
         if job.remaining == 0 {

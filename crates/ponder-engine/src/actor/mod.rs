@@ -21,6 +21,8 @@ mod runs;
 mod seqs;
 mod sessions;
 #[cfg(test)]
+mod drop_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
@@ -294,6 +296,9 @@ impl<B: Backend> Actor<B> {
             None
         } else {
             s.tokens.push(token);
+            // Ids only need to be unique (ids of other kinds share the counter harmlessly).
+            self.next_id += 1;
+            s.cells.push(self.next_id);
             Some(self.backend.piece(token))
         };
         let at = Position { total_generated: s.tokens.len() - s.n_prompt, n_tokens: s.tokens.len(), n_ctx_seq: self.limits.n_ctx_seq };
@@ -303,6 +308,7 @@ impl<B: Backend> Actor<B> {
         if let (None, Some(forced)) = (&finish, run.forced()) {
             let at = s.tokens.len();
             s.tokens.extend_from_slice(forced);
+            s.cells.resize(s.cells.len() + forced.len(), seqs::NOT_GENERATED);
             s.forced = at..s.tokens.len();
         }
         let owner = s.owner;

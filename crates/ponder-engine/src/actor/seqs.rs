@@ -38,6 +38,19 @@ pub(super) struct Seq {
     pub tag: u64,
     /// Positions of tokens a thinking budget forced in: prompt work when fed.
     pub forced: Range<usize>,
+    /// Per token after the prompt, the id of the cell generating it wrote (unique in the
+    /// actor; a fork copies them, so equal ids mean shared cells), or [`NOT_GENERATED`]
+    /// for forced and appended tokens: what `Usage::dropped` counts on release.
+    pub cells: Vec<u64>,
+}
+
+/// The cell id of a token that was fed, not generated.
+pub(super) const NOT_GENERATED: u64 = 0;
+
+/// Generated tokens of `cells` that none of `others` holds (cells are shared as a prefix).
+pub(super) fn unshared_generated<'a>(cells: &[u64], others: impl Iterator<Item = &'a [u64]>) -> usize {
+    let shared = others.map(|o| cells.iter().zip(o).take_while(|(a, b)| a == b).count()).max().unwrap_or(0);
+    cells[shared..].iter().filter(|&&c| c != NOT_GENERATED).count()
 }
 
 impl Seq {
@@ -55,6 +68,7 @@ impl Seq {
             prefill_only: false,
             tag,
             forced: 0..0,
+            cells: Vec::new(),
         }
     }
 
@@ -81,6 +95,7 @@ impl Seq {
             prefill_only: false,
             tag,
             forced: 0..0,
+            cells: self.cells.clone(),
         }
     }
 }
@@ -172,6 +187,22 @@ mod tests {
         assert_eq!((parent.group, child.group), (Some(7), Some(7)));
         assert_eq!((child.tokens.clone(), child.n_past, child.n_prompt, child.max_fed), (parent.tokens.clone(), 1, 3, 1));
         assert_eq!((child.owner, child.tag, child.run.is_none(), child.prefill_only), (Owner::Job(1), 3, true, false));
+    }
+
+    #[test]
+    fn only_generated_cells_no_other_branch_holds_count() {
+        // Forked after 2 cells; the child then appended one token and generated two.
+        let parent = [5, 6, 7, 8];
+        let child = [5, 6, NOT_GENERATED, 9, 10];
+        let check = |cells: &[u64], others: &[&[u64]], expected: usize| {
+            assert_eq!(unshared_generated(cells, others.iter().copied()), expected, "{cells:?} against {others:?}");
+        };
+        check(&child, &[&parent], 2);
+        check(&parent, &[&child], 2);
+        check(&parent, &[], 4);
+        check(&child, &[], 4);
+        check(&parent, &[&parent[..3], &child], 1);
+        check(&[], &[&parent], 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ponder_core::{derive_seed, BranchId, FinishReason, GenError, Step, StepParam
 
 use super::backend::Backend;
 use super::runs::{Output, Run};
-use super::seqs::{Owner, Seq, SeqId};
+use super::seqs::{unshared_generated, Owner, Seq, SeqId, NOT_GENERATED};
 use super::{Actor, Reply, SessionId};
 
 pub(super) struct Session {
@@ -22,6 +22,9 @@ pub(super) struct Session {
     next_branch: BranchId,
     pub usage: Usage,
     extend: Option<PendingExtend>,
+    /// Branches whose last step ended them on their own (not `StepEnd`, not
+    /// `LowConfidence`): releasing them drops nothing.
+    ended: HashSet<BranchId>,
 }
 
 struct PendingExtend {
@@ -56,7 +59,7 @@ impl<B: Backend> Actor<B> {
         self.seqs.insert(seq, Seq::new(prompt, reused, Owner::Session(id), derive_seed(seed, 0), 0));
         let usage = Usage { prompt_reused: reused as u64, ..Usage::default() };
         let branches = HashMap::from([(0, seq)]);
-        self.sessions.insert(id, Session { seed, reprefill, branches, next_branch: 1, usage, extend: None });
+        self.sessions.insert(id, Session { seed, reprefill, branches, next_branch: 1, usage, extend: None, ended: HashSet::new() });
         Ok((id, usage))
     }
 
@@ -156,8 +159,15 @@ impl<B: Backend> Actor<B> {
             top_logprobs: out.top_logprobs,
             finish,
         };
-        if let Some(p) = self.sessions.get_mut(&sid).and_then(|x| x.extend.as_mut()) {
-            p.done.insert(step.branch, step);
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            if step.is_final() && !step.finish.is_dropped() {
+                session.ended.insert(branch);
+            } else {
+                session.ended.remove(&branch);
+            }
+            if let Some(p) = session.extend.as_mut() {
+                p.done.insert(step.branch, step);
+            }
         }
         self.finish_extend_if_done(sid);
     }
@@ -199,6 +209,7 @@ impl<B: Backend> Actor<B> {
         }
         let keep = s.n_prompt + n_tokens;
         s.tokens.truncate(keep);
+        s.cells.truncate(n_tokens);
         // Positions past `keep` will hold new tokens: feeding them is generation, not recomputation.
         s.max_fed = s.max_fed.min(keep);
         s.group = None;
@@ -220,6 +231,7 @@ impl<B: Backend> Actor<B> {
         if s.tokens.len() + tokens.len() >= n_ctx_seq {
             return Err(GenError::PromptTooLong { prompt_tokens: s.tokens.len() + tokens.len(), context: n_ctx_seq });
         }
+        s.cells.resize(s.cells.len() + tokens.len(), NOT_GENERATED);
         s.tokens.extend(tokens);
         // Forced tokens are prompt work when fed: mark them as below the high-water mark.
         s.max_fed = s.tokens.len();
@@ -232,9 +244,14 @@ impl<B: Backend> Actor<B> {
             self.idle_branch(session, b)?;
         }
         for &b in branches {
-            if let Some(seq) = self.session(session)?.branches.remove(&b) {
-                self.free_seq(seq);
+            let s = self.sessions.get_mut(&session).expect("checked above");
+            let Some(seq) = s.branches.remove(&b) else { continue };
+            // An unended branch's generated tokens that no branch left holds were for nothing.
+            if !s.ended.remove(&b) {
+                let others = s.branches.values().map(|o| self.seqs[o].cells.as_slice());
+                s.usage.dropped += unshared_generated(&self.seqs[&seq].cells, others) as u64;
             }
+            self.free_seq(seq);
         }
         Ok(())
     }

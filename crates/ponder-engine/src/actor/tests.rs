@@ -17,13 +17,13 @@ const EOS: i32 = 0;
 /// [`VOCAB`]), token `t` reads as the letter `'a' + t`, and the KV cells of each sequence
 /// are kept as tokens so every feed is checked to continue them.
 #[derive(Default)]
-struct Fake {
+pub(super) struct Fake {
     cells: HashMap<SeqId, Vec<LlamaToken>>,
     logits: HashMap<i32, Vec<f32>>,
     /// Tokens in each decoded batch.
-    batches: Vec<usize>,
+    pub batches: Vec<usize>,
     /// Sequences whose cells were all removed, in order.
-    cleared: Vec<SeqId>,
+    pub cleared: Vec<SeqId>,
     /// Fail the decode call with this index (0-based).
     fail_at: Option<usize>,
 }
@@ -81,20 +81,20 @@ impl Backend for Fake {
     }
 }
 
-fn limits(n_batch: usize, n_seq_max: usize, n_ctx: usize, cache_entries: usize) -> Limits {
+pub(super) fn limits(n_batch: usize, n_seq_max: usize, n_ctx: usize, cache_entries: usize) -> Limits {
     Limits { n_batch, shared_rows: 0, n_seq_max, n_ctx_seq: n_ctx, n_ctx, cache_entries }
 }
 
-fn actor(limits: Limits) -> Actor<Fake> {
+pub(super) fn actor(limits: Limits) -> Actor<Fake> {
     Actor::new(Fake::default(), limits)
 }
 
-fn toks(v: &[i32]) -> Vec<LlamaToken> {
+pub(super) fn toks(v: &[i32]) -> Vec<LlamaToken> {
     v.iter().map(|&t| LlamaToken(t)).collect()
 }
 
 /// The loop of [`Actor::run`] until nothing runs, without a channel.
-fn drive(a: &mut Actor<Fake>) {
+pub(super) fn drive(a: &mut Actor<Fake>) {
     loop {
         a.admit_waiting();
         if !a.busy() {
@@ -107,16 +107,16 @@ fn drive(a: &mut Actor<Fake>) {
 }
 
 /// (prompt computed, prompt reused, completion, scorer passes): the counts, without time.
-fn counts(u: Usage) -> (u64, u64, u64, u64) {
+pub(super) fn counts(u: Usage) -> (u64, u64, u64, u64) {
     (u.prompt_computed, u.prompt_reused, u.completion, u.scorer_passes)
 }
 
-fn greedy(max_tokens: u32, stop: &[&str]) -> SamplingParams {
+pub(super) fn greedy(max_tokens: u32, stop: &[&str]) -> SamplingParams {
     SamplingParams { max_tokens, stop: stop.iter().map(|s| s.to_string()).collect(), ..SamplingParams::greedy() }
 }
 
 /// Queues a job of `n` samples; its event stream and cancel token.
-fn sample(a: &mut Actor<Fake>, prompt: &[i32], n: usize, params: SamplingParams) -> (UnboundedReceiver<GenEvent>, CancelToken) {
+pub(super) fn sample(a: &mut Actor<Fake>, prompt: &[i32], n: usize, params: SamplingParams) -> (UnboundedReceiver<GenEvent>, CancelToken) {
     let (events, rx) = mpsc::unbounded_channel();
     let cancel = CancelToken::default();
     let job = SampleJob {
@@ -133,7 +133,7 @@ fn sample(a: &mut Actor<Fake>, prompt: &[i32], n: usize, params: SamplingParams)
 }
 
 /// The samples (by index: text, tokens, finish) and the usage a finished job streamed.
-fn outcome(rx: &mut UnboundedReceiver<GenEvent>) -> (Vec<(String, usize, FinishReason)>, Vec<String>, Usage) {
+pub(super) fn outcome(rx: &mut UnboundedReceiver<GenEvent>) -> (Vec<(String, usize, FinishReason)>, Vec<String>, Usage) {
     let (mut samples, mut failed) = (Vec::new(), Vec::new());
     while let Ok(ev) = rx.try_recv() {
         match ev {
@@ -148,7 +148,7 @@ fn outcome(rx: &mut UnboundedReceiver<GenEvent>) -> (Vec<(String, usize, FinishR
     panic!("the job has not ended");
 }
 
-fn stats(a: &mut Actor<Fake>) -> Stats {
+pub(super) fn stats(a: &mut Actor<Fake>) -> Stats {
     let (reply, mut rx) = oneshot::channel();
     a.handle(Command::Stats { reply });
     rx.try_recv().expect("stats answer at once")
@@ -218,8 +218,10 @@ fn a_cancelled_job_counts_the_tokens_its_dropped_samples_generated() {
     cancel.cancel();
     a.reap_cancelled();
     let (samples, _, usage) = outcome(&mut rx);
-    assert!(samples.is_empty());
+    // They arrive with what they had generated, and all of it was for nothing.
+    assert_eq!(samples, vec![("efg".to_string(), 3, FinishReason::Cancelled); 2]);
     assert_eq!(counts(usage), (3, 3, 6, 0));
+    assert_eq!(usage.dropped, 6);
     assert!(!a.busy());
     // Only the prompt, kept in the prefix cache, is left.
     assert_eq!(stats(&mut a).live_seqs, 1);
@@ -227,7 +229,8 @@ fn a_cancelled_job_counts_the_tokens_its_dropped_samples_generated() {
     let (mut queued, cancel) = sample(&mut a, &[1, 2, 3], 2, greedy(100, &[]));
     cancel.cancel();
     a.admit_waiting();
-    assert_eq!(counts(outcome(&mut queued).2), (0, 0, 0, 0));
+    let (samples, _, usage) = outcome(&mut queued);
+    assert_eq!((samples.len(), counts(usage), usage.dropped), (0, (0, 0, 0, 0), 0));
 }
 
 #[test]
@@ -245,20 +248,20 @@ fn a_job_waits_until_its_kv_cells_fit() {
 }
 
 /// Sends a session command built around `reply` and returns its answer.
-fn ask<T>(a: &mut Actor<Fake>, cmd: impl FnOnce(Reply<T>) -> Command) -> Result<(T, Usage), GenError> {
+pub(super) fn ask<T>(a: &mut Actor<Fake>, cmd: impl FnOnce(Reply<T>) -> Command) -> Result<(T, Usage), GenError> {
     let (reply, mut rx) = oneshot::channel();
     a.handle(cmd(reply));
     drive(a);
     rx.try_recv().expect("the command answered")
 }
 
-fn open(a: &mut Actor<Fake>, prompt: &[i32]) -> SessionId {
+pub(super) fn open(a: &mut Actor<Fake>, prompt: &[i32]) -> SessionId {
     let (reply, mut rx) = oneshot::channel();
     a.handle(Command::Open { prompt: toks(prompt), seed: 1, reprefill: false, reply });
     rx.try_recv().expect("open answers at once").expect("a free sequence").0
 }
 
-fn step_params(max_step_tokens: u32, delimiter: Option<&str>) -> StepParams {
+pub(super) fn step_params(max_step_tokens: u32, delimiter: Option<&str>) -> StepParams {
     StepParams { sampling: greedy(1, &[]), delimiter: delimiter.map(String::from), max_step_tokens, max_total_tokens: 100 }
 }
 

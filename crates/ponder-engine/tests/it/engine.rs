@@ -185,8 +185,12 @@ fn token_confidence_is_reported_and_a_confidence_stop_ends_samples_at_one_window
     }
     let tokens: u64 = got.samples.iter().map(|s| s.n_tokens as u64).sum();
     assert_eq!(got.usage.completion, tokens);
+    // A stopped sample's tokens were generated for nothing (issue 14).
+    let stopped: u64 = got.samples.iter().filter(|s| s.finish == FinishReason::LowConfidence).map(|s| s.n_tokens as u64).sum();
+    assert_eq!(got.usage.dropped, stopped);
     let got = block(async { engine.sample(req(3, stop(-1.0))).await?.collect().await }).unwrap();
     assert!(got.samples.iter().all(|s| s.finish != FinishReason::LowConfidence));
+    assert_eq!(got.usage.dropped, 0);
     // A stop without the statistics it reads is refused.
     let bad = SamplingParams { token_stats_k: 0, ..stop(1.0) };
     let err = block(async { engine.sample(req(1, bad)).await.map(|_| ()) }).unwrap_err();

@@ -68,4 +68,5 @@ fn engine_stats_live(engine: &Engine) -> usize {
 mod engine;
 mod search;
 mod signals;
+mod stop;
 mod thinking;

@@ -155,6 +155,7 @@ mod tests {
             chosen: None,
             usage: Usage::default(),
             confidence,
+            dropped_unknown: false,
         }
     }
 

@@ -82,6 +82,9 @@ pub struct OutcomeRow {
     /// The winner's share of the vote, for voting strategies ([`ponder_core::Outcome::confidence`];
     /// `None` for other strategies and in runs stored before schema version 3).
     pub confidence: Option<f64>,
+    /// Stored before schema version 5, which did not keep `usage.dropped` (then 0): its
+    /// dropped tokens are unknown, not none.
+    pub dropped_unknown: bool,
 }
 
 /// One candidate of a unit.

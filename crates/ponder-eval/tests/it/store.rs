@@ -9,7 +9,7 @@ use super::*;
 
 /// The usage every test unit reports, thinking tokens included.
 fn stored_usage() -> Usage {
-    Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0, thinking: 40, thinking_uncounted: 1 }
+    Usage { prompt_computed: 10, prompt_reused: 31, completion: 99, scorer_passes: 3, wall_ms: 1001, unreported: 0, thinking: 40, thinking_uncounted: 1, dropped: 7 }
 }
 
 fn record(problem: &str, n: usize) -> UnitRecord {
@@ -151,7 +151,8 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     // Version 2 as ponder wrote it: no confidence column, no thinking columns.
     let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN confidence; ALTER TABLE outcomes DROP COLUMN thinking;
-         ALTER TABLE outcomes DROP COLUMN thinking_uncounted; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+         ALTER TABLE outcomes DROP COLUMN thinking_uncounted; ALTER TABLE outcomes DROP COLUMN dropped;
+         UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     );
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
@@ -161,7 +162,7 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     assert!(store.insert_unit(run, &voted).unwrap());
     let after = store.outcomes(run).unwrap();
     assert_eq!(after[1].confidence, Some(0.5), "two classes of one vote each");
-    assert_eq!(schema_version(&path), "4");
+    assert_eq!(schema_version(&path), "5");
 }
 
 #[test]
@@ -169,7 +170,7 @@ fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
     // Version 3 as ponder wrote it: no thinking columns.
     let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN thinking; ALTER TABLE outcomes DROP COLUMN thinking_uncounted;
-         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+         ALTER TABLE outcomes DROP COLUMN dropped; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     );
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
@@ -181,7 +182,28 @@ fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
     let after = store.outcomes(run).unwrap();
     assert_eq!((after[1].usage.thinking, after[1].usage.thinking_uncounted), (17, 2));
     assert_eq!(after[1].usage.completion, thought.outcome.usage.completion);
-    assert_eq!(schema_version(&path), "4");
+    assert_eq!(schema_version(&path), "5");
+}
+
+#[test]
+fn a_version_4_store_gains_the_dropped_column_and_its_old_units_say_unknown() {
+    // Version 4 as ponder wrote it: no dropped column.
+    let (_dir, path, run, problems) =
+        old_store("ALTER TABLE outcomes DROP COLUMN dropped; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+    let mut store = Store::open_existing(&path).unwrap();
+    assert_eq!(schema_version(&path), "5");
+    let before = store.outcomes(run).unwrap();
+    assert_eq!((before.len(), before[0].usage.dropped, before[0].dropped_unknown), (1, 0, true), "not stored, so unknown");
+    let mut cut = record(&problems[1].id, 3);
+    cut.outcome.usage.dropped = 11;
+    assert!(store.insert_unit(run, &cut).unwrap());
+    let after = store.outcomes(run).unwrap();
+    assert_eq!((after[1].usage.dropped, after[1].dropped_unknown), (11, false));
+    let counts = ponder_eval::analysis::Counts::of(after.iter().map(Into::into));
+    assert_eq!((counts.usage.dropped, counts.n_dropped_unknown), (11, 1));
+    drop(store);
+    let again = Store::open_existing(&path).unwrap();
+    assert_eq!(again.outcomes(run).unwrap()[1].usage.dropped, 11, "the upgrade is kept");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use super::*;
 
 /// An SSE body as (comments, data payloads) in order.
-fn sse(text: &str) -> Vec<(bool, String)> {
+pub(super) fn sse(text: &str) -> Vec<(bool, String)> {
     let mut out = Vec::new();
     for event in text.split("\n\n") {
         for line in event.lines() {

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 
 mod charges;
+mod drops;
 mod endpoints;
 mod errors;
 mod strict;

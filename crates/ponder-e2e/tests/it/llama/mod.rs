@@ -17,6 +17,7 @@ use super::*;
 mod gateway;
 mod cli;
 mod confidence;
+mod drops;
 mod probes;
 mod restart;
 mod sampling;

@@ -48,15 +48,15 @@ impl Table {
 
 fn header() -> String {
     format!(
-        "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9} {:>11} {:>10} {:>10} {:>9}",
-        "strategy", "budget", "accuracy", "wrong", "abstain", "samples", "completion", "prompt", "reused", "wall s"
+        "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9} {:>11} {:>9} {:>10} {:>10} {:>9}",
+        "strategy", "budget", "accuracy", "wrong", "abstain", "samples", "completion", "dropped", "prompt", "reused", "wall s"
     )
 }
 
 fn row(g: &Group, c: &Counts, multi_seed: bool) -> String {
     let name = if multi_seed { format!("{} s{}", g.strategy, g.seed) } else { g.strategy.clone() };
     format!(
-        "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9.2} {:>11} {:>10} {:>10} {:>9.1}",
+        "{:<15} {:>6} {:>16} {:>6} {:>8} {:>9.2} {:>11} {:>9} {:>10} {:>10} {:>9.1}",
         name,
         g.budget,
         format!("{}/{} ({:.1}%)", c.n_correct, c.n, 100.0 * c.accuracy()),
@@ -64,6 +64,8 @@ fn row(g: &Group, c: &Counts, multi_seed: bool) -> String {
         c.n_abstained,
         c.mean_samples(),
         c.usage.completion,
+        // Units stored before the store kept dropped tokens leave a lower bound.
+        if c.n_dropped_unknown > 0 { format!(">={}", c.usage.dropped) } else { c.usage.dropped.to_string() },
         c.usage.prompt_computed,
         c.usage.prompt_reused,
         c.usage.wall_ms as f64 / 1000.0
@@ -73,7 +75,8 @@ fn row(g: &Group, c: &Counts, multi_seed: bool) -> String {
 pub fn print_legend() {
     println!(
         "(wrong: answered and wrong; abstain: no answer given; samples: mean drawn per problem; \
-         completion/prompt/reused: tokens summed over all problems; wall s: summed over problems)"
+         completion/prompt/reused: tokens summed over all problems; dropped: of completion, the tokens of samples \
+         stopped or cancelled before their end; wall s: summed over problems)"
     );
 }
 
