@@ -8,7 +8,7 @@ use crate::Error;
 
 /// Marks a SQLite file as ours (`PRAGMA application_id`; "pndr").
 const APPLICATION_ID: i64 = 0x706e_6472;
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1 stores lacked the question and rendered prompt of each problem.
 const MIGRATE_1_TO_2: &str = "
@@ -26,6 +26,11 @@ const ADD_THINKING: &str = "
 ALTER TABLE outcomes ADD COLUMN thinking INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outcomes ADD COLUMN thinking_uncounted INTEGER NOT NULL DEFAULT 0;
 ";
+
+/// Version 4 stores lacked each outcome's count of calls whose usage never came (an HTTP
+/// upstream lost with work in flight, issue 15). Their engine runs always reported; a run
+/// over `--upstream` stored then may have lost some, which no one can say now: 0.
+const ADD_UNREPORTED: &str = "ALTER TABLE outcomes ADD COLUMN unreported INTEGER NOT NULL DEFAULT 0;";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +76,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     confidence REAL,
     thinking INTEGER NOT NULL DEFAULT 0,
     thinking_uncounted INTEGER NOT NULL DEFAULT 0,
+    unreported INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, problem_id, strategy, budget, seed)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -137,7 +143,7 @@ impl Store {
                 .map_err(|e| not_a_store(e.to_string()))?;
             match version.as_deref().and_then(|v| v.parse::<i64>().ok()) {
                 Some(SCHEMA_VERSION) => {}
-                Some(v @ (1..=3)) => {
+                Some(v @ (1..=4)) => {
                     self.upgrade(v)?;
                     tracing::info!("run store {}: upgraded from schema version {v} to {SCHEMA_VERSION}", self.path);
                 }
@@ -162,7 +168,10 @@ impl Store {
             if from < 3 {
                 tx.execute_batch(ADD_CONFIDENCE)?;
             }
-            tx.execute_batch(ADD_THINKING)?;
+            if from < 4 {
+                tx.execute_batch(ADD_THINKING)?;
+            }
+            tx.execute_batch(ADD_UNREPORTED)?;
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         tx.commit()?;
