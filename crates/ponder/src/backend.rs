@@ -25,24 +25,39 @@ pub struct UpstreamArgs {
     /// Bearer key for the upstream
     #[arg(long, env = "PONDER_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
-    /// Retries of a failed upstream call, each on the next server
-    #[arg(long, default_value_t = 2)]
-    pub upstream_retries: u32,
+    /// Retries of a failed upstream call, each on the next server [default: 2]
+    #[arg(long, value_name = "N")]
+    pub upstream_retries: Option<u32>,
 }
 
 impl UpstreamArgs {
     /// The HTTP backend's configuration, when `--upstream` is given.
     pub fn config(&self) -> Option<HttpConfig> {
-        (!self.upstream.is_empty()).then(|| HttpConfig {
-            endpoints: self
+        self.over(None)
+    }
+
+    /// `base` (a configuration file's upstream) with these flags over it: `--upstream`
+    /// replaces its endpoints, the others replace what they name. `None` when neither
+    /// names a server.
+    pub fn over(&self, base: Option<HttpConfig>) -> Option<HttpConfig> {
+        if self.upstream.is_empty() && base.is_none() {
+            return None;
+        }
+        let mut cfg = base.unwrap_or_default();
+        if !self.upstream.is_empty() {
+            cfg.endpoints = self
                 .upstream
                 .iter()
                 .map(|u| EndpointConfig { api_key: self.upstream_api_key.clone(), ..EndpointConfig::new(u.clone()) })
-                .collect(),
-            model: self.upstream_model.clone(),
-            retries: self.upstream_retries,
-            ..HttpConfig::default()
-        })
+                .collect();
+        }
+        if self.upstream_model.is_some() {
+            cfg.model = self.upstream_model.clone();
+        }
+        if let Some(r) = self.upstream_retries {
+            cfg.retries = r;
+        }
+        Some(cfg)
     }
 
     /// What the run store records as the model: the upstream's servers, or the model flag.
