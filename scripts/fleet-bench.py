@@ -27,7 +27,8 @@ def counters(port):
 def start(port):
     p = subprocess.Popen([LS, "-m", MODEL, "--host", "127.0.0.1", "--port", str(port), "--parallel", str(SLOTS),
                           "--ctx-size", str(1024 * SLOTS), "--threads", "1", "--threads-batch", "1", "--metrics", "--no-webui"],
-                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(TMP, f"llama-server-{port}.log"), "w"))
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(TMP, f"llama-server-{port}.log"), "w"),
+                         start_new_session=True)
     for _ in range(600):
         try:
             if json.loads(get(f"http://127.0.0.1:{port}/health")).get("status") == "ok":
@@ -42,7 +43,7 @@ def loadavg():
 
 
 runs = []
-for k in (1, 2, 3):
+for k in [int(x) for x in os.environ.get("FLEET_SIZES", "1,2,3").split(",")]:
     servers = [start(p) for p in PORTS[:k]]
     try:
         before = [counters(p) for p in PORTS[:k]]
@@ -54,6 +55,7 @@ for k in (1, 2, 3):
         load0 = loadavg()
         t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True)
+        open(os.path.join(TMP, f"eval-{k}.log"), "w").write(r.stdout + r.stderr)
         wall = time.time() - t0
         if r.returncode != 0:
             raise SystemExit(f"ponder eval failed:\n{r.stdout}\n{r.stderr}")
