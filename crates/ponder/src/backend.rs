@@ -142,3 +142,28 @@ impl Backend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_go_over_the_config_files_upstream_and_name_only_what_they_name() {
+        let file = HttpConfig { retries: 0, timeout_ms: 7, ..HttpConfig::single("http://a/v1") };
+        let none = UpstreamArgs::default();
+        assert_eq!(none.config(), None, "no flag, no file: the engine");
+        assert_eq!(none.over(Some(file.clone())), Some(file.clone()), "the file as written");
+        let flags = UpstreamArgs {
+            upstream: vec!["http://b/v1".into(), "http://c/v1".into()],
+            upstream_retries: Some(3),
+            ..UpstreamArgs::default()
+        };
+        let got = flags.over(Some(file)).unwrap();
+        assert_eq!(got.endpoints.iter().map(|e| e.url.as_str()).collect::<Vec<_>>(), ["http://b/v1", "http://c/v1"]);
+        assert_eq!((got.retries, got.timeout_ms, got.model), (3, 7, None), "the file's other rules stay");
+        let retries_only = UpstreamArgs { upstream_retries: Some(1), ..UpstreamArgs::default() };
+        assert_eq!(retries_only.over(Some(HttpConfig::single("http://a/v1"))).unwrap().endpoints[0].url, "http://a/v1");
+        assert_eq!(flags.config().unwrap().retries, 3);
+        assert_eq!(UpstreamArgs { upstream: vec!["http://b/v1".into()], ..UpstreamArgs::default() }.config().unwrap().retries, 2);
+    }
+}

@@ -10,7 +10,7 @@ use crate::http::connect;
 
 /// The `ponder` binary of this build: beside the test binary's `deps/` folder (`cargo test
 /// --workspace` builds it before any test runs).
-fn ponder_bin() -> PathBuf {
+pub(super) fn ponder_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let bin = exe.parent().and_then(|d| d.parent()).expect("target/<profile>/deps").join("ponder");
     assert!(bin.exists(), "{} is not built: run the workspace's tests (cargo test --workspace) or cargo build -p ponder", bin.display());

@@ -6,6 +6,7 @@
 //! `unreported`, never guessed.
 
 use std::collections::BTreeSet;
+use std::process::Command;
 
 use ponder_core::Generator;
 use ponder_http::{EndpointConfig, EndpointStats, HttpConfig, HttpGenerator};
@@ -31,6 +32,12 @@ async fn counters_of(servers: &[LlamaServer]) -> Vec<Counters> {
 /// (the chat template's), so only a whole-prompt cache hit tells a server has seen one.
 fn questions(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("Tom has {} marbles. He finds {} more and loses {}. How many marbles does Tom have now? Answer with the number.", 11 + 7 * i, 3 + i, 2 + i % 3)).collect()
+}
+
+/// Whether the server has a slot at work.
+async fn generating(server: &LlamaServer) -> bool {
+    let slots: Value = reqwest::get(format!("{}/slots", server.root())).await.unwrap().json().await.unwrap();
+    slots.as_array().unwrap().iter().any(|s| s["is_processing"] == true)
 }
 
 /// One gateway request; its JSON answer (200 asserted).
@@ -108,12 +115,8 @@ async fn three_servers_behind_one_gateway_keep_each_problem_on_one_server_and_lo
             tokio::spawn(async move { ask(&http, &front, &q, "sc-3", 3, 48).await })
         })
         .collect();
-    loop {
-        let slots: Value = reqwest::get(format!("{}/slots", servers[victim].root())).await.unwrap().json().await.unwrap();
-        let busy = slots.as_array().unwrap().iter().any(|s| s["is_processing"] == true);
-        if busy && g.endpoint_stats()[victim].answered > answered_before {
-            break;
-        }
+    while !(g.endpoint_stats()[victim].answered > answered_before && generating(&servers[victim]).await) {
+        assert!(!burst.iter().all(|b| b.is_finished()), "the burst ended before server {victim} was killed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     servers[victim].kill();
@@ -168,6 +171,40 @@ async fn three_servers_behind_one_gateway_keep_each_problem_on_one_server_and_lo
     assert!(got.usage.is_exact());
 }
 
+/// `ponder serve` with the fleet in its config file's `[upstream]` and `--upstream-retries`
+/// over it: it names all three servers and answers.
+async fn serve_on_three_from_a_config_file(urls: &[String]) {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ponder.toml");
+    let endpoints: Vec<String> = urls.iter().map(|u| format!("{{ url = \"{u}\" }}")).collect();
+    std::fs::write(&cfg, format!("[upstream]\nendpoints = [{}]\nretries = 0\n", endpoints.join(", "))).unwrap();
+    let mut child = Command::new(super::cli::ponder_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream-retries", "3", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ponder serve starts");
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).find(|l| l.contains(" on http://") || l.starts_with("ponder: error"))
+    })
+    .await
+    .unwrap()
+    .expect("ponder serve says where it listens");
+    assert!(urls.iter().all(|u| line.contains(u.as_str())), "all three servers: {line}");
+    let front = line.split(" on ").last().unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let models: Value = http.get(format!("{front}/models")).send().await.unwrap().json().await.unwrap();
+    let body = json!({ "model": models["data"][0]["id"], "messages": [{ "role": "user", "content": "What is 2 + 3?" }],
+        "max_tokens": 8, "ponder": { "strategy": "sc", "budget": 2 } });
+    let v: Value = http.post(format!("{front}/chat/completions")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["ponder"]["n_samples"], 2, "{v}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// An upstream line `ponder eval` prints at the end: its URL and stats.
 fn upstream_lines(out: &str) -> Vec<EndpointStats> {
     out.lines()
@@ -189,6 +226,7 @@ fn upstream_lines(out: &str) -> Vec<EndpointStats> {
 async fn eval_on_a_fleet_of_three_completes_when_one_dies_and_its_resume_adds_nothing() {
     let mut servers = three().await;
     let urls: Vec<String> = servers.iter().map(LlamaServer::url).collect();
+    serve_on_three_from_a_config_file(&urls).await;
     // Connecting generates on every server (capability checks), the same on each.
     let c0 = servers[0].counters().await;
     drop(HttpGenerator::connect(HttpConfig::single(&urls[0])).await.expect("connects"));
@@ -199,13 +237,24 @@ async fn eval_on_a_fleet_of_three_completes_when_one_dies_and_its_resume_adds_no
     let logs: Vec<usize> = servers.iter().map(LlamaServer::log_len).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("runs.sqlite");
-    // Slowed down (a pause after each stored unit) so the kill lands mid-run.
+    // Slowed down (a pause after each stored unit) so units remain when the kill lands.
     let run = eval(&urls, &store, &["--limit", "8", "--concurrency", "2"], &[("PONDER_TEST_UNIT_PAUSE_MS", "700")]);
+    // Killed once it has finished a sample of the run and is generating another.
     let kill_midway = async {
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let done = before[1].until(servers[1].counters().await).completion > connecting.1;
+            if done && generating(&servers[1]).await {
+                break;
+            }
+        }
         servers[1].kill();
     };
-    let ((out, v), ()) = tokio::join!(run, kill_midway);
+    tokio::pin!(run);
+    let (out, v) = tokio::select! {
+        (out, _) = &mut run => panic!("the run ended before server 1 had work to lose: {}", text(&out)),
+        () = kill_midway => run.await,
+    };
     assert!(out.status.success(), "{}", text(&out));
     let records = v[0]["records"].as_array().expect("records");
     assert_eq!(records.len(), 8, "every unit answered: {v}");
@@ -228,6 +277,7 @@ async fn eval_on_a_fleet_of_three_completes_when_one_dies_and_its_resume_adds_no
     assert_eq!(ponder.completion, reported, "the stored usage is what the servers reported, once");
     assert_eq!(ponder.unreported, stats.iter().map(|s| s.lost).sum::<u64>());
     assert!(stats[0].answered > 0 && stats[2].answered > 0, "the survivors share the run: {stats:?}");
+    assert!(stats[1].answered > 0 && stats[1].failed > 0, "the kill landed mid-run, between calls to it: {:?}", stats[1]);
 
     // `--resume` of the complete run adds nothing: no unit runs, the survivors compute only
     // what connecting costs.
