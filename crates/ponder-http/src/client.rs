@@ -189,7 +189,12 @@ impl Pool {
                         }
                         return (Ok(v), lost);
                     }
-                    Err(Attempt::Fatal(e)) => return (Err(e), lost),
+                    Err(Attempt::Fatal(e)) => {
+                        if counted {
+                            ep.health.failed(false, false);
+                        }
+                        return (Err(e), lost);
+                    }
                     Err(Attempt::Retry { msg, after, lost: l, refused }) => {
                         tracing::debug!(attempt, "upstream call failed: {msg}");
                         if counted {

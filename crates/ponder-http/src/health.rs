@@ -19,7 +19,8 @@ pub struct EndpointStats {
     pub url: String,
     /// Attempts answered with a usable body.
     pub answered: u64,
-    /// Attempts that failed (transport error, 429, 5xx, a broken body, no answer in time).
+    /// Attempts that failed (transport error, an error status, a broken body, no answer in
+    /// time; not those cancelled by their caller, who counts them as unreported).
     pub failed: u64,
     /// Failed attempts the server may have computed something for: their work is in no usage.
     pub lost: u64,
