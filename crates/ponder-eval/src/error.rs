@@ -42,8 +42,9 @@ pub enum Error {
     #[error("run store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// A problem's strategy failed; units stored so far stay.
-    #[error("{strategy} (budget {budget}, seed {seed}) on problem {problem}: {source}")]
-    Unit { strategy: String, budget: usize, seed: u64, problem: String, source: Box<ponder_core::strategy::StrategyError> },
+    /// (`cause`, not `source`: the message carries it, and an error chain printed it twice.)
+    #[error("{strategy} (budget {budget}, seed {seed}) on problem {problem}: {cause}")]
+    Unit { strategy: String, budget: usize, seed: u64, problem: String, cause: Box<ponder_core::strategy::StrategyError> },
     /// A strategy spec that does not parse, check or build.
     #[error(transparent)]
     Strategy(Box<ponder_core::strategy::StrategyError>),

@@ -146,7 +146,7 @@ pub async fn execute(
 }
 
 fn unit_error(key: UnitKey, source: StrategyError) -> Error {
-    Error::Unit { strategy: key.strategy, budget: key.budget, seed: key.seed, problem: key.problem_id, source: Box::new(source) }
+    Error::Unit { strategy: key.strategy, budget: key.budget, seed: key.seed, problem: key.problem_id, cause: Box::new(source) }
 }
 
 /// Grades the chosen answer and every candidate off the async threads (code checkers run

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::config::HttpConfig;
+use crate::health::{self, EndpointStats, Health};
 use crate::{wire, Error};
 
 /// How next-token probes (self-evaluation) reach the server.
@@ -68,6 +69,7 @@ pub(crate) struct Endpoint {
     pub root: String,
     api_key: Option<String>,
     sem: Arc<Semaphore>,
+    pub health: Health,
 }
 
 /// The endpoints of one model and the rules for calling them.
@@ -80,8 +82,9 @@ pub(crate) struct Pool {
 /// One failed attempt.
 enum Attempt {
     /// Worth retrying (429, 5xx, transport errors, broken bodies); `lost`: the server may
-    /// have computed something for it that no usage will report.
-    Retry { msg: String, after: Option<Duration>, lost: bool },
+    /// have computed something for it that no usage will report; `refused`: no connection
+    /// was made (the server is not there).
+    Retry { msg: String, after: Option<Duration>, lost: bool, refused: bool },
     Fatal(GenError),
 }
 
@@ -103,7 +106,7 @@ impl Pool {
             .map(|e| {
                 let url = e.url.trim_end_matches('/').to_string();
                 let root = url.strip_suffix("/v1").unwrap_or(&url).to_string();
-                Endpoint { url, root, api_key: e.api_key.clone(), sem: Arc::new(Semaphore::new(e.max_concurrency)) }
+                Endpoint { url, root, api_key: e.api_key.clone(), sem: Arc::new(Semaphore::new(e.max_concurrency)), health: Health::default() }
             })
             .collect();
         Ok(Pool { http, endpoints, cfg })
@@ -128,17 +131,23 @@ impl Pool {
     }
 
     /// POSTs `body` to `path` under the routed endpoint's base URL, retrying on the next
-    /// endpoints; gives up at the deadline or when `cancel` fires.
+    /// endpoints; gives up at the deadline or when `cancel` fires. Counted in the
+    /// endpoints' stats.
     pub async fn post(&self, route: usize, path: &str, body: &Value, cancel: Option<&CancelToken>) -> Counted {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.deadline_ms);
-        self.request(route, path, Some(body), cancel, deadline, self.cfg.retries, false).await
+        self.request(route, path, Some(body), cancel, deadline, self.cfg.retries, Call::Counted).await
+    }
+
+    /// What each endpoint did so far.
+    pub fn stats(&self) -> Vec<EndpointStats> {
+        self.endpoints.iter().map(|e| e.health.snapshot(&e.url)).collect()
     }
 
     /// A single GET or POST against the server root of endpoint `i`, for probes and
     /// rendering (they compute no tokens).
     pub async fn probe(&self, i: usize, path: &str, body: Option<&Value>) -> Result<Value, GenError> {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.probe_timeout_ms);
-        self.request(i, path, body, None, deadline, 0, true).await.0
+        self.request(i, path, body, None, deadline, 0, Call::Root).await.0
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -150,32 +159,58 @@ impl Pool {
         cancel: Option<&CancelToken>,
         deadline: Instant,
         retries: u32,
-        at_root: bool,
+        call: Call,
     ) -> Counted {
         let work = async {
             let mut last = String::new();
             let mut lost = 0;
+            // Probes ask the endpoint they name; calls go round the ring from their route,
+            // past servers that just refused connections.
+            let order = match call {
+                Call::Counted => health::order(route, self.endpoints.len(), |i| self.endpoints[i].health.is_down()),
+                _ => vec![route],
+            };
             for attempt in 0..=retries {
-                let ep = &self.endpoints[(route + attempt as usize) % self.endpoints.len()];
-                let url = format!("{}{path}", if at_root { &ep.root } else { &ep.url });
+                let ep = &self.endpoints[order[attempt as usize % order.len()]];
+                let url = format!("{}{path}", if call == Call::Root { &ep.root } else { &ep.url });
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
                 let outcome = match tokio::time::timeout(left, self.attempt(ep, &url, body, left)).await {
                     Ok(o) => o,
-                    Err(_) => Err(Attempt::Retry { msg: format!("{url}: no answer before the deadline"), after: None, lost: true }),
+                    Err(_) => Err(Attempt::Retry { msg: format!("{url}: no answer before the deadline"), after: None, lost: true, refused: false }),
                 };
-                let retry_after = match outcome {
-                    Ok(v) => return (Ok(v), lost),
-                    Err(Attempt::Fatal(e)) => return (Err(e), lost),
-                    Err(Attempt::Retry { msg, after, lost: l }) => {
+                let counted = call == Call::Counted;
+                let (retry_after, refused) = match outcome {
+                    Ok(v) => {
+                        if counted {
+                            ep.health.answered(&wire::usage(&v));
+                        }
+                        return (Ok(v), lost);
+                    }
+                    Err(Attempt::Fatal(e)) => {
+                        if counted {
+                            ep.health.failed(false, false);
+                        }
+                        return (Err(e), lost);
+                    }
+                    Err(Attempt::Retry { msg, after, lost: l, refused }) => {
                         tracing::debug!(attempt, "upstream call failed: {msg}");
+                        if counted {
+                            ep.health.failed(l, refused);
+                        }
                         last = msg;
                         lost += u64::from(l);
-                        after
+                        (after, refused)
                     }
                 };
+                // A server that is not there computed nothing and is not busy: the next
+                // one is asked at once (backing off would only delay every call routed to it).
+                let next_elsewhere = order.len() > 1 && order[(attempt as usize + 1) % order.len()] != order[attempt as usize % order.len()];
+                if refused && next_elsewhere && attempt < retries {
+                    continue;
+                }
                 if attempt < retries {
                     let base = self.cfg.backoff_ms.saturating_mul(1 << attempt.min(16));
                     let jitter = rand::thread_rng().gen_range(0..=base / 2 + 1);
@@ -218,7 +253,7 @@ impl Pool {
         let resp = req
             .send()
             .await
-            .map_err(|e| Attempt::Retry { msg: format!("{url}: {}", describe(&e)), after: None, lost: !e.is_connect() })?;
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: {}", describe(&e)), after: None, lost: !e.is_connect(), refused: e.is_connect() })?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -229,20 +264,29 @@ impl Pool {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| Attempt::Retry { msg: format!("{url}: reading the body: {}", describe(&e)), after: None, lost: true })?;
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: reading the body: {}", describe(&e)), after: None, lost: true, refused: false })?;
         if !status.is_success() {
             let msg = error_message(&bytes);
             let text = format!("{url} answered {status}: {msg}");
             return Err(match status.as_u16() {
                 // Refused before any work: busy, or the request took too long to arrive.
-                429 | 408 | 503 => Attempt::Retry { msg: text, after: retry_after, lost: false },
-                _ if status.is_server_error() => Attempt::Retry { msg: text, after: retry_after, lost: true },
+                429 | 408 | 503 => Attempt::Retry { msg: text, after: retry_after, lost: false, refused: false },
+                _ if status.is_server_error() => Attempt::Retry { msg: text, after: retry_after, lost: true, refused: false },
                 _ => Attempt::Fatal(GenError::InvalidRequest(text)),
             });
         }
         serde_json::from_slice(&bytes)
-            .map_err(|e| Attempt::Retry { msg: format!("{url}: invalid JSON in the answer: {e}"), after: None, lost: true })
+            .map_err(|e| Attempt::Retry { msg: format!("{url}: invalid JSON in the answer: {e}"), after: None, lost: true, refused: false })
     }
+}
+
+/// What a request is: a generation call (counted in the endpoints' stats, may move on to
+/// the next endpoint), a start-up check under the base URL, or a call at the server root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Counted,
+    Check,
+    Root,
 }
 
 /// Resolves once `token` is cancelled.
@@ -292,7 +336,7 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     let unreachable = |reason: String| Error::Unreachable { url: ep.url.clone(), reason };
     let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
     let models =
-        pool.request(i, "/models", None, None, deadline, 0, false).await.0.map_err(|e| unreachable(e.to_string()))?;
+        pool.request(i, "/models", None, None, deadline, 0, Call::Check).await.0.map_err(|e| unreachable(e.to_string()))?;
     let entries = models.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
     let ids: Vec<String> = entries.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect();
     let model = match want_model {
@@ -309,7 +353,7 @@ pub(crate) async fn detect(pool: &Pool, i: usize, want_model: Option<&str>) -> R
     let mut caps = Caps { model: model.clone(), models: ids, context_len, ..Caps::default() };
     let api = |path: &'static str, body: Value| {
         let deadline = Instant::now() + Duration::from_millis(pool.cfg.probe_timeout_ms);
-        async move { pool.request(i, path, Some(&body), None, deadline, 0, false).await.0 }
+        async move { pool.request(i, path, Some(&body), None, deadline, 0, Call::Check).await.0 }
     };
     if let Ok(h) = pool.probe(i, "/health", None).await {
         caps.ponder = h.get("server").and_then(Value::as_str) == Some("ponder");

@@ -90,6 +90,12 @@ impl HttpGenerator {
         &self.shared.caps
     }
 
+    /// What each endpoint answered and the tokens it reported, failed attempts included
+    /// (generation calls only), in the order of the configuration.
+    pub fn endpoint_stats(&self) -> Vec<crate::EndpointStats> {
+        self.shared.pool.stats()
+    }
+
     /// How step-wise sessions continue branches (`None`: they are refused).
     pub fn step_mode(&self) -> StepMode {
         self.shared.step_mode

@@ -8,7 +8,9 @@
 //! prompt ponder renders (or the server's `continue_final_message`). Several endpoints
 //! may serve one model: all samples of one prompt go to the same endpoint (hash of the
 //! prompt) so its prefix cache hits. Each endpoint has a concurrency limit; 429 and 5xx
-//! are retried with backoff within a deadline; a stream's cancel aborts requests in flight.
+//! are retried with backoff within a deadline, on the next endpoint; a server that refuses
+//! connections is tried last for a few seconds; a stream's cancel aborts requests in flight.
+//! [`HttpGenerator::endpoint_stats`] says what each endpoint answered and reported.
 //!
 //! Partial failures follow the contract: a failed request becomes [`GenEvent::Failed`]
 //! for its samples and the strategy goes on with the rest.
@@ -19,6 +21,7 @@
 mod client;
 mod config;
 mod generator;
+mod health;
 mod reward;
 mod session;
 mod thinking;
@@ -27,6 +30,7 @@ pub mod wire;
 pub use client::{Caps, ProbeMode};
 pub use config::{Api, EndpointConfig, HttpConfig, StepMode};
 pub use generator::HttpGenerator;
+pub use health::EndpointStats;
 pub use reward::{RewardApi, RewardScorer};
 pub use session::HttpSession;
 

@@ -68,7 +68,7 @@ impl ApiError {
             StrategyError::NeedsScorer(_) | StrategyError::NeedsProcessScorer(_) | StrategyError::NeedsVerifier(_) => {
                 Self::invalid(e.to_string()).param("ponder.strategy").code("unsupported_strategy")
             }
-            StrategyError::InsufficientCandidates(_) => {
+            StrategyError::InsufficientCandidates { .. } => {
                 let status = if upstream { StatusCode::BAD_GATEWAY } else { StatusCode::INTERNAL_SERVER_ERROR };
                 Self::new(status, "server_error", e.to_string()).code("insufficient_candidates")
             }

@@ -25,24 +25,39 @@ pub struct UpstreamArgs {
     /// Bearer key for the upstream
     #[arg(long, env = "PONDER_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
-    /// Retries of a failed upstream call, each on the next server
-    #[arg(long, default_value_t = 2)]
-    pub upstream_retries: u32,
+    /// Retries of a failed upstream call, each on the next server [default: 2]
+    #[arg(long, value_name = "N")]
+    pub upstream_retries: Option<u32>,
 }
 
 impl UpstreamArgs {
     /// The HTTP backend's configuration, when `--upstream` is given.
     pub fn config(&self) -> Option<HttpConfig> {
-        (!self.upstream.is_empty()).then(|| HttpConfig {
-            endpoints: self
+        self.over(None)
+    }
+
+    /// `base` (a configuration file's upstream) with these flags over it: `--upstream`
+    /// replaces its endpoints, the others replace what they name. `None` when neither
+    /// names a server.
+    pub fn over(&self, base: Option<HttpConfig>) -> Option<HttpConfig> {
+        if self.upstream.is_empty() && base.is_none() {
+            return None;
+        }
+        let mut cfg = base.unwrap_or_default();
+        if !self.upstream.is_empty() {
+            cfg.endpoints = self
                 .upstream
                 .iter()
                 .map(|u| EndpointConfig { api_key: self.upstream_api_key.clone(), ..EndpointConfig::new(u.clone()) })
-                .collect(),
-            model: self.upstream_model.clone(),
-            retries: self.upstream_retries,
-            ..HttpConfig::default()
-        })
+                .collect();
+        }
+        if self.upstream_model.is_some() {
+            cfg.model = self.upstream_model.clone();
+        }
+        if let Some(r) = self.upstream_retries {
+            cfg.retries = r;
+        }
+        Some(cfg)
     }
 
     /// What the run store records as the model: the upstream's servers, or the model flag.
@@ -125,5 +140,30 @@ impl Backend {
             bail!("{what} needs the in-process engine; it does not apply to --upstream");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_go_over_the_config_files_upstream_and_name_only_what_they_name() {
+        let file = HttpConfig { retries: 0, timeout_ms: 7, ..HttpConfig::single("http://a/v1") };
+        let none = UpstreamArgs::default();
+        assert_eq!(none.config(), None, "no flag, no file: the engine");
+        assert_eq!(none.over(Some(file.clone())), Some(file.clone()), "the file as written");
+        let flags = UpstreamArgs {
+            upstream: vec!["http://b/v1".into(), "http://c/v1".into()],
+            upstream_retries: Some(3),
+            ..UpstreamArgs::default()
+        };
+        let got = flags.over(Some(file)).unwrap();
+        assert_eq!(got.endpoints.iter().map(|e| e.url.as_str()).collect::<Vec<_>>(), ["http://b/v1", "http://c/v1"]);
+        assert_eq!((got.retries, got.timeout_ms, got.model), (3, 7, None), "the file's other rules stay");
+        let retries_only = UpstreamArgs { upstream_retries: Some(1), ..UpstreamArgs::default() };
+        assert_eq!(retries_only.over(Some(HttpConfig::single("http://a/v1"))).unwrap().endpoints[0].url, "http://a/v1");
+        assert_eq!(flags.config().unwrap().retries, 3);
+        assert_eq!(UpstreamArgs { upstream: vec!["http://b/v1".into()], ..UpstreamArgs::default() }.config().unwrap().retries, 2);
     }
 }

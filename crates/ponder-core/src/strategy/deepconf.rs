@@ -138,7 +138,7 @@ impl DeepConf {
         let req = SampleRequest { messages: messages.to_vec(), n: self.config.n, params: self.params(None), first_index: 0 };
         let got = ctx.generator.sample(req).await?.collect().await?;
         if got.samples.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(self.config.n));
+            return Err(StrategyError::all_failed(self.config.n, &got.failures));
         }
         let candidates = got.samples.into_iter().map(|s| self.scored(s, ctx)).collect::<Result<Vec<_>, _>>()?;
         let mut by_conf: Vec<&Candidate> = candidates.iter().collect();
@@ -168,7 +168,7 @@ impl DeepConf {
             drawn = draw_more_in_rounds(drawn, messages, n, round, &self.params(stop), ctx, &make, &mut rule).await?;
         }
         if drawn.candidates.is_empty() {
-            return Err(StrategyError::InsufficientCandidates(drawn.started));
+            return Err(StrategyError::InsufficientCandidates { attempted: drawn.started, why: None });
         }
         let mut candidates = drawn.candidates;
         candidates.sort_by_key(|c| c.index);

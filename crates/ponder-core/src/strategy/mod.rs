@@ -109,12 +109,25 @@ pub enum StrategyError {
     NeedsProcessScorer(String),
     #[error("strategy {0} needs a verifier")]
     NeedsVerifier(String),
-    #[error("every sample failed ({0} attempted): insufficient_candidates")]
-    InsufficientCandidates(usize),
+    /// Nothing to decide from; `why`: the first failure's reason, where the strategy saw it
+    /// (a dead server, a refused request), so the error says what to fix.
+    #[error("every sample failed ({attempted} attempted): insufficient_candidates{}", because(why))]
+    InsufficientCandidates { attempted: usize, why: Option<String> },
     #[error(transparent)]
     Generator(#[from] GenError),
     #[error(transparent)]
     Scorer(#[from] ScoreError),
+}
+
+impl StrategyError {
+    /// `InsufficientCandidates` after `attempted` samples failed with `failures`.
+    pub fn all_failed(attempted: usize, failures: &[(usize, GenError)]) -> StrategyError {
+        StrategyError::InsufficientCandidates { attempted, why: failures.first().map(|(_, e)| e.to_string()) }
+    }
+}
+
+fn because(why: &Option<String>) -> String {
+    why.as_ref().map_or_else(String::new, |w| format!(" (the first: {w})"))
 }
 
 #[async_trait]
@@ -152,7 +165,7 @@ pub async fn draw(
     let req = SampleRequest { messages: messages.to_vec(), n, params: sampling.clone(), first_index: 0 };
     let got = ctx.generator.sample(req).await?.collect().await?;
     if got.samples.is_empty() {
-        return Err(StrategyError::InsufficientCandidates(n));
+        return Err(StrategyError::all_failed(n, &got.failures));
     }
     let candidates = got.samples.into_iter().map(|s| candidate(s, ctx)).collect();
     Ok((candidates, got.failures.len(), got.usage))

@@ -132,7 +132,7 @@ impl Chain {
     pub fn start(base: Outcome, base_budget: usize) -> Result<Chain, StrategyError> {
         let first = base.chosen.or((!base.candidates.is_empty()).then_some(0));
         let Some(first) = first.map(|i| base.candidates[i].clone()) else {
-            return Err(StrategyError::InsufficientCandidates(base_budget));
+            return Err(StrategyError::InsufficientCandidates { attempted: base_budget, why: None });
         };
         let next = after_base(&base, base_budget);
         Ok(Chain { usage: base.usage, n_failed: base.n_failed, members: vec![first], next, base })

@@ -60,6 +60,7 @@ pub(crate) async fn draw_more_in_rounds(
     rule: &mut dyn Settle,
 ) -> Result<Drawn, StrategyError> {
     let mut settled = false;
+    let mut why = None;
     while drawn.started < max_samples && !settled {
         let n = round_size.max(1).min(max_samples - drawn.started);
         let req = SampleRequest { messages: messages.to_vec(), n, params: sampling.clone(), first_index: drawn.started };
@@ -71,8 +72,9 @@ pub(crate) async fn draw_more_in_rounds(
                     drawn.candidates.push(make(sample)?);
                     true
                 }
-                Err(_) => {
+                Err(e) => {
                     drawn.n_failed += 1;
+                    why.get_or_insert_with(|| e.1.to_string());
                     false
                 }
             };
@@ -88,7 +90,7 @@ pub(crate) async fn draw_more_in_rounds(
         drawn.usage += stream.finish().await?;
     }
     if drawn.candidates.is_empty() {
-        return Err(StrategyError::InsufficientCandidates(drawn.started));
+        return Err(StrategyError::InsufficientCandidates { attempted: drawn.started, why });
     }
     Ok(drawn)
 }

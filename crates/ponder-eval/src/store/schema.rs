@@ -30,6 +30,10 @@ ALTER TABLE outcomes ADD COLUMN thinking_uncounted INTEGER NOT NULL DEFAULT 0;
 /// Version 4 stores lacked each outcome's dropped tokens (issue 14): old outcomes' are
 /// unknown, stored as NULL, never as a guessed 0.
 const ADD_DROPPED: &str = "ALTER TABLE outcomes ADD COLUMN dropped INTEGER;";
+/// Version 4 stores lacked each outcome's count of calls whose usage never came (an HTTP
+/// upstream lost with work in flight, issue 15). Their engine runs always reported; a run
+/// over `--upstream` stored then may have lost some, which no one can say now: 0.
+const ADD_UNREPORTED: &str = "ALTER TABLE outcomes ADD COLUMN unreported INTEGER NOT NULL DEFAULT 0;";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +80,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     thinking INTEGER NOT NULL DEFAULT 0,
     thinking_uncounted INTEGER NOT NULL DEFAULT 0,
     dropped INTEGER,
+    unreported INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, problem_id, strategy, budget, seed)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -171,6 +176,7 @@ impl Store {
                 tx.execute_batch(ADD_THINKING)?;
             }
             tx.execute_batch(ADD_DROPPED)?;
+            tx.execute_batch(ADD_UNREPORTED)?;
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         tx.commit()?;

@@ -26,8 +26,8 @@ impl Store {
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO outcomes (run_id, problem_id, strategy, budget, seed, answer, correct, abstained,
                  stopped_early, n_samples, n_failed, chosen, prompt_computed, prompt_reused, completion, scorer_passes,
-                 wall_ms, confidence, thinking, thinking_uncounted, dropped, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+                 wall_ms, confidence, thinking, thinking_uncounted, dropped, unreported, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
                  strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
             params![
                 run,
@@ -51,6 +51,7 @@ impl Store {
                 i(o.usage.thinking),
                 i(o.usage.thinking_uncounted),
                 i(o.usage.dropped),
+                i(o.usage.unreported),
             ],
         )?;
         if inserted == 0 {
@@ -104,7 +105,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT o.problem_id, o.strategy, o.budget, o.seed, o.answer, o.correct, o.abstained, o.stopped_early,
                     o.n_samples, o.n_failed, o.chosen, o.prompt_computed, o.prompt_reused, o.completion,
-                    o.scorer_passes, o.wall_ms, o.confidence, o.thinking, o.thinking_uncounted, o.dropped
+                    o.scorer_passes, o.wall_ms, o.confidence, o.thinking, o.thinking_uncounted, o.dropped, o.unreported
              FROM outcomes o LEFT JOIN problems p ON p.run_id = o.run_id AND p.problem_id = o.problem_id
              WHERE o.run_id = ?1 ORDER BY p.idx, o.strategy, o.budget, o.seed",
         )?;
@@ -123,6 +124,7 @@ impl Store {
                         thinking: u(r.get(17)?),
                         thinking_uncounted: u(r.get(18)?),
                         dropped: r.get::<_, Option<i64>>(19)?.map_or(0, u),
+                        unreported: u(r.get(20)?),
                         ..usage_at(r, 11)?
                     },
                     dropped_unknown: r.get::<_, Option<i64>>(19)?.is_none(),
@@ -178,7 +180,7 @@ fn usage_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Usage> {
         completion: u(r.get(at + 2)?),
         scorer_passes: u(r.get(at + 3)?),
         wall_ms: u(r.get(at + 4)?),
-        // Not stored: the engine, which eval runs on, always reports its usage.
+        // Stored per outcome only (a sample's share of a lost call is not known).
         unreported: 0,
         // Stored per outcome only (a candidate does not carry its thinking tokens).
         thinking: 0,

@@ -152,6 +152,7 @@ fn a_version_2_store_gains_the_confidence_column_and_keeps_its_units() {
     let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN confidence; ALTER TABLE outcomes DROP COLUMN thinking;
          ALTER TABLE outcomes DROP COLUMN thinking_uncounted; ALTER TABLE outcomes DROP COLUMN dropped;
+         ALTER TABLE outcomes DROP COLUMN unreported;
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     );
     let mut store = Store::open_existing(&path).unwrap();
@@ -170,7 +171,7 @@ fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
     // Version 3 as ponder wrote it: no thinking columns.
     let (_dir, path, run, problems) = old_store(
         "ALTER TABLE outcomes DROP COLUMN thinking; ALTER TABLE outcomes DROP COLUMN thinking_uncounted;
-         ALTER TABLE outcomes DROP COLUMN dropped; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+         ALTER TABLE outcomes DROP COLUMN dropped; ALTER TABLE outcomes DROP COLUMN unreported; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     );
     let mut store = Store::open_existing(&path).unwrap();
     let before = store.outcomes(run).unwrap();
@@ -189,7 +190,7 @@ fn a_version_3_store_gains_the_thinking_columns_and_keeps_its_units() {
 fn a_version_4_store_gains_the_dropped_column_and_its_old_units_say_unknown() {
     // Version 4 as ponder wrote it: no dropped column.
     let (_dir, path, run, problems) =
-        old_store("ALTER TABLE outcomes DROP COLUMN dropped; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+        old_store("ALTER TABLE outcomes DROP COLUMN dropped; ALTER TABLE outcomes DROP COLUMN unreported; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
     let mut store = Store::open_existing(&path).unwrap();
     assert_eq!(schema_version(&path), "5");
     let before = store.outcomes(run).unwrap();
@@ -204,6 +205,22 @@ fn a_version_4_store_gains_the_dropped_column_and_its_old_units_say_unknown() {
     drop(store);
     let again = Store::open_existing(&path).unwrap();
     assert_eq!(again.outcomes(run).unwrap()[1].usage.dropped, 11, "the upgrade is kept");
+}
+
+#[test]
+fn a_version_4_store_gains_the_unreported_column_and_an_outcomes_lost_calls_are_kept() {
+    // Version 4 as ponder wrote it: no unreported column (an outcome's lost calls were dropped).
+    let (_dir, path, run, problems) =
+        old_store("ALTER TABLE outcomes DROP COLUMN dropped; ALTER TABLE outcomes DROP COLUMN unreported; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+    let mut store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.outcomes(run).unwrap()[0].usage.unreported, 0);
+    let mut lost = record(&problems[1].id, 3);
+    lost.outcome.usage.unreported = 2;
+    assert!(store.insert_unit(run, &lost).unwrap());
+    let after = store.outcomes(run).unwrap();
+    assert_eq!(after[1].usage.unreported, 2, "a unit whose upstream lost two calls says so");
+    assert!(!after[1].usage.is_exact());
+    assert_eq!(schema_version(&path), "5");
 }
 
 #[test]

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use ponder_http::{EndpointConfig, HttpConfig, HttpGenerator};
+use ponder_http::HttpGenerator;
 use ponder_server::{AppState, Backend, ServerConfig};
 
+use crate::backend::UpstreamArgs;
 use crate::common::{self, ModelArgs};
 
 #[derive(ClapArgs, Debug)]
@@ -20,16 +21,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Generate through this OpenAI-compatible server (base URL with /v1) instead of the
-    /// engine; repeat for several endpoints serving the same model
-    #[arg(long)]
-    pub upstream: Vec<String>,
-    /// The upstream's model name (default: the first it lists)
-    #[arg(long)]
-    pub upstream_model: Option<String>,
-    /// Bearer key for the upstream
-    #[arg(long, env = "PONDER_UPSTREAM_API_KEY")]
-    pub upstream_api_key: Option<String>,
+    /// Upstream servers (replacing the config file's endpoints), their model, key and retries
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// Accept only requests with this key (repeat for several; adds to the config's keys)
     #[arg(long, env = "PONDER_API_KEY")]
     pub api_key: Vec<String>,
@@ -65,18 +59,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(b) = a.budget {
         cfg.defaults.budget = b;
     }
-    if !a.upstream.is_empty() {
-        let mut up = cfg.upstream.take().unwrap_or_default();
-        up.endpoints = a
-            .upstream
-            .iter()
-            .map(|u| EndpointConfig { api_key: a.upstream_api_key.clone(), ..EndpointConfig::new(u.clone()) })
-            .collect();
-        if a.upstream_model.is_some() {
-            up.model = a.upstream_model.clone();
-        }
-        cfg.upstream = Some(up);
-    }
+    cfg.upstream = a.upstream.over(cfg.upstream.take());
     if let Some(m) = &a.served_model {
         cfg.model = Some(m.clone());
     }
@@ -85,7 +68,6 @@ pub fn run(a: Args) -> Result<()> {
     rt.block_on(async move {
         let (backend, name) = match cfg.upstream.clone() {
             Some(up) => {
-                let up = HttpConfig { ..up };
                 let g = HttpGenerator::connect(up).await?;
                 let name = g.caps().model.clone();
                 (Backend::Http(g), name)

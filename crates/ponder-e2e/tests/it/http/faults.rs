@@ -181,8 +181,10 @@ async fn every_call_failing_is_insufficient_candidates() {
         let scorer = ponder_core::scorer::MeanLogprob;
         c.scorer = Some(&scorer);
         let e = build(name, 4, 8).solve(&problem(), &question(), &c).await.unwrap_err();
-        assert!(matches!(e, StrategyError::InsufficientCandidates(_)), "{name}: {e}");
+        assert!(matches!(e, StrategyError::InsufficientCandidates { .. }), "{name}: {e}");
         assert!(e.to_string().contains("insufficient_candidates"));
+        // And why: the first failure, naming the server.
+        assert!(e.to_string().contains("(the first: ") && e.to_string().contains("127.0.0.1"), "{name}: {e}");
     }
     // Through a gateway whose upstream always fails: a 502 that says so.
     let front = gateway_on(Backend::Http(g)).await;

@@ -18,6 +18,7 @@ mod gateway;
 mod cli;
 mod confidence;
 mod drops;
+mod fleet;
 mod probes;
 mod restart;
 mod sampling;
@@ -118,6 +119,30 @@ impl LlamaServer {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// How far the server's log has grown: [`Self::logged_since`] reads from here.
+    pub fn log_len(&self) -> usize {
+        std::fs::read(&self.log).map_or(0, |b| b.len())
+    }
+
+    /// The tasks the server finished after log offset `from`, by its own log (it writes a
+    /// task's timings as it finishes it, so they survive the server's death, when `/metrics`
+    /// does not): (tasks, prompt tokens computed, tokens predicted).
+    pub fn logged_since(&self, from: usize) -> (u64, u64, u64) {
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).into_owned();
+        let tokens = |l: &str| l.rsplit_once(" / ").and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok()).unwrap_or(0);
+        let (mut tasks, mut prompt, mut predicted) = (0, 0, 0);
+        for l in text.lines().filter(|l| l.contains("print_timing")) {
+            if l.contains("prompt eval time =") {
+                tasks += 1;
+                prompt += tokens(l);
+            } else if l.contains(" eval time =") {
+                predicted += tokens(l);
+            }
+        }
+        (tasks, prompt, predicted)
     }
 
     /// The server's own token counters.

@@ -259,6 +259,17 @@ fn fresh(a: Args) -> Result<()> {
     go(store, id, a, config, checked, loaded)
 }
 
+/// What each upstream server answered in this session, and the tokens it reported: a
+/// fleet's share of the work, to set beside each server's own counters.
+fn print_upstreams(h: &ponder_http::HttpGenerator) {
+    for s in h.endpoint_stats() {
+        eprintln!(
+            "upstream {} · answered {} · failed {} (lost {}, refused {}) · prompt {} computed, {} cached · completion {}",
+            s.url, s.answered, s.failed, s.lost, s.refused, s.prompt_computed, s.prompt_reused, s.completion
+        );
+    }
+}
+
 fn resume(cli: Args, id: i64) -> Result<()> {
     let path = store_path(&cli);
     let store = Store::open_existing(&path)?;
@@ -273,6 +284,7 @@ fn resume(cli: Args, id: i64) -> Result<()> {
             a.upstream.upstream = cli.upstream.upstream.clone();
         }
         a.upstream.upstream_api_key = cli.upstream.upstream_api_key.clone().or(a.upstream.upstream_api_key);
+        a.upstream.upstream_retries = cli.upstream.upstream_retries.or(a.upstream.upstream_retries);
     } else {
         a.model.model = config.model.clone();
     }
@@ -389,7 +401,11 @@ fn go(mut store: Store, id: i64, a: Args, config: RunConfig, checked: Checked, l
     let result = if !a.deterministic {
         let ctx = Ctx { process: scorers.process.as_deref(), ..common::dataset_ctx(backend.generator(), &dataset, scorers.outcome.as_deref()) };
         let ctx = common::answer_rules(ctx, pattern, markers.as_ref());
-        rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored))
+        let r = rt.block_on(runner::execute(&mut store, id, jobs, dataset.checker.clone(), &ctx, concurrency, &mut stop, &mut on_stored));
+        if let Backend::Http(h) = &backend {
+            bar.suspend(|| print_upstreams(h));
+        }
+        r
     } else {
         // One fresh engine (and scorers) per unit.
         drop(scorers);
