@@ -28,12 +28,16 @@ async fn low_confidence_stops_are_reported_as_dropped_samples() {
     // DeepConf-low: the threshold is near the best warm-up trace's confidence, so most
     // later traces are ended by the engine mid-generation.
     let mut body = ask("smollm2-135m", 48);
-    // Answers that differ, so the vote never settles and all 8 traces are drawn.
+    // No answer is ever read (the pattern never matches), so the vote never settles and
+    // all 8 traces are drawn whatever the model writes; none ends before 48 tokens but by
+    // the confidence stop.
     body["messages"] = json!([{ "role": "user", "content": "Pick a random number between 1 and 1000." }]);
     body["temperature"] = json!(1.0);
+    body["ignore_eos"] = json!(true);
     body["ponder"] = json!({
         "strategy": { "strategy": "deepconf", "n": 8, "mode": "online", "keep": 0.1, "warmup": 2, "window": 8, "consensus": 1.0 },
         "progress": "chunks",
+        "answer_pattern": "<<never in a sample>>",
     });
     let (progress, fin, usage) = streamed(&base, body).await;
     let dropped: Vec<&Value> = progress.iter().filter(|p| p["event"] == "dropped").collect();
@@ -58,6 +62,8 @@ async fn pruned_branches_are_reported_with_their_dropped_tokens() {
     // Adaptive-ITC prunes half of 4 samples after their first 8 tokens.
     let mut body = ask("smollm2-135m", 32);
     body["temperature"] = json!(0.8);
+    // No branch ends before the probe, so both pruned ones are dropped unfinished.
+    body["ignore_eos"] = json!(true);
     body["ponder"] = json!({
         "strategy": { "strategy": "adaptive-itc", "n": 4, "mode": "prune", "prune_after": 8, "keep": 0.5 },
         "progress": "chunks",
